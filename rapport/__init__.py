@@ -1,0 +1,1 @@
+"""Rapport project tooling (local stack helpers)."""

@@ -1,0 +1,1 @@
+"""Analytics: alliance state, alerts, therapist effectiveness, charts."""

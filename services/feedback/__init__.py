@@ -1,0 +1,1 @@
+"""Feedback capture: questionnaires from clients, partners, family and therapists."""

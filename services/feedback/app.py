@@ -1,0 +1,29 @@
+"""Wiring of the feedback service."""
+
+from __future__ import annotations
+
+from shared.contracts import FEEDBACK_RECORDED, MATCH_CONFIRMED, RISK_FLAGGED, SESSION_COMPLETED
+from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
+from shared.tables import service_tables
+from shared.instruments import SHIPPED, load_instruments
+from services.feedback import api, handlers, models
+
+
+def _load_instruments(runtime: ServiceRuntime) -> None:
+    runtime.state["instruments"] = load_instruments(SHIPPED)
+
+
+def definition() -> ServiceDefinition:
+    return ServiceDefinition(
+        name="feedback",
+        router=api.router,
+        tables=service_tables("feedback"),
+        outbox_table=models.OUTBOX,
+        inbox_table=models.INBOX,
+        subscriptions=[Subscription(MATCH_CONFIRMED, handlers.on_match_confirmed,
+                                    "episode_from_match")],
+        produces=[FEEDBACK_RECORDED, RISK_FLAGGED, SESSION_COMPLETED],
+        on_init=[_load_instruments],
+        description="Questionnaires from clients, partners, family and therapists",
+    )
+

@@ -1,0 +1,107 @@
+"""Questionnaire scoring: instruments as data, answers checked and scored. Pure: no I/O.
+
+Scores keep the instrument's precision exactly (``Decimal``), so a threshold is compared on the
+value the client gave, with no floating-point slop (see DOMAIN.md, Instruments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from shared.instruments import Instrument
+
+
+@dataclass(frozen=True)
+class AnswerError:
+    """One thing wrong with an answer set: which item, which rule, in words."""
+
+    field: str
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    items: dict[str, Decimal]
+    total: Decimal
+    subscales: dict[str, Decimal]
+    band: str | None
+    in_concern_or_clinical_range: bool
+    risk_items: dict[str, Decimal]
+
+
+def check_answers(instrument: Instrument, role: str, raw: dict[str, object]) -> list[AnswerError]:
+    """Every reason the answers cannot be scored; empty when they can."""
+    errors: list[AnswerError] = []
+    if role not in instrument.respondents:
+        errors.append(AnswerError("respondent_role", "role_not_allowed",
+                                  f"{instrument.id} may be answered by "
+                                  f"{', '.join(instrument.respondents)}, not {role}"))
+    for item in instrument.items:
+        if item not in raw:
+            errors.append(AnswerError(f"items.{item}", "missing", f"item {item} is required"))
+    for item in raw:
+        if item not in instrument.items:
+            errors.append(AnswerError(f"items.{item}", "unknown_item",
+                                      f"{instrument.id} has no item {item!r}"))
+    for item in instrument.items:
+        if item not in raw:
+            continue
+        value = _decimal(raw[item])
+        if value is None:
+            errors.append(AnswerError(f"items.{item}", "not_a_number",
+                                      f"item {item} must be a number"))
+        elif not instrument.item_min <= value <= instrument.item_max:
+            errors.append(AnswerError(f"items.{item}", "out_of_range",
+                                      f"item {item} must be from {instrument.item_min} to "
+                                      f"{instrument.item_max}, got {value}"))
+        elif (value - instrument.item_min) % instrument.step != 0:
+            errors.append(AnswerError(f"items.{item}", "off_step",
+                                      f"item {item} must be in steps of {instrument.step}, "
+                                      f"got {value}"))
+    return errors
+
+
+def score(instrument: Instrument, raw: dict[str, object]) -> Scored:
+    """Score answers that passed :func:`check_answers`."""
+    values = {item: _decimal(raw[item]) for item in instrument.items}
+    items: dict[str, Decimal] = {k: v for k, v in values.items() if v is not None}
+    counted = {
+        item: (instrument.item_min + instrument.item_max - v if item in instrument.reversed else v)
+        for item, v in items.items()
+    }
+    total = sum(counted.values(), Decimal(0))
+    subscales = {name: sum((counted[i] for i in members), Decimal(0))
+                 for name, members in instrument.subscales.items()}
+    band = next((b.code for b in instrument.bands if b.min <= total <= b.max), None)
+    risk = {i: items[i] for i in instrument.risk_items if items[i] > 0}
+    return Scored(items=items, total=total, subscales=subscales, band=band,
+                  in_concern_or_clinical_range=in_concern_or_clinical_range(instrument, total,
+                                                                            items),
+                  risk_items=risk)
+
+
+def in_concern_or_clinical_range(instrument: Instrument, total: Decimal,
+                                 items: dict[str, Decimal]) -> bool:
+    if instrument.concern is not None:
+        concern = instrument.concern
+        if concern.total_below is not None and total < concern.total_below:
+            return True
+        return concern.any_item_below is not None and any(
+            v < concern.any_item_below for v in items.values())
+    if instrument.clinical is not None:
+        if instrument.clinical.direction == "higher_is_worse":
+            return total >= instrument.clinical.cutoff
+        return total < instrument.clinical.cutoff
+    return False
+
+
+def _decimal(value: object) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return None
+    try:
+        result = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return result if result.is_finite() else None

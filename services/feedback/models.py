@@ -1,0 +1,45 @@
+"""Tables the feedback service owns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.tables import messaging_tables
+
+
+class FeedbackEpisode(SQLModel, table=True):
+    """What feedback needs to know of an episode, learnt from ``match.confirmed``."""
+
+    __tablename__ = "feedback_episodes"
+    episode_id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    therapist_id: str = Field(max_length=64)
+    client: str = Field(max_length=40)
+    members: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
+    confirmed_at: datetime
+
+
+class FeedbackResponse(SQLModel, table=True):
+    __tablename__ = "feedback_responses"
+    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_feedback_idempotency_key"),)
+    id: str = Field(primary_key=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    therapist_id: str = Field(max_length=64)
+    session_number: int
+    respondent: str = Field(max_length=40)
+    respondent_role: str = Field(max_length=16)
+    instrument: str = Field(max_length=64)
+    instrument_version: int
+    items: dict[str, str] = Field(sa_column=Column(JSON, nullable=False))
+    total: str = Field(max_length=32)
+    late: bool = False
+    answered_at: datetime
+    recorded_at: datetime
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+OUTBOX, INBOX = messaging_tables("feedback")

@@ -1,0 +1,1 @@
+"""Intake: therapist registry, client intakes, matching and episodes."""

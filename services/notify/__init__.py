@@ -1,0 +1,1 @@
+"""Notify: signed webhooks, email and invitations, delivered once."""

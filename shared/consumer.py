@@ -1,0 +1,207 @@
+"""Idempotent event handling with a dead-letter path.
+
+Every subscriber goes through :meth:`Consumer.handle`:
+
+1. decode and validate the CloudEvent; if that fails the raw message goes to ``<topic>.dlq`` with
+   the reason in headers, and the offset moves on (a poison message never blocks its partition);
+2. in one database transaction: claim the event id in the inbox (a redelivery stops here), run the
+   service's handler, write the events it emits to the outbox;
+3. only then does FastStream commit the offset (``AckPolicy.NACK_ON_ERROR``: commit after success,
+   rewind on an unexpected escape).
+
+Transient failures (database or network briefly down) are retried with backoff for as long as
+they last: the partition waits rather than losing or dead-lettering good events. A handler that
+keeps raising on the same event (a bug, or data the handler rejects) is dead-lettered after a few
+attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from shared.db import Sessionmaker, is_transient
+from shared.events import (
+    Event,
+    EventData,
+    EventRegistry,
+    InvalidEvent,
+    KafkaRecord,
+    decode,
+    header_dict,
+)
+from shared.logs import get_logger
+from shared.metrics import CONSUMED, DEAD_LETTERS, HANDLER_SECONDS
+from shared.outbox import Inbox, Outbox
+from shared.tracing import bound, from_headers
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = get_logger(__name__)
+
+D = TypeVar("D", bound=EventData)
+
+SendRaw = Callable[[KafkaRecord], Awaitable[None]]
+"""Publish one record directly and wait for the broker's acknowledgement (DLQ only)."""
+
+
+@dataclass(frozen=True)
+class Delivery(Generic[D]):
+    """One event being applied, with the transaction its effects must join."""
+
+    event: Event[D]
+    session: AsyncSession
+    # Called once the transaction has committed (e.g. wake a dispatcher); never on rollback.
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+
+Handler = Callable[[Delivery[Any]], Awaitable[Sequence[Event[Any]]]]
+
+
+class HandlerRejected(Exception):
+    """Raised by a handler for an event it can never apply (e.g. an unknown instrument).
+
+    Dead-lettered at once, without retries.
+    """
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # applied | duplicate | dead_lettered
+    emitted: int = 0
+
+
+class Consumer:
+    def __init__(
+        self,
+        service: str,
+        sessionmaker: Sessionmaker,
+        inbox: Inbox,
+        outbox: Outbox,
+        registry: EventRegistry,
+        send_raw: SendRaw,
+        on_emitted: Callable[[], None] = lambda: None,
+        max_handler_attempts: int = 3,
+    ) -> None:
+        self.service = service
+        self.sessionmaker = sessionmaker
+        self.inbox = inbox
+        self.outbox = outbox
+        self.registry = registry
+        self.send_raw = send_raw
+        self.on_emitted = on_emitted
+        self.max_handler_attempts = max_handler_attempts
+        self.stopping = False
+
+    async def handle(
+        self,
+        handler_name: str,
+        handler: Handler,
+        accepted: Sequence[str],
+        record: KafkaRecord,
+        raw_headers: Sequence[tuple[str, bytes]],
+        position: str,
+    ) -> Outcome:
+        try:
+            headers = header_dict(raw_headers)
+            event = decode(headers, record.value, self.registry, accepted)
+        except InvalidEvent as invalid:
+            await self.dead_letter(record, raw_headers, handler_name, invalid.reason, position)
+            return Outcome("dead_lettered")
+
+        correlation_id, trace = from_headers(headers)
+        with bound(correlation_id, trace):
+            return await self._apply_with_retries(handler_name, handler, event, record,
+                                                  raw_headers, position)
+
+    async def _apply_with_retries(
+        self,
+        handler_name: str,
+        handler: Handler,
+        event: Event[Any],
+        record: KafkaRecord,
+        raw_headers: Sequence[tuple[str, bytes]],
+        position: str,
+    ) -> Outcome:
+        failures = 0
+        backoff = 0.05
+        while True:
+            started = time.perf_counter()
+            try:
+                outcome = await self._apply(handler_name, handler, event)
+            except HandlerRejected as rejected:
+                await self.dead_letter(record, raw_headers, handler_name,
+                                       f"rejected: {rejected}", position)
+                return Outcome("dead_lettered")
+            except Exception as error:
+                if is_transient(error) and not self.stopping:
+                    log.warning("transient failure applying event; retrying",
+                                handler=handler_name, event_id=event.id,
+                                error=f"{type(error).__name__}: {error}"[:300],
+                                retry_in_s=backoff)
+                else:
+                    failures += 1
+                    log.error("handler failed", handler=handler_name, event_id=event.id,
+                              attempt=failures, error=f"{type(error).__name__}: {error}"[:300])
+                    if failures >= self.max_handler_attempts or self.stopping:
+                        if self.stopping:
+                            raise  # not committed: redelivered after restart
+                        await self.dead_letter(
+                            record, raw_headers, handler_name,
+                            f"handler failed {failures} times: {type(error).__name__}: {error}",
+                            position)
+                        return Outcome("dead_lettered")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            HANDLER_SECONDS.labels(self.service, handler_name).observe(
+                time.perf_counter() - started)
+            CONSUMED.labels(self.service, handler_name, outcome.status).inc()
+            if outcome.emitted:
+                self.on_emitted()
+            log.debug("event handled", handler=handler_name, event_id=event.id,
+                      type=event.type.type, status=outcome.status)
+            return outcome
+
+    async def _apply(self, handler_name: str, handler: Handler, event: Event[Any]) -> Outcome:
+        async with self.sessionmaker() as session, session.begin():
+            if not await self.inbox.claim(session, handler_name, event.id):
+                return Outcome("duplicate")
+            delivery = Delivery(event=event, session=session)
+            emitted = await handler(delivery)
+            await self.outbox.add(session, emitted)
+        for callback in delivery.after_commit:
+            callback()
+        return Outcome("applied", len(emitted))
+
+    async def dead_letter(
+        self,
+        record: KafkaRecord,
+        raw_headers: Sequence[tuple[str, bytes]],
+        handler_name: str,
+        reason: str,
+        position: str,
+    ) -> None:
+        headers: dict[str, str] = {}
+        for name, value in raw_headers:
+            headers[name] = (value or b"").decode("utf-8", errors="replace")
+        headers.update({
+            "dlq_error": reason[:1000],
+            "dlq_source_topic": record.topic,
+            "dlq_source_position": position,
+            "dlq_service": self.service,
+            "dlq_handler": handler_name,
+            "dlq_failed_at": datetime.now(UTC).isoformat(),
+        })
+        dlq = KafkaRecord(topic=f"{record.topic}.dlq", key=record.key, value=record.value,
+                          headers=headers)
+        await self.send_raw(dlq)
+        DEAD_LETTERS.labels(self.service, record.topic).inc()
+        CONSUMED.labels(self.service, handler_name, "dead_lettered").inc()
+        log.warning("message dead-lettered", handler=handler_name, topic=record.topic,
+                    position=position, reason=reason[:300])

@@ -1,0 +1,253 @@
+"""The event contracts between services: one closed Pydantic model per event type and version.
+
+These are the public, versioned schemas data teams read (exported to ``docs/events/``). They hold
+no logic. Rules for every field: no direct identifiers (clients appear only as keyed pseudonyms,
+``p1_`` + 32 hex), no free text (codes and numbers only). Additive changes only within a version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints
+
+from shared.events import EventData, EventRegistry, EventType
+
+Id = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")]
+Pseudonym = Annotated[str, StringConstraints(pattern=r"^p1_[0-9a-f]{32}$")]
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
+Score = Annotated[float, Field(allow_inf_nan=False)]
+SessionNumber = Annotated[int, Field(ge=1, le=1000)]
+RespondentRole = Literal["client", "partner", "family", "therapist"]
+Scalar = float | int | str | bool | None
+
+
+class IntakeSubmitted(EventData):
+    intake_id: Id
+    site_id: Id
+    client: Pseudonym
+    domains: list[Code]
+    severity: Literal["mild", "moderate", "severe"]
+    risk: bool
+    couple_or_family: bool
+    submitted_at: datetime
+
+
+class MatchOption(EventData):
+    therapist_id: Id
+    rank: int = Field(ge=1)
+    score: Score
+
+
+class MatchProposed(EventData):
+    match_id: Id
+    intake_id: Id
+    site_id: Id
+    client: Pseudonym
+    options: list[MatchOption]
+    rematch_of_episode: Id | None = None
+
+
+class EpisodeMember(EventData):
+    respondent: Pseudonym
+    role: RespondentRole
+
+
+class MatchConfirmed(EventData):
+    match_id: Id
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    client: Pseudonym
+    domains: list[Code] = []
+    severity: Literal["mild", "moderate", "severe"] | None = None
+    members: list[EpisodeMember] = []
+    confirmed_at: datetime
+
+
+class MatchDeclined(EventData):
+    match_id: Id
+    site_id: Id
+    client: Pseudonym
+    declined_therapist_ids: list[Id]
+    reason_code: Code
+
+
+class EpisodeClosed(EventData):
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    reason: Literal["completed", "dropped_out", "transferred", "withdrawn", "erased"]
+    closed_at: datetime
+
+
+class EpisodeTransferred(EventData):
+    episode_id: Id
+    site_id: Id
+    from_therapist_id: Id
+    to_therapist_id: Id
+    transferred_at: datetime
+
+
+class SessionCompleted(EventData):
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    attended: bool
+    at: datetime
+
+
+class FeedbackRecorded(EventData):
+    response_id: Id
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    respondent: Pseudonym
+    respondent_role: RespondentRole
+    instrument: Code
+    instrument_version: int = Field(ge=1)
+    items: dict[Code, Score]
+    total: Score
+    subscales: dict[Code, Score] = {}
+    band: Code | None = None
+    in_concern_or_clinical_range: bool
+    risk_items: list[Code] = []
+    late: bool = False
+    answered_at: datetime
+
+
+class RiskFlagged(EventData):
+    response_id: Id
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    respondent: Pseudonym
+    respondent_role: RespondentRole
+    instrument: Code
+    risk_items: dict[Code, Score]
+    answered_at: datetime
+
+
+class AllianceAssessed(EventData):
+    response_id: Id
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    respondent: Pseudonym
+    respondent_role: RespondentRole
+    instrument: Code
+    score: Score
+    baseline: Score | None
+    concern: bool
+
+
+class AllianceAlert(EventData):
+    alert_id: Id
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    status: Literal["opened", "resolved"]
+    kind: Code
+    severity: Literal["urgent", "high", "routine"]
+    rule: Code
+    session_number: SessionNumber
+    respondent: Pseudonym | None = None
+    inputs: dict[Code, Scalar] = {}
+    suggestion_code: Code
+    at: datetime
+
+
+class EffectivenessEstimate(EventData):
+    estimate: Score
+    lower: Score
+    upper: Score
+
+
+class TherapistEffectivenessUpdated(EventData):
+    therapist_id: Id
+    site_id: Id
+    domain: Code
+    n: int = Field(ge=0)
+    mean_alliance: EffectivenessEstimate | None
+    reliable_improvement_rate: EffectivenessEstimate | None
+    deterioration_rate: EffectivenessEstimate | None
+    classification: Literal["effective", "neutral", "ineffective", "not_enough_data"]
+    updated_at: datetime
+
+
+class NotificationDelivered(EventData):
+    delivery_id: Id
+    source_event_id: Id
+    site_id: Id
+    channel: Literal["webhook", "email", "sms"]
+    recipient_role: Code
+    attempts: int = Field(ge=1)
+    delivered_at: datetime
+
+
+class NotificationFailed(EventData):
+    delivery_id: Id
+    source_event_id: Id
+    site_id: Id
+    channel: Literal["webhook", "email", "sms"]
+    recipient_role: Code
+    attempts: int = Field(ge=1)
+    reason_code: Code
+    failed_at: datetime
+
+
+class ClientErasureRequested(EventData):
+    request_id: Id
+    client: Pseudonym
+    site_id: Id
+    requested_at: datetime
+
+
+def _t(name: str, model: type[Any], key: str, by: str, description: str) -> EventType[Any]:
+    return EventType(name=name, version=1, data_model=model, description=description,
+                     key_field=key, produced_by=by)
+
+
+INTAKE_SUBMITTED = _t("intake.submitted", IntakeSubmitted, "client", "intake",
+                      "A client's intake was submitted (domains, severity, risk screen).")
+MATCH_PROPOSED = _t("match.proposed", MatchProposed, "client", "intake",
+                    "Ranked therapist options were proposed for an intake or a rematch.")
+MATCH_CONFIRMED = _t("match.confirmed", MatchConfirmed, "episode_id", "intake",
+                     "A match was confirmed: an episode of care exists with its therapist.")
+MATCH_DECLINED = _t("match.declined", MatchDeclined, "client", "intake",
+                    "A proposal was declined; the next one excludes the declined therapists.")
+EPISODE_CLOSED = _t("episode.closed", EpisodeClosed, "episode_id", "intake",
+                    "An episode ended (completed, dropped out, transferred, withdrawn).")
+EPISODE_TRANSFERRED = _t("episode.transferred", EpisodeTransferred, "episode_id", "intake",
+                         "An episode moved to another therapist after a rematch.")
+SESSION_COMPLETED = _t("session.completed", SessionCompleted, "episode_id", "feedback",
+                       "A session took place (or was missed); schedules feedback invitations.")
+FEEDBACK_RECORDED = _t("feedback.recorded", FeedbackRecorded, "episode_id", "feedback",
+                       "A questionnaire response was scored (item values and scores only).")
+RISK_FLAGGED = _t("risk.flagged", RiskFlagged, "episode_id", "feedback",
+                  "A response had a risk item above 0; a clinician must know now.")
+ALLIANCE_ASSESSED = _t("alliance.assessed", AllianceAssessed, "episode_id", "analytics",
+                       "An alliance score was placed in its respondent's series.")
+ALLIANCE_ALERT = _t("alliance.alert", AllianceAlert, "episode_id", "analytics",
+                    "An alert was opened or resolved, with its rule and the numbers that fired it.")
+THERAPIST_EFFECTIVENESS_UPDATED = _t(
+    "therapist.effectiveness.updated", TherapistEffectivenessUpdated, "therapist_id", "analytics",
+    "Shrunken per-domain effectiveness estimates for a therapist, with intervals and n.")
+NOTIFICATION_DELIVERED = _t("notification.delivered", NotificationDelivered, "delivery_id",
+                            "notify", "A notification reached its channel.")
+NOTIFICATION_FAILED = _t("notification.failed", NotificationFailed, "delivery_id", "notify",
+                         "A notification failed permanently after its retries.")
+CLIENT_ERASURE_REQUESTED = _t("client.erasure.requested", ClientErasureRequested, "client",
+                              "intake", "An authorised request to erase a client's data.")
+
+REGISTRY = EventRegistry([
+    INTAKE_SUBMITTED, MATCH_PROPOSED, MATCH_CONFIRMED, MATCH_DECLINED, EPISODE_CLOSED,
+    EPISODE_TRANSFERRED, SESSION_COMPLETED, FEEDBACK_RECORDED, RISK_FLAGGED, ALLIANCE_ASSESSED,
+    ALLIANCE_ALERT, THERAPIST_EFFECTIVENESS_UPDATED, NOTIFICATION_DELIVERED, NOTIFICATION_FAILED,
+    CLIENT_ERASURE_REQUESTED,
+])

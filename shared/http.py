@@ -1,0 +1,138 @@
+"""The HTTP edge every service shares: problem+json errors, body limits, correlation ids and
+trace context, access logs, ``/healthz`` (liveness: never depends on Kafka), ``/readyz``
+(Kafka, database and Redis reachable) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logs import get_logger
+from shared.metrics import HTTP_REQUESTS
+from shared.problems import PROBLEM_JSON, install_problem_handlers
+from shared.tracing import HTTP_CORRELATION_HEADER, TRACEPARENT, bound, from_headers
+
+log = get_logger("rapport.http")
+
+Readiness = Callable[[], Awaitable[dict[str, str]]]
+
+
+class EdgeMiddleware:
+    """Pure ASGI: cap body size (413 before parsing), bind ids, time and log each request."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        correlation_id, trace = from_headers(headers)
+        started = time.perf_counter()
+        status_holder = {"status": 500}
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            await self._too_large(scope, send, correlation_id)
+            return
+
+        received = 0
+        too_large = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    too_large = True
+                    raise _BodyTooLarge
+            return message
+
+        async def tagged_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                extra = [(HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
+                         (TRACEPARENT.encode(), trace.header().encode())]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        with bound(correlation_id, trace):
+            try:
+                await self.app(scope, limited_receive, tagged_send)
+            except _BodyTooLarge:
+                await self._too_large(scope, send, correlation_id)
+                status_holder["status"] = 413
+            finally:
+                route = scope.get("route")
+                path = getattr(route, "path", None) or "unmatched"
+                elapsed = time.perf_counter() - started
+                HTTP_REQUESTS.labels(scope["method"], path, str(status_holder["status"])).observe(
+                    elapsed)
+                if path not in {"/healthz", "/readyz", "/metrics"}:
+                    log.info("http request", method=scope["method"], route=path,
+                             status=status_holder["status"], ms=round(elapsed * 1000, 2))
+        del too_large
+
+    async def _too_large(self, scope: Scope, send: Send, correlation_id: str) -> None:
+        body = json.dumps({
+            "type": "about:blank", "title": "Body too large", "status": 413,
+            "detail": f"The request body exceeds {self.max_body_bytes} bytes.",
+            "instance": scope.get("path", ""),
+        }).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", PROBLEM_JSON.encode()),
+            (b"content-length", str(len(body)).encode()),
+            (HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_http_app(
+    *,
+    title: str,
+    routers: Sequence[APIRouter],
+    readiness: Readiness,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
+    max_body_bytes: int,
+    state: dict[str, Any],
+) -> FastAPI:
+    app = FastAPI(title=title, version="1", lifespan=lifespan,
+                  description="Rapport HTTP API. Errors are RFC 9457 problem+json.")
+    for key, value in state.items():
+        setattr(app.state, key, value)
+    install_problem_handlers(app)
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness (process is up)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness (Kafka, database, Redis)")
+    async def readyz() -> JSONResponse:
+        checks = await readiness()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,110 @@
+"""Instrument definitions as data: the schema every questionnaire definition must satisfy.
+
+Definitions are versioned JSON files (``instrument_definitions/`` here, plus any folder a site
+adds). Feedback scores with them; analytics takes concern conditions and reliable-change
+thresholds from them. Item wording is shipped only for instruments that are free to use.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["client", "partner", "family", "therapist"]
+
+
+class Concern(BaseModel):
+    """An alliance instrument's concern condition (e.g. SRS: total < 36 or any item < 9)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    total_below: Decimal | None = None
+    any_item_below: Decimal | None = None
+
+
+class Clinical(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    direction: Literal["higher_is_worse", "lower_is_worse"]
+    cutoff: Decimal
+    cutoffs_by_age_group: dict[str, Decimal] = {}
+
+
+class Band(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str
+    min: Decimal
+    max: Decimal
+
+
+class Instrument(BaseModel):
+    """A versioned instrument definition, loaded from ``instruments/*.json``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
+    version: int = Field(ge=1)
+    title: str
+    kind: Literal["alliance", "outcome", "symptom"]
+    respondents: list[Role]
+    items: list[str] = Field(min_length=1)
+    item_min: Decimal
+    item_max: Decimal
+    step: Decimal = Field(gt=0)
+    total_min: Decimal
+    total_max: Decimal
+    subscales: dict[str, list[str]] = {}
+    reversed: list[str] = []
+    concern: Concern | None = None
+    clinical: Clinical | None = None
+    reliable_change: Decimal = Field(gt=0)
+    risk_items: list[str] = []
+    bands: list[Band] = []
+    free_to_use: bool = False
+    preamble: str | None = None
+    wording: dict[str, str] = {}
+    loinc: dict[str, object] = {}
+    answers: list[dict[str, object]] = []
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Instrument:
+        known = set(self.items)
+        if len(known) != len(self.items):
+            raise ValueError("item ids must be unique")
+        for name, members in self.subscales.items():
+            if not set(members) <= known:
+                raise ValueError(f"subscale {name} names unknown items")
+        for group, label in ((self.reversed, "reversed"), (self.risk_items, "risk_items")):
+            if not set(group) <= known:
+                raise ValueError(f"{label} names unknown items")
+        if self.item_min >= self.item_max:
+            raise ValueError("item_min must be below item_max")
+        if self.kind == "alliance" and self.concern is None:
+            raise ValueError("an alliance instrument needs a concern condition")
+        if self.wording and not self.free_to_use:
+            raise ValueError("wording may only be shipped for instruments free to use")
+        return self
+
+    @property
+    def decimals(self) -> int:
+        exponent = self.step.normalize().as_tuple().exponent
+        return max(0, -int(exponent))
+
+
+def load_instruments(*folders: Path) -> dict[str, Instrument]:
+    """Shipped definitions, then any site additions; a later folder may add, never silently
+    replace, an id at the same version."""
+    found: dict[str, Instrument] = {}
+    for folder in folders:
+        for path in sorted(folder.glob("*.json")):
+            instrument = Instrument.model_validate_json(path.read_text())
+            existing = found.get(instrument.id)
+            if existing is not None and existing.version >= instrument.version:
+                raise ValueError(f"{path}: instrument {instrument.id} v{instrument.version} "
+                                 f"already defined at v{existing.version}")
+            found[instrument.id] = instrument
+    return found
+
+
+SHIPPED = Path(__file__).parent / "instrument_definitions"

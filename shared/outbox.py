@@ -1,0 +1,253 @@
+"""Transactional outbox and inbox.
+
+*Outbox*: a service never publishes directly. It writes the events it emits into its own
+``<service>_outbox`` table in the same database transaction as the state change; the
+:class:`OutboxRelay` publishes them to Kafka in order and marks them published. A crash between
+commit and publish loses nothing (the relay publishes on restart); a crash between publish and
+mark publishes twice, which consumers absorb.
+
+*Inbox*: ``<service>_inbox`` records (handler, event id) in the same transaction as the effect of
+handling the event, so a redelivered event is recognised and has no second effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
+
+from shared.db import Sessionmaker, is_transient
+from shared.events import Event, KafkaRecord, encode
+from shared.logs import get_logger
+from shared.metrics import OUTBOX_PENDING, PUBLISHED
+from shared.tracing import outgoing_headers
+
+log = get_logger(__name__)
+
+Publish = Callable[[KafkaRecord], Awaitable[Callable[[], Awaitable[None]]]]
+"""Hand a record to the producer; returns a callable awaiting the broker's acknowledgement."""
+
+
+def outbox_table(service: str, metadata: MetaData) -> Table:
+    return Table(
+        f"{service}_outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+               autoincrement=True),
+        Column("event_id", String(64), nullable=False, unique=True),
+        Column("topic", String(255), nullable=False),
+        Column("key", String(255), nullable=True),
+        Column("headers", Text, nullable=False),
+        Column("value", LargeBinary, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True), nullable=True),
+        Index(f"ix_{service}_outbox_pending", "published_at", "id"),
+    )
+
+
+def inbox_table(service: str, metadata: MetaData) -> Table:
+    return Table(
+        f"{service}_inbox",
+        metadata,
+        Column("handler", String(100), primary_key=True),
+        Column("event_id", String(200), primary_key=True),
+        Column("processed_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+class Outbox:
+    """Where a service's handlers and routes put the events they emit."""
+
+    def __init__(self, table: Table, topic_for: Callable[[Event[Any]], str], source: str) -> None:
+        self.table = table
+        self._topic_for = topic_for
+        self.source = source
+
+    async def add(self, session: SAAsyncSession, events: Sequence[Event[Any]]) -> None:
+        if not events:
+            return
+        headers = outgoing_headers()
+        now = datetime.now(UTC)
+        rows = []
+        for event in events:
+            record = encode(event, self._topic_for(event), headers)
+            rows.append({
+                "event_id": event.id,
+                "topic": record.topic,
+                "key": record.key.decode() if record.key else None,
+                "headers": json.dumps(record.headers),
+                "value": record.value,
+                "created_at": now,
+            })
+        await session.execute(insert(self.table), rows)
+
+
+class Inbox:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    async def claim(self, session: SAAsyncSession, handler: str, event_id: str) -> bool:
+        """Record that this handler is applying this event; False if it already did."""
+        values = {"handler": handler, "event_id": event_id, "processed_at": datetime.now(UTC)}
+        dialect = session.bind.dialect.name if session.bind else "postgresql"
+        statement: Any
+        if dialect == "sqlite":
+            statement = sqlite.insert(self.table).values(values).on_conflict_do_nothing()
+        else:
+            statement = postgresql.insert(self.table).values(values).on_conflict_do_nothing()
+        result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class OutboxRelay:
+    """Publishes a service's outbox in order; one relay at a time per service (advisory lock)."""
+
+    def __init__(
+        self,
+        service: str,
+        table: Table,
+        sessionmaker: Sessionmaker,
+        publish: Publish,
+        *,
+        batch_size: int = 200,
+        idle_seconds: float = 0.2,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.service = service
+        self.table = table
+        self.sessionmaker = sessionmaker
+        self.publish = publish
+        self.batch_size = batch_size
+        self.idle_seconds = idle_seconds
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._lock_id = zlib.crc32(f"rapport-outbox-{table.name}".encode())
+        self.consecutive_failures = 0
+        self._last_purge = datetime.min.replace(tzinfo=UTC)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many events were published."""
+        async with self.sessionmaker() as session, session.begin():
+            if session.bind.dialect.name == "postgresql":
+                locked = await session.scalar(
+                    select(func.pg_try_advisory_xact_lock(self._lock_id))
+                )
+                if not locked:  # another replica of this service is relaying
+                    return 0
+            rows = (await session.execute(
+                select(self.table.c.id, self.table.c.topic, self.table.c.key,
+                       self.table.c.headers, self.table.c.value)
+                .where(self.table.c.published_at.is_(None))
+                .order_by(self.table.c.id)
+                .limit(self.batch_size)
+            )).all()
+            if not rows:
+                return 0
+            sent: list[int] = []
+            try:
+                acks = []
+                for row in rows:
+                    record = KafkaRecord(topic=row.topic,
+                                         key=row.key.encode() if row.key else None,
+                                         value=row.value, headers=json.loads(row.headers))
+                    acks.append((row.id, row.topic, await self.publish(record)))
+                for row_id, topic, ack in acks:
+                    await ack()
+                    sent.append(row_id)
+                    PUBLISHED.labels(self.service, topic).inc()
+            finally:
+                if sent:
+                    await session.execute(
+                        update(self.table).where(self.table.c.id.in_(sent))
+                        .values(published_at=datetime.now(UTC))
+                    )
+            return len(sent)
+
+    async def pending(self) -> int:
+        async with self.sessionmaker() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(self.table)
+                .where(self.table.c.published_at.is_(None))
+            )
+            return int(count or 0)
+
+    async def _purge(self) -> None:
+        now = datetime.now(UTC)
+        if now - self._last_purge < timedelta(hours=1):
+            return
+        self._last_purge = now
+        async with self.sessionmaker() as session, session.begin():
+            await session.execute(
+                delete(self.table).where(self.table.c.published_at < now - self.retention)
+            )
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                published = await self.relay_once()
+                self.consecutive_failures = 0
+                backoff = 0.1
+                if published:
+                    OUTBOX_PENDING.labels(self.service).set(await self.pending())
+                if published < self.batch_size:
+                    await self._purge()
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
+                    except TimeoutError:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the relay must outlive any outage
+                self.consecutive_failures += 1
+                log.warning("outbox relay failed; retrying", service=self.service,
+                            error=f"{type(error).__name__}: {error}"[:300],
+                            transient=is_transient(error), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Publish what is pending (best effort, for graceful shutdown)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                if await self.relay_once() == 0:
+                    return
+            except Exception:
+                return
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+
+__all__ = ["Inbox", "Outbox", "OutboxRelay", "inbox_table", "outbox_table"]

@@ -1,0 +1,91 @@
+"""RFC 9457 problem details: every error a person can act on, naming the field and the rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.logs import get_logger
+
+PROBLEM_JSON = "application/problem+json"
+log = get_logger(__name__)
+
+
+class Problem(Exception):
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        type_: str = "about:blank",
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+        self.type = type_
+
+    def body(self, instance: str) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status,
+                                "detail": self.detail, "instance": instance}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+def problem_response(problem: Problem, instance: str) -> JSONResponse:
+    return JSONResponse(problem.body(instance), status_code=problem.status,
+                        headers=problem.headers, media_type=PROBLEM_JSON)
+
+
+def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:] or parts
+    return ".".join(parts) or "(body)"
+
+
+def validation_problem(error: RequestValidationError) -> Problem:
+    errors = [
+        {"field": _field(e.get("loc", ())), "rule": str(e.get("type", "invalid")),
+         "message": str(e.get("msg", "invalid"))}
+        for e in error.errors()
+    ]
+    first = errors[0] if errors else {"field": "(body)", "message": "invalid"}
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return Problem(422, "Invalid request",
+                   f"{first['field']}: {first['message']}{more}", errors=errors)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, problem: Problem) -> JSONResponse:
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return problem_response(validation_problem(error), request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Body too large"}
+        problem = Problem(error.status_code, titles.get(error.status_code, "Error"),
+                          str(error.detail), headers=dict(error.headers or {}))
+        return problem_response(problem, request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(
+            Problem(500, "Internal error", "Something went wrong on our side; nothing was "
+                    "stored. Try again, and tell support the correlation id."),
+            request.url.path)

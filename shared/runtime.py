@@ -1,0 +1,192 @@
+"""What a service is (:class:`ServiceDefinition`) and what it has while it runs
+(:class:`ServiceRuntime`): its database, outbox relay, idempotent consumer and subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage as KafkaStreamMessage
+from redis.asyncio import Redis
+from sqlalchemy import Table
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.consumer import Consumer, Handler
+from shared.contracts import REGISTRY
+from shared.db import make_engine, make_sessionmaker, ping
+from shared.events import Event, EventType, KafkaRecord
+from shared.logs import get_logger
+from shared.outbox import Inbox, Outbox, OutboxRelay
+from shared.settings import Settings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    event_type: EventType[Any]
+    handler: Handler
+    name: str
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    router: APIRouter
+    tables: Sequence[Table]
+    outbox_table: Table
+    inbox_table: Table
+    subscriptions: Sequence[Subscription] = ()
+    produces: Sequence[EventType[Any]] = ()
+    # Long-running work of the service's own (e.g. notify's delivery dispatcher).
+    background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
+    # Loading of configuration data (e.g. instrument definitions) when the runtime is built.
+    on_init: Sequence[Callable[[ServiceRuntime], None]] = ()
+    description: str = ""
+
+
+async def _raw_body(message: KafkaStreamMessage) -> bytes:
+    """Hand the handler the raw bytes: decoding is ours, so bad JSON goes to the DLQ."""
+    return message.body
+
+
+@dataclass
+class ServiceRuntime:
+    definition: ServiceDefinition
+    settings: Settings
+    broker: KafkaBroker
+    redis: Redis
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        name = self.definition.name
+        self.engine = make_engine(self.settings.database_url_for(name))
+        self.sessionmaker = make_sessionmaker(self.engine)
+        self.outbox = Outbox(self.definition.outbox_table,
+                             topic_for=lambda e: self.topic(e.type),
+                             source=f"/rapport/{name}")
+        self.relay = OutboxRelay(name, self.definition.outbox_table, self.sessionmaker,
+                                 self._publish, batch_size=self.settings.relay_batch_size,
+                                 idle_seconds=self.settings.relay_idle_seconds)
+        self.consumer = Consumer(name, self.sessionmaker, Inbox(self.definition.inbox_table),
+                                 self.outbox, REGISTRY, self.send_raw,
+                                 on_emitted=self.relay.wake)
+        self._tasks: list[asyncio.Task[None]] = []
+        for init in self.definition.on_init:
+            init(self)
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def topic(self, event_type: EventType[Any]) -> str:
+        return self.settings.topic(event_type.topic_name)
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.settings.topic_prefix}{self.name}"
+
+    def topics(self) -> set[str]:
+        consumed = {self.topic(s.event_type) for s in self.definition.subscriptions}
+        produced = {self.topic(t) for t in self.definition.produces}
+        return consumed | produced | {f"{t}.dlq" for t in consumed}
+
+    # -- publishing -------------------------------------------------------------------------
+    async def _publish(self, record: KafkaRecord) -> Callable[[], Awaitable[None]]:
+        result = await self.broker.publish(
+            record.value, record.topic, key=record.key, headers=record.headers,
+            correlation_id=record.headers.get("correlation_id"), no_confirm=True)
+
+        async def acknowledged() -> None:
+            if isinstance(result, asyncio.Future):
+                await result
+
+        return acknowledged
+
+    async def send_raw(self, record: KafkaRecord) -> None:
+        await self.broker.publish(record.value, record.topic, key=record.key,
+                                  headers=record.headers,
+                                  correlation_id=record.headers.get("correlation_id"))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work for a route: state changes and outbox rows commit together."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+        self.relay.wake()
+
+    async def emit(self, session: AsyncSession, *events: Event[Any]) -> None:
+        await self.outbox.add(session, events)
+
+    # -- consuming --------------------------------------------------------------------------
+    def register_subscribers(self) -> None:
+        for subscription in self.definition.subscriptions:
+            self._subscribe(subscription)
+        for event_type in self.definition.produces:
+            # Documentation for the AsyncAPI export; events are published by the relay.
+            self.broker.publisher(self.topic(event_type), schema=event_type.data_model,
+                                  title=self.topic(event_type), include_in_schema=True,
+                                  description=f"{event_type.type}: {event_type.description}")
+
+    def _subscribe(self, subscription: Subscription) -> None:
+        topic = self.topic(subscription.event_type)
+        handler_name = f"{self.name}.{subscription.name}"
+        accepted = [subscription.event_type.type]
+
+        async def consume(body: bytes, message: KafkaMessage) -> None:
+            raw = message.raw_message
+            assert not isinstance(raw, tuple)
+            record = KafkaRecord(topic=raw.topic, key=raw.key, value=body, headers={})
+            await self.consumer.handle(handler_name, subscription.handler, accepted, record,
+                                       list(raw.headers or ()), f"{raw.partition}:{raw.offset}")
+
+        self.broker.subscriber(
+            topic,
+            group_id=self.group_id,
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            auto_offset_reset="earliest",
+            decoder=_raw_body,
+            max_poll_interval_ms=300_000,
+            title=f"{self.name}: {topic}",
+            description=f"{self.name} applies {subscription.event_type.type} "
+                        f"({subscription.name}); schema {subscription.event_type.dataschema}",
+        )(consume)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
+        for work in self.definition.background:
+            self._tasks.append(asyncio.create_task(work(self), name=f"{self.name}-background"))
+
+    async def stop(self) -> None:
+        self.consumer.stopping = True
+        self.relay.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.relay.drain(timeout=5)
+        await self.engine.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.wait_for(ping(self.engine), 3)
+            checks[f"{self.name}.database"] = "ok"
+        except Exception as error:
+            checks[f"{self.name}.database"] = f"unavailable: {type(error).__name__}"
+        return checks
+
+
+def runtime_of(request: Request, service: str) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtimes[service]
+    return runtime

@@ -1,0 +1,149 @@
+"""Settings from the environment (``RAPPORT_*``), with safe local defaults.
+
+A bad value stops start-up with one line naming the variable and the form it expects
+(:class:`SettingsError`); nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRET = "rapport-development-only-secret-change-me"  # noqa: S105 - refused in production
+
+_BOOTSTRAP = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+
+# What each setting must look like, said in words for the one-line error.
+EXPECTED_FORM: dict[str, str] = {
+    "kafka_bootstrap": "comma-separated host:port pairs, e.g. 127.0.0.1:9092",
+    "database_url": "postgresql+asyncpg://user:pass@host:port/db or sqlite+aiosqlite:///path.db",
+    "redis_url": "redis://host:port/db, rediss://… or memory:// (embedded)",
+    "topic_prefix": "letters, digits, '.', '_' or '-' (may be empty)",
+    "topic_partitions": "an integer from 1 to 1000",
+    "topic_replication": "an integer from 1 to 10",
+    "environment": "development or production",
+    "log_level": "debug, info, warning or error",
+    "jwt_secret": "a secret of at least 32 characters",
+    "pseudonym_key": "a secret of at least 32 characters",
+    "encryption_key": "a secret of at least 32 characters",
+    "http_port": "a port number from 1 to 65535",
+    "max_body_bytes": "an integer number of bytes from 1024 to 104857600",
+}
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; ``str()`` is the one line to show the operator."""
+
+
+class Settings(BaseSettings):
+    """Everything a Rapport process reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RAPPORT_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # ``{service}`` is replaced by the service name, so the embedded default gives each
+    # service its own SQLite file; one PostgreSQL URL serves all (tables are per service).
+    database_url: str = "sqlite+aiosqlite:///.rapport/{service}.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    topic_prefix: str = "rapport."
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+    topic_replication: int = Field(default=1, ge=1, le=10)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = True
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=104_857_600)
+    jwt_secret: SecretStr = SecretStr(DEV_SECRET)
+    jwt_audience: str = "rapport"
+    jwt_issuer: str = "rapport-dev"
+    pseudonym_key: SecretStr = SecretStr(DEV_SECRET)
+    encryption_key: SecretStr = SecretStr(DEV_SECRET)
+    # Development only: let webhooks target loopback/private addresses (SSRF guard off).
+    allow_private_webhooks: bool = False
+    relay_batch_size: int = Field(default=200, ge=1, le=10_000)
+    relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",")]
+        if not parts or not all(_BOOTSTRAP.match(p) for p in parts):
+            raise ValueError("bad bootstrap")
+        return ",".join(parts)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, value: str) -> str:
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("bad database url")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "memory://")):
+            raise ValueError("bad redis url")
+        return value
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9._\-]*", value):
+            raise ValueError("bad prefix")
+        return value
+
+    @field_validator("jwt_secret", "pseudonym_key", "encryption_key")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("too short")
+        return value
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_in_production(self) -> Settings:
+        if self.environment == "production":
+            for name in ("jwt_secret", "pseudonym_key", "encryption_key"):
+                if getattr(self, name).get_secret_value() == DEV_SECRET:
+                    raise ValueError(f"{name}: the development default is refused in production")
+        return self
+
+    def database_url_for(self, service: str) -> str:
+        return self.database_url.replace("{service}", service)
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = [str(p) for p in first.get("loc", ())]
+    message = str(first.get("msg", "invalid"))
+    if loc:
+        field = loc[0]
+    else:  # a model-level rule names its field at the start of its message
+        field, _, message = message.removeprefix("Value error, ").partition(": ")
+    variable = f"RAPPORT_{field.upper()}"
+    expected = EXPECTED_FORM.get(field)
+    given = first.get("input")
+    shown = "" if field in {"jwt_secret", "pseudonym_key", "encryption_key"} else f", got {given!r}"
+    if expected and loc:
+        return f"{variable}: expected {expected}{shown}"
+    return f"{variable}: {message.removeprefix('Value error, ')}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise :class:`SettingsError` with one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise SettingsError(_one_line(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
