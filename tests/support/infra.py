@@ -1,0 +1,69 @@
+"""Where the real Kafka, PostgreSQL and Redis for the tests come from, in this order:
+
+1. ``RAPPORT_TEST_KAFKA_BOOTSTRAP``, ``RAPPORT_TEST_DATABASE_URL`` and ``RAPPORT_TEST_REDIS_URL``
+   (services somebody already runs);
+2. testcontainers, when a Docker engine answers;
+3. the project's own stack script (``rapport stack up``): Kafka from Apache's jars, PostgreSQL
+   and Redis from the OS packages.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Infra:
+    kafka_bootstrap: str
+    database_url: str  # postgresql+asyncpg://…/<admin database>
+    redis_url: str
+    origin: str
+    # Outage controls, where this origin allows them (own stack: SIGSTOP/SIGCONT).
+    pause_kafka: Callable[[], None] | None = None
+    resume_kafka: Callable[[], None] | None = None
+    cleanup: ExitStack = field(default_factory=ExitStack)
+
+
+def _docker_answers() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def provide() -> Infra:
+    env = {k: os.environ.get(f"RAPPORT_TEST_{k}") for k in
+           ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")}
+    if all(env.values()):
+        return Infra(env["KAFKA_BOOTSTRAP"] or "", env["DATABASE_URL"] or "",
+                     env["REDIS_URL"] or "", origin="environment")
+    if _docker_answers():
+        return _containers()
+    from rapport import stack
+
+    endpoints = stack.up()
+    return Infra(endpoints.kafka_bootstrap, endpoints.database_url, endpoints.redis_url,
+                 origin="rapport stack", pause_kafka=stack.pause_kafka,
+                 resume_kafka=stack.resume_kafka)
+
+
+def _containers() -> Infra:  # pragma: no cover - only where a Docker engine runs
+    from testcontainers.kafka import KafkaContainer
+    from testcontainers.postgres import PostgresContainer
+    from testcontainers.redis import RedisContainer
+
+    stack = ExitStack()
+    kafka = stack.enter_context(KafkaContainer("apache/kafka:4.1.0").with_kraft())
+    postgres = stack.enter_context(PostgresContainer("postgres:16", driver="asyncpg"))
+    redis = stack.enter_context(RedisContainer("redis:7"))
+    redis_url = f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
+    kafka_container = kafka.get_wrapped_container()
+    infra = Infra(kafka.get_bootstrap_server(), postgres.get_connection_url(), redis_url,
+                  origin="testcontainers", pause_kafka=kafka_container.pause,
+                  resume_kafka=kafka_container.unpause)
+    infra.cleanup = stack
+    return infra
