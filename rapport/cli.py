@@ -33,15 +33,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     names = list(services.NAMES) if args.service == "all" else [args.service]
     overrides: dict[str, object] = {}
     if args.embedded:
-        overrides.update(redis_url="memory://", database_url=args.database_url
-                         or "sqlite+aiosqlite:///.rapport/embedded/{service}.db")
+        overrides.update(
+            redis_url="memory://",
+            database_url=args.database_url or "sqlite+aiosqlite:///.rapport/embedded/{service}.db",
+        )
     settings = _settings(**overrides)
     assert isinstance(settings, Settings)
     configure_logging("+".join(names), settings.log_level, settings.log_json)
     host = Host(settings, services.definitions(names), embedded=args.embedded)
-    config = uvicorn.Config(host.http_app(), host=args.host or settings.http_host,
-                            port=args.port or settings.http_port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=20)
+    config = uvicorn.Config(
+        host.http_app(),
+        host=args.host or settings.http_host,
+        port=args.port or settings.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )
     uvicorn.Server(config).run()
     return 0
 
@@ -114,8 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run one service, or all four, with HTTP and Kafka")
     serve.add_argument("service", choices=["intake", "feedback", "analytics", "notify", "all"])
-    serve.add_argument("--embedded", action="store_true",
-                       help="in-process broker, SQLite and in-memory Redis (no Kafka needed)")
+    serve.add_argument(
+        "--embedded",
+        action="store_true",
+        help="in-process broker, SQLite and in-memory Redis (no Kafka needed)",
+    )
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--database-url")

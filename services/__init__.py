@@ -17,8 +17,7 @@ def definitions(names: tuple[str, ...] | list[str] = NAMES) -> list[ServiceDefin
     from services.intake.app import definition as intake
     from services.notify.app import definition as notify
 
-    factories = {"intake": intake, "feedback": feedback, "analytics": analytics,
-                 "notify": notify}
+    factories = {"intake": intake, "feedback": feedback, "analytics": analytics, "notify": notify}
     unknown = [n for n in names if n not in factories]
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}; one of {', '.join(NAMES)}")

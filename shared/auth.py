@@ -19,11 +19,11 @@ from shared.settings import Settings
 
 Role = Literal[
     "intake_coordinator",  # registers intakes, proposes and confirms matches
-    "therapist",           # sees their own clients only
-    "supervisor",          # sees the therapists of their sites, receives escalations
-    "clinical_lead",       # sees everything at their sites, receives risk alerts
-    "site_admin",          # manages therapists, routing, webhooks of their sites
-    "data_analyst",        # aggregates only, never client-level data
+    "therapist",  # sees their own clients only
+    "supervisor",  # sees the therapists of their sites, receives escalations
+    "clinical_lead",  # sees everything at their sites, receives risk alerts
+    "site_admin",  # manages therapists, routing, webhooks of their sites
+    "data_analyst",  # aggregates only, never client-level data
 ]
 ROLES: frozenset[str] = frozenset(get_args(Role))
 ALGORITHM = "HS256"
@@ -42,35 +42,57 @@ class Staff:
 
     def require_site(self, site_id: str) -> None:
         if not self.can_access_site(site_id):
-            raise Problem(403, "Site not allowed",
-                          f"Your token does not grant access to site {site_id!r}.",
-                          errors=[{"field": "site_id", "rule": "site_scope"}])
+            raise Problem(
+                403,
+                "Site not allowed",
+                f"Your token does not grant access to site {site_id!r}.",
+                errors=[{"field": "site_id", "rule": "site_scope"}],
+            )
 
     def require_role(self, *roles: str) -> None:
         if self.role not in roles:
-            raise Problem(403, "Role not allowed",
-                          f"This action needs one of the roles {', '.join(sorted(roles))}; "
-                          f"your token has {self.role!r}.",
-                          errors=[{"field": "role", "rule": "role_scope"}])
+            raise Problem(
+                403,
+                "Role not allowed",
+                f"This action needs one of the roles {', '.join(sorted(roles))}; "
+                f"your token has {self.role!r}.",
+                errors=[{"field": "role", "rule": "role_scope"}],
+            )
 
 
-def mint_token(settings: Settings, subject: str, role: str, sites: list[str],
-               ttl: timedelta = timedelta(hours=8)) -> str:
+def mint_token(
+    settings: Settings,
+    subject: str,
+    role: str,
+    sites: list[str],
+    ttl: timedelta = timedelta(hours=8),
+) -> str:
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(sorted(ROLES))}")
     now = datetime.now(UTC)
-    claims = {"sub": subject, "role": role, "sites": sorted(set(sites)),
-              "aud": settings.jwt_audience, "iss": settings.jwt_issuer,
-              "iat": now, "nbf": now, "exp": now + ttl}
+    claims = {
+        "sub": subject,
+        "role": role,
+        "sites": sorted(set(sites)),
+        "aud": settings.jwt_audience,
+        "iss": settings.jwt_issuer,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+    }
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
 
 
 def verify_token(settings: Settings, token: str) -> Staff:
     try:
         claims = jwt.decode(
-            token, settings.jwt_secret.get_secret_value(), algorithms=[ALGORITHM],
-            audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub", "aud", "iss"]}, leeway=30,
+            token,
+            settings.jwt_secret.get_secret_value(),
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "sub", "aud", "iss"]},
+            leeway=30,
         )
     except jwt.ExpiredSignatureError:
         raise _unauthorised("The token has expired.") from None

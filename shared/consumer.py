@@ -116,8 +116,9 @@ class Consumer:
 
         correlation_id, trace = from_headers(headers)
         with bound(correlation_id, trace):
-            return await self._apply_with_retries(handler_name, handler, event, record,
-                                                  raw_headers, position)
+            return await self._apply_with_retries(
+                handler_name, handler, event, record, raw_headers, position
+            )
 
     async def _apply_with_retries(
         self,
@@ -135,37 +136,55 @@ class Consumer:
             try:
                 outcome = await self._apply(handler_name, handler, event)
             except HandlerRejected as rejected:
-                await self.dead_letter(record, raw_headers, handler_name,
-                                       f"rejected: {rejected}", position)
+                await self.dead_letter(
+                    record, raw_headers, handler_name, f"rejected: {rejected}", position
+                )
                 return Outcome("dead_lettered")
             except Exception as error:
                 if is_transient(error) and not self.stopping:
-                    log.warning("transient failure applying event; retrying",
-                                handler=handler_name, event_id=event.id,
-                                error=f"{type(error).__name__}: {error}"[:300],
-                                retry_in_s=backoff)
+                    log.warning(
+                        "transient failure applying event; retrying",
+                        handler=handler_name,
+                        event_id=event.id,
+                        error=f"{type(error).__name__}: {error}"[:300],
+                        retry_in_s=backoff,
+                    )
                 else:
                     failures += 1
-                    log.error("handler failed", handler=handler_name, event_id=event.id,
-                              attempt=failures, error=f"{type(error).__name__}: {error}"[:300])
+                    log.error(
+                        "handler failed",
+                        handler=handler_name,
+                        event_id=event.id,
+                        attempt=failures,
+                        error=f"{type(error).__name__}: {error}"[:300],
+                    )
                     if failures >= self.max_handler_attempts or self.stopping:
                         if self.stopping:
                             raise  # not committed: redelivered after restart
                         await self.dead_letter(
-                            record, raw_headers, handler_name,
+                            record,
+                            raw_headers,
+                            handler_name,
                             f"handler failed {failures} times: {type(error).__name__}: {error}",
-                            position)
+                            position,
+                        )
                         return Outcome("dead_lettered")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
             HANDLER_SECONDS.labels(self.service, handler_name).observe(
-                time.perf_counter() - started)
+                time.perf_counter() - started
+            )
             CONSUMED.labels(self.service, handler_name, outcome.status).inc()
             if outcome.emitted:
                 self.on_emitted()
-            log.debug("event handled", handler=handler_name, event_id=event.id,
-                      type=event.type.type, status=outcome.status)
+            log.debug(
+                "event handled",
+                handler=handler_name,
+                event_id=event.id,
+                type=event.type.type,
+                status=outcome.status,
+            )
             return outcome
 
     async def _apply(self, handler_name: str, handler: Handler, event: Event[Any]) -> Outcome:
@@ -190,18 +209,26 @@ class Consumer:
         headers: dict[str, str] = {}
         for name, value in raw_headers:
             headers[name] = (value or b"").decode("utf-8", errors="replace")
-        headers.update({
-            "dlq_error": reason[:1000],
-            "dlq_source_topic": record.topic,
-            "dlq_source_position": position,
-            "dlq_service": self.service,
-            "dlq_handler": handler_name,
-            "dlq_failed_at": datetime.now(UTC).isoformat(),
-        })
-        dlq = KafkaRecord(topic=f"{record.topic}.dlq", key=record.key, value=record.value,
-                          headers=headers)
+        headers.update(
+            {
+                "dlq_error": reason[:1000],
+                "dlq_source_topic": record.topic,
+                "dlq_source_position": position,
+                "dlq_service": self.service,
+                "dlq_handler": handler_name,
+                "dlq_failed_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        dlq = KafkaRecord(
+            topic=f"{record.topic}.dlq", key=record.key, value=record.value, headers=headers
+        )
         await self.send_raw(dlq)
         DEAD_LETTERS.labels(self.service, record.topic).inc()
         CONSUMED.labels(self.service, handler_name, "dead_lettered").inc()
-        log.warning("message dead-lettered", handler=handler_name, topic=record.topic,
-                    position=position, reason=reason[:300])
+        log.warning(
+            "message dead-lettered",
+            handler=handler_name,
+            topic=record.topic,
+            position=position,
+            reason=reason[:300],
+        )

@@ -209,45 +209,138 @@ class ClientErasureRequested(EventData):
 
 
 def _t(name: str, model: type[Any], key: str, by: str, description: str) -> EventType[Any]:
-    return EventType(name=name, version=1, data_model=model, description=description,
-                     key_field=key, produced_by=by)
+    return EventType(
+        name=name,
+        version=1,
+        data_model=model,
+        description=description,
+        key_field=key,
+        produced_by=by,
+    )
 
 
-INTAKE_SUBMITTED = _t("intake.submitted", IntakeSubmitted, "client", "intake",
-                      "A client's intake was submitted (domains, severity, risk screen).")
-MATCH_PROPOSED = _t("match.proposed", MatchProposed, "client", "intake",
-                    "Ranked therapist options were proposed for an intake or a rematch.")
-MATCH_CONFIRMED = _t("match.confirmed", MatchConfirmed, "episode_id", "intake",
-                     "A match was confirmed: an episode of care exists with its therapist.")
-MATCH_DECLINED = _t("match.declined", MatchDeclined, "client", "intake",
-                    "A proposal was declined; the next one excludes the declined therapists.")
-EPISODE_CLOSED = _t("episode.closed", EpisodeClosed, "episode_id", "intake",
-                    "An episode ended (completed, dropped out, transferred, withdrawn).")
-EPISODE_TRANSFERRED = _t("episode.transferred", EpisodeTransferred, "episode_id", "intake",
-                         "An episode moved to another therapist after a rematch.")
-SESSION_COMPLETED = _t("session.completed", SessionCompleted, "episode_id", "feedback",
-                       "A session took place (or was missed); schedules feedback invitations.")
-FEEDBACK_RECORDED = _t("feedback.recorded", FeedbackRecorded, "episode_id", "feedback",
-                       "A questionnaire response was scored (item values and scores only).")
-RISK_FLAGGED = _t("risk.flagged", RiskFlagged, "episode_id", "feedback",
-                  "A response had a risk item above 0; a clinician must know now.")
-ALLIANCE_ASSESSED = _t("alliance.assessed", AllianceAssessed, "episode_id", "analytics",
-                       "An alliance score was placed in its respondent's series.")
-ALLIANCE_ALERT = _t("alliance.alert", AllianceAlert, "episode_id", "analytics",
-                    "An alert was opened or resolved, with its rule and the numbers that fired it.")
+INTAKE_SUBMITTED = _t(
+    "intake.submitted",
+    IntakeSubmitted,
+    "client",
+    "intake",
+    "A client's intake was submitted (domains, severity, risk screen).",
+)
+MATCH_PROPOSED = _t(
+    "match.proposed",
+    MatchProposed,
+    "client",
+    "intake",
+    "Ranked therapist options were proposed for an intake or a rematch.",
+)
+MATCH_CONFIRMED = _t(
+    "match.confirmed",
+    MatchConfirmed,
+    "episode_id",
+    "intake",
+    "A match was confirmed: an episode of care exists with its therapist.",
+)
+MATCH_DECLINED = _t(
+    "match.declined",
+    MatchDeclined,
+    "client",
+    "intake",
+    "A proposal was declined; the next one excludes the declined therapists.",
+)
+EPISODE_CLOSED = _t(
+    "episode.closed",
+    EpisodeClosed,
+    "episode_id",
+    "intake",
+    "An episode ended (completed, dropped out, transferred, withdrawn).",
+)
+EPISODE_TRANSFERRED = _t(
+    "episode.transferred",
+    EpisodeTransferred,
+    "episode_id",
+    "intake",
+    "An episode moved to another therapist after a rematch.",
+)
+SESSION_COMPLETED = _t(
+    "session.completed",
+    SessionCompleted,
+    "episode_id",
+    "feedback",
+    "A session took place (or was missed); schedules feedback invitations.",
+)
+FEEDBACK_RECORDED = _t(
+    "feedback.recorded",
+    FeedbackRecorded,
+    "episode_id",
+    "feedback",
+    "A questionnaire response was scored (item values and scores only).",
+)
+RISK_FLAGGED = _t(
+    "risk.flagged",
+    RiskFlagged,
+    "episode_id",
+    "feedback",
+    "A response had a risk item above 0; a clinician must know now.",
+)
+ALLIANCE_ASSESSED = _t(
+    "alliance.assessed",
+    AllianceAssessed,
+    "episode_id",
+    "analytics",
+    "An alliance score was placed in its respondent's series.",
+)
+ALLIANCE_ALERT = _t(
+    "alliance.alert",
+    AllianceAlert,
+    "episode_id",
+    "analytics",
+    "An alert was opened or resolved, with its rule and the numbers that fired it.",
+)
 THERAPIST_EFFECTIVENESS_UPDATED = _t(
-    "therapist.effectiveness.updated", TherapistEffectivenessUpdated, "therapist_id", "analytics",
-    "Shrunken per-domain effectiveness estimates for a therapist, with intervals and n.")
-NOTIFICATION_DELIVERED = _t("notification.delivered", NotificationDelivered, "delivery_id",
-                            "notify", "A notification reached its channel.")
-NOTIFICATION_FAILED = _t("notification.failed", NotificationFailed, "delivery_id", "notify",
-                         "A notification failed permanently after its retries.")
-CLIENT_ERASURE_REQUESTED = _t("client.erasure.requested", ClientErasureRequested, "client",
-                              "intake", "An authorised request to erase a client's data.")
+    "therapist.effectiveness.updated",
+    TherapistEffectivenessUpdated,
+    "therapist_id",
+    "analytics",
+    "Shrunken per-domain effectiveness estimates for a therapist, with intervals and n.",
+)
+NOTIFICATION_DELIVERED = _t(
+    "notification.delivered",
+    NotificationDelivered,
+    "delivery_id",
+    "notify",
+    "A notification reached its channel.",
+)
+NOTIFICATION_FAILED = _t(
+    "notification.failed",
+    NotificationFailed,
+    "delivery_id",
+    "notify",
+    "A notification failed permanently after its retries.",
+)
+CLIENT_ERASURE_REQUESTED = _t(
+    "client.erasure.requested",
+    ClientErasureRequested,
+    "client",
+    "intake",
+    "An authorised request to erase a client's data.",
+)
 
-REGISTRY = EventRegistry([
-    INTAKE_SUBMITTED, MATCH_PROPOSED, MATCH_CONFIRMED, MATCH_DECLINED, EPISODE_CLOSED,
-    EPISODE_TRANSFERRED, SESSION_COMPLETED, FEEDBACK_RECORDED, RISK_FLAGGED, ALLIANCE_ASSESSED,
-    ALLIANCE_ALERT, THERAPIST_EFFECTIVENESS_UPDATED, NOTIFICATION_DELIVERED, NOTIFICATION_FAILED,
-    CLIENT_ERASURE_REQUESTED,
-])
+REGISTRY = EventRegistry(
+    [
+        INTAKE_SUBMITTED,
+        MATCH_PROPOSED,
+        MATCH_CONFIRMED,
+        MATCH_DECLINED,
+        EPISODE_CLOSED,
+        EPISODE_TRANSFERRED,
+        SESSION_COMPLETED,
+        FEEDBACK_RECORDED,
+        RISK_FLAGGED,
+        ALLIANCE_ASSESSED,
+        ALLIANCE_ALERT,
+        THERAPIST_EFFECTIVENESS_UPDATED,
+        NOTIFICATION_DELIVERED,
+        NOTIFICATION_FAILED,
+        CLIENT_ERASURE_REQUESTED,
+    ]
+)

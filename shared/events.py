@@ -117,7 +117,9 @@ class EventRegistry:
         return self._by_type.get(type_)
 
 
-def encode(event: Event[Any], topic: str, extra_headers: Mapping[str, str] | None = None) -> KafkaRecord:
+def encode(
+    event: Event[Any], topic: str, extra_headers: Mapping[str, str] | None = None
+) -> KafkaRecord:
     headers = {
         "ce_specversion": SPECVERSION,
         "ce_id": event.id,
@@ -137,6 +139,8 @@ def header_dict(raw: Sequence[tuple[str, bytes]] | None) -> dict[str, str]:
     """Kafka headers as text; a header that is not UTF-8 is an invalid event."""
     result: dict[str, str] = {}
     for name, value in raw or ():
+        if name == "rapport-invalid-header":  # set by the subscriber's tolerant parser
+            raise InvalidEvent(f"header {value.decode()!r} is not valid UTF-8")
         try:
             result[name] = value.decode("utf-8") if value is not None else ""
         except UnicodeDecodeError:
@@ -194,4 +198,3 @@ def decode(
             event_id,
         ) from None
     return Event(type=event_type, data=data, source=headers["ce_source"], id=event_id, time=time)
-

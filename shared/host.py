@@ -44,21 +44,29 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
         enable_idempotence=True,
         linger_ms=1,
         request_timeout_ms=15_000,
-        logger=None,
     )
 
 
 async def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
     """Create the topics (and their DLQs) this process uses; existing ones are left alone."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                                client_id="rapport-admin", request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="rapport-admin",
+        request_timeout_ms=15_000,
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = sorted(set(topics) - existing)
         if missing:
-            new = [NewTopic(name=t, num_partitions=settings.topic_partitions,
-                            replication_factor=settings.topic_replication) for t in missing]
+            new = [
+                NewTopic(
+                    name=t,
+                    num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replication,
+                )
+                for t in missing
+            ]
             try:
                 await admin.create_topics(new)
             except Exception as error:  # created concurrently by another replica is fine
@@ -72,7 +80,8 @@ async def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
 async def create_tables(engine: AsyncEngine, definition: ServiceDefinition) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(
-            lambda sync: SQLModel.metadata.create_all(sync, tables=list(definition.tables)))
+            lambda sync: SQLModel.metadata.create_all(sync, tables=list(definition.tables))
+        )
 
 
 @dataclass
@@ -162,9 +171,13 @@ class Host:
 
     def asyncapi(self) -> dict[str, Any]:
         names = ", ".join(self.runtimes)
-        spec = AsyncAPI(self.broker, title=f"Rapport {names}", version="1",
-                        description="Rapport event streams: CloudEvents 1.0 in Kafka binary "
-                        "mode (ce_* headers, JSON body). Keys are episode ids or client "
-                        "pseudonyms. No direct identifiers and no free text.")
+        spec = AsyncAPI(
+            self.broker,
+            title=f"Rapport {names}",
+            version="1",
+            description="Rapport event streams: CloudEvents 1.0 in Kafka binary "
+            "mode (ce_* headers, JSON body). Keys are episode ids or client "
+            "pseudonyms. No direct identifiers and no free text.",
+        )
         result: dict[str, Any] = spec.to_specification().to_jsonable()
         return result

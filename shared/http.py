@@ -61,8 +61,10 @@ class EdgeMiddleware:
         async def tagged_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder["status"] = message["status"]
-                extra = [(HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
-                         (TRACEPARENT.encode(), trace.header().encode())]
+                extra = [
+                    (HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
+                    (TRACEPARENT.encode(), trace.header().encode()),
+                ]
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
 
@@ -77,23 +79,39 @@ class EdgeMiddleware:
                 path = getattr(route, "path", None) or "unmatched"
                 elapsed = time.perf_counter() - started
                 HTTP_REQUESTS.labels(scope["method"], path, str(status_holder["status"])).observe(
-                    elapsed)
+                    elapsed
+                )
                 if path not in {"/healthz", "/readyz", "/metrics"}:
-                    log.info("http request", method=scope["method"], route=path,
-                             status=status_holder["status"], ms=round(elapsed * 1000, 2))
+                    log.info(
+                        "http request",
+                        method=scope["method"],
+                        route=path,
+                        status=status_holder["status"],
+                        ms=round(elapsed * 1000, 2),
+                    )
         del too_large
 
     async def _too_large(self, scope: Scope, send: Send, correlation_id: str) -> None:
-        body = json.dumps({
-            "type": "about:blank", "title": "Body too large", "status": 413,
-            "detail": f"The request body exceeds {self.max_body_bytes} bytes.",
-            "instance": scope.get("path", ""),
-        }).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", PROBLEM_JSON.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
-        ]})
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "Body too large",
+                "status": 413,
+                "detail": f"The request body exceeds {self.max_body_bytes} bytes.",
+                "instance": scope.get("path", ""),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                    (HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -110,8 +128,12 @@ def create_http_app(
     max_body_bytes: int,
     state: dict[str, Any],
 ) -> FastAPI:
-    app = FastAPI(title=title, version="1", lifespan=lifespan,
-                  description="Rapport HTTP API. Errors are RFC 9457 problem+json.")
+    app = FastAPI(
+        title=title,
+        version="1",
+        lifespan=lifespan,
+        description="Rapport HTTP API. Errors are RFC 9457 problem+json.",
+    )
     for key, value in state.items():
         setattr(app.state, key, value)
     install_problem_handlers(app)
@@ -126,11 +148,12 @@ def create_http_app(
     async def readyz() -> JSONResponse:
         checks = await readiness()
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
-             response_class=Response)
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -101,8 +101,10 @@ def load_instruments(*folders: Path) -> dict[str, Instrument]:
             instrument = Instrument.model_validate_json(path.read_text())
             existing = found.get(instrument.id)
             if existing is not None and existing.version >= instrument.version:
-                raise ValueError(f"{path}: instrument {instrument.id} v{instrument.version} "
-                                 f"already defined at v{existing.version}")
+                raise ValueError(
+                    f"{path}: instrument {instrument.id} v{instrument.version} "
+                    f"already defined at v{existing.version}"
+                )
             found[instrument.id] = instrument
     return found
 

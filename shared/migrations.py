@@ -33,8 +33,9 @@ def upgrade(service: str, url: str, revision: str = "head") -> None:
 
 
 def _include(service: str) -> Any:
-    def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
-                       compare_to: Any) -> bool:
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
         if type_ == "table":
             return bool(name and name.startswith(f"{service}_"))
         table = getattr(obj, "table", None)
@@ -58,23 +59,27 @@ def _configure(connection: Connection, service: str) -> None:
 
 def run_env(service: str) -> None:
     """Body of every service's ``migrations/env.py``."""
-    import services  # noqa: F401  (registers every model on SQLModel.metadata)
+    import services
 
     services.definitions([service])
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
     if context.is_offline_mode():
-        context.configure(url=url, target_metadata=SQLModel.metadata,
-                          include_object=_include(service),
-                          version_table=f"alembic_version_{service}",
-                          literal_binds=True)
+        context.configure(
+            url=url,
+            target_metadata=SQLModel.metadata,
+            include_object=_include(service),
+            version_table=f"alembic_version_{service}",
+            literal_binds=True,
+        )
         with context.begin_transaction():
             context.run_migrations()
         return
 
     async def online() -> None:
-        engine = async_engine_from_config({"sqlalchemy.url": url}, prefix="sqlalchemy.",
-                                          poolclass=pool.NullPool)
+        engine = async_engine_from_config(
+            {"sqlalchemy.url": url}, prefix="sqlalchemy.", poolclass=pool.NullPool
+        )
         async with engine.connect() as connection:
             await connection.run_sync(_configure, service)
         await engine.dispose()

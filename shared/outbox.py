@@ -34,7 +34,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,8 +55,12 @@ def outbox_table(service: str, metadata: MetaData) -> Table:
     return Table(
         f"{service}_outbox",
         metadata,
-        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
-               autoincrement=True),
+        Column(
+            "id",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("topic", String(255), nullable=False),
         Column("key", String(255), nullable=True),
@@ -95,14 +98,16 @@ class Outbox:
         rows = []
         for event in events:
             record = encode(event, self._topic_for(event), headers)
-            rows.append({
-                "event_id": event.id,
-                "topic": record.topic,
-                "key": record.key.decode() if record.key else None,
-                "headers": json.dumps(record.headers),
-                "value": record.value,
-                "created_at": now,
-            })
+            rows.append(
+                {
+                    "event_id": event.id,
+                    "topic": record.topic,
+                    "key": record.key.decode() if record.key else None,
+                    "headers": json.dumps(record.headers),
+                    "value": record.value,
+                    "created_at": now,
+                }
+            )
         await session.execute(insert(self.table), rows)
 
 
@@ -157,27 +162,35 @@ class OutboxRelay:
         """Publish one batch; returns how many events were published."""
         async with self.sessionmaker() as session, session.begin():
             if session.bind.dialect.name == "postgresql":
-                locked = await session.scalar(
-                    select(func.pg_try_advisory_xact_lock(self._lock_id))
-                )
+                locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_id)))
                 if not locked:  # another replica of this service is relaying
                     return 0
-            rows = (await session.execute(
-                select(self.table.c.id, self.table.c.topic, self.table.c.key,
-                       self.table.c.headers, self.table.c.value)
-                .where(self.table.c.published_at.is_(None))
-                .order_by(self.table.c.id)
-                .limit(self.batch_size)
-            )).all()
+            rows = (
+                await session.execute(
+                    select(
+                        self.table.c.id,
+                        self.table.c.topic,
+                        self.table.c.key,
+                        self.table.c.headers,
+                        self.table.c.value,
+                    )
+                    .where(self.table.c.published_at.is_(None))
+                    .order_by(self.table.c.id)
+                    .limit(self.batch_size)
+                )
+            ).all()
             if not rows:
                 return 0
             sent: list[int] = []
             try:
                 acks = []
                 for row in rows:
-                    record = KafkaRecord(topic=row.topic,
-                                         key=row.key.encode() if row.key else None,
-                                         value=row.value, headers=json.loads(row.headers))
+                    record = KafkaRecord(
+                        topic=row.topic,
+                        key=row.key.encode() if row.key else None,
+                        value=row.value,
+                        headers=json.loads(row.headers),
+                    )
                     acks.append((row.id, row.topic, await self.publish(record)))
                 for row_id, topic, ack in acks:
                     await ack()
@@ -186,7 +199,8 @@ class OutboxRelay:
             finally:
                 if sent:
                     await session.execute(
-                        update(self.table).where(self.table.c.id.in_(sent))
+                        update(self.table)
+                        .where(self.table.c.id.in_(sent))
                         .values(published_at=datetime.now(UTC))
                     )
             return len(sent)
@@ -194,7 +208,8 @@ class OutboxRelay:
     async def pending(self) -> int:
         async with self.sessionmaker() as session:
             count = await session.scalar(
-                select(func.count()).select_from(self.table)
+                select(func.count())
+                .select_from(self.table)
                 .where(self.table.c.published_at.is_(None))
             )
             return int(count or 0)
@@ -229,15 +244,19 @@ class OutboxRelay:
                 raise
             except Exception as error:  # the relay must outlive any outage
                 self.consecutive_failures += 1
-                log.warning("outbox relay failed; retrying", service=self.service,
-                            error=f"{type(error).__name__}: {error}"[:300],
-                            transient=is_transient(error), retry_in_s=backoff)
+                log.warning(
+                    "outbox relay failed; retrying",
+                    service=self.service,
+                    error=f"{type(error).__name__}: {error}"[:300],
+                    transient=is_transient(error),
+                    retry_in_s=backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, seconds: float = 10.0) -> None:
         """Publish what is pending (best effort, for graceful shutdown)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + seconds
         while asyncio.get_running_loop().time() < deadline:
             try:
                 if await self.relay_once() == 0:

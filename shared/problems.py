@@ -7,8 +7,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import is_transient
 from shared.logs import get_logger
 
 PROBLEM_JSON = "application/problem+json"
@@ -35,16 +38,25 @@ class Problem(Exception):
         self.type = type_
 
     def body(self, instance: str) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status,
-                                "detail": self.detail, "instance": instance}
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "instance": instance,
+        }
         if self.errors:
             body["errors"] = self.errors
         return body
 
 
 def problem_response(problem: Problem, instance: str) -> JSONResponse:
-    return JSONResponse(problem.body(instance), status_code=problem.status,
-                        headers=problem.headers, media_type=PROBLEM_JSON)
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_JSON,
+    )
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -56,14 +68,18 @@ def _field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def validation_problem(error: RequestValidationError) -> Problem:
     errors = [
-        {"field": _field(e.get("loc", ())), "rule": str(e.get("type", "invalid")),
-         "message": str(e.get("msg", "invalid"))}
+        {
+            "field": _field(e.get("loc", ())),
+            "rule": str(e.get("type", "invalid")),
+            "message": str(e.get("msg", "invalid")),
+        }
         for e in error.errors()
     ]
     first = errors[0] if errors else {"field": "(body)", "message": "invalid"}
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return Problem(422, "Invalid request",
-                   f"{first['field']}: {first['message']}{more}", errors=errors)
+    return Problem(
+        422, "Invalid request", f"{first['field']}: {first['message']}{more}", errors=errors
+    )
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -78,14 +94,42 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed", 413: "Body too large"}
-        problem = Problem(error.status_code, titles.get(error.status_code, "Error"),
-                          str(error.detail), headers=dict(error.headers or {}))
+        problem = Problem(
+            error.status_code,
+            titles.get(error.status_code, "Error"),
+            str(error.detail),
+            headers=dict(error.headers or {}),
+        )
         return problem_response(problem, request.url.path)
+
+    async def _dependency(request: Request, error: Exception) -> JSONResponse:
+        if not is_transient(error):
+            return await _unexpected(request, error)
+        log.warning("dependency unavailable", path=request.url.path, error=type(error).__name__)
+        return problem_response(
+            Problem(
+                503,
+                "Temporarily unavailable",
+                "A service this request needs is briefly unavailable; nothing was "
+                "stored. Retry after a few seconds.",
+                headers={"Retry-After": "5"},
+            ),
+            request.url.path,
+        )
+
+    # Registered per class (not on Exception) so they answer without Starlette re-raising.
+    for transient in (DBAPIError, OSError, TimeoutError, RedisConnectionError):
+        app.add_exception_handler(transient, _dependency)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
         return problem_response(
-            Problem(500, "Internal error", "Something went wrong on our side; nothing was "
-                    "stored. Try again, and tell support the correlation id."),
-            request.url.path)
+            Problem(
+                500,
+                "Internal error",
+                "Something went wrong on our side; nothing was "
+                "stored. Try again, and tell support the correlation id.",
+            ),
+            request.url.path,
+        )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -52,6 +53,30 @@ class ServiceDefinition:
     description: str = ""
 
 
+INVALID_HEADER_MARK = "rapport-invalid-header"
+
+
+async def _tolerant_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's own parser decodes every header as UTF-8 and, when one is not, the message
+    is skipped with only a log line. Mark such headers instead, so ours dead-letters them."""
+    bad = []
+    for name, value in record.headers or ():
+        try:
+            (value or b"").decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(name)
+    if bad:
+        clean = [
+            (n, (v or b"").decode("utf-8", errors="replace").encode()) for n, v in record.headers
+        ]
+        clean.append((INVALID_HEADER_MARK, ",".join(bad).encode()))
+        consumer = getattr(record, "consumer", None)
+        record = dataclasses.replace(record, headers=clean)
+        if consumer is not None:
+            record.consumer = consumer
+    return await original(record)
+
+
 async def _raw_body(message: KafkaStreamMessage) -> bytes:
     """Hand the handler the raw bytes: decoding is ours, so bad JSON goes to the DLQ."""
     return message.body
@@ -69,15 +94,28 @@ class ServiceRuntime:
         name = self.definition.name
         self.engine = make_engine(self.settings.database_url_for(name))
         self.sessionmaker = make_sessionmaker(self.engine)
-        self.outbox = Outbox(self.definition.outbox_table,
-                             topic_for=lambda e: self.topic(e.type),
-                             source=f"/rapport/{name}")
-        self.relay = OutboxRelay(name, self.definition.outbox_table, self.sessionmaker,
-                                 self._publish, batch_size=self.settings.relay_batch_size,
-                                 idle_seconds=self.settings.relay_idle_seconds)
-        self.consumer = Consumer(name, self.sessionmaker, Inbox(self.definition.inbox_table),
-                                 self.outbox, REGISTRY, self.send_raw,
-                                 on_emitted=self.relay.wake)
+        self.outbox = Outbox(
+            self.definition.outbox_table,
+            topic_for=lambda e: self.topic(e.type),
+            source=f"/rapport/{name}",
+        )
+        self.relay = OutboxRelay(
+            name,
+            self.definition.outbox_table,
+            self.sessionmaker,
+            self._publish,
+            batch_size=self.settings.relay_batch_size,
+            idle_seconds=self.settings.relay_idle_seconds,
+        )
+        self.consumer = Consumer(
+            name,
+            self.sessionmaker,
+            Inbox(self.definition.inbox_table),
+            self.outbox,
+            REGISTRY,
+            self.send_raw,
+            on_emitted=self.relay.wake,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         for init in self.definition.on_init:
             init(self)
@@ -101,8 +139,13 @@ class ServiceRuntime:
     # -- publishing -------------------------------------------------------------------------
     async def _publish(self, record: KafkaRecord) -> Callable[[], Awaitable[None]]:
         result = await self.broker.publish(
-            record.value, record.topic, key=record.key, headers=record.headers,
-            correlation_id=record.headers.get("correlation_id"), no_confirm=True)
+            record.value,
+            record.topic,
+            key=record.key,
+            headers=record.headers,
+            correlation_id=record.headers.get("correlation_id"),
+            no_confirm=True,
+        )
 
         async def acknowledged() -> None:
             if isinstance(result, asyncio.Future):
@@ -111,9 +154,13 @@ class ServiceRuntime:
         return acknowledged
 
     async def send_raw(self, record: KafkaRecord) -> None:
-        await self.broker.publish(record.value, record.topic, key=record.key,
-                                  headers=record.headers,
-                                  correlation_id=record.headers.get("correlation_id"))
+        await self.broker.publish(
+            record.value,
+            record.topic,
+            key=record.key,
+            headers=record.headers,
+            correlation_id=record.headers.get("correlation_id"),
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -131,9 +178,13 @@ class ServiceRuntime:
             self._subscribe(subscription)
         for event_type in self.definition.produces:
             # Documentation for the AsyncAPI export; events are published by the relay.
-            self.broker.publisher(self.topic(event_type), schema=event_type.data_model,
-                                  title=self.topic(event_type), include_in_schema=True,
-                                  description=f"{event_type.type}: {event_type.description}")
+            self.broker.publisher(
+                self.topic(event_type),
+                schema=event_type.data_model,
+                title=self.topic(event_type),
+                include_in_schema=True,
+                description=f"{event_type.type}: {event_type.description}",
+            )
 
     def _subscribe(self, subscription: Subscription) -> None:
         topic = self.topic(subscription.event_type)
@@ -144,19 +195,26 @@ class ServiceRuntime:
             raw = message.raw_message
             assert not isinstance(raw, tuple)
             record = KafkaRecord(topic=raw.topic, key=raw.key, value=body, headers={})
-            await self.consumer.handle(handler_name, subscription.handler, accepted, record,
-                                       list(raw.headers or ()), f"{raw.partition}:{raw.offset}")
+            await self.consumer.handle(
+                handler_name,
+                subscription.handler,
+                accepted,
+                record,
+                list(raw.headers or ()),
+                f"{raw.partition}:{raw.offset}",
+            )
 
         self.broker.subscriber(
             topic,
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
+            parser=_tolerant_parser,
             decoder=_raw_body,
             max_poll_interval_ms=300_000,
             title=f"{self.name}: {topic}",
             description=f"{self.name} applies {subscription.event_type.type} "
-                        f"({subscription.name}); schema {subscription.event_type.dataschema}",
+            f"({subscription.name}); schema {subscription.event_type.dataschema}",
         )(consume)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -174,7 +232,7 @@ class ServiceRuntime:
             with suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self.relay.drain(timeout=5)
+        await self.relay.drain(seconds=5)
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, str]:

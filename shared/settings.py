@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "rapport-development-only-secret-change-me"  # noqa: S105 - refused in production
+DEV_SECRET = "rapport-development-only-secret-change-me"
 
 _BOOTSTRAP = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 

@@ -55,9 +55,14 @@ async def real_settings(infra: Infra, pg_database: str) -> Settings:
     """Settings for the real stack, with this test's own topics, groups and database
     (migrated with Alembic, as ``rapport migrate`` does)."""
     settings = load_settings(
-        kafka_bootstrap=infra.kafka_bootstrap, database_url=pg_database,
-        redis_url=infra.redis_url, topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
-        topic_partitions=3, allow_private_webhooks=True, relay_idle_seconds=0.05)
+        kafka_bootstrap=infra.kafka_bootstrap,
+        database_url=pg_database,
+        redis_url=infra.redis_url,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        topic_partitions=3,
+        allow_private_webhooks=True,
+        relay_idle_seconds=0.05,
+    )
     for service in ("intake", "feedback", "analytics", "notify"):
         await asyncio.to_thread(upgrade, service, settings.database_url_for(service))
     return settings
@@ -65,9 +70,13 @@ async def real_settings(infra: Infra, pg_database: str) -> Settings:
 
 @pytest.fixture
 def embedded_settings(tmp_path: object) -> Settings:
-    return load_settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/{{service}}.db",
-                         redis_url="memory://", topic_prefix="rapport.",
-                         allow_private_webhooks=True, relay_idle_seconds=0.05)
+    return load_settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/{{service}}.db",
+        redis_url="memory://",
+        topic_prefix="rapport.",
+        allow_private_webhooks=True,
+        relay_idle_seconds=0.05,
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

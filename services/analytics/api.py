@@ -8,10 +8,10 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from services.analytics.models import AnalyticsAlert
 from shared.auth import CurrentStaff
 from shared.contracts import Id
 from shared.runtime import runtime_of
-from services.analytics.models import AnalyticsAlert
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
 
@@ -51,8 +51,22 @@ async def list_alerts(
     statement = statement.order_by(col(AnalyticsAlert.opened_at).desc()).limit(limit)
     async with runtime_of(request, "analytics").sessionmaker() as session:
         rows = (await session.exec(statement)).all()
-    return [AlertOut(alert_id=r.id, episode_id=r.episode_id, site_id=r.site_id,
-                     therapist_id=r.therapist_id, kind=r.kind, severity=r.severity, rule=r.rule,
-                     status=r.status, respondent=r.respondent, opened_session=r.opened_session,
-                     resolved_session=r.resolved_session, inputs=r.inputs,
-                     suggestion_code=r.suggestion_code, opened_at=r.opened_at) for r in rows]
+    return [
+        AlertOut(
+            alert_id=r.id,
+            episode_id=r.episode_id,
+            site_id=r.site_id,
+            therapist_id=r.therapist_id,
+            kind=r.kind,
+            severity=r.severity,
+            rule=r.rule,
+            status=r.status,
+            respondent=r.respondent,
+            opened_session=r.opened_session,
+            resolved_session=r.resolved_session,
+            inputs=r.inputs,
+            suggestion_code=r.suggestion_code,
+            opened_at=r.opened_at,
+        )
+        for r in rows
+    ]

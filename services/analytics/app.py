@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.analytics import api, handlers, models
 from shared.contracts import (
     ALLIANCE_ALERT,
     ALLIANCE_ASSESSED,
@@ -11,7 +12,6 @@ from shared.contracts import (
 from shared.instruments import SHIPPED, load_instruments
 from shared.runtime import ServiceDefinition, Subscription
 from shared.tables import service_tables
-from services.analytics import api, handlers, models
 
 
 def definition() -> ServiceDefinition:
@@ -22,9 +22,13 @@ def definition() -> ServiceDefinition:
         tables=service_tables("analytics"),
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
-        subscriptions=[Subscription(FEEDBACK_RECORDED,
-                                    handlers.make_feedback_handler(instruments),
-                                    "alliance_from_feedback")],
+        subscriptions=[
+            Subscription(
+                FEEDBACK_RECORDED,
+                handlers.make_feedback_handler(instruments),
+                "alliance_from_feedback",
+            )
+        ],
         produces=[ALLIANCE_ASSESSED, ALLIANCE_ALERT, THERAPIST_EFFECTIVENESS_UPDATED],
         description="Alliance state, alerts, therapist effectiveness, charts",
     )

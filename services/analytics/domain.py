@@ -47,11 +47,17 @@ def risk_alert(response: ScoredResponse) -> AlertChange | None:
     if not raised:
         return None
     return AlertChange(
-        action="open", kind="risk", severity="urgent", rule="rule-1-risk-item",
+        action="open",
+        kind="risk",
+        severity="urgent",
+        rule="rule-1-risk-item",
         respondent=response.respondent,
-        inputs={"instrument": response.instrument,
-                **{f"item_{k}": float(v) for k, v in sorted(raised.items())}},
-        suggestion_code="contact_client_now_and_assess_risk")
+        inputs={
+            "instrument": response.instrument,
+            **{f"item_{k}": float(v) for k, v in sorted(raised.items())},
+        },
+        suggestion_code="contact_client_now_and_assess_risk",
+    )
 
 
 def low_alliance(response: ScoredResponse, already_open: bool) -> AlertChange | None:
@@ -63,13 +69,28 @@ def low_alliance(response: ScoredResponse, already_open: bool) -> AlertChange | 
     if response.instrument_kind != "alliance" or response.respondent_role not in CLIENT_SIDE:
         return None
     inputs: dict[str, float | int | str | bool | None] = {
-        "instrument": response.instrument, "score": float(response.total),
-        "session": response.session_number}
+        "instrument": response.instrument,
+        "score": float(response.total),
+        "session": response.session_number,
+    }
     if response.concern and not already_open:
-        return AlertChange("open", "low_alliance", "routine", "rule-2-concern",
-                           response.respondent, inputs,
-                           "invite_feedback_on_the_relationship_next_session")
+        return AlertChange(
+            "open",
+            "low_alliance",
+            "routine",
+            "rule-2-concern",
+            response.respondent,
+            inputs,
+            "invite_feedback_on_the_relationship_next_session",
+        )
     if not response.concern and already_open:
-        return AlertChange("resolve", "low_alliance", "routine", "rule-2-concern",
-                           response.respondent, inputs, "none")
+        return AlertChange(
+            "resolve",
+            "low_alliance",
+            "routine",
+            "rule-2-concern",
+            response.respondent,
+            inputs,
+            "none",
+        )
     return None

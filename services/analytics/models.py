@@ -42,7 +42,8 @@ class AnalyticsAlert(SQLModel, table=True):
     opened_session: int
     resolved_session: int | None = None
     inputs: dict[str, float | int | str | bool | None] = Field(
-        default_factory=dict, sa_column=Column(JSON))
+        default_factory=dict, sa_column=Column(JSON)
+    )
     suggestion_code: str = Field(max_length=64)
     opened_at: datetime
     resolved_at: datetime | None = None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from services.feedback import api, handlers, models
 from shared.contracts import FEEDBACK_RECORDED, MATCH_CONFIRMED, RISK_FLAGGED, SESSION_COMPLETED
+from shared.instruments import SHIPPED, load_instruments
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.tables import service_tables
-from shared.instruments import SHIPPED, load_instruments
-from services.feedback import api, handlers, models
 
 
 def _load_instruments(runtime: ServiceRuntime) -> None:
@@ -20,10 +20,10 @@ def definition() -> ServiceDefinition:
         tables=service_tables("feedback"),
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
-        subscriptions=[Subscription(MATCH_CONFIRMED, handlers.on_match_confirmed,
-                                    "episode_from_match")],
+        subscriptions=[
+            Subscription(MATCH_CONFIRMED, handlers.on_match_confirmed, "episode_from_match")
+        ],
         produces=[FEEDBACK_RECORDED, RISK_FLAGGED, SESSION_COMPLETED],
         on_init=[_load_instruments],
         description="Questionnaires from clients, partners, family and therapists",
     )
-

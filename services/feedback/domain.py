@@ -35,31 +35,49 @@ def check_answers(instrument: Instrument, role: str, raw: dict[str, object]) -> 
     """Every reason the answers cannot be scored; empty when they can."""
     errors: list[AnswerError] = []
     if role not in instrument.respondents:
-        errors.append(AnswerError("respondent_role", "role_not_allowed",
-                                  f"{instrument.id} may be answered by "
-                                  f"{', '.join(instrument.respondents)}, not {role}"))
+        errors.append(
+            AnswerError(
+                "respondent_role",
+                "role_not_allowed",
+                f"{instrument.id} may be answered by "
+                f"{', '.join(instrument.respondents)}, not {role}",
+            )
+        )
     for item in instrument.items:
         if item not in raw:
             errors.append(AnswerError(f"items.{item}", "missing", f"item {item} is required"))
     for item in raw:
         if item not in instrument.items:
-            errors.append(AnswerError(f"items.{item}", "unknown_item",
-                                      f"{instrument.id} has no item {item!r}"))
+            errors.append(
+                AnswerError(
+                    f"items.{item}", "unknown_item", f"{instrument.id} has no item {item!r}"
+                )
+            )
     for item in instrument.items:
         if item not in raw:
             continue
         value = _decimal(raw[item])
         if value is None:
-            errors.append(AnswerError(f"items.{item}", "not_a_number",
-                                      f"item {item} must be a number"))
+            errors.append(
+                AnswerError(f"items.{item}", "not_a_number", f"item {item} must be a number")
+            )
         elif not instrument.item_min <= value <= instrument.item_max:
-            errors.append(AnswerError(f"items.{item}", "out_of_range",
-                                      f"item {item} must be from {instrument.item_min} to "
-                                      f"{instrument.item_max}, got {value}"))
+            errors.append(
+                AnswerError(
+                    f"items.{item}",
+                    "out_of_range",
+                    f"item {item} must be from {instrument.item_min} to "
+                    f"{instrument.item_max}, got {value}",
+                )
+            )
         elif (value - instrument.item_min) % instrument.step != 0:
-            errors.append(AnswerError(f"items.{item}", "off_step",
-                                      f"item {item} must be in steps of {instrument.step}, "
-                                      f"got {value}"))
+            errors.append(
+                AnswerError(
+                    f"items.{item}",
+                    "off_step",
+                    f"item {item} must be in steps of {instrument.step}, got {value}",
+                )
+            )
     return errors
 
 
@@ -72,24 +90,32 @@ def score(instrument: Instrument, raw: dict[str, object]) -> Scored:
         for item, v in items.items()
     }
     total = sum(counted.values(), Decimal(0))
-    subscales = {name: sum((counted[i] for i in members), Decimal(0))
-                 for name, members in instrument.subscales.items()}
+    subscales = {
+        name: sum((counted[i] for i in members), Decimal(0))
+        for name, members in instrument.subscales.items()
+    }
     band = next((b.code for b in instrument.bands if b.min <= total <= b.max), None)
     risk = {i: items[i] for i in instrument.risk_items if items[i] > 0}
-    return Scored(items=items, total=total, subscales=subscales, band=band,
-                  in_concern_or_clinical_range=in_concern_or_clinical_range(instrument, total,
-                                                                            items),
-                  risk_items=risk)
+    return Scored(
+        items=items,
+        total=total,
+        subscales=subscales,
+        band=band,
+        in_concern_or_clinical_range=in_concern_or_clinical_range(instrument, total, items),
+        risk_items=risk,
+    )
 
 
-def in_concern_or_clinical_range(instrument: Instrument, total: Decimal,
-                                 items: dict[str, Decimal]) -> bool:
+def in_concern_or_clinical_range(
+    instrument: Instrument, total: Decimal, items: dict[str, Decimal]
+) -> bool:
     if instrument.concern is not None:
         concern = instrument.concern
         if concern.total_below is not None and total < concern.total_below:
             return True
         return concern.any_item_below is not None and any(
-            v < concern.any_item_below for v in items.values())
+            v < concern.any_item_below for v in items.values()
+        )
     if instrument.clinical is not None:
         if instrument.clinical.direction == "higher_is_worse":
             return total >= instrument.clinical.cutoff

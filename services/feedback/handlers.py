@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.feedback.models import FeedbackEpisode
 from shared.consumer import Delivery
 from shared.contracts import MatchConfirmed
 from shared.events import Event
-from services.feedback.models import FeedbackEpisode
 
 
 async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Event[Any]]:
@@ -16,9 +16,13 @@ async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Eve
     data = delivery.event.data
     episode = await delivery.session.get(FeedbackEpisode, data.episode_id)
     if episode is None:
-        episode = FeedbackEpisode(episode_id=data.episode_id, site_id=data.site_id,
-                                  therapist_id=data.therapist_id, client=data.client,
-                                  confirmed_at=data.confirmed_at)
+        episode = FeedbackEpisode(
+            episode_id=data.episode_id,
+            site_id=data.site_id,
+            therapist_id=data.therapist_id,
+            client=data.client,
+            confirmed_at=data.confirmed_at,
+        )
     episode.therapist_id = data.therapist_id
     episode.members = [m.model_dump() for m in data.members]
     delivery.session.add(episode)

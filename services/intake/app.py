@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.intake import api, models
 from shared.contracts import (
     CLIENT_ERASURE_REQUESTED,
     EPISODE_CLOSED,
@@ -13,7 +14,6 @@ from shared.contracts import (
 )
 from shared.runtime import ServiceDefinition
 from shared.tables import service_tables
-from services.intake import api, models
 
 
 def definition() -> ServiceDefinition:
@@ -23,7 +23,14 @@ def definition() -> ServiceDefinition:
         tables=service_tables("intake"),
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
-        produces=[INTAKE_SUBMITTED, MATCH_PROPOSED, MATCH_CONFIRMED, MATCH_DECLINED,
-                  EPISODE_CLOSED, EPISODE_TRANSFERRED, CLIENT_ERASURE_REQUESTED],
+        produces=[
+            INTAKE_SUBMITTED,
+            MATCH_PROPOSED,
+            MATCH_CONFIRMED,
+            MATCH_DECLINED,
+            EPISODE_CLOSED,
+            EPISODE_TRANSFERRED,
+            CLIENT_ERASURE_REQUESTED,
+        ],
         description="Therapist registry, intakes, matching, episodes",
     )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+from services.notify import api, dispatch, handlers, models
 from shared.contracts import ALLIANCE_ALERT, NOTIFICATION_DELIVERED, NOTIFICATION_FAILED
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.tables import service_tables
-from services.notify import api, dispatch, handlers, models
+
 
 def definition() -> ServiceDefinition:
     wake = asyncio.Event()  # set when deliveries are committed, so they go out at once
@@ -21,8 +22,9 @@ def definition() -> ServiceDefinition:
         tables=service_tables("notify"),
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
-        subscriptions=[Subscription(ALLIANCE_ALERT, handlers.make_alert_handler(wake),
-                                    "deliveries_from_alert")],
+        subscriptions=[
+            Subscription(ALLIANCE_ALERT, handlers.make_alert_handler(wake), "deliveries_from_alert")
+        ],
         produces=[NOTIFICATION_DELIVERED, NOTIFICATION_FAILED],
         background=[dispatch.dispatch_forever],
         on_init=[init],

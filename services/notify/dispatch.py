@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import httpx
 from sqlmodel import col, select
 
+from services.notify import domain, signing
+from services.notify.models import NotifyDelivery, NotifyWebhook
 from shared.contracts import (
     NOTIFICATION_DELIVERED,
     NOTIFICATION_FAILED,
@@ -19,8 +21,6 @@ from shared.crypto import derive_key, unseal
 from shared.events import Event
 from shared.logs import get_logger
 from shared.runtime import ServiceRuntime
-from services.notify import domain, signing
-from services.notify.models import NotifyDelivery, NotifyWebhook
 
 log = get_logger(__name__)
 SOURCE = "/rapport/notify"
@@ -30,8 +30,9 @@ def secret_key(runtime: ServiceRuntime) -> bytes:
     return derive_key(runtime.settings.encryption_key.get_secret_value(), "notify-webhook-secret")
 
 
-async def _send(client: httpx.AsyncClient, runtime: ServiceRuntime, row: NotifyDelivery,
-                hook: NotifyWebhook) -> tuple[int | None, str | None]:
+async def _send(
+    client: httpx.AsyncClient, runtime: ServiceRuntime, row: NotifyDelivery, hook: NotifyWebhook
+) -> tuple[int | None, str | None]:
     body = row.payload.encode()
     timestamp = int(time.time())
     secret = unseal(secret_key(runtime), hook.secret_sealed, associated=hook.id)
@@ -50,45 +51,76 @@ async def _send(client: httpx.AsyncClient, runtime: ServiceRuntime, row: NotifyD
     return response.status_code, f"http_{response.status_code}"
 
 
-async def dispatch_once(runtime: ServiceRuntime, client: httpx.AsyncClient,
-                        batch: int = 50) -> int:
+async def dispatch_once(runtime: ServiceRuntime, client: httpx.AsyncClient, batch: int = 50) -> int:
     now = datetime.now(UTC)
     async with runtime.sessionmaker() as session, session.begin():
-        statement = (select(NotifyDelivery)
-                     .where(NotifyDelivery.status == "pending",
-                            col(NotifyDelivery.next_attempt_at) <= now)
-                     .order_by(col(NotifyDelivery.next_attempt_at)).limit(batch))
+        statement = (
+            select(NotifyDelivery)
+            .where(NotifyDelivery.status == "pending", col(NotifyDelivery.next_attempt_at) <= now)
+            .order_by(col(NotifyDelivery.next_attempt_at))
+            .limit(batch)
+        )
         if session.bind.dialect.name == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         rows = (await session.exec(statement)).all()
         if not rows:
             return 0
         hook_ids = {r.endpoint_id for r in rows}
-        hooks = {h.id: h for h in (await session.exec(
-            select(NotifyWebhook).where(col(NotifyWebhook.id).in_(hook_ids)))).all()}
-        results = await asyncio.gather(*(
-            _send(client, runtime, row, hooks[row.endpoint_id]) for row in rows))
+        hooks = {
+            h.id: h
+            for h in (
+                await session.exec(select(NotifyWebhook).where(col(NotifyWebhook.id).in_(hook_ids)))
+            ).all()
+        }
+        results = await asyncio.gather(
+            *(_send(client, runtime, row, hooks[row.endpoint_id]) for row in rows)
+        )
         events: list[Event[object]] = []
         finished = datetime.now(UTC)
         for row, (status, error) in zip(rows, results, strict=True):
             row.attempts += 1
             if error is None:
                 row.status, row.delivered_at, row.last_error = "delivered", finished, None
-                events.append(Event(NOTIFICATION_DELIVERED, NotificationDelivered(
-                    delivery_id=row.id, source_event_id=row.source_event_id,
-                    site_id=row.site_id, channel="webhook", recipient_role=row.recipient_role,
-                    attempts=row.attempts, delivered_at=finished), source=SOURCE))
+                events.append(
+                    Event(
+                        NOTIFICATION_DELIVERED,
+                        NotificationDelivered(
+                            delivery_id=row.id,
+                            source_event_id=row.source_event_id,
+                            site_id=row.site_id,
+                            channel="webhook",
+                            recipient_role=row.recipient_role,
+                            attempts=row.attempts,
+                            delivered_at=finished,
+                        ),
+                        source=SOURCE,
+                    )
+                )
             else:
-                retry_at = (domain.next_attempt(row.attempts, finished)
-                            if domain.is_retryable(status) else None)
+                retry_at = (
+                    domain.next_attempt(row.attempts, finished)
+                    if domain.is_retryable(status)
+                    else None
+                )
                 row.last_error = error
                 if retry_at is None:
                     row.status = "failed"
-                    events.append(Event(NOTIFICATION_FAILED, NotificationFailed(
-                        delivery_id=row.id, source_event_id=row.source_event_id,
-                        site_id=row.site_id, channel="webhook",
-                        recipient_role=row.recipient_role, attempts=row.attempts,
-                        reason_code=error.lower(), failed_at=finished), source=SOURCE))
+                    events.append(
+                        Event(
+                            NOTIFICATION_FAILED,
+                            NotificationFailed(
+                                delivery_id=row.id,
+                                source_event_id=row.source_event_id,
+                                site_id=row.site_id,
+                                channel="webhook",
+                                recipient_role=row.recipient_role,
+                                attempts=row.attempts,
+                                reason_code=error.lower(),
+                                failed_at=finished,
+                            ),
+                            source=SOURCE,
+                        )
+                    )
                 else:
                     row.next_attempt_at = retry_at
             session.add(row)
@@ -108,7 +140,9 @@ async def dispatch_forever(runtime: ServiceRuntime) -> None:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                log.warning("dispatch failed; retrying", error=f"{type(error).__name__}: {error}"[:300])
+                log.warning(
+                    "dispatch failed; retrying", error=f"{type(error).__name__}: {error}"[:300]
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue

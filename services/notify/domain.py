@@ -7,14 +7,21 @@ from datetime import datetime, timedelta
 
 # A Standard-Webhooks-like schedule: the delay before attempt n+1 (about 3 days in all).
 RETRY_SCHEDULE = (
-    timedelta(seconds=5), timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2),
-    timedelta(hours=5), timedelta(hours=10), timedelta(hours=14), timedelta(hours=20),
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+    timedelta(hours=14),
+    timedelta(hours=20),
     timedelta(hours=24),
 )
 
 
-def next_attempt(attempts_made: int, now: datetime,
-                 schedule: tuple[timedelta, ...] = RETRY_SCHEDULE) -> datetime | None:
+def next_attempt(
+    attempts_made: int, now: datetime, schedule: tuple[timedelta, ...] = RETRY_SCHEDULE
+) -> datetime | None:
     """When to try again after ``attempts_made`` failures; None when the schedule is spent."""
     if attempts_made > len(schedule):
         return None
@@ -29,5 +36,11 @@ def is_retryable(status: int | None) -> bool:
 def is_private_address(address: str) -> bool:
     """Loopback, private, link-local and other non-public targets (SSRF guard)."""
     ip = ipaddress.ip_address(address)
-    return (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-            or ip.is_reserved or ip.is_unspecified)
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )

@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import select
+from sqlmodel import col, select
 
+from services.notify.models import NotifyDelivery, NotifyWebhook
 from shared.consumer import Delivery
 from shared.contracts import AllianceAlert
 from shared.events import Event
-from services.notify.models import NotifyDelivery, NotifyWebhook
 
 
 def make_alert_handler(wake: asyncio.Event) -> Any:
@@ -25,21 +25,47 @@ def make_alert_handler(wake: asyncio.Event) -> Any:
         if alert.status != "opened":
             return []
         session = delivery.session
-        hooks = (await session.exec(select(NotifyWebhook).where(
-            NotifyWebhook.site_id == alert.site_id, NotifyWebhook.active == True))).all()  # noqa: E712
+        hooks = (
+            await session.exec(
+                select(NotifyWebhook).where(
+                    NotifyWebhook.site_id == alert.site_id, col(NotifyWebhook.active).is_(True)
+                )
+            )
+        ).all()
         now = datetime.now(UTC)
-        body = json.dumps({"type": "alliance.alert", "timestamp": now.isoformat(),
-                           "data": alert.model_dump(mode="json")}, separators=(",", ":"))
-        rows = [dict(
-            id=str(uuid.uuid4()), delivery_key=f"{delivery.event.id}:{hook.id}:webhook",
-            source_event_id=delivery.event.id, site_id=alert.site_id, channel="webhook",
-            endpoint_id=hook.id, recipient_role="front_end", payload=body, status="pending",
-            attempts=0, next_attempt_at=now, created_at=now) for hook in hooks]
+        body = json.dumps(
+            {
+                "type": "alliance.alert",
+                "timestamp": now.isoformat(),
+                "data": alert.model_dump(mode="json"),
+            },
+            separators=(",", ":"),
+        )
+        rows = [
+            dict(
+                id=str(uuid.uuid4()),
+                delivery_key=f"{delivery.event.id}:{hook.id}:webhook",
+                source_event_id=delivery.event.id,
+                site_id=alert.site_id,
+                channel="webhook",
+                endpoint_id=hook.id,
+                recipient_role="front_end",
+                payload=body,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for hook in hooks
+        ]
         if rows:
             dialect = session.bind.dialect.name if session.bind else "postgresql"
             insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
-            await session.execute(insert(NotifyDelivery.__table__).values(rows)  # type: ignore[attr-defined]
-                                  .on_conflict_do_nothing(index_elements=["delivery_key"]))
+            await session.execute(
+                insert(NotifyDelivery.__table__)
+                .values(rows)  # type: ignore[attr-defined]
+                .on_conflict_do_nothing(index_elements=["delivery_key"])
+            )
             delivery.after_commit.append(wake.set)
         return []
 

@@ -22,7 +22,8 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
-def signature_header(secrets_in_use: list[str], message_id: str, timestamp: int,
-                     body: bytes) -> str:
+def signature_header(
+    secrets_in_use: list[str], message_id: str, timestamp: int, body: bytes
+) -> str:
     """One signature per valid secret (space separated), so a secret can be rotated."""
     return " ".join(sign(s, message_id, timestamp, body) for s in secrets_in_use)

@@ -8,7 +8,8 @@ from tests.unit.test_embedded_flow import EXPECTED_EMITTED
 
 
 async def test_real_stack_flow_emits_the_same_events_as_embedded(
-        real_settings: Settings, embedded_settings: Settings) -> None:
+    real_settings: Settings, embedded_settings: Settings
+) -> None:
     real = await run_flow(real_settings, embedded=False)
     embedded = await run_flow(embedded_settings, embedded=True)
     assert real.emitted == EXPECTED_EMITTED

@@ -58,37 +58,57 @@ async def run_flow(settings: Settings, *, embedded: bool) -> FlowResult:
     try:
         transport = httpx.ASGITransport(app=host.http_app())
         async with httpx.AsyncClient(transport=transport, base_url="http://rapport") as http:
-            hook = await http.post("/notify/webhooks", json={
-                "site_id": SITE, "url": receiver.url(SITE)},
-                headers=headers(settings, "site_admin"))
+            hook = await http.post(
+                "/notify/webhooks",
+                json={"site_id": SITE, "url": receiver.url(SITE)},
+                headers=headers(settings, "site_admin"),
+            )
             assert hook.status_code == 201, hook.text
             receiver.secrets[SITE] = hook.json()["secret"]
 
-            opened = await http.post("/intake/episodes", json={
-                "site_id": SITE, "therapist_id": THERAPIST, "client_reference": "MRN-000123",
-                "domains": ["depression"], "severity": "moderate"},
-                headers=headers(settings, "intake_coordinator"))
+            opened = await http.post(
+                "/intake/episodes",
+                json={
+                    "site_id": SITE,
+                    "therapist_id": THERAPIST,
+                    "client_reference": "MRN-000123",
+                    "domains": ["depression"],
+                    "severity": "moderate",
+                },
+                headers=headers(settings, "intake_coordinator"),
+            )
             assert opened.status_code == 201, opened.text
             episode_id = opened.json()["episode_id"]
             therapist = headers(settings, "therapist", THERAPIST)
 
             async def feedback_knows_episode() -> bool:
-                got = await http.get(f"/feedback/episodes/{episode_id}/responses",
-                                     headers=therapist)
+                got = await http.get(
+                    f"/feedback/episodes/{episode_id}/responses", headers=therapist
+                )
                 return got.status_code == 200
 
             await eventually(feedback_knows_episode, what="feedback to learn the episode")
             answers = [
                 (1, "srs", {"relationship": 9.5, "goals": 9.4, "approach": 9.6, "overall": 9.5}),
                 (2, "srs", {"relationship": 7.0, "goals": 8.1, "approach": 7.5, "overall": 7.2}),
-                (2, "phq-9", {"1": 2, "2": 2, "3": 1, "4": 2, "5": 1, "6": 2, "7": 1, "8": 0,
-                              "9": 1}),
+                (
+                    2,
+                    "phq-9",
+                    {"1": 2, "2": 2, "3": 1, "4": 2, "5": 1, "6": 2, "7": 1, "8": 0, "9": 1},
+                ),
             ]
             for session_number, instrument, items in answers:
-                recorded = await http.post("/feedback/responses", json={
-                    "episode_id": episode_id, "session_number": session_number,
-                    "respondent_role": "client", "instrument": instrument, "items": items},
-                    headers=therapist)
+                recorded = await http.post(
+                    "/feedback/responses",
+                    json={
+                        "episode_id": episode_id,
+                        "session_number": session_number,
+                        "respondent_role": "client",
+                        "instrument": instrument,
+                        "items": items,
+                    },
+                    headers=therapist,
+                )
                 assert recorded.status_code == 201, recorded.text
 
             async def two_webhooks() -> bool:

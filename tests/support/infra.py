@@ -36,19 +36,30 @@ def _docker_answers() -> bool:
 
 
 def provide() -> Infra:
-    env = {k: os.environ.get(f"RAPPORT_TEST_{k}") for k in
-           ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")}
+    env = {
+        k: os.environ.get(f"RAPPORT_TEST_{k}")
+        for k in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")
+    }
     if all(env.values()):
-        return Infra(env["KAFKA_BOOTSTRAP"] or "", env["DATABASE_URL"] or "",
-                     env["REDIS_URL"] or "", origin="environment")
+        return Infra(
+            env["KAFKA_BOOTSTRAP"] or "",
+            env["DATABASE_URL"] or "",
+            env["REDIS_URL"] or "",
+            origin="environment",
+        )
     if _docker_answers():
         return _containers()
     from rapport import stack
 
     endpoints = stack.up()
-    return Infra(endpoints.kafka_bootstrap, endpoints.database_url, endpoints.redis_url,
-                 origin="rapport stack", pause_kafka=stack.pause_kafka,
-                 resume_kafka=stack.resume_kafka)
+    return Infra(
+        endpoints.kafka_bootstrap,
+        endpoints.database_url,
+        endpoints.redis_url,
+        origin="rapport stack",
+        pause_kafka=stack.pause_kafka,
+        resume_kafka=stack.resume_kafka,
+    )
 
 
 def _containers() -> Infra:  # pragma: no cover - only where a Docker engine runs
@@ -62,8 +73,13 @@ def _containers() -> Infra:  # pragma: no cover - only where a Docker engine run
     redis = stack.enter_context(RedisContainer("redis:7"))
     redis_url = f"redis://{redis.get_container_host_ip()}:{redis.get_exposed_port(6379)}/0"
     kafka_container = kafka.get_wrapped_container()
-    infra = Infra(kafka.get_bootstrap_server(), postgres.get_connection_url(), redis_url,
-                  origin="testcontainers", pause_kafka=kafka_container.pause,
-                  resume_kafka=kafka_container.unpause)
+    infra = Infra(
+        kafka.get_bootstrap_server(),
+        postgres.get_connection_url(),
+        redis_url,
+        origin="testcontainers",
+        pause_kafka=kafka_container.pause,
+        resume_kafka=kafka_container.unpause,
+    )
     infra.cleanup = stack
     return infra

@@ -53,13 +53,20 @@ class WebhookReceiver:
                 verified = True
             except Exception:
                 verified = False
-        self.received.append(Received(request.headers.get("webhook-id", ""),
-                                      json.loads(body), verified))
+        self.received.append(
+            Received(request.headers.get("webhook-id", ""), json.loads(body), verified)
+        )
         return Response(status_code=204)
 
     async def start(self) -> None:
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_config=None,
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         while not self._server.started:

@@ -7,8 +7,12 @@ import time
 from collections.abc import Awaitable, Callable
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0,
-                     interval: float = 0.1, what: str = "condition") -> None:
+async def eventually(
+    check: Callable[[], Awaitable[bool]],
+    timeout: float = 30.0,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if await check():

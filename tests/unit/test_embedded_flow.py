@@ -21,7 +21,8 @@ EXPECTED_EMITTED = [
 
 
 async def test_embedded_flow_opens_alerts_and_delivers_signed_webhooks(
-        embedded_settings: Settings) -> None:
+    embedded_settings: Settings,
+) -> None:
     result = await run_flow(embedded_settings, embedded=True)
     assert result.emitted == EXPECTED_EMITTED
     assert result.alert_kinds == ["low_alliance", "risk"]
