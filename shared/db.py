@@ -60,6 +60,12 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, (OSError, TimeoutError, ConnectionError))
 
 
+def dialect_of(session: Any) -> str:
+    """The SQL dialect a session talks to ("postgresql" or "sqlite")."""
+    bind = getattr(session, "bind", None)
+    return str(bind.dialect.name) if bind is not None else "postgresql"
+
+
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 
-from shared.db import Sessionmaker, is_transient
+from shared.db import Sessionmaker, dialect_of, is_transient
 from shared.events import Event, KafkaRecord, encode
 from shared.logs import get_logger
 from shared.metrics import OUTBOX_PENDING, PUBLISHED
@@ -118,9 +118,8 @@ class Inbox:
     async def claim(self, session: SAAsyncSession, handler: str, event_id: str) -> bool:
         """Record that this handler is applying this event; False if it already did."""
         values = {"handler": handler, "event_id": event_id, "processed_at": datetime.now(UTC)}
-        dialect = session.bind.dialect.name if session.bind else "postgresql"
         statement: Any
-        if dialect == "sqlite":
+        if dialect_of(session) == "sqlite":
             statement = sqlite.insert(self.table).values(values).on_conflict_do_nothing()
         else:
             statement = postgresql.insert(self.table).values(values).on_conflict_do_nothing()
@@ -161,7 +160,7 @@ class OutboxRelay:
     async def relay_once(self) -> int:
         """Publish one batch; returns how many events were published."""
         async with self.sessionmaker() as session, session.begin():
-            if session.bind.dialect.name == "postgresql":
+            if dialect_of(session) == "postgresql":
                 locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_id)))
                 if not locked:  # another replica of this service is relaying
                     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +47,7 @@ class ServiceDefinition:
     subscriptions: Sequence[Subscription] = ()
     produces: Sequence[EventType[Any]] = ()
     # Long-running work of the service's own (e.g. notify's delivery dispatcher).
-    background: Sequence[Callable[[ServiceRuntime], Awaitable[None]]] = ()
+    background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
     # Loading of configuration data (e.g. instrument definitions) when the runtime is built.
     on_init: Sequence[Callable[[ServiceRuntime], None]] = ()
     description: str = ""

@@ -266,7 +266,7 @@ def _recorded(
         therapist_id=row.therapist_id,
         session_number=row.session_number,
         respondent=row.respondent,
-        respondent_role=row.respondent_role,  # type: ignore[arg-type]
+        respondent_role=row.respondent_role,
         instrument=instrument.id,
         instrument_version=instrument.version,
         items={k: float(v) for k, v in scored.items.items()},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from sqlmodel import col, select
@@ -18,6 +19,7 @@ from shared.contracts import (
     NotificationFailed,
 )
 from shared.crypto import derive_key, unseal
+from shared.db import dialect_of
 from shared.events import Event
 from shared.logs import get_logger
 from shared.runtime import ServiceRuntime
@@ -60,7 +62,7 @@ async def dispatch_once(runtime: ServiceRuntime, client: httpx.AsyncClient, batc
             .order_by(col(NotifyDelivery.next_attempt_at))
             .limit(batch)
         )
-        if session.bind.dialect.name == "postgresql":
+        if dialect_of(session) == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
         rows = (await session.exec(statement)).all()
         if not rows:
@@ -75,7 +77,7 @@ async def dispatch_once(runtime: ServiceRuntime, client: httpx.AsyncClient, batc
         results = await asyncio.gather(
             *(_send(client, runtime, row, hooks[row.endpoint_id]) for row in rows)
         )
-        events: list[Event[object]] = []
+        events: list[Event[Any]] = []
         finished = datetime.now(UTC)
         for row, (status, error) in zip(rows, results, strict=True):
             row.attempts += 1
@@ -124,7 +126,7 @@ async def dispatch_once(runtime: ServiceRuntime, client: httpx.AsyncClient, batc
                 else:
                     row.next_attempt_at = retry_at
             session.add(row)
-        await runtime.emit(session, *events)  # type: ignore[arg-type]
+        await runtime.emit(session, *events)
     runtime.relay.wake()
     return len(rows)
 

@@ -10,11 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from services.notify.models import NotifyDelivery, NotifyWebhook
 from shared.consumer import Delivery
 from shared.contracts import AllianceAlert
+from shared.db import dialect_of
 from shared.events import Event
 
 
@@ -59,12 +60,10 @@ def make_alert_handler(wake: asyncio.Event) -> Any:
             for hook in hooks
         ]
         if rows:
-            dialect = session.bind.dialect.name if session.bind else "postgresql"
-            insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+            insert = sqlite.insert if dialect_of(session) == "sqlite" else postgresql.insert
+            table = SQLModel.metadata.tables[NotifyDelivery.__tablename__]
             await session.execute(
-                insert(NotifyDelivery.__table__)
-                .values(rows)  # type: ignore[attr-defined]
-                .on_conflict_do_nothing(index_elements=["delivery_key"])
+                insert(table).values(rows).on_conflict_do_nothing(index_elements=["delivery_key"])
             )
             delivery.after_commit.append(wake.set)
         return []

@@ -1,0 +1,54 @@
+# Rapport — the two commands a newcomer needs:
+#   make demo   run the main job on the embedded default (one process, no Kafka needed)
+#   make test   pass all tests (brings up the real Kafka/PostgreSQL/Redis stack if none is given)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Reinstall whenever the dependency pins or the project metadata change.
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install demo test lint typecheck unit integration stack-up stack-down stack-status docs clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/rapport demo
+
+test: install lint typecheck
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy shared rapport/stack.py services/*/domain.py
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+integration: install
+	$(BIN)/python -m pytest tests/integration
+
+stack-up: install
+	$(BIN)/rapport stack up
+
+stack-down: install
+	$(BIN)/rapport stack down
+
+stack-status: install
+	$(BIN)/rapport stack status
+
+docs: install
+	$(BIN)/rapport docs
+
+clean:
+	rm -rf $(VENV) .rapport .pytest_cache .mypy_cache .ruff_cache
