@@ -212,7 +212,7 @@ class ServiceRuntime:
             parser=_tolerant_parser,
             decoder=_raw_body,
             max_poll_interval_ms=300_000,
-            title=f"{self.name}: {topic}",
+            title=f"{self.name}.{subscription.name}",
             description=f"{self.name} applies {subscription.event_type.type} "
             f"({subscription.name}); schema {subscription.event_type.dataschema}",
         )(consume)
