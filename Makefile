@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy shared rapport/stack.py services/*/domain.py
+	$(BIN)/mypy shared rapport/stack.py services/*/domain.py services/feedback/fhir.py
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

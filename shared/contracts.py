@@ -116,6 +116,12 @@ class FeedbackRecorded(EventData):
     in_concern_or_clinical_range: bool
     risk_items: list[Code] = []
     late: bool = False
+    # Relative to this respondent's first score on the instrument in the episode (None on the
+    # first): change is positive when better, whatever the instrument's direction.
+    first_total: Score | None = None
+    change_from_first: Score | None = None
+    reliable_change: Literal["improved", "deteriorated", "no_reliable_change"] | None = None
+    clinically_significant_change: bool | None = None
     answered_at: datetime
 
 

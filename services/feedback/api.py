@@ -1,31 +1,57 @@
-"""Feedback HTTP routes for staff front-ends (thin: check, call the domain, store, emit)."""
+"""Feedback HTTP routes: staff front-ends (JSON and FHIR R4) and clients' one-time links."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from services.feedback import domain
-from services.feedback.models import FeedbackEpisode, FeedbackResponse
+from services.feedback import fhir
+from services.feedback.models import (
+    FeedbackEpisode,
+    FeedbackResponse,
+    FeedbackSession,
+    FeedbackTokenUse,
+)
+from services.feedback.recording import Recorded, Submission, instruments_of, record, replay
 from shared.auth import CurrentStaff, Staff
-from shared.contracts import FEEDBACK_RECORDED, RISK_FLAGGED, FeedbackRecorded, Id, RiskFlagged
-from shared.crypto import pseudonymise
+from shared.contracts import SESSION_COMPLETED, Id, SessionCompleted
 from shared.events import Event
-from shared.instruments import Instrument
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
+from shared.tokens import TokenError, verify
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
 
 STAFF_WHO_RECORD = ("therapist", "supervisor", "clinical_lead", "intake_coordinator")
 STAFF_WHO_READ = ("therapist", "supervisor", "clinical_lead")
+FHIR_JSON = "application/fhir+json"
+Role = Literal["client", "partner", "family", "therapist"]
+ItemValue = Annotated[float, Field(allow_inf_nan=False)] | int
+
+
+def _content_type(*allowed: str) -> Any:
+    def check(request: Request) -> None:
+        given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if given not in allowed:
+            raise Problem(
+                415,
+                "Unsupported media type",
+                f"Send the body as {' or '.join(allowed)}, not {given or 'nothing'}.",
+                errors=[{"field": "Content-Type", "rule": "media_type"}],
+            )
+
+    return Depends(check)
+
+
+JsonBody = _content_type("application/json")
 
 
 class ResponseIn(BaseModel):
@@ -34,17 +60,21 @@ class ResponseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     episode_id: Id
     session_number: int = Field(ge=1, le=1000)
-    respondent_role: Literal["client", "partner", "family", "therapist"]
+    respondent_role: Role
     respondent_ref: str | None = Field(
         default=None,
         min_length=1,
         max_length=128,
+        pattern=r"^\S(.*\S)?$",
         description="The front-end's own reference for a partner or family member "
         "(pseudonymised before it is stored or published).",
     )
     instrument: str = Field(min_length=1, max_length=64)
-    items: dict[str, float | int] = Field(max_length=200)
+    items: dict[Annotated[str, Field(max_length=64)], ItemValue] = Field(max_length=100)
     answered_at: datetime | None = None
+    comment: str | None = Field(
+        default=None, max_length=4000, description="Free text; stored encrypted, never published."
+    )
 
 
 class ResponseOut(BaseModel):
@@ -60,6 +90,10 @@ class ResponseOut(BaseModel):
     in_concern_or_clinical_range: bool
     risk_items: list[str]
     late: bool
+    first_total: float | None
+    change_from_first: float | None
+    reliable_change: str | None
+    clinically_significant_change: bool | None
 
 
 class InstrumentOut(BaseModel):
@@ -80,225 +114,39 @@ class InstrumentOut(BaseModel):
     free_to_use: bool
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    return runtime_of(request, "feedback")
+class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    episode_id: Id
+    session_number: int = Field(ge=1, le=1000)
+    at: datetime
+    attended: bool = True
 
 
-def _instruments(runtime: ServiceRuntime) -> dict[str, Instrument]:
-    loaded: dict[str, Instrument] = runtime.state["instruments"]
-    return loaded
+class SessionOut(BaseModel):
+    session_id: str
+    episode_id: str
+    session_number: int
+    at: datetime
+    attended: bool
 
 
-def _can_see_episode(staff: Staff, episode: FeedbackEpisode) -> bool:
-    if not staff.can_access_site(episode.site_id):
-        return False
-    return staff.role != "therapist" or staff.subject == episode.therapist_id
+class LinkAnswer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instrument: str = Field(min_length=1, max_length=64)
+    items: dict[Annotated[str, Field(max_length=64)], ItemValue] = Field(max_length=100)
 
 
-def _respondent(settings_key: str, episode: FeedbackEpisode, body: ResponseIn) -> str:
-    if body.respondent_role == "client":
-        return episode.client
-    if body.respondent_role == "therapist":
-        return pseudonymise(settings_key, f"therapist:{episode.therapist_id}")
-    if body.respondent_ref is None:
-        raise Problem(
-            422,
-            "Invalid request",
-            "respondent_ref: a partner or family member needs the front-end's reference for them",
-            errors=[{"field": "respondent_ref", "rule": "required_for_role"}],
-        )
-    return pseudonymise(settings_key, f"{episode.episode_id}:{body.respondent_ref}")
+class LinkSubmission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    responses: list[LinkAnswer] = Field(min_length=1, max_length=5)
+    comment: str | None = Field(default=None, max_length=4000)
 
 
-def _out(row: FeedbackResponse, scored: FeedbackRecorded) -> ResponseOut:
-    return ResponseOut(
-        response_id=row.id,
-        episode_id=row.episode_id,
-        session_number=row.session_number,
-        instrument=row.instrument,
-        instrument_version=row.instrument_version,
-        respondent=row.respondent,
-        total=scored.total,
-        subscales=dict(scored.subscales),
-        band=scored.band,
-        in_concern_or_clinical_range=scored.in_concern_or_clinical_range,
-        risk_items=list(scored.risk_items),
-        late=row.late,
-    )
-
-
-@router.get(
-    "/instruments",
-    response_model=list[InstrumentOut],
-    summary="The questionnaires this deployment scores",
-)
-async def list_instruments(request: Request, staff: CurrentStaff) -> list[InstrumentOut]:
-    del staff
-    return [
-        InstrumentOut.model_validate(i.model_dump())
-        for i in _instruments(_runtime(request)).values()
-    ]
-
-
-@router.post(
-    "/responses",
-    status_code=201,
-    response_model=ResponseOut,
-    summary="Record and score one questionnaire response",
-    responses={200: {"model": ResponseOut, "description": "Idempotent replay"}},
-)
-async def record_response(
-    request: Request,
-    response: Response,
-    body: ResponseIn,
-    staff: CurrentStaff,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> ResponseOut:
-    staff.require_role(*STAFF_WHO_RECORD)
-    runtime = _runtime(request)
-    if idempotency_key is not None:
-        replay = await _replay(runtime, staff, idempotency_key)
-        if replay is not None:
-            response.status_code = 200
-            return replay
-    instrument = _instruments(runtime).get(body.instrument)
-    if instrument is None:
-        raise Problem(
-            422,
-            "Invalid request",
-            f"instrument: unknown instrument {body.instrument!r}",
-            errors=[{"field": "instrument", "rule": "unknown_instrument"}],
-        )
-    raw: dict[str, object] = dict(body.items)
-    problems = domain.check_answers(instrument, body.respondent_role, raw)
-    if problems:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise Problem(
-            422,
-            "Invalid answers",
-            f"{first.field}: {first.message}{more}",
-            errors=[{"field": p.field, "rule": p.rule, "message": p.message} for p in problems],
-        )
-    scored = domain.score(instrument, raw)
-    key = runtime.settings.pseudonym_key.get_secret_value()
-    now = datetime.now(UTC)
-    try:
-        async with runtime.transaction() as session:
-            episode = await session.get(FeedbackEpisode, body.episode_id)
-            if episode is None or not _can_see_episode(staff, episode):
-                raise Problem(
-                    404,
-                    "Episode not found",
-                    f"No episode {body.episode_id!r} that you may record for.",
-                    errors=[{"field": "episode_id", "rule": "not_found"}],
-                )
-            respondent = _respondent(key, episode, body)
-            later = await session.scalar(
-                select(FeedbackResponse.id)
-                .where(
-                    FeedbackResponse.episode_id == episode.episode_id,
-                    FeedbackResponse.respondent == respondent,
-                    FeedbackResponse.instrument == instrument.id,
-                    col(FeedbackResponse.session_number) > body.session_number,
-                )
-                .limit(1)
-            )
-            row = FeedbackResponse(
-                id=str(uuid.uuid4()),
-                episode_id=episode.episode_id,
-                site_id=episode.site_id,
-                therapist_id=episode.therapist_id,
-                session_number=body.session_number,
-                respondent=respondent,
-                respondent_role=body.respondent_role,
-                instrument=instrument.id,
-                instrument_version=instrument.version,
-                items={k: str(v) for k, v in scored.items.items()},
-                total=str(scored.total),
-                late=later is not None,
-                answered_at=body.answered_at or now,
-                recorded_at=now,
-                idempotency_key=idempotency_key,
-            )
-            session.add(row)
-            recorded = _recorded(row, instrument, scored)
-            events: list[Event[Any]] = []
-            if scored.risk_items:  # the urgent event goes out first
-                events.append(
-                    Event(
-                        RISK_FLAGGED,
-                        RiskFlagged(
-                            response_id=row.id,
-                            episode_id=row.episode_id,
-                            site_id=row.site_id,
-                            therapist_id=row.therapist_id,
-                            session_number=row.session_number,
-                            respondent=respondent,
-                            respondent_role=body.respondent_role,
-                            instrument=instrument.id,
-                            risk_items={k: float(v) for k, v in scored.risk_items.items()},
-                            answered_at=row.answered_at,
-                        ),
-                        source=runtime.outbox.source,
-                    )
-                )
-            events.append(Event(FEEDBACK_RECORDED, recorded, source=runtime.outbox.source))
-            await runtime.emit(session, *events)
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        replay = await _replay(runtime, staff, idempotency_key)
-        if replay is None:
-            raise
-        response.status_code = 200
-        return replay
-    return _out(row, recorded)
-
-
-def _recorded(
-    row: FeedbackResponse, instrument: Instrument, scored: domain.Scored
-) -> FeedbackRecorded:
-    return FeedbackRecorded(
-        response_id=row.id,
-        episode_id=row.episode_id,
-        site_id=row.site_id,
-        therapist_id=row.therapist_id,
-        session_number=row.session_number,
-        respondent=row.respondent,
-        respondent_role=row.respondent_role,
-        instrument=instrument.id,
-        instrument_version=instrument.version,
-        items={k: float(v) for k, v in scored.items.items()},
-        total=float(scored.total),
-        subscales={k: float(v) for k, v in scored.subscales.items()},
-        band=scored.band,
-        in_concern_or_clinical_range=scored.in_concern_or_clinical_range,
-        risk_items=sorted(scored.risk_items),
-        late=row.late,
-        answered_at=row.answered_at,
-    )
-
-
-async def _replay(runtime: ServiceRuntime, staff: Staff, key: str) -> ResponseOut | None:
-    async with runtime.sessionmaker() as session:
-        row = (
-            await session.exec(
-                select(FeedbackResponse).where(FeedbackResponse.idempotency_key == key)
-            )
-        ).first()
-    if row is None:
-        return None
-    if not staff.can_access_site(row.site_id):
-        raise Problem(
-            409,
-            "Idempotency key in use",
-            "This Idempotency-Key was already used for another request.",
-            errors=[{"field": "Idempotency-Key", "rule": "reused"}],
-        )
-    instrument = _instruments(runtime)[row.instrument]
-    scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
-    return _out(row, _recorded(row, instrument, scored))
+class LinkForm(BaseModel):
+    session_number: int
+    respondent_role: str
+    instruments: list[InstrumentOut]
+    expires_at: datetime
 
 
 class StoredResponse(BaseModel):
@@ -310,7 +158,414 @@ class StoredResponse(BaseModel):
     total: float
     items: dict[str, float]
     late: bool
+    source: str
     answered_at: datetime
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    return runtime_of(request, "feedback")
+
+
+def _may_see(staff: Staff) -> Any:
+    def check(episode: FeedbackEpisode) -> bool:
+        if not staff.can_access_site(episode.site_id):
+            return False
+        return staff.role != "therapist" or staff.subject == episode.therapist_id
+
+    return check
+
+
+def _out(result: Recorded) -> ResponseOut:
+    event = result.event
+    return ResponseOut(
+        response_id=event.response_id,
+        episode_id=event.episode_id,
+        session_number=event.session_number,
+        instrument=event.instrument,
+        instrument_version=event.instrument_version,
+        respondent=event.respondent,
+        total=event.total,
+        subscales=dict(event.subscales),
+        band=event.band,
+        in_concern_or_clinical_range=event.in_concern_or_clinical_range,
+        risk_items=list(event.risk_items),
+        late=event.late,
+        first_total=event.first_total,
+        change_from_first=event.change_from_first,
+        reliable_change=event.reliable_change,
+        clinically_significant_change=event.clinically_significant_change,
+    )
+
+
+def _instrument_out(runtime: ServiceRuntime, ids: list[str] | None = None) -> list[InstrumentOut]:
+    known = instruments_of(runtime)
+    chosen = [known[i] for i in ids] if ids is not None else list(known.values())
+    return [InstrumentOut.model_validate(i.model_dump()) for i in chosen]
+
+
+@router.get(
+    "/instruments",
+    response_model=list[InstrumentOut],
+    summary="The questionnaires this deployment scores",
+)
+async def list_instruments(request: Request, staff: CurrentStaff) -> list[InstrumentOut]:
+    del staff
+    return _instrument_out(_runtime(request))
+
+
+@router.get(
+    "/fhir/Questionnaire",
+    summary="Every instrument as a FHIR R4 Bundle of Questionnaires",
+    response_class=JSONResponse,
+)
+async def fhir_questionnaires(request: Request, staff: CurrentStaff) -> JSONResponse:
+    del staff
+    resources = [fhir.questionnaire(i) for i in instruments_of(_runtime(request)).values()]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
+    return JSONResponse(bundle, media_type=FHIR_JSON)
+
+
+@router.get(
+    "/fhir/Questionnaire/{instrument_id}",
+    response_class=JSONResponse,
+    summary="One instrument as a FHIR R4 Questionnaire",
+)
+async def fhir_questionnaire(
+    request: Request, instrument_id: Annotated[str, Field(max_length=64)], staff: CurrentStaff
+) -> JSONResponse:
+    del staff
+    instrument = instruments_of(_runtime(request)).get(instrument_id)
+    if instrument is None:
+        raise Problem(404, "Questionnaire not found", f"No questionnaire {instrument_id!r}.")
+    return JSONResponse(fhir.questionnaire(instrument), media_type=FHIR_JSON)
+
+
+async def _record_one(
+    request: Request, response: Response, staff: Staff, submission: Submission
+) -> ResponseOut:
+    staff.require_role(*STAFF_WHO_RECORD)
+    runtime = _runtime(request)
+    if submission.idempotency_key is not None:
+        earlier = await _by_idempotency_key(runtime, staff, submission.idempotency_key)
+        if earlier is not None:
+            response.status_code = 200
+            return earlier
+    try:
+        async with runtime.transaction() as session:
+            result = await record(runtime, session, submission, _may_see(staff))
+    except IntegrityError:
+        if submission.idempotency_key is None:
+            raise
+        earlier = await _by_idempotency_key(runtime, staff, submission.idempotency_key)
+        if earlier is None:
+            raise
+        response.status_code = 200
+        return earlier
+    return _out(result)
+
+
+async def _by_idempotency_key(
+    runtime: ServiceRuntime, staff: Staff, key: str
+) -> ResponseOut | None:
+    async with runtime.sessionmaker() as session:
+        row = (
+            await session.exec(
+                select(FeedbackResponse).where(FeedbackResponse.idempotency_key == key)
+            )
+        ).first()
+        if row is None:
+            return None
+        if not staff.can_access_site(row.site_id):
+            raise Problem(
+                409,
+                "Idempotency key in use",
+                "This Idempotency-Key was already used for another request.",
+                errors=[{"field": "Idempotency-Key", "rule": "reused"}],
+            )
+        return _out((await replay(runtime, session, [row]))[0])
+
+
+IdempotencyKey = Annotated[
+    str | None, Header(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")
+]
+
+
+@router.post(
+    "/responses",
+    status_code=201,
+    response_model=ResponseOut,
+    summary="Record and score one questionnaire response",
+    responses={200: {"model": ResponseOut, "description": "Idempotent replay"}},
+    dependencies=[JsonBody],
+)
+async def record_response(
+    request: Request,
+    response: Response,
+    body: ResponseIn,
+    staff: CurrentStaff,
+    idempotency_key: IdempotencyKey = None,
+) -> ResponseOut:
+    return await _record_one(
+        request,
+        response,
+        staff,
+        Submission(
+            episode_id=body.episode_id,
+            session_number=body.session_number,
+            respondent_role=body.respondent_role,
+            respondent_ref=body.respondent_ref,
+            instrument=body.instrument,
+            items=dict(body.items),
+            answered_at=body.answered_at,
+            comment=body.comment,
+            idempotency_key=idempotency_key,
+        ),
+    )
+
+
+@router.post(
+    "/fhir/QuestionnaireResponse",
+    status_code=201,
+    response_model=ResponseOut,
+    summary="Record a FHIR R4 QuestionnaireResponse (LOINC-coded PHQ-9/GAD-7 too)",
+    dependencies=[_content_type(FHIR_JSON, "application/json")],
+    openapi_extra={
+        "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
+    },
+)
+async def record_fhir_response(
+    request: Request,
+    response: Response,
+    staff: CurrentStaff,
+    idempotency_key: IdempotencyKey = None,
+) -> ResponseOut:
+    try:
+        resource = json.loads(await request.body())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise Problem(
+            400,
+            "Malformed JSON",
+            "The body is not valid JSON.",
+            errors=[{"field": "(body)", "rule": "json"}],
+        ) from None
+    try:
+        parsed = fhir.parse_questionnaire_response(resource, instruments_of(_runtime(request)))
+    except fhir.FhirError as error:
+        raise Problem(
+            422,
+            "Invalid QuestionnaireResponse",
+            f"{error.field}: {error.message}",
+            errors=[{"field": error.field, "rule": error.rule}],
+        ) from None
+    answered_at = None
+    if parsed.authored:
+        try:
+            answered_at = datetime.fromisoformat(parsed.authored.replace("Z", "+00:00"))
+        except ValueError:
+            raise Problem(
+                422,
+                "Invalid QuestionnaireResponse",
+                "authored: not an ISO 8601 date-time",
+                errors=[{"field": "authored", "rule": "datetime"}],
+            ) from None
+    return await _record_one(
+        request,
+        response,
+        staff,
+        Submission(
+            episode_id=parsed.episode_id,
+            session_number=parsed.session_number,
+            respondent_role=parsed.respondent_role,
+            respondent_ref=parsed.respondent_ref,
+            instrument=parsed.instrument,
+            items=parsed.items,
+            answered_at=answered_at,
+            idempotency_key=idempotency_key,
+            source="fhir",
+        ),
+    )
+
+
+@router.post(
+    "/sessions",
+    status_code=201,
+    response_model=SessionOut,
+    summary="Report a session (schedules the client's feedback invitation)",
+    responses={200: {"model": SessionOut, "description": "Already reported"}},
+    dependencies=[JsonBody],
+)
+async def report_session(
+    request: Request, response: Response, body: SessionIn, staff: CurrentStaff
+) -> SessionOut:
+    staff.require_role(*STAFF_WHO_RECORD)
+    runtime = _runtime(request)
+    may_see = _may_see(staff)
+    try:
+        async with runtime.transaction() as session:
+            episode = await session.get(FeedbackEpisode, body.episode_id)
+            if episode is None or not may_see(episode):
+                raise Problem(
+                    404,
+                    "Episode not found",
+                    f"No episode {body.episode_id!r} that you may report for.",
+                    errors=[{"field": "episode_id", "rule": "not_found"}],
+                )
+            row = FeedbackSession(
+                id=str(uuid.uuid4()),
+                episode_id=episode.episode_id,
+                site_id=episode.site_id,
+                session_number=body.session_number,
+                at=body.at,
+                attended=body.attended,
+            )
+            session.add(row)
+            await session.flush()
+            await runtime.emit(
+                session,
+                Event(
+                    SESSION_COMPLETED,
+                    SessionCompleted(
+                        episode_id=episode.episode_id,
+                        site_id=episode.site_id,
+                        therapist_id=episode.therapist_id,
+                        session_number=body.session_number,
+                        attended=body.attended,
+                        at=body.at,
+                    ),
+                    source=runtime.outbox.source,
+                ),
+            )
+    except IntegrityError:
+        async with runtime.sessionmaker() as session:
+            existing = (
+                await session.exec(
+                    select(FeedbackSession).where(
+                        FeedbackSession.episode_id == body.episode_id,
+                        FeedbackSession.session_number == body.session_number,
+                    )
+                )
+            ).one()
+        response.status_code = 200
+        row = existing
+    return SessionOut(
+        session_id=row.id,
+        episode_id=row.episode_id,
+        session_number=row.session_number,
+        at=row.at,
+        attended=row.attended,
+    )
+
+
+def _grant(runtime: ServiceRuntime, token: str) -> Any:
+    try:
+        return verify(runtime.settings.encryption_key.get_secret_value(), token)
+    except TokenError as error:
+        status = 410 if error.rule == "expired" else 403
+        raise Problem(
+            status,
+            "Feedback link not valid",
+            str(error),
+            errors=[{"field": "token", "rule": error.rule}],
+        ) from None
+
+
+@router.get(
+    "/r/{token}",
+    response_model=LinkForm,
+    summary="What a one-time feedback link asks (for the client's front-end)",
+)
+async def link_form(request: Request, token: Annotated[str, Field(max_length=2048)]) -> LinkForm:
+    runtime = _runtime(request)
+    grant = _grant(runtime, token)
+    async with runtime.sessionmaker() as session:
+        used = await session.get(FeedbackTokenUse, grant.token_id)
+    if used is not None:
+        raise Problem(
+            410,
+            "Feedback link already used",
+            "This link has already been used; thank you for your answers.",
+            errors=[{"field": "token", "rule": "used"}],
+        )
+    known = [i for i in grant.instruments if i in instruments_of(runtime)]
+    return LinkForm(
+        session_number=grant.session_number,
+        respondent_role=grant.role,
+        instruments=_instrument_out(runtime, known),
+        expires_at=datetime.fromtimestamp(grant.expires_at, UTC),
+    )
+
+
+@router.post(
+    "/r/{token}",
+    status_code=201,
+    response_model=list[ResponseOut],
+    summary="Answer through a one-time feedback link (no login)",
+    responses={200: {"model": list[ResponseOut], "description": "Already answered"}},
+    dependencies=[JsonBody],
+)
+async def answer_link(
+    request: Request,
+    response: Response,
+    token: Annotated[str, Field(max_length=2048)],
+    body: LinkSubmission,
+) -> list[ResponseOut]:
+    runtime = _runtime(request)
+    grant = _grant(runtime, token)
+    for index, answer in enumerate(body.responses):
+        if answer.instrument not in grant.instruments:
+            raise Problem(
+                422,
+                "Invalid answers",
+                f"responses[{index}].instrument: this link does not ask for {answer.instrument!r}",
+                errors=[{"field": f"responses[{index}].instrument", "rule": "not_in_link"}],
+            )
+    try:
+        async with runtime.transaction() as session:
+            if await session.get(FeedbackTokenUse, grant.token_id) is None:
+                results = []
+                for index, answer in enumerate(body.responses):
+                    results.append(
+                        await record(
+                            runtime,
+                            session,
+                            Submission(
+                                episode_id=grant.episode_id,
+                                session_number=grant.session_number,
+                                respondent_role=grant.role,
+                                respondent=grant.respondent,
+                                instrument=answer.instrument,
+                                items=dict(answer.items),
+                                comment=body.comment if index == 0 else None,
+                                source="link",
+                                token_id=grant.token_id,
+                            ),
+                            lambda _: True,
+                        )
+                    )
+                session.add(
+                    FeedbackTokenUse(
+                        token_id=grant.token_id,
+                        episode_id=grant.episode_id,
+                        response_ids=[r.row.id for r in results],
+                        used_at=datetime.now(UTC),
+                    )
+                )
+                return [_out(r) for r in results]
+    except IntegrityError:
+        pass  # answered concurrently through the same link: return what was recorded
+    response.status_code = 200
+    async with runtime.sessionmaker() as session:
+        rows = (
+            await session.exec(
+                select(FeedbackResponse).where(FeedbackResponse.token_id == grant.token_id)
+            )
+        ).all()
+        return [_out(r) for r in await replay(runtime, session, rows)]
 
 
 @router.get(
@@ -325,7 +580,7 @@ async def episode_responses(
     runtime = _runtime(request)
     async with runtime.sessionmaker() as session:
         episode = await session.get(FeedbackEpisode, episode_id)
-        if episode is None or not _can_see_episode(staff, episode):
+        if episode is None or not _may_see(staff)(episode):
             raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
         rows = (
             await session.exec(
@@ -344,6 +599,7 @@ async def episode_responses(
             total=float(r.total),
             items={k: float(v) for k, v in r.items.items()},
             late=r.late,
+            source=r.source,
             answered_at=r.answered_at,
         )
         for r in rows

@@ -131,3 +131,35 @@ def _decimal(value: object) -> Decimal | None:
     except InvalidOperation:
         return None
     return result if result.is_finite() else None
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a score compares with the respondent's first score on the instrument in the episode
+    (Jacobson & Truax 1991: reliable change, and clinically significant change when the score
+    also crosses the clinical cutoff in the good direction)."""
+
+    first_total: Decimal
+    change_from_first: Decimal  # positive = better, whatever the instrument's direction
+    reliable_change: str  # improved | deteriorated | no_reliable_change
+    clinically_significant: bool
+
+
+def higher_is_better(instrument: Instrument) -> bool:
+    return instrument.clinical is None or instrument.clinical.direction == "lower_is_worse"
+
+
+def change_from_first(instrument: Instrument, first_total: Decimal, total: Decimal) -> Change:
+    better = total - first_total if higher_is_better(instrument) else first_total - total
+    if better >= instrument.reliable_change:
+        reliable = "improved"
+    elif -better >= instrument.reliable_change:
+        reliable = "deteriorated"
+    else:
+        reliable = "no_reliable_change"
+    significant = False
+    if reliable == "improved" and instrument.clinical is not None:
+        first_clinical = in_concern_or_clinical_range(instrument, first_total, {})
+        now_clinical = in_concern_or_clinical_range(instrument, total, {})
+        significant = first_clinical and not now_clinical
+    return Change(first_total, better, reliable, significant)

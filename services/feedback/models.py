@@ -40,6 +40,42 @@ class FeedbackResponse(SQLModel, table=True):
     answered_at: datetime
     recorded_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=200)
+    source: str = Field(default="api", max_length=10)  # api | fhir | link
+    token_id: str | None = Field(default=None, index=True, max_length=64)
+    comment_sealed: str | None = None  # free text, encrypted with the client's data key
+
+
+class FeedbackSession(SQLModel, table=True):
+    """A session the front-end reported (``POST /feedback/sessions``)."""
+
+    __tablename__ = "feedback_sessions"
+    __table_args__ = (UniqueConstraint("episode_id", "session_number", name="uq_feedback_session"),)
+    id: str = Field(primary_key=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    session_number: int
+    at: datetime
+    attended: bool
+
+
+class FeedbackTokenUse(SQLModel, table=True):
+    """A one-time feedback link that has been used, and what it recorded."""
+
+    __tablename__ = "feedback_token_uses"
+    token_id: str = Field(primary_key=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    response_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    used_at: datetime
+
+
+class FeedbackClientKey(SQLModel, table=True):
+    """Each client's data key, sealed with the deployment key. Destroying it makes every
+    comment of that client unreadable (crypto-shredding on erasure)."""
+
+    __tablename__ = "feedback_client_keys"
+    client: str = Field(primary_key=True, max_length=40)
+    key_sealed: str
+    created_at: datetime
 
 
 OUTBOX, INBOX = messaging_tables("feedback")

@@ -45,32 +45,50 @@ async def test_correlation_and_trace_follow_a_request_across_services_and_into_l
     root.addHandler(captured)
     previous = root.level
     root.setLevel(logging.DEBUG)
-    host = Host(embedded_settings, services.definitions(["intake", "feedback", "analytics"]),
-                embedded=True)
+    host = Host(
+        embedded_settings, services.definitions(["intake", "feedback", "analytics"]), embedded=True
+    )
     await host.start()
     try:
         transport = httpx.ASGITransport(app=host.http_app())
         async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
-            coordinator = {"Authorization": "Bearer " + mint_token(
-                embedded_settings, "c", "intake_coordinator", ["site-a"])}
-            opened = await http.post("/intake/episodes", headers=coordinator, json={
-                "site_id": "site-a", "therapist_id": "th-1", "client_reference": "x-1"})
+            coordinator = {
+                "Authorization": "Bearer "
+                + mint_token(embedded_settings, "c", "intake_coordinator", ["site-a"])
+            }
+            opened = await http.post(
+                "/intake/episodes",
+                headers=coordinator,
+                json={"site_id": "site-a", "therapist_id": "th-1", "client_reference": "x-1"},
+            )
             episode_id = opened.json()["episode_id"]
-            therapist = {"Authorization": "Bearer " + mint_token(
-                embedded_settings, "th-1", "therapist", ["site-a"])}
+            therapist = {
+                "Authorization": "Bearer "
+                + mint_token(embedded_settings, "th-1", "therapist", ["site-a"])
+            }
 
             async def known() -> bool:
-                got = await http.get(f"/feedback/episodes/{episode_id}/responses",
-                                     headers=therapist)
+                got = await http.get(
+                    f"/feedback/episodes/{episode_id}/responses", headers=therapist
+                )
                 return got.status_code == 200
 
             await eventually(known)
-            response = await http.post("/feedback/responses", headers={
-                **therapist, "X-Correlation-ID": "corr-42",
-                "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"}, json={
-                "episode_id": episode_id, "session_number": 1, "respondent_role": "client",
-                "instrument": "srs",
-                "items": {"relationship": 9, "goals": 9, "approach": 9, "overall": 9}})
+            response = await http.post(
+                "/feedback/responses",
+                headers={
+                    **therapist,
+                    "X-Correlation-ID": "corr-42",
+                    "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01",
+                },
+                json={
+                    "episode_id": episode_id,
+                    "session_number": 1,
+                    "respondent_role": "client",
+                    "instrument": "srs",
+                    "items": {"relationship": 9, "goals": 9, "approach": 9, "overall": 9},
+                },
+            )
             assert response.status_code == 201
             assert response.headers["x-correlation-id"] == "corr-42"
             assert response.headers["traceparent"].split("-")[1] == TRACE_ID
