@@ -48,8 +48,12 @@ class Receiver:
     async def hook(self, request: Request) -> Response:
         body = await request.body()
         site = request.path_params["site"]
-        expected = signing.sign(self.secrets[site], request.headers["webhook-id"],
-                                int(request.headers["webhook-timestamp"]), body)
+        expected = signing.sign(
+            self.secrets[site],
+            request.headers["webhook-id"],
+            int(request.headers["webhook-timestamp"]),
+            body,
+        )
         if expected not in request.headers["webhook-signature"].split(" "):
             self.bad_signatures += 1
             return Response(status_code=401)
@@ -64,8 +68,9 @@ def _free_port() -> int:
 
 
 async def _serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -75,8 +80,10 @@ async def _serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None
 
 
 def _srs(rng: random.Random, level: float) -> dict[str, float]:
-    return {item: round(min(10.0, max(0.0, rng.gauss(level, 0.3))), 1)
-            for item in ("relationship", "goals", "approach", "overall")}
+    return {
+        item: round(min(10.0, max(0.0, rng.gauss(level, 0.3))), 1)
+        for item in ("relationship", "goals", "approach", "overall")
+    }
 
 
 def _phq9(rng: random.Random, severity: float, risk: bool) -> dict[str, int]:
@@ -85,8 +92,14 @@ def _phq9(rng: random.Random, severity: float, risk: bool) -> dict[str, int]:
     return items
 
 
-async def _simulate(http: httpx.AsyncClient, settings: Settings, rng: random.Random,
-                    clients: int, sessions: int, progress: bool) -> dict[str, Any]:
+async def _simulate(
+    http: httpx.AsyncClient,
+    settings: Settings,
+    rng: random.Random,
+    clients: int,
+    sessions: int,
+    progress: bool,
+) -> dict[str, Any]:
     def auth(role: str, site: str, sub: str = "demo") -> dict[str, str]:
         return {"Authorization": "Bearer " + mint_token(settings, sub, role, [site])}
 
@@ -94,18 +107,24 @@ async def _simulate(http: httpx.AsyncClient, settings: Settings, rng: random.Ran
     for n in range(clients):
         site = SITES[n % len(SITES)]
         therapist = f"th-{site.split('-')[1]}-{n % 4}"
-        opened = await http.post("/intake/episodes", headers=auth("intake_coordinator", site),
-                                 json={"site_id": site, "therapist_id": therapist,
-                                       "client_reference": f"demo-client-{n}",
-                                       "domains": ["depression"], "severity": "moderate"})
+        opened = await http.post(
+            "/intake/episodes",
+            headers=auth("intake_coordinator", site),
+            json={
+                "site_id": site,
+                "therapist_id": therapist,
+                "client_reference": f"demo-client-{n}",
+                "domains": ["depression"],
+                "severity": "moderate",
+            },
+        )
         opened.raise_for_status()
         episodes.append((opened.json()["episode_id"], site, therapist))
 
     for episode_id, site, therapist in episodes:
         headers = auth("therapist", site, therapist)
         for _ in range(100):
-            known = await http.get(f"/feedback/episodes/{episode_id}/responses",
-                                   headers=headers)
+            known = await http.get(f"/feedback/episodes/{episode_id}/responses", headers=headers)
             if known.status_code == 200:
                 break
             await asyncio.sleep(0.05)
@@ -121,14 +140,25 @@ async def _simulate(http: httpx.AsyncClient, settings: Settings, rng: random.Ran
         for session_number in range(1, sessions + 1):
             level = alliance
             if rupture_at is not None and session_number >= rupture_at:
-                level = alliance - 2.2 if not repaired or session_number < rupture_at + 2 \
-                    else alliance
+                level = (
+                    alliance - 2.2 if not repaired or session_number < rupture_at + 2 else alliance
+                )
             risk = rng.random() < 0.02
-            for instrument, items in (("srs", _srs(rng, level)),
-                                      ("phq-9", _phq9(rng, severity, risk))):
-                response = await http.post("/feedback/responses", headers=headers, json={
-                    "episode_id": episode_id, "session_number": session_number,
-                    "respondent_role": "client", "instrument": instrument, "items": items})
+            for instrument, items in (
+                ("srs", _srs(rng, level)),
+                ("phq-9", _phq9(rng, severity, risk)),
+            ):
+                response = await http.post(
+                    "/feedback/responses",
+                    headers=headers,
+                    json={
+                        "episode_id": episode_id,
+                        "session_number": session_number,
+                        "respondent_role": "client",
+                        "instrument": instrument,
+                        "items": items,
+                    },
+                )
                 response.raise_for_status()
             severity = max(0.0, severity - rng.uniform(0.0, 0.25))
             recorded += 1
@@ -157,10 +187,14 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     rng = random.Random(args.seed)
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
         for site in SITES:
-            admin = {"Authorization": "Bearer " + mint_token(settings, "admin", "site_admin",
-                                                             [site])}
-            hook = await http.post("/notify/webhooks", headers=admin, json={
-                "site_id": site, "url": f"http://127.0.0.1:{receiver_port}/hooks/{site}"})
+            admin = {
+                "Authorization": "Bearer " + mint_token(settings, "admin", "site_admin", [site])
+            }
+            hook = await http.post(
+                "/notify/webhooks",
+                headers=admin,
+                json={"site_id": site, "url": f"http://127.0.0.1:{receiver_port}/hooks/{site}"},
+            )
             hook.raise_for_status()
             receiver.secrets[site] = hook.json()["secret"]
         print(f"Rapport demo — {'embedded' if embedded else 'real'} stack, API at {base}")
@@ -171,10 +205,15 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         while time.monotonic() < deadline:
             alerts = []
             for site in SITES:
-                lead = {"Authorization": "Bearer " + mint_token(settings, "lead",
-                                                                "clinical_lead", [site])}
-                got = await http.get("/analytics/alerts", headers=lead,
-                                     params={"site_id": site, "status": "all", "limit": 500})
+                lead = {
+                    "Authorization": "Bearer "
+                    + mint_token(settings, "lead", "clinical_lead", [site])
+                }
+                got = await http.get(
+                    "/analytics/alerts",
+                    headers=lead,
+                    params={"site_id": site, "status": "all", "limit": 500},
+                )
                 got.raise_for_status()
                 alerts.extend(got.json())
             opened = len(alerts)
@@ -185,10 +224,11 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
 
     by_kind = Counter(a["kind"] for a in alerts)
     summary = {
-        "sites": len(SITES), "episodes": counts["episodes"], "sessions": counts["sessions"],
+        "sites": len(SITES),
+        "episodes": counts["episodes"],
+        "sessions": counts["sessions"],
         "alerts_opened": dict(sorted(by_kind.items())),
-        "alerts_resolved": sum(a["status"] == "resolved" and a["kind"] != "risk"
-                               for a in alerts),
+        "alerts_resolved": sum(a["status"] == "resolved" and a["kind"] != "risk" for a in alerts),
         "webhooks_delivered": len(receiver.received),
         "webhook_signatures_rejected": receiver.bad_signatures,
         "seconds": round(elapsed, 1),
@@ -205,9 +245,11 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     print(f"\nSummary written to {out / 'summary.json'} ({summary['seconds']} s).")
     if args.serve:
         token = mint_token(settings, "lead", "clinical_lead", list(SITES))
-        print(f"\nThe API keeps running at {base} (Ctrl-C to stop). Try:\n"
-              f"  curl -H 'Authorization: Bearer {token}' "
-              f"'{base}/analytics/alerts?site_id={SITES[0]}'\n  open {base}/docs")
+        print(
+            f"\nThe API keeps running at {base} (Ctrl-C to stop). Try:\n"
+            f"  curl -H 'Authorization: Bearer {token}' "
+            f"'{base}/analytics/alerts?site_id={SITES[0]}'\n  open {base}/docs"
+        )
         await api_task
     else:
         api_server.should_exit = True
@@ -230,8 +272,9 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.redis_url:
             overrides["redis_url"] = args.redis_url
     else:
-        overrides.update(database_url=f"sqlite+aiosqlite:///{db_dir}/{{service}}.db",
-                         redis_url="memory://")
+        overrides.update(
+            database_url=f"sqlite+aiosqlite:///{db_dir}/{{service}}.db", redis_url="memory://"
+        )
     try:
         settings = load_settings(**overrides)
     except SettingsError as error:

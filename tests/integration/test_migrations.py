@@ -18,9 +18,14 @@ from shared.settings import Settings
 
 
 def _diff(connection: Connection, service: str) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={
-        "include_object": _include(service), "compare_type": True,
-        "version_table": f"alembic_version_{service}"})
+    context = MigrationContext.configure(
+        connection,
+        opts={
+            "include_object": _include(service),
+            "compare_type": True,
+            "version_table": f"alembic_version_{service}",
+        },
+    )
     return list(compare_metadata(context, SQLModel.metadata))
 
 
@@ -36,6 +41,5 @@ async def test_migrations_match_the_models(real_settings: Settings, service: str
         await engine.dispose()
     assert diff == [], f"{service}: models and migrations differ; add a migration: {diff}"
     owned = {t for t in tables if t.startswith(f"{service}_")}
-    assert owned == {t.name for t in next(
-        d for d in services.definitions([service])).tables}
+    assert owned == {t.name for t in next(d for d in services.definitions([service])).tables}
     assert f"alembic_version_{service}" in tables
