@@ -99,7 +99,7 @@ def verify_token(settings: Settings, token: str) -> Staff:
     except jwt.InvalidTokenError as error:
         raise _unauthorised(f"The token is not valid: {error}.") from None
     role, sites = claims.get("role"), claims.get("sites")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise _unauthorised("The token's role claim is missing or unknown.")
     if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites):
         raise _unauthorised("The token's sites claim must be a list of site ids.")

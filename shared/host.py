@@ -123,12 +123,24 @@ class Host:
         log.info("services started", services=list(self.runtimes), embedded=self.embedded)
 
     async def stop(self) -> None:
-        # Stop consuming first (in-flight handlers finish or roll back), then flush outboxes.
+        """Graceful: stop consuming (an in-flight handler finishes or rolls back, and its
+        offset is committed only if it committed), stop relays and background work, publish
+        what the outboxes still hold while the producer is open, then close."""
+        for runtime in self.runtimes.values():
+            runtime.consumer.stopping = True
+        if not self.embedded:
+            await asyncio.gather(
+                *(sub.stop() for sub in self.broker.subscribers), return_exceptions=True
+            )
+        for runtime in self.runtimes.values():
+            await runtime.halt()
+        for runtime in self.runtimes.values():
+            await runtime.relay.drain(seconds=5)
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = None
         for runtime in self.runtimes.values():
-            await runtime.stop()
+            await runtime.close()
         await self.redis.aclose()
         log.info("services stopped", services=list(self.runtimes))
 

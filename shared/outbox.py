@@ -16,6 +16,7 @@ import asyncio
 import json
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +128,14 @@ class Inbox:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+@dataclass
+class _InFlight:
+    row_id: int
+    topic: str
+    ack: Callable[[], Awaitable[None]]
+    done: bool = False
+
+
 class OutboxRelay:
     """Publishes a service's outbox in order; one relay at a time per service (advisory lock)."""
 
@@ -158,51 +167,96 @@ class OutboxRelay:
         self._wake.set()
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many events were published."""
-        async with self.sessionmaker() as session, session.begin():
-            if dialect_of(session) == "postgresql":
-                locked = await session.scalar(select(func.pg_try_advisory_xact_lock(self._lock_id)))
-                if not locked:  # another replica of this service is relaying
-                    return 0
-            rows = (
-                await session.execute(
-                    select(
-                        self.table.c.id,
-                        self.table.c.topic,
-                        self.table.c.key,
-                        self.table.c.headers,
-                        self.table.c.value,
-                    )
-                    .where(self.table.c.published_at.is_(None))
-                    .order_by(self.table.c.id)
-                    .limit(self.batch_size)
-                )
-            ).all()
-            if not rows:
-                return 0
-            sent: list[int] = []
+        """Publish one batch; returns how many events were published.
+
+        PostgreSQL: one transaction holds the service's advisory lock from read to mark, so
+        replicas never interleave and order is kept. SQLite (embedded, one process): the read
+        and the mark are separate short transactions, so a handler run inline by the
+        in-process broker never waits on this one.
+        """
+        async with self.sessionmaker() as session:
+            holding = dialect_of(session) == "postgresql"
+            transaction = await session.begin()
             try:
-                acks = []
-                for row in rows:
-                    record = KafkaRecord(
-                        topic=row.topic,
-                        key=row.key.encode() if row.key else None,
-                        value=row.value,
-                        headers=json.loads(row.headers),
+                if holding:
+                    locked = await session.scalar(
+                        select(func.pg_try_advisory_xact_lock(self._lock_id))
                     )
-                    acks.append((row.id, row.topic, await self.publish(record)))
-                for row_id, topic, ack in acks:
-                    await ack()
-                    sent.append(row_id)
-                    PUBLISHED.labels(self.service, topic).inc()
-            finally:
+                    if not locked:  # another replica of this service is relaying
+                        await transaction.rollback()
+                        return 0
+                rows = (
+                    await session.execute(
+                        select(
+                            self.table.c.id,
+                            self.table.c.topic,
+                            self.table.c.key,
+                            self.table.c.headers,
+                            self.table.c.value,
+                        )
+                        .where(self.table.c.published_at.is_(None))
+                        .order_by(self.table.c.id)
+                        .limit(self.batch_size)
+                    )
+                ).all()
+                if not holding:
+                    await transaction.commit()
+                sent, failure = await self._publish_in_order(rows)
                 if sent:
+                    if not holding:
+                        transaction = await session.begin()
                     await session.execute(
                         update(self.table)
                         .where(self.table.c.id.in_(sent))
                         .values(published_at=datetime.now(UTC))
                     )
-            return len(sent)
+                if transaction.is_active:
+                    await transaction.commit()
+            except BaseException:
+                if transaction.is_active:
+                    await transaction.rollback()
+                raise
+        if failure is not None:  # what was acknowledged is marked; the rest is retried
+            raise failure
+        return len(sent)
+
+    async def _publish_in_order(self, rows: Sequence[Any]) -> tuple[list[int], Exception | None]:
+        """Publish rows in id order; returns the ids acknowledged and the failure, if any.
+
+        Kafka orders records per partition only. Records of the same key on different topics
+        (risk.flagged, then feedback.recorded) are ordered here: the later one is sent only
+        once the earlier one is acknowledged.
+        """
+        sent: list[int] = []
+        inflight: list[_InFlight] = []
+        unsettled: dict[str | None, list[_InFlight]] = {}
+
+        async def settle(entry: _InFlight) -> None:
+            if not entry.done:
+                await entry.ack()
+                entry.done = True
+                sent.append(entry.row_id)
+                PUBLISHED.labels(self.service, entry.topic).inc()
+
+        try:
+            for row in rows:
+                for earlier in unsettled.get(row.key, ()):
+                    if earlier.topic != row.topic:
+                        await settle(earlier)
+                record = KafkaRecord(
+                    topic=row.topic,
+                    key=row.key.encode() if row.key else None,
+                    value=row.value,
+                    headers=json.loads(row.headers),
+                )
+                entry = _InFlight(row.id, row.topic, await self.publish(record))
+                inflight.append(entry)
+                unsettled.setdefault(row.key, []).append(entry)
+            for entry in inflight:
+                await settle(entry)
+        except Exception as error:
+            return sent, error
+        return sent, None
 
     async def pending(self) -> int:
         async with self.sessionmaker() as session:

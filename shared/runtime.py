@@ -117,6 +117,8 @@ class ServiceRuntime:
             on_emitted=self.relay.wake,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # Set when the service is shutting down; background loops check it between batches.
+        self.stopping = asyncio.Event()
         for init in self.definition.on_init:
             init(self)
 
@@ -223,16 +225,23 @@ class ServiceRuntime:
         for work in self.definition.background:
             self._tasks.append(asyncio.create_task(work(self), name=f"{self.name}-background"))
 
-    async def stop(self) -> None:
+    async def halt(self, grace_seconds: float = 10.0) -> None:
+        """Stop the relay loop and background work; each finishes the batch in hand (so
+        nothing acknowledged is left unmarked and sent again), then exits. The producer stays
+        open for a final drain."""
         self.consumer.stopping = True
+        self.stopping.set()
         self.relay.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, late = await asyncio.wait(self._tasks, timeout=grace_seconds)
+            for task in late:
+                task.cancel()
+            for task in self._tasks:
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
         self._tasks.clear()
-        await self.relay.drain(seconds=5)
+
+    async def close(self) -> None:
         await self.engine.dispose()
 
     async def readiness(self) -> dict[str, str]:

@@ -135,7 +135,7 @@ async def dispatch_forever(runtime: ServiceRuntime) -> None:
     wake: asyncio.Event = runtime.state["dispatch_wake"]
     backoff = 0.1
     async with httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False) as client:
-        while True:
+        while not runtime.stopping.is_set():
             try:
                 sent = await dispatch_once(runtime, client)
                 backoff = 0.1
@@ -154,3 +154,5 @@ async def dispatch_forever(runtime: ServiceRuntime) -> None:
                     await asyncio.wait_for(wake.wait(), 0.5)
                 except TimeoutError:
                     pass
+                if runtime.stopping.is_set():
+                    return

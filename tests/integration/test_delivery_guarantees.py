@@ -147,7 +147,13 @@ async def read_topic(
             for messages in batch.values():
                 for message in messages:
                     headers = {k: v.decode() for k, v in message.headers}
-                    records.append({**headers, "value": message.value.decode()})
+                    records.append(
+                        {
+                            **headers,
+                            "value": message.value.decode(),
+                            "timestamp": str(message.timestamp),
+                        }
+                    )
     finally:
         await consumer.stop()
     return records

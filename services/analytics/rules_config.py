@@ -1,0 +1,163 @@
+"""Per-site configuration of the alert rules, as data (DOMAIN.md, Alert rules: "every rule here
+is a default: clinics must be able to change the numbers per site through configuration").
+
+Every number a rule uses lives here. Defaults are DOMAIN.md's; instrument thresholds default to
+the instrument definitions (``shared/instrument_definitions``) and can be overridden per site
+and instrument. ``RuleConfig.for_site(overrides)`` deep-merges a site's overrides over the
+defaults (or over a network-wide ``base``) and validates the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+from shared.instruments import Instrument
+
+
+class InstrumentOverrides(BaseModel):
+    """A site's overrides of one instrument's thresholds; ``None`` keeps the definition's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    concern_total_below: Decimal | None = None
+    concern_any_item_below: Decimal | None = None
+    reliable_change: Decimal | None = Field(default=None, gt=0)
+    clinical_cutoff: Decimal | None = None
+
+
+class DropoutWeights(BaseModel):
+    """Rule 10 points per risk factor (drop-out predictors: low early alliance, Sharf et al.
+    2010; unrepaired ruptures, Muran et al. 2009; missed feedback and missed sessions)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    early_low_alliance: Decimal = Field(default=Decimal(2), ge=0)
+    open_rupture: Decimal = Field(default=Decimal(2), ge=0)
+    unresolved_rupture: Decimal = Field(default=Decimal(2), ge=0)
+    missed_feedback: Decimal = Field(default=Decimal(1), ge=0)
+    missed_session: Decimal = Field(default=Decimal(1), ge=0)
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentThresholds:
+    """One instrument's numbers after applying the site's overrides (what the rules read)."""
+
+    instrument: str
+    kind: str
+    concern_total_below: Decimal | None
+    concern_any_item_below: Decimal | None
+    reliable_change: Decimal
+    # Outcome/symptom instruments: True when a lower score is worse (ORS), False when higher is
+    # worse (PHQ-9, GAD-7); None for instruments without a clinical cutoff (alliance).
+    lower_is_worse: bool | None
+    clinical_cutoff: Decimal | None
+    risk_items: tuple[str, ...]
+    total_min: Decimal
+    total_max: Decimal
+
+
+class RuleConfig(BaseModel):
+    """Every number the alert rules use; defaults are DOMAIN.md's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Per-instrument threshold overrides, keyed by instrument id.
+    instruments: dict[str, InstrumentOverrides] = {}
+    # Rule 3: low alliance at these sessions is an early drop-out risk.
+    early_alliance_sessions: tuple[int, ...] = (1, 2)
+    # Rule 5: a rupture opened at session r is unresolved at the first record with session
+    # >= r + this, that does not repair it.
+    unresolved_rupture_sessions: int = Field(default=3, ge=1)
+    # Rule 9: not_on_track is evaluated at the first record with session >= this that is not
+    # the respondent's first on the instrument.
+    not_on_track_session: int = Field(default=4, ge=1)
+    # Rule 11: rematch is considered from this session on ...
+    rematch_session: int = Field(default=6, ge=1)
+    # ... when low alliance was seen in at least this many sessions (or a rupture is unresolved).
+    rematch_low_alliance_sessions: int = Field(default=2, ge=1)
+    # Rule 10: points per factor; the alert opens when the score is above the threshold.
+    dropout_weights: DropoutWeights = DropoutWeights()
+    dropout_threshold: Decimal = Decimal(3)
+    # Rule 10: expected days between sessions; a gap of k intervals counts k - 1 missed sessions.
+    session_interval_days: int = Field(default=7, ge=1)
+    # Rule 7: which client instrument a therapist instrument is compared with, when the client
+    # answered several alliance instruments in the session.
+    discrepancy_pairs: dict[str, str] = {"wai-sr-t": "wai-sr"}
+
+    _thresholds: dict[int, tuple[Instrument, InstrumentThresholds]] = PrivateAttr(
+        default_factory=dict
+    )
+
+    @field_validator("early_alliance_sessions")
+    @classmethod
+    def _positive_sessions(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(s < 1 for s in value):
+            raise ValueError("session numbers start at 1")
+        return value
+
+    @classmethod
+    def for_site(
+        cls, overrides: Mapping[str, Any] | None = None, base: RuleConfig | None = None
+    ) -> RuleConfig:
+        """The defaults (or ``base``, e.g. a network-wide config) with a site's overrides
+        deep-merged on top: nested mappings merge key by key, other values replace."""
+        start = (base or cls()).model_dump()
+        return cls.model_validate(_merge(start, dict(overrides or {})))
+
+    def thresholds(self, instrument: Instrument) -> InstrumentThresholds:
+        """The instrument's thresholds with this config's overrides (cached per instrument)."""
+        hit = self._thresholds.get(id(instrument))
+        if hit is not None and hit[0] is instrument:
+            return hit[1]
+        resolved = resolve_thresholds(instrument, self.instruments.get(instrument.id))
+        self._thresholds[id(instrument)] = (instrument, resolved)
+        return resolved
+
+
+def resolve_thresholds(
+    instrument: Instrument, overrides: InstrumentOverrides | None = None
+) -> InstrumentThresholds:
+    """An instrument definition's thresholds, with a site's overrides where given."""
+    o = overrides or InstrumentOverrides()
+    concern = instrument.concern
+    clinical = instrument.clinical
+    return InstrumentThresholds(
+        instrument=instrument.id,
+        kind=instrument.kind,
+        concern_total_below=(
+            o.concern_total_below
+            if o.concern_total_below is not None
+            else (concern.total_below if concern else None)
+        ),
+        concern_any_item_below=(
+            o.concern_any_item_below
+            if o.concern_any_item_below is not None
+            else (concern.any_item_below if concern else None)
+        ),
+        reliable_change=(
+            o.reliable_change if o.reliable_change is not None else instrument.reliable_change
+        ),
+        lower_is_worse=(clinical.direction == "lower_is_worse") if clinical else None,
+        clinical_cutoff=(
+            o.clinical_cutoff
+            if o.clinical_cutoff is not None
+            else (clinical.cutoff if clinical else None)
+        ),
+        risk_items=tuple(instrument.risk_items),
+        total_min=instrument.total_min,
+        total_max=instrument.total_max,
+    )
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, Mapping):
+            merged[key] = _merge(current, dict(value))
+        else:
+            merged[key] = value
+    return merged
