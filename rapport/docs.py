@@ -19,7 +19,9 @@ def asyncapi_documents() -> dict[str, dict[str, object]]:
     from shared.host import Host
 
     # Documented with the default topic prefix; a deployment's prefix only prepends to names.
-    settings = load_settings(topic_prefix="rapport.", redis_url="memory://")
+    settings = load_settings(
+        topic_prefix="rapport.", redis_url="memory://", kafka_bootstrap="127.0.0.1:9092"
+    )
     documents: dict[str, dict[str, object]] = {}
     for name in services.NAMES:
         host = Host(settings, services.definitions([name]), embedded=True)

@@ -13,6 +13,7 @@ from typing import Annotated, Literal, get_args
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Problem
 from shared.settings import Settings
@@ -110,13 +111,21 @@ def _unauthorised(detail: str) -> Problem:
     return Problem(401, "Not authenticated", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_staff(request: Request) -> Staff:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+_bearer = HTTPBearer(auto_error=False, description="Staff JWT (claims sub, role, sites)")
+
+
+def current_staff(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+) -> Staff:
+    if (
+        credentials is None
+        or credentials.scheme.lower() != "bearer"
+        or not credentials.credentials.strip()
+    ):
         raise _unauthorised("Send a bearer token in the Authorization header.")
     settings: Settings = request.app.state.settings
-    return verify_token(settings, token.strip())
+    return verify_token(settings, credentials.credentials.strip())
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]

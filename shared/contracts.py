@@ -20,7 +20,7 @@ Code = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
 Score = Annotated[float, Field(allow_inf_nan=False)]
 SessionNumber = Annotated[int, Field(ge=1, le=1000)]
 RespondentRole = Literal["client", "partner", "family", "therapist"]
-Scalar = float | int | str | bool | None
+Scalar = float | int | Code | bool | None  # strings in events are codes, never free text
 
 
 class IntakeSubmitted(EventData):

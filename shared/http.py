@@ -13,11 +13,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.logs import get_logger
 from shared.metrics import HTTP_REQUESTS
-from shared.problems import PROBLEM_JSON, install_problem_handlers
+from shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, install_problem_handlers
 from shared.tracing import HTTP_CORRELATION_HEADER, TRACEPARENT, bound, from_headers
 
 log = get_logger("rapport.http")
@@ -42,20 +43,19 @@ class EdgeMiddleware:
         status_holder = {"status": 500}
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
-            await self._too_large(scope, send, correlation_id)
+            await self._too_large(scope, send, correlation_id, trace.header())
             return
 
         received = 0
-        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    too_large = True
-                    raise _BodyTooLarge
+                    # FastAPI turns other errors raised while reading a body into 400.
+                    raise StarletteHTTPException(413, self._limit_detail())
             return message
 
         async def tagged_send(message: Message) -> None:
@@ -71,9 +71,6 @@ class EdgeMiddleware:
         with bound(correlation_id, trace):
             try:
                 await self.app(scope, limited_receive, tagged_send)
-            except _BodyTooLarge:
-                await self._too_large(scope, send, correlation_id)
-                status_holder["status"] = 413
             finally:
                 route = scope.get("route")
                 path = getattr(route, "path", None) or "unmatched"
@@ -89,15 +86,19 @@ class EdgeMiddleware:
                         status=status_holder["status"],
                         ms=round(elapsed * 1000, 2),
                     )
-        del too_large
 
-    async def _too_large(self, scope: Scope, send: Send, correlation_id: str) -> None:
+    def _limit_detail(self) -> str:
+        return f"The request body exceeds {self.max_body_bytes} bytes."
+
+    async def _too_large(
+        self, scope: Scope, send: Send, correlation_id: str, traceparent: str
+    ) -> None:
         body = json.dumps(
             {
                 "type": "about:blank",
                 "title": "Body too large",
                 "status": 413,
-                "detail": f"The request body exceeds {self.max_body_bytes} bytes.",
+                "detail": self._limit_detail(),
                 "instance": scope.get("path", ""),
             }
         ).encode()
@@ -109,14 +110,11 @@ class EdgeMiddleware:
                     (b"content-type", PROBLEM_JSON.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
+                    (TRACEPARENT.encode(), traceparent.encode()),
                 ],
             }
         )
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 def create_http_app(
@@ -138,13 +136,18 @@ def create_http_app(
         setattr(app.state, key, value)
     install_problem_handlers(app)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness (process is up)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"], summary="Readiness (Kafka, database, Redis)")
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness (Kafka, database, Redis)",
+        responses={503: {"description": "A dependency is not reachable"}},
+    )
     async def readyz() -> JSONResponse:
         checks = await readiness()
         ready = all(v == "ok" for v in checks.values())

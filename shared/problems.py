@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,6 +17,41 @@ from shared.logs import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger(__name__)
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details, as every error response of the API."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {
+        "model": ProblemDetails,
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}},
+    }
+
+
+# Every route may answer with these; documenting them keeps the OpenAPI spec honest.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("Malformed request"),
+    401: _documented("Missing or invalid bearer token"),
+    403: _documented("Role or site not allowed"),
+    404: _documented("Not found (or not visible to you)"),
+    409: _documented("Conflict"),
+    410: _documented("Gone (e.g. a used or expired link)"),
+    413: _documented("Body too large"),
+    415: _documented("Unsupported media type"),
+    422: _documented("Invalid request: the errors name each field and rule"),
+    429: _documented("Too many requests"),
+    503: _documented("A dependency is briefly unavailable; retry"),
+}
 
 
 class Problem(Exception):

@@ -30,6 +30,11 @@ from shared.tokens import TokenError, verify
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
 
+
+class FhirJSONResponse(JSONResponse):
+    media_type = "application/fhir+json"
+
+
 STAFF_WHO_RECORD = ("therapist", "supervisor", "clinical_lead", "intake_coordinator")
 STAFF_WHO_READ = ("therapist", "supervisor", "clinical_lead")
 FHIR_JSON = "application/fhir+json"
@@ -216,9 +221,9 @@ async def list_instruments(request: Request, staff: CurrentStaff) -> list[Instru
 @router.get(
     "/fhir/Questionnaire",
     summary="Every instrument as a FHIR R4 Bundle of Questionnaires",
-    response_class=JSONResponse,
+    response_class=FhirJSONResponse,
 )
-async def fhir_questionnaires(request: Request, staff: CurrentStaff) -> JSONResponse:
+async def fhir_questionnaires(request: Request, staff: CurrentStaff) -> FhirJSONResponse:
     del staff
     resources = [fhir.questionnaire(i) for i in instruments_of(_runtime(request)).values()]
     bundle = {
@@ -227,22 +232,22 @@ async def fhir_questionnaires(request: Request, staff: CurrentStaff) -> JSONResp
         "total": len(resources),
         "entry": [{"resource": r} for r in resources],
     }
-    return JSONResponse(bundle, media_type=FHIR_JSON)
+    return FhirJSONResponse(bundle)
 
 
 @router.get(
     "/fhir/Questionnaire/{instrument_id}",
-    response_class=JSONResponse,
+    response_class=FhirJSONResponse,
     summary="One instrument as a FHIR R4 Questionnaire",
 )
 async def fhir_questionnaire(
     request: Request, instrument_id: Annotated[str, Field(max_length=64)], staff: CurrentStaff
-) -> JSONResponse:
+) -> FhirJSONResponse:
     del staff
     instrument = instruments_of(_runtime(request)).get(instrument_id)
     if instrument is None:
         raise Problem(404, "Questionnaire not found", f"No questionnaire {instrument_id!r}.")
-    return JSONResponse(fhir.questionnaire(instrument), media_type=FHIR_JSON)
+    return FhirJSONResponse(fhir.questionnaire(instrument))
 
 
 async def _record_one(

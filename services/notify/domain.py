@@ -23,6 +23,8 @@ def next_attempt(
     attempts_made: int, now: datetime, schedule: tuple[timedelta, ...] = RETRY_SCHEDULE
 ) -> datetime | None:
     """When to try again after ``attempts_made`` failures; None when the schedule is spent."""
+    if attempts_made < 1:
+        raise ValueError("next_attempt is asked after at least one attempt")
     if attempts_made > len(schedule):
         return None
     return now + schedule[attempts_made - 1]
@@ -37,7 +39,8 @@ def is_private_address(address: str) -> bool:
     """Loopback, private, link-local and other non-public targets (SSRF guard)."""
     ip = ipaddress.ip_address(address)
     return (
-        ip.is_private
+        not ip.is_global  # also shared address space 100.64.0.0/10 (cloud metadata hosts)
+        or ip.is_private
         or ip.is_loopback
         or ip.is_link_local
         or ip.is_multicast
