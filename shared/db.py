@@ -41,7 +41,8 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. A dropped connection surfaces
+        # as a transient error that handlers and routes retry or answer 503 for.
         pool_recycle=1800,
         connect_args={"timeout": 5, "command_timeout": 30},
     )

@@ -110,3 +110,9 @@ def load_instruments(*folders: Path) -> dict[str, Instrument]:
 
 
 SHIPPED = Path(__file__).parent / "instrument_definitions"
+
+
+def deployment_instruments(extra_folder: str | None) -> dict[str, Instrument]:
+    """The shipped instruments plus a site's own folder (``RAPPORT_INSTRUMENTS_DIR``)."""
+    folders = [SHIPPED] + ([Path(extra_folder)] if extra_folder else [])
+    return load_instruments(*folders)

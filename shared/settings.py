@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -32,6 +33,7 @@ EXPECTED_FORM: dict[str, str] = {
     "encryption_key": "a secret of at least 32 characters",
     "http_port": "a port number from 1 to 65535",
     "max_body_bytes": "an integer number of bytes from 1024 to 104857600",
+    "instruments_dir": "an existing folder of instrument definition files (*.json)",
 }
 
 
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
     encryption_key: SecretStr = SecretStr(DEV_SECRET)
     # Development only: let webhooks target loopback/private addresses (SSRF guard off).
     allow_private_webhooks: bool = False
+    # A folder of the site's own instrument definitions (JSON, as shared/instrument_definitions).
+    instruments_dir: str | None = None
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
 
@@ -88,6 +92,13 @@ class Settings(BaseSettings):
     def _redis(cls, value: str) -> str:
         if not value.startswith(("redis://", "rediss://", "memory://")):
             raise ValueError("bad redis url")
+        return value
+
+    @field_validator("instruments_dir")
+    @classmethod
+    def _instruments_dir(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_dir():
+            raise ValueError("not a folder")
         return value
 
     @field_validator("topic_prefix")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from services.feedback import api, handlers, models
 from shared.contracts import FEEDBACK_RECORDED, MATCH_CONFIRMED, RISK_FLAGGED, SESSION_COMPLETED
-from shared.instruments import SHIPPED, load_instruments
+from shared.instruments import deployment_instruments
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.tables import service_tables
 
 
 def _load_instruments(runtime: ServiceRuntime) -> None:
-    runtime.state["instruments"] = load_instruments(SHIPPED)
+    runtime.state["instruments"] = deployment_instruments(runtime.settings.instruments_dir)
 
 
 def definition() -> ServiceDefinition:

@@ -128,24 +128,21 @@ async def record(
         )
     key = runtime.settings.pseudonym_key.get_secret_value()
     respondent = _respondent(key, episode, submission)
-    same_series = (
-        FeedbackResponse.episode_id == episode.episode_id,
-        FeedbackResponse.respondent == respondent,
-        FeedbackResponse.instrument == instrument.id,
-    )
-    later = await session.scalar(
-        select(FeedbackResponse.id)
-        .where(*same_series, col(FeedbackResponse.session_number) > submission.session_number)
-        .limit(1)
-    )
-    first = (
-        await session.exec(
-            select(FeedbackResponse)
-            .where(*same_series)
+    # One query for both: is a later session already in (this one is late), and what was
+    # the first score of this respondent on this instrument (change from first)?
+    series = (
+        await session.execute(
+            select(FeedbackResponse.session_number, FeedbackResponse.total)
+            .where(
+                FeedbackResponse.episode_id == episode.episode_id,
+                FeedbackResponse.respondent == respondent,
+                FeedbackResponse.instrument == instrument.id,
+            )
             .order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
-            .limit(1)
         )
-    ).first()
+    ).all()
+    later = any(number > submission.session_number for number, _ in series)
+    first = series[0] if series else None
     now = datetime.now(UTC)
     row = FeedbackResponse(
         id=str(uuid.uuid4()),

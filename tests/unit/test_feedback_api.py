@@ -408,3 +408,48 @@ async def test_bad_links_are_refused_with_the_rule(desk: FeedbackDesk, case: str
     rule = "not_in_link" if case == "not_in_link" else case
     assert answered.json()["errors"][0]["rule"] == rule
     assert await response_count(desk) == 0
+
+
+async def test_a_site_adds_its_own_instrument_without_code(
+    embedded_settings: Settings, tmp_path: Any
+) -> None:
+    folder = tmp_path / "site-instruments"
+    folder.mkdir()
+    (folder / "sleep-3.json").write_text(
+        json.dumps(
+            {
+                "id": "sleep-3",
+                "version": 1,
+                "title": "Three sleep questions (site-defined)",
+                "kind": "symptom",
+                "respondents": ["client"],
+                "items": ["a", "b", "c"],
+                "item_min": 0,
+                "item_max": 4,
+                "step": "1",
+                "total_min": 0,
+                "total_max": 12,
+                "clinical": {"direction": "higher_is_worse", "cutoff": 6},
+                "reliable_change": 3,
+            }
+        )
+    )
+    settings = embedded_settings.model_copy(update={"instruments_dir": str(folder)})
+    async with feedback_desk(settings) as desk:
+        listed = await desk.http.get("/feedback/instruments", headers=desk.auth("therapist"))
+        assert "sleep-3" in [i["id"] for i in listed.json()]
+        episode_id = await desk.open_episode()
+        answered = await desk.http.post(
+            "/feedback/responses",
+            headers=desk.auth("therapist"),
+            json={
+                "episode_id": episode_id,
+                "session_number": 1,
+                "respondent_role": "client",
+                "instrument": "sleep-3",
+                "items": {"a": 2, "b": 3, "c": 1},
+            },
+        )
+        assert answered.status_code == 201, answered.text
+        assert answered.json()["total"] == 6.0
+        assert answered.json()["in_concern_or_clinical_range"] is True
