@@ -106,6 +106,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rapport.replay import main as replay_main
+
+    return replay_main(args)
+
+
 def cmd_settings(_: argparse.Namespace) -> int:
     from shared.settings import Settings
 
@@ -158,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     docs = sub.add_parser("docs", help="export event JSON Schemas and AsyncAPI documents")
     docs.add_argument("--out", default=str(REPO / "docs"))
     docs.set_defaults(func=cmd_docs)
+
+    from rapport.replay import add_arguments as add_replay_arguments
+
+    replay = sub.add_parser("replay", help="run the alert rules offline over feedback records")
+    add_replay_arguments(replay).set_defaults(func=cmd_replay)
 
     settings = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     settings.set_defaults(func=cmd_settings)

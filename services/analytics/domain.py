@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from services.analytics.rules_config import (
     DropoutWeights,
@@ -212,13 +212,13 @@ class UnknownInstrumentError(KeyError):
 # Values
 
 
-@dataclass(frozen=True, slots=True)
-class ScoredRecord:
+class ScoredRecord(NamedTuple):
     """One scored questionnaire response (a ``feedback.recorded`` event, or a replay line).
 
     ``role`` is the respondent's role (client, partner, family, therapist); ``respondent_id`` is
     their pseudonym. ``items`` are the answers as given (``Decimal`` or ``int``), ``total`` the
-    instrument's total (see :func:`score_total`).
+    instrument's total (see :func:`score_total`). A named tuple: immutable and cheap to build
+    (the replay builds a million of them).
     """
 
     episode_id: str
@@ -272,6 +272,9 @@ class AlertChange:
     the session of that record; ``opened_session`` the session the alert opened at (same as
     ``session`` for an open). ``lasting`` is False for events (risk, repair) that stay nothing to
     resolve.
+
+    ``inputs`` are the numbers that fired the rule, JSON-ready: keys and string values are codes
+    (lower case, no spaces) and numbers are floats or ints, as ``AllianceAlert.inputs`` requires.
     """
 
     action: Action
@@ -422,6 +425,8 @@ class EpisodeState:
     missed_sessions: int = 0
     open_ruptures: int = 0
     open_unresolved: int = 0
+    dropout_dirty: bool = True  # a factor changed since the score was last compared
+    dropout_holds: bool = False
     # rule 11 inputs
     low_sessions: int = 0
     last_low_session: int = 0
@@ -463,6 +468,8 @@ class EpisodeState:
             "missed_sessions": self.missed_sessions,
             "open_ruptures": self.open_ruptures,
             "open_unresolved": self.open_unresolved,
+            "dropout_dirty": self.dropout_dirty,
+            "dropout_holds": self.dropout_holds,
             "low_sessions": self.low_sessions,
             "last_low_session": self.last_low_session,
             "improved_outcomes": self.improved_outcomes,
@@ -499,6 +506,8 @@ class EpisodeState:
             missed_sessions=int(data["missed_sessions"]),
             open_ruptures=int(data["open_ruptures"]),
             open_unresolved=int(data["open_unresolved"]),
+            dropout_dirty=bool(data["dropout_dirty"]),
+            dropout_holds=bool(data["dropout_holds"]),
             low_sessions=int(data["low_sessions"]),
             last_low_session=int(data["last_low_session"]),
             improved_outcomes=int(data["improved_outcomes"]),
@@ -607,13 +616,16 @@ def apply(
 
     ``state`` None starts a new episode. Takes ownership of ``state`` (see the module docstring).
     A record earlier than the episode's latest session rebuilds the episode (late data).
-    Raises :class:`UnknownInstrumentError` for an instrument not in ``instruments``.
+    Raises :class:`UnknownInstrumentError` for an instrument not in ``instruments``, and
+    ``ValueError`` for a record of another episode than ``state``'s.
     """
     instrument = instruments.get(record.instrument)
     if instrument is None:
         raise UnknownInstrumentError(record.instrument)
     if state is None:
         state = EpisodeState(record.episode_id)
+    elif record.episode_id != state.episode_id:
+        raise ValueError(f"record of episode {record.episode_id} applied to {state.episode_id}")
     elif record.session < state.last_session:
         return _rebuild(state, record, instruments, config)
     state.records.append(record)
@@ -671,9 +683,9 @@ def _rebuild(
                     old.episode_id,
                     opened.respondent_id,
                     opened.instrument,
-                    record.session,
+                    old.last_session,  # withdrawn now, i.e. at the episode's latest session
                     opened.opened_session,
-                    {"reason": "re-evaluated after a late record", "late_session": record.session},
+                    {"reason": "late-record", "late_session": record.session},
                     record.respondent_id,
                 )
             )
@@ -743,8 +755,10 @@ def _open(
         state.open_alerts[(kind, respondent_id, instrument)] = change
         if kind == RUPTURE:
             state.open_ruptures += 1
+            state.dropout_dirty = True
         elif kind == UNRESOLVED_RUPTURE:
             state.open_unresolved += 1
+            state.dropout_dirty = True
     state.opened_log.add(change.identity)
     out.append(change)
 
@@ -759,8 +773,10 @@ def _resolve(
     opened = state.open_alerts.pop(key)
     if opened.kind == RUPTURE:
         state.open_ruptures -= 1
+        state.dropout_dirty = True
     elif opened.kind == UNRESOLVED_RUPTURE:
         state.open_unresolved -= 1
+        state.dropout_dirty = True
     out.append(
         _change(
             "resolve",
@@ -843,6 +859,7 @@ def _new_session(state: EpisodeState, record: ScoredRecord, config: RuleConfig) 
     state.last_session = record.session
     state.session_at = record.at
     state.session_feedback = False
+    state.dropout_dirty = True
     if state.session_alliance:
         state.session_alliance = {}
         state.session_split = {}
@@ -889,8 +906,9 @@ def _rules_2_3_low_alliance(
             state.low_sessions += 1
             state.last_low_session = session
         early = session in config.early_alliance_sessions
-        if early:
+        if early and not state.early_low:
             state.early_low = True
+            state.dropout_dirty = True
         if low_key not in state.open_alerts or (early and rid not in state.early_fired):
             inputs: dict[str, InputValue] = {
                 "instrument": instrument,
@@ -906,14 +924,15 @@ def _rules_2_3_low_alliance(
                 state.early_fired.add(rid)
                 early_inputs = dict(inputs)
                 early_inputs["session"] = session
-                early_inputs["early_sessions"] = ",".join(map(str, config.early_alliance_sessions))
+                early_inputs["early_sessions_from"] = min(config.early_alliance_sessions)
+                early_inputs["early_sessions_to"] = max(config.early_alliance_sessions)
                 _open(state, out, record, EARLY_ALLIANCE_RISK, rid, instrument, early_inputs)
     elif low_key in state.open_alerts:
         inputs = {"instrument": instrument, "score": _num(record.total)}
         _resolve(state, out, record, low_key, inputs)
         early_key: AlertKey = (EARLY_ALLIANCE_RISK, rid, instrument)
         if early_key in state.open_alerts:
-            _resolve(state, out, record, early_key, inputs)
+            _resolve(state, out, record, early_key, dict(inputs))
 
 
 def _opt(value: Decimal | None) -> float | None:
@@ -954,10 +973,10 @@ def _rules_4_5_rupture(
                 "rupture_session": series.rupture_session,
                 "in_concern": concern,
             }
-            _resolve(state, out, record, (RUPTURE, rid, instrument), inputs)
+            _resolve(state, out, record, (RUPTURE, rid, instrument), dict(inputs))
             unresolved_key: AlertKey = (UNRESOLVED_RUPTURE, rid, instrument)
             if unresolved_key in state.open_alerts:
-                _resolve(state, out, record, unresolved_key, inputs)
+                _resolve(state, out, record, unresolved_key, dict(inputs))
             _open(state, out, record, REPAIR, rid, instrument, inputs)
             series.rupture_session = None
             series.rupture_sum = ZERO
@@ -1049,6 +1068,10 @@ def _rule_6_split(
     holds = holds_here or any(state.session_split.values())
     key: AlertKey = (SPLIT_ALLIANCE, None, None)
     opened = state.open_alerts.get(key)
+    if holds == (opened is not None):
+        return
+    if opened is not None and record.session <= opened.session:
+        return  # resolved only at a later session
     inputs: dict[str, InputValue] = {
         "instrument": record.instrument,
         "respondents": len(group),
@@ -1059,9 +1082,9 @@ def _rule_6_split(
         "in_concern": concerns,
         "not_in_concern": len(group) - concerns,
     }
-    if holds and opened is None:
+    if holds:
         _open(state, out, record, SPLIT_ALLIANCE, None, None, inputs)
-    elif not holds and opened is not None and record.session > opened.session:
+    else:
         _resolve(state, out, record, key, inputs)
 
 
@@ -1099,34 +1122,40 @@ def _rule_7_discrepancy(
     c_score = clients[c_instrument]
     t_th = th if record.instrument == t_instrument else config.thresholds(instruments[t_instrument])
     c_th = th if record.instrument == c_instrument else config.thresholds(instruments[c_instrument])
+    same = t_instrument == c_instrument
+    if same:
+        holds = t_score - c_score >= t_th.reliable_change
+    else:
+        holds = rescaled_gap_holds(t_score, t_th, c_score, c_th)
+    key: AlertKey = (RATING_DISCREPANCY, None, None)
+    opened = state.open_alerts.get(key)
+    if holds == (opened is not None):
+        return
+    if opened is not None and record.session <= opened.session:
+        return  # resolved only at a later session
     inputs: dict[str, InputValue] = {
         "therapist_instrument": t_instrument,
         "therapist_score": _num(t_score),
         "client_instrument": c_instrument,
         "client_score": _num(c_score),
     }
-    if t_instrument == c_instrument:
-        holds = t_score - c_score >= t_th.reliable_change
+    if same:
         inputs["difference"] = _num(t_score - c_score)
         inputs["threshold"] = _num(t_th.reliable_change)
     else:
-        holds = rescaled_gap_holds(t_score, t_th, c_score, c_th)
-        t_scaled = (t_score - t_th.total_min) / (t_th.total_max - t_th.total_min) * 100
-        c_scaled = (c_score - c_th.total_min) / (c_th.total_max - c_th.total_min) * 100
-        rc_scaled = max(
-            t_th.reliable_change / (t_th.total_max - t_th.total_min),
-            c_th.reliable_change / (c_th.total_max - c_th.total_min),
-        )
+        t_span = t_th.total_max - t_th.total_min
+        c_span = c_th.total_max - c_th.total_min
+        t_scaled = (t_score - t_th.total_min) / t_span * 100
+        c_scaled = (c_score - c_th.total_min) / c_span * 100
+        rc_scaled = max(t_th.reliable_change / t_span, c_th.reliable_change / c_span) * 100
         inputs["therapist_scaled"] = round(float(t_scaled), 2)
         inputs["client_scaled"] = round(float(c_scaled), 2)
         inputs["difference"] = round(float(t_scaled - c_scaled), 2)
-        inputs["threshold"] = round(float(rc_scaled * 100), 2)
+        inputs["threshold"] = round(float(rc_scaled), 2)
         inputs["scale"] = "0-100"
-    key: AlertKey = (RATING_DISCREPANCY, None, None)
-    opened = state.open_alerts.get(key)
-    if holds and opened is None:
+    if holds:
         _open(state, out, record, RATING_DISCREPANCY, None, None, inputs)
-    elif not holds and opened is not None and record.session > opened.session:
+    else:
         _resolve(state, out, record, key, inputs)
 
 
@@ -1151,21 +1180,15 @@ def _rules_8_9_outcome(
     instrument = record.instrument
     worse = worse_by(th, series.first, total)
     improved = -worse >= rc
-    inputs: dict[str, InputValue] = {
-        "instrument": instrument,
-        "score": _num(total),
-        "first": _num(series.first),
-        "first_session": series.first_session,
-        "change": _num(-worse),
-        "threshold": _num(rc),
-        "direction": "lower_is_worse" if th.lower_is_worse else "higher_is_worse",
-    }
+    open_alerts = state.open_alerts
+
     det_key: AlertKey = (DETERIORATION, rid, instrument)
     if worse >= rc:
-        if det_key not in state.open_alerts:
+        if det_key not in open_alerts:
+            inputs = _outcome_inputs(record, th, series, worse)
             _open(state, out, record, DETERIORATION, rid, instrument, inputs)
-    elif det_key in state.open_alerts:
-        _resolve(state, out, record, det_key, inputs)
+    elif det_key in open_alerts:
+        _resolve(state, out, record, det_key, _outcome_inputs(record, th, series, worse))
 
     if improved:
         series.improved_ever = True
@@ -1174,14 +1197,29 @@ def _rules_8_9_outcome(
     series.latest_improved = improved
 
     not_key: AlertKey = (NOT_ON_TRACK, rid, instrument)
-    if improved and not_key in state.open_alerts:
-        _resolve(state, out, record, not_key, inputs)
+    if improved and not_key in open_alerts:
+        _resolve(state, out, record, not_key, _outcome_inputs(record, th, series, worse))
     if not series.not_on_track_done and record.session >= config.not_on_track_session:
         series.not_on_track_done = True
         if in_clinical_range(th, series.first) and not series.improved_ever:
+            inputs = _outcome_inputs(record, th, series, worse)
             inputs["clinical_cutoff"] = _opt(th.clinical_cutoff)
             inputs["evaluated_at_session"] = record.session
             _open(state, out, record, NOT_ON_TRACK, rid, instrument, inputs)
+
+
+def _outcome_inputs(
+    record: ScoredRecord, th: InstrumentThresholds, series: Series, worse: Decimal
+) -> dict[str, InputValue]:
+    return {
+        "instrument": record.instrument,
+        "score": _num(record.total),
+        "first": _num(series.first),
+        "first_session": series.first_session,
+        "change": _num(-worse),
+        "threshold": _num(th.reliable_change),
+        "direction": "lower_is_worse" if th.lower_is_worse else "higher_is_worse",
+    }
 
 
 def _rule_10_dropout(
@@ -1191,31 +1229,21 @@ def _rule_10_dropout(
     names (low early alliance, Sharf et al. 2010; open and unresolved ruptures, Muran et al.
     2009; sessions without client-side alliance feedback; sessions missed, from the gaps between
     session dates), opened when the score is above ``config.dropout_threshold``. Base drop-out
-    rate about 20% (Swift & Greenberg 2012). One per episode, checked at every record."""
+    rate about 20% (Swift & Greenberg 2012). One per episode, checked at every record (the score
+    is recomputed when a factor changes and at every new session)."""
+    w = config.dropout_weights
+    if state.dropout_dirty:
+        state.dropout_dirty = False
+        state.dropout_holds = _dropout_points(state, w) > config.dropout_threshold
+    holds = state.dropout_holds
     key: AlertKey = (DROPOUT_RISK, None, None)
     opened = state.open_alerts.get(key)
-    if not (
-        state.early_low
-        or state.open_ruptures
-        or state.missed_feedback
-        or state.missed_sessions
-        or opened is not None
-    ):
-        return
-    w = config.dropout_weights
-    score = dropout_score(
-        w,
-        state.early_low,
-        state.open_ruptures,
-        state.open_unresolved,
-        state.missed_feedback,
-        state.missed_sessions,
-    )
-    holds = score > config.dropout_threshold
     if holds == (opened is not None):
         return
+    if opened is not None and record.session <= opened.session:
+        return  # resolved only at a later session
     inputs: dict[str, InputValue] = {
-        "score": _num(score),
+        "score": _num(_dropout_points(state, w)),
         "threshold": _num(config.dropout_threshold),
         "early_low_alliance": int(state.early_low),
         "open_ruptures": state.open_ruptures,
@@ -1230,8 +1258,19 @@ def _rule_10_dropout(
     }
     if holds:
         _open(state, out, record, DROPOUT_RISK, None, None, inputs)
-    elif opened is not None and record.session > opened.session:
+    else:
         _resolve(state, out, record, key, inputs)
+
+
+def _dropout_points(state: EpisodeState, weights: DropoutWeights) -> Decimal:
+    return dropout_score(
+        weights,
+        state.early_low,
+        state.open_ruptures,
+        state.open_unresolved,
+        state.missed_feedback,
+        state.missed_sessions,
+    )
 
 
 def _rule_11_rematch(

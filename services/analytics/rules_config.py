@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.instruments import Instrument
 
@@ -87,10 +87,6 @@ class RuleConfig(BaseModel):
     # answered several alliance instruments in the session.
     discrepancy_pairs: dict[str, str] = {"wai-sr-t": "wai-sr"}
 
-    _thresholds: dict[int, tuple[Instrument, InstrumentThresholds]] = PrivateAttr(
-        default_factory=dict
-    )
-
     @field_validator("early_alliance_sessions")
     @classmethod
     def _positive_sessions(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -108,13 +104,23 @@ class RuleConfig(BaseModel):
         return cls.model_validate(_merge(start, dict(overrides or {})))
 
     def thresholds(self, instrument: Instrument) -> InstrumentThresholds:
-        """The instrument's thresholds with this config's overrides (cached per instrument)."""
-        hit = self._thresholds.get(id(instrument))
-        if hit is not None and hit[0] is instrument:
-            return hit[1]
+        """The instrument's thresholds with this config's overrides (memoised: the config and
+        the definition are both frozen)."""
+        hit = _CACHE.get((id(self), id(instrument)))
+        if hit is not None and hit[0] is self and hit[1] is instrument:
+            return hit[2]
         resolved = resolve_thresholds(instrument, self.instruments.get(instrument.id))
-        self._thresholds[id(instrument)] = (instrument, resolved)
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[(id(self), id(instrument))] = (self, instrument, resolved)
         return resolved
+
+
+# (id(config), id(instrument)) -> (config, instrument, thresholds); holding both objects keeps
+# their ids from being reused while cached. A plain dict: pydantic's private attributes are slow
+# to read, and this is read for every record.
+_CACHE: dict[tuple[int, int], tuple[RuleConfig, Instrument, InstrumentThresholds]] = {}
+_CACHE_SIZE = 4096
 
 
 def resolve_thresholds(

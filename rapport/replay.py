@@ -1,0 +1,522 @@
+"""``rapport replay FILE.jsonl [--out alerts.jsonl]``: the analytics alert rules, offline.
+
+Reads feedback records in the replay interchange format (one JSON object per line, in arrival
+order: ``episode_id``, ``site_id``, ``therapist_id``, ``session``, ``at``, ``respondent``,
+``respondent_id``, ``instrument``, ``items``), scores each with its instrument definition and runs
+the same domain code as the analytics service (``services.analytics.domain.apply``). Writes one
+JSON object per opened alert, in the order they open: ``episode_id``, ``session``, ``kind``,
+``severity``, ``rule``, ``respondent_id`` (for the episode-level rules 6, 7, 10 and 11: the
+respondent whose record fired it), plus ``status``, ``instrument``, ``inputs``,
+``suggestion_code``, ``suggestion``, ``site_id``, ``therapist_id`` and ``line`` (the input line
+that fired it). ``--include-resolved`` also writes resolves (``"status": "resolved"``).
+
+A bad line (not JSON, missing or mistyped fields, unknown instrument, a respondent the instrument
+does not allow, items failing the instrument's checks) is reported on stderr with its line number
+and skipped. A line whose only fault is an item value outside the instrument's range or step
+is replayed as given, with a warning naming its line: replay reprocesses what was recorded
+(the shared worked example has six such SRS lines, e.g. an item of 10.2, and its expected
+alerts assume they were replayed); ``--strict-ranges`` skips such lines as bad instead, as the
+live feedback service would have refused them. Exit status
+0 when the file was read (bad lines are counted in the summary), 2 when the input or output
+cannot be opened. A one-line summary goes to stderr.
+
+Site configuration (``--config FILE``): ``{"default": {...}, "sites": {"site-a": {...}}}`` with
+the fields of ``RuleConfig`` (``services/analytics/rules_config.py``); a site's overrides are
+merged over the default's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import json.encoder
+import json.scanner
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from services.analytics.domain import AlertChange, EpisodeState, RuleConfig
+    from shared.instruments import Instrument
+
+ROLES = frozenset({"client", "partner", "family", "therapist"})
+_STRING_FIELDS = ("episode_id", "site_id", "therapist_id", "respondent_id", "instrument")
+_FIELDS = (*_STRING_FIELDS, "session", "at", "respondent", "items")
+_MAX_ALLOWED_VALUES = 100_000
+_NUMBER_TYPES = frozenset({int, Decimal})  # JSON numbers as parsed here; bool is not one
+
+
+class BadLine(ValueError):
+    """Why a line cannot be replayed."""
+
+
+class OutOfRange(BadLine):
+    """An item value outside the instrument's range or off its step (accepted, with a warning,
+    by default (not with ``--strict-ranges``))."""
+
+
+@dataclass
+class ReplayStats:
+    lines: int = 0
+    records: int = 0
+    bad_lines: int = 0
+    opened: int = 0
+    resolved: int = 0
+    episodes: int = 0
+    late_records: int = 0
+    out_of_range: int = 0
+    seconds: float = 0.0
+
+    @property
+    def records_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Checker:
+    """An instrument's answer checks and scoring, precomputed for the hot loop (the same checks
+    as ``services.feedback.domain.check_answers``: every item present, no unknown item, numbers
+    in range and on the instrument's step; reversed items counted as min + max − value)."""
+
+    __slots__ = (
+        "allowed",
+        "flip",
+        "id",
+        "instrument",
+        "item_ids",
+        "items",
+        "respondents",
+        "reversed",
+        "role_names",
+    )
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self.id = instrument.id
+        self.role_names = {role: role for role in instrument.respondents}  # shared strings
+        self.items = tuple(instrument.items)
+        self.item_ids = frozenset(instrument.items)
+        self.respondents = frozenset(instrument.respondents)
+        self.reversed = tuple(i for i in instrument.items if i in instrument.reversed)
+        self.flip = instrument.item_min + instrument.item_max
+        steps = (instrument.item_max - instrument.item_min) / instrument.step
+        self.allowed: frozenset[Decimal | int] | None = None
+        if steps == steps.to_integral_value() and steps < _MAX_ALLOWED_VALUES:
+            values = (instrument.item_min + instrument.step * k for k in range(int(steps) + 1))
+            # Whole values as int: JSON integers then compare int to int (equal Decimals and
+            # ints hash alike, so 9.0 still matches 9).
+            self.allowed = frozenset(
+                int(v) if v == v.to_integral_value() else v.normalize() for v in values
+            )
+
+    def total(self, items: Any) -> Decimal:
+        if type(items) is not dict:
+            raise BadLine("items must be an object")
+        if items.keys() != self.item_ids:
+            missing = [i for i in self.items if i not in items]
+            unknown = [i for i in items if i not in self.item_ids]
+            parts = []
+            if missing:
+                parts.append(f"missing item(s) {', '.join(missing)}")
+            if unknown:
+                parts.append(f"unknown item(s) {', '.join(map(repr, unknown))}")
+            raise BadLine(f"{self.instrument.id}: {'; '.join(parts)}")
+        allowed = self.allowed
+        values = items.values()
+        if (
+            allowed is not None
+            and _NUMBER_TYPES.issuperset(map(type, values))
+            and allowed.issuperset(values)
+        ):
+            return self._sum(items)  # the usual case, checked in C
+        for item, value in items.items():
+            kind = type(value)
+            if kind is not int and kind is not Decimal:
+                raise BadLine(f"{self.instrument.id}: item {item} must be a number, got {value!r}")
+            if allowed is not None:
+                if value in allowed:
+                    continue
+            elif self._valid(value):
+                continue
+            inst = self.instrument
+            raise OutOfRange(
+                f"{inst.id}: item {item} must be from {inst.item_min} to {inst.item_max} "
+                f"in steps of {inst.step}, got {value}"
+            )
+        return self._sum(items)
+
+    def total_unchecked(self, items: dict[str, Any]) -> Decimal:
+        """The total of items that are numbers, whatever their range (replayed out-of-range lines)."""
+        for item, value in items.items():
+            kind = type(value)
+            if (kind is not int and kind is not Decimal) or (
+                kind is Decimal and not value.is_finite()
+            ):
+                raise BadLine(f"{self.instrument.id}: item {item} must be a number, got {value!r}")
+        return self._sum(items)
+
+    def _sum(self, items: dict[str, Any]) -> Decimal:
+        total: Any = sum(items.values())
+        if self.reversed:
+            for item in self.reversed:
+                total += self.flip - 2 * items[item]
+        return total if type(total) is Decimal else Decimal(total)
+
+    def _valid(self, value: Decimal | int) -> bool:
+        inst = self.instrument
+        if isinstance(value, Decimal) and not value.is_finite():
+            return False
+        return inst.item_min <= value <= inst.item_max and (value - inst.item_min) % inst.step == 0
+
+
+def _float_parser() -> Callable[[str], Decimal]:
+    cache: dict[str, Decimal] = {}
+
+    def parse(text: str) -> Decimal:
+        value = cache.get(text)
+        if value is None:
+            value = Decimal(text)
+            if len(cache) < 10_000:
+                cache[text] = value
+        return value
+
+    return parse
+
+
+def replay_lines(
+    lines: Iterable[bytes | str],
+    instruments: Mapping[str, Instrument],
+    write: Callable[[str], object] | None = None,
+    *,
+    default_config: RuleConfig | None = None,
+    site_configs: Mapping[str, RuleConfig] | None = None,
+    include_resolved: bool = False,
+    lenient_ranges: bool = False,
+    report: Callable[[int, str], object] | None = None,
+    states: dict[str, EpisodeState] | None = None,
+) -> ReplayStats:
+    """Replay lines (arrival order) through the alert rules; ``write`` gets each output line
+    (with its newline), ``report`` each bad line's number and reason (and, with
+    ``lenient_ranges``, each accepted out-of-range line's). Returns the counts.
+
+    The cyclic garbage collector is paused while replaying (the episode states hold no cycles,
+    and collecting a million live records over and over would dominate the run)."""
+    from services.analytics.domain import RuleConfig, ScoredRecord, apply
+
+    config = default_config or RuleConfig()
+    sites = site_configs or {}
+    checkers = {iid: _Checker(inst) for iid, inst in instruments.items()}
+    decoder = json.JSONDecoder(parse_float=_float_parser())
+    # The C scanner, without decode()'s wrapping (typeshed types its argument oddly).
+    scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
+    episodes: dict[str, EpisodeState] = {} if states is None else states
+    stats = ReplayStats()
+    last_at_text: object = None
+    last_at: datetime | None = None
+    intern = sys.intern
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    started = time.perf_counter()
+    lineno = 0
+    try:
+        for lineno, raw in enumerate(lines, 1):
+            try:
+                text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                if not text or text.isspace():
+                    continue
+                try:
+                    obj, end = scan(text, 0)
+                except StopIteration:  # leading whitespace, a BOM or no value
+                    try:
+                        obj, end = decoder.decode(text.removeprefix("\ufeff")), len(text)
+                    except ValueError as error:
+                        raise BadLine(f"not JSON: {error}") from None
+                except ValueError as error:
+                    raise BadLine(f"not JSON: {error}") from None
+                if end != len(text) and not text[end:].isspace():
+                    raise BadLine(f"not JSON: extra data at column {end + 1}")
+                if type(obj) is not dict:
+                    raise BadLine("not a JSON object")
+                try:
+                    episode_id = obj["episode_id"]
+                    site_id = obj["site_id"]
+                    therapist_id = obj["therapist_id"]
+                    session = obj["session"]
+                    at_text = obj["at"]
+                    role = obj["respondent"]
+                    respondent_id = obj["respondent_id"]
+                    instrument_id = obj["instrument"]
+                    items = obj["items"]
+                except KeyError:
+                    missing = [f for f in _FIELDS if f not in obj]
+                    raise BadLine(f"missing field(s) {', '.join(missing)}") from None
+                if not (
+                    type(episode_id) is str
+                    and type(site_id) is str
+                    and type(therapist_id) is str
+                    and type(respondent_id) is str
+                    and type(instrument_id) is str
+                    and episode_id
+                    and site_id
+                    and therapist_id
+                    and respondent_id
+                    and instrument_id
+                ):
+                    for name in _STRING_FIELDS:
+                        value = obj[name]
+                        if type(value) is not str or not value:
+                            raise BadLine(f"{name} must be a non-empty string, got {value!r}")
+                if type(session) is not int or session < 1:
+                    raise BadLine(f"session must be an integer from 1, got {session!r}")
+                if type(role) is not str or role not in ROLES:
+                    raise BadLine(f"respondent must be one of {', '.join(sorted(ROLES))}")
+                if at_text is None:
+                    at = None
+                elif at_text == last_at_text:
+                    at = last_at
+                else:
+                    if type(at_text) is not str:
+                        raise BadLine("at must be an ISO 8601 date-time")
+                    try:
+                        at = datetime.fromisoformat(at_text)
+                    except ValueError:
+                        raise BadLine(
+                            f"at must be an ISO 8601 date-time, got {at_text!r}"
+                        ) from None
+                    if at.tzinfo is None:
+                        raise BadLine("at must carry a UTC offset (e.g. 'Z')")
+                    last_at_text, last_at = at_text, at
+                checker = checkers.get(instrument_id)
+                if checker is None:
+                    raise BadLine(f"unknown instrument {instrument_id!r}")
+                if role not in checker.respondents:
+                    raise BadLine(f"{instrument_id} may not be answered by a {role}")
+                try:
+                    total = checker.total(items)
+                except OutOfRange as error:
+                    if not lenient_ranges:
+                        raise
+                    total = checker.total_unchecked(items)
+                    stats.out_of_range += 1
+                    if report is not None:
+                        report(
+                            lineno, f"warning: {error} (replayed as given; --strict-ranges skips)"
+                        )
+            except (BadLine, UnicodeDecodeError) as error:
+                stats.bad_lines += 1
+                if report is not None:
+                    report(lineno, str(error))
+                continue
+            # Shared strings: a million records repeat a few thousand ids.
+            episode_id = intern(episode_id)
+            record = ScoredRecord(
+                episode_id,
+                intern(site_id),
+                intern(therapist_id),
+                session,
+                at,
+                checker.role_names[role],
+                intern(respondent_id),
+                checker.id,
+                items,
+                total,
+            )
+            stats.records += 1
+            state = episodes.get(episode_id)
+            if state is not None and session < state.last_session:
+                stats.late_records += 1
+            state, changes = apply(state, record, instruments, sites.get(site_id, config))
+            episodes[episode_id] = state
+            if changes:
+                for change in changes:
+                    if change.action == "open":
+                        stats.opened += 1
+                    else:
+                        stats.resolved += 1
+                        if not include_resolved:
+                            continue
+                    if write is not None:
+                        write(format_line(change, record, lineno))
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    stats.lines = lineno
+    stats.episodes = len(episodes)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+_encode = json.JSONEncoder(check_circular=False).encode
+_string = json.encoder.encode_basestring_ascii
+_FRAGMENTS: dict[tuple[str, str], str] = {}
+
+
+def format_line(change: AlertChange, record: Any, lineno: int) -> str:
+    """``json.dumps(output_line(change, record, lineno)) + "\n"``, built faster: the fields
+    that only depend on the kind and action are encoded once."""
+    fixed = _FRAGMENTS.get((change.kind, change.action))
+    if fixed is None:
+        fixed = _FRAGMENTS[(change.kind, change.action)] = (
+            f'"kind": {_string(change.kind)}, "severity": {_string(change.severity)}, '
+            f'"rule": {_string(change.rule)}'
+        )
+    respondent_id = change.respondent_id
+    instrument = change.instrument
+    tail = (
+        f', "opened_session": {change.opened_session}}}\n' if change.action == "resolve" else "}\n"
+    )
+    return (
+        f'{{"episode_id": {_string(change.episode_id)}, "session": {change.session}, {fixed}, '
+        f'"respondent_id": {_string(respondent_id or change.triggered_by)}, '
+        f'"status": "{"opened" if change.action == "open" else "resolved"}", '
+        f'"instrument": {"null" if instrument is None else _string(instrument)}, '
+        f'"scope": "{"episode" if respondent_id is None else "respondent"}", '
+        f'"inputs": {_encode(change.inputs)}, '
+        f'"suggestion_code": {_string(change.suggestion_code)}, '
+        f'"suggestion": {_string(change.suggestion)}, '
+        f'"site_id": {_string(record.site_id)}, "therapist_id": {_string(record.therapist_id)}, '
+        f'"line": {lineno}{tail}'
+    )
+
+
+def output_line(change: AlertChange, record: Any, lineno: int) -> dict[str, Any]:
+    """One output object: the required fields first, then the rest (see :func:`format_line`)."""
+    out: dict[str, Any] = {
+        "episode_id": change.episode_id,
+        "session": change.session,
+        "kind": change.kind,
+        "severity": change.severity,
+        "rule": change.rule,
+        "respondent_id": change.respondent_id or change.triggered_by,
+        "status": "opened" if change.action == "open" else "resolved",
+        "instrument": change.instrument,
+        "scope": "respondent" if change.respondent_id is not None else "episode",
+        "inputs": change.inputs,
+        "suggestion_code": change.suggestion_code,
+        "suggestion": change.suggestion,
+        "site_id": record.site_id,
+        "therapist_id": record.therapist_id,
+        "line": lineno,
+    }
+    if change.action == "resolve":
+        out["opened_session"] = change.opened_session
+    return out
+
+
+def load_site_configs(path: Path) -> tuple[RuleConfig, dict[str, RuleConfig]]:
+    """``{"default": {...}, "sites": {site_id: {...}}}`` → the default and per-site configs."""
+    from services.analytics.domain import RuleConfig
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not set(data) <= {"default", "sites"}:
+        raise ValueError('expected {"default": {...}, "sites": {"<site_id>": {...}}}')
+    default = RuleConfig.for_site(data.get("default") or {})
+    sites = {
+        site: RuleConfig.for_site(overrides, base=default)
+        for site, overrides in (data.get("sites") or {}).items()
+    }
+    return default, sites
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("file", help="feedback records, one JSON object per line (JSONL)")
+    parser.add_argument("--out", default="-", help="where to write the alerts (default: stdout)")
+    parser.add_argument(
+        "--include-resolved",
+        action="store_true",
+        help='also write resolved alerts, with "status": "resolved"',
+    )
+    parser.add_argument(
+        "--strict-ranges",
+        action="store_true",
+        help="skip lines whose item values are outside the instrument's range or step (by "
+        "default they are replayed as given, with a warning)",
+    )
+    parser.add_argument("--config", help="per-site rule configuration (JSON)")
+    parser.add_argument(
+        "--instruments",
+        action="append",
+        default=[],
+        help="a folder of extra instrument definitions (repeatable)",
+    )
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return add_arguments(
+        argparse.ArgumentParser(
+            prog="rapport replay",
+            description="Run the analytics alert rules offline over feedback records.",
+        )
+    )
+
+
+def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
+    args = argv if isinstance(argv, argparse.Namespace) else build_parser().parse_args(argv)
+    from shared.instruments import SHIPPED, load_instruments
+
+    err = sys.stderr
+    default: RuleConfig | None = None
+    sites: dict[str, RuleConfig] = {}
+    try:
+        instruments = load_instruments(SHIPPED, *(Path(p) for p in args.instruments))
+        if args.config:
+            default, sites = load_site_configs(Path(args.config))
+    except (OSError, ValueError) as error:
+        print(f"rapport replay: {error}", file=err)
+        return 2
+    path = Path(args.file)
+    try:
+        source = path.open("rb")
+    except OSError as error:
+        print(f"rapport replay: cannot open {path}: {error.strerror or error}", file=err)
+        return 2
+    with source:
+        out: TextIO
+        if args.out in (None, "-"):
+            out = sys.stdout
+        else:
+            try:
+                out = open(args.out, "w", encoding="utf-8")
+            except OSError as error:
+                print(f"rapport replay: cannot write {args.out}: {error}", file=err)
+                return 2
+
+        def report(lineno: int, reason: str) -> None:
+            print(f"{path}:{lineno}: {reason}", file=err)
+
+        try:
+            stats = replay_lines(
+                source,
+                instruments,
+                out.write,
+                default_config=default,
+                site_configs=sites,
+                include_resolved=args.include_resolved,
+                lenient_ranges=not args.strict_ranges,
+                report=report,
+            )
+        finally:
+            if out is not sys.stdout:
+                out.close()
+            else:
+                out.flush()
+    resolved = f", {stats.resolved} resolved" if args.include_resolved else ""
+    late = f", {stats.late_records} late" if stats.late_records else ""
+    lenient = f" ({stats.out_of_range} out-of-range accepted)" if not args.strict_ranges else ""
+    print(
+        f"rapport replay: {stats.records} records ({stats.episodes} episodes{late}), "
+        f"{stats.opened} alerts opened{resolved}, {stats.bad_lines} bad lines{lenient}, "
+        f"{stats.records_per_s:,.0f} records/s",
+        file=err,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,67 @@
+"""The alert rules against a simulated network whose ruptures, repairs, splits, deteriorations,
+risk answers and drop-outs are known (rapport.simulation): per-kind precision and recall of the
+alerts that ``rapport replay`` opens must be at least 0.95 for every rule-defined kind."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from rapport import replay
+from rapport.simulation import simulate, write_jsonl
+
+RULE_KINDS = (
+    "risk",
+    "low_alliance",
+    "early_alliance_risk",
+    "rupture",
+    "unresolved_rupture",
+    "split_alliance",
+    "deterioration",
+    "not_on_track",
+)
+EPISODE_LEVEL = {"split_alliance", "rating_discrepancy"}
+Key = tuple[str, int, str, str | None]
+
+
+def _key(episode: str, session: int, kind: str, respondent: str | None) -> Key:
+    return (episode, session, kind, None if kind in EPISODE_LEVEL else respondent)
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[float, float, int]]:
+    network = simulate(seed=11, episodes=400)
+    folder = tmp_path_factory.mktemp("sim")
+    write_jsonl(network.records(), folder / "records.jsonl")
+    assert replay.main([str(folder / "records.jsonl"), "--out", str(folder / "alerts.jsonl")]) == 0
+    alerts = [json.loads(line) for line in (folder / "alerts.jsonl").read_text().splitlines()]
+    found = Counter(
+        _key(a["episode_id"], a["session"], a["kind"], a.get("respondent_id")) for a in alerts
+    )
+    labelled = Counter(
+        _key(x.episode_id, x.session, x.kind, x.respondent_id) for x in network.labels()
+    )
+    result = {}
+    for kind in RULE_KINDS:
+        expected = Counter({k: n for k, n in labelled.items() if k[2] == kind})
+        opened = Counter({k: n for k, n in found.items() if k[2] == kind})
+        hits = sum((expected & opened).values())
+        precision = hits / sum(opened.values()) if opened else 1.0
+        recall = hits / sum(expected.values()) if expected else 1.0
+        result[kind] = (precision, recall, sum(expected.values()))
+    print("\nkind                  precision recall labels")
+    for kind, (precision, recall, n) in result.items():
+        print(f"{kind:22}{precision:9.3f}{recall:7.3f}{n:7}")
+    return result
+
+
+@pytest.mark.parametrize("kind", RULE_KINDS)
+def test_rule_alerts_match_the_simulated_events(
+    scored: dict[str, tuple[float, float, int]], kind: str
+) -> None:
+    precision, recall, labels = scored[kind]
+    assert labels >= 10, f"the simulation produced too few {kind} events to judge"
+    assert precision >= 0.95, f"{kind}: precision {precision:.3f}"
+    assert recall >= 0.95, f"{kind}: recall {recall:.3f}"
