@@ -151,7 +151,7 @@ class _Checker:
         return self._sum(items)
 
     def total_unchecked(self, items: dict[str, Any]) -> Decimal:
-        """The total of items that are numbers, whatever their range (replayed out-of-range lines)."""
+        """The total of items that are numbers, whatever their range (out-of-range lines)."""
         for item, value in items.items():
             kind = type(value)
             if (kind is not int and kind is not Decimal) or (
