@@ -15,6 +15,7 @@ from typing import Any
 
 import fakeredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import for_code
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.specification import AsyncAPI
@@ -28,6 +29,7 @@ from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
 
 log = get_logger(__name__)
+TOPIC_ALREADY_EXISTS = 36
 
 
 def make_redis(url: str) -> Redis:
@@ -67,11 +69,15 @@ async def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
                 )
                 for t in missing
             ]
-            try:
-                await admin.create_topics(new)
-            except Exception as error:  # created concurrently by another replica is fine
-                if "TopicAlreadyExists" not in type(error).__name__ + str(error):
-                    raise
+            response = await admin.create_topics(new)
+            failed = [
+                f"{topic}: {message or for_code(code).__name__}"
+                for topic, code, *rest in response.topic_errors
+                for message in [rest[0] if rest else None]
+                if code not in (0, TOPIC_ALREADY_EXISTS)  # created by another replica: fine
+            ]
+            if failed:
+                raise RuntimeError(f"could not create topics: {'; '.join(failed[:3])}")
             log.info("topics created", topics=missing)
     finally:
         await admin.close()

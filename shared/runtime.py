@@ -176,8 +176,8 @@ class ServiceRuntime:
 
     # -- consuming --------------------------------------------------------------------------
     def register_subscribers(self) -> None:
-        for subscription in self.definition.subscriptions:
-            self._subscribe(subscription)
+        if self.definition.subscriptions:
+            self._subscribe_all(self.definition.subscriptions)
         for event_type in self.definition.produces:
             # Documentation for the AsyncAPI export; events are published by the relay.
             self.broker.publisher(
@@ -188,35 +188,42 @@ class ServiceRuntime:
                 description=f"{event_type.type}: {event_type.description}",
             )
 
-    def _subscribe(self, subscription: Subscription) -> None:
-        topic = self.topic(subscription.event_type)
-        handler_name = f"{self.name}.{subscription.name}"
-        accepted = [subscription.event_type.type]
+    def _subscribe_all(self, subscriptions: Sequence[Subscription]) -> None:
+        """One Kafka consumer per service for all the topics it consumes: a service instance
+        joins its consumer group once (one rebalance, not one per topic), and each record is
+        handed to the subscriptions of its topic, each with its own inbox key."""
+        by_topic: dict[str, list[Subscription]] = {}
+        for subscription in subscriptions:
+            by_topic.setdefault(self.topic(subscription.event_type), []).append(subscription)
 
         async def consume(body: bytes, message: KafkaMessage) -> None:
             raw = message.raw_message
             assert not isinstance(raw, tuple)
             record = KafkaRecord(topic=raw.topic, key=raw.key, value=body, headers={})
-            await self.consumer.handle(
-                handler_name,
-                subscription.handler,
-                accepted,
-                record,
-                list(raw.headers or ()),
-                f"{raw.partition}:{raw.offset}",
-            )
+            for subscription in by_topic.get(raw.topic, ()):
+                await self.consumer.handle(
+                    f"{self.name}.{subscription.name}",
+                    subscription.handler,
+                    [subscription.event_type.type],
+                    record,
+                    list(raw.headers or ()),
+                    f"{raw.partition}:{raw.offset}",
+                )
 
+        described = "; ".join(
+            f"{s.event_type.type} → {s.name} (schema {s.event_type.dataschema})"
+            for s in subscriptions
+        )
         self.broker.subscriber(
-            topic,
+            *sorted(by_topic),
             group_id=self.group_id,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             parser=_tolerant_parser,
             decoder=_raw_body,
             max_poll_interval_ms=300_000,
-            title=f"{self.name}.{subscription.name}",
-            description=f"{self.name} applies {subscription.event_type.type} "
-            f"({subscription.name}); schema {subscription.event_type.dataschema}",
+            title=f"{self.name}.consumer",
+            description=f"{self.name} consumes: {described}",
         )(consume)
 
     # -- lifecycle --------------------------------------------------------------------------

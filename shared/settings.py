@@ -34,6 +34,22 @@ EXPECTED_FORM: dict[str, str] = {
     "http_port": "a port number from 1 to 65535",
     "max_body_bytes": "an integer number of bytes from 1024 to 104857600",
     "instruments_dir": "an existing folder of instrument definition files (*.json)",
+    "rules_file": "an existing JSON file of alert-rule settings (default and per site)",
+    "notify_public_base_url": "the public http(s) base URL of the feedback API, e.g. "
+    "https://rapport.example.org",
+    "notify_policy_file": "an existing JSON file of notify routing policies",
+    "notify_smtp_host": "a host name or address of the SMTP server",
+    "notify_smtp_port": "a port number from 1 to 65535",
+    "notify_smtp_from": "an email address, e.g. rapport@clinic.example",
+    "notify_smtp_tls": "none, starttls or tls",
+    "notify_sms_provider_url": "an http(s) URL of the SMS provider's send endpoint",
+    "notify_send_timeout_seconds": "a number of seconds above 0 and at most 120",
+    "notify_concurrency": "an integer from 1 to 1000",
+    "notify_endpoint_concurrency": "an integer from 1 to 1000",
+    "notify_retry_schedule": "comma-separated delays in seconds between attempts, e.g. 5,300,1800",
+    "notify_retry_jitter": "a fraction from 0 to 0.5",
+    "notify_scheduler_seconds": "a number of seconds above 0 and at most 60",
+    "notify_secret_rotation_seconds": "an integer number of seconds from 0 to 2592000",
 }
 
 
@@ -69,8 +85,36 @@ class Settings(BaseSettings):
     allow_private_webhooks: bool = False
     # A folder of the site's own instrument definitions (JSON, as shared/instrument_definitions).
     instruments_dir: str | None = None
+    # Analytics alert-rule configuration: {"default": {...}, "sites": {"<site>": {...}}}.
+    rules_file: str | None = None
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
+    # -- notify ------------------------------------------------------------------------------
+    # Where clients open their one-time feedback links: {base}/feedback/r/{token}.
+    notify_public_base_url: str = "http://127.0.0.1:8000"
+    # A deployment's own routing policies (JSON: {"default": {...}, "sites": {id: {...}}}).
+    notify_policy_file: str | None = None
+    # Email over SMTP; without a host, email deliveries fail with reason channel_not_configured.
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = Field(default=587, ge=1, le=65535)
+    notify_smtp_username: str | None = None
+    notify_smtp_password: SecretStr | None = None
+    notify_smtp_from: str = "rapport@localhost"
+    notify_smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    # SMS through a provider's HTTP interface: POST {to, text, reference} as JSON.
+    notify_sms_provider_url: str | None = None
+    notify_sms_provider_token: SecretStr | None = None
+    # One send (webhook request, SMTP session, SMS request) never takes longer than this.
+    notify_send_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    notify_concurrency: int = Field(default=64, ge=1, le=1000)
+    notify_endpoint_concurrency: int = Field(default=8, ge=1, le=1000)
+    # Delay before attempt n+1 (Standard-Webhooks-like: 10 attempts over about 3 days).
+    notify_retry_schedule: str = "5,300,1800,7200,18000,36000,50400,72000,86400"
+    notify_retry_jitter: float = Field(default=0.2, ge=0, le=0.5)
+    # How often escalations, digests and reminders that fall due are looked for.
+    notify_scheduler_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long the previous webhook secret stays valid after a rotation.
+    notify_secret_rotation_seconds: int = Field(default=86_400, ge=0, le=2_592_000)
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -101,6 +145,45 @@ class Settings(BaseSettings):
             raise ValueError("not a folder")
         return value
 
+    @field_validator("rules_file")
+    @classmethod
+    def _rules_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError("not a file")
+        return value
+
+    @field_validator("notify_public_base_url", "notify_sms_provider_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError("bad url")
+        return value.rstrip("/") if value is not None else None
+
+    @field_validator("notify_policy_file")
+    @classmethod
+    def _policy_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError("not a file")
+        return value
+
+    @field_validator("notify_smtp_from")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
+            raise ValueError("bad address")
+        return value
+
+    @field_validator("notify_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        try:
+            delays = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("bad schedule") from None
+        if not delays or len(delays) > 50 or any(not 0 < d <= 7 * 86_400 for d in delays):
+            raise ValueError("bad schedule")
+        return ",".join(part.strip() for part in value.split(","))
+
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -128,6 +211,11 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def notify_retry_delays(self) -> tuple[float, ...]:
+        """``notify_retry_schedule`` as seconds: the delay before attempt n+1."""
+        return tuple(float(part) for part in self.notify_retry_schedule.split(","))
 
 
 def _one_line(error: ValidationError) -> str:

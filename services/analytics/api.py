@@ -1,19 +1,39 @@
-"""Analytics HTTP routes for staff front-ends."""
+"""Analytics HTTP routes: episode timelines and charts, alerts, therapist and site summaries,
+and a site report a supervisor opens in a browser. Every read is scoped to the caller's sites;
+therapists see their own clients only; data analysts get aggregates only."""
 
 from __future__ import annotations
 
+import statistics
+from collections import Counter
 from datetime import datetime
+from html import escape
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.analytics.models import AnalyticsAlert
-from shared.auth import CurrentStaff
+from services.analytics.charts import EpisodeChart, Panel, Series, render
+from services.analytics.effectiveness import ClosedEpisode, therapist_effectiveness
+from services.analytics.models import (
+    AnalyticsAlert,
+    AnalyticsClosedEpisode,
+    AnalyticsEpisode,
+    AnalyticsScore,
+)
+from shared.auth import CurrentStaff, Staff
 from shared.contracts import Id
-from shared.runtime import runtime_of
+from shared.instruments import Instrument
+from shared.problems import Problem
+from shared.runtime import ServiceRuntime, runtime_of
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+CLINICAL = ("therapist", "supervisor", "clinical_lead")
+AGGREGATES = ("supervisor", "clinical_lead", "data_analyst", "site_admin")
 
 
 class AlertOut(BaseModel):
@@ -26,11 +46,105 @@ class AlertOut(BaseModel):
     rule: str
     status: str
     respondent: str | None
+    instrument: str | None
     opened_session: int
     resolved_session: int | None
     inputs: dict[str, float | int | str | bool | None]
     suggestion_code: str
+    suggestion: str
     opened_at: datetime
+    resolved_at: datetime | None
+
+
+class ScoreOut(BaseModel):
+    session_number: int
+    respondent: str
+    respondent_role: str
+    instrument: str
+    score: float
+    concern: bool
+
+
+class TimelineOut(BaseModel):
+    episode_id: str
+    site_id: str
+    therapist_id: str
+    phase: str
+    last_session: int
+    scores: list[ScoreOut]
+    alerts: list[AlertOut]
+
+
+class EstimateOut(BaseModel):
+    estimate: float
+    lower: float
+    upper: float
+
+
+class DomainEffectivenessOut(BaseModel):
+    therapist_id: str
+    domain: str
+    n: int
+    mean_alliance: EstimateOut | None
+    reliable_improvement_rate: EstimateOut | None
+    deterioration_rate: EstimateOut | None
+    classification: str
+
+
+class SiteSummaryOut(BaseModel):
+    site_id: str
+    episodes_active: int
+    episodes_closed: int
+    sessions_with_feedback: int
+    alerts_opened: dict[str, int]
+    alerts_per_100_sessions: float
+    open_alerts: int
+    ruptures: int
+    ruptures_repaired: int
+    median_sessions_to_repair: float | None
+    reliable_improvement_rate: float | None
+    deterioration_rate: float | None
+    therapists: list[DomainEffectivenessOut]
+
+
+def _runtime(request: Request) -> ServiceRuntime:
+    return runtime_of(request, "analytics")
+
+
+def _alert_out(row: AnalyticsAlert) -> AlertOut:
+    return AlertOut(
+        alert_id=row.id,
+        episode_id=row.episode_id,
+        site_id=row.site_id,
+        therapist_id=row.therapist_id,
+        kind=row.kind,
+        severity=row.severity,
+        rule=row.rule,
+        status=row.status,
+        respondent=row.respondent,
+        instrument=row.instrument,
+        opened_session=row.opened_session,
+        resolved_session=row.resolved_session,
+        inputs=row.inputs,
+        suggestion_code=row.suggestion_code,
+        suggestion=row.suggestion,
+        opened_at=row.opened_at,
+        resolved_at=row.resolved_at,
+    )
+
+
+async def _visible_episode(
+    session: AsyncSession, staff: Staff, episode_id: str
+) -> AnalyticsEpisode:
+    staff.require_role(*CLINICAL)
+    episode = await session.get(AnalyticsEpisode, episode_id)
+    if (
+        episode is None
+        or not staff.can_access_site(episode.site_id)
+        or (staff.role == "therapist" and staff.subject != episode.therapist_id)
+    ):
+        raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
+    return episode
 
 
 @router.get("/alerts", response_model=list[AlertOut], summary="Alerts at one site")
@@ -38,35 +152,374 @@ async def list_alerts(
     request: Request,
     staff: CurrentStaff,
     site_id: Id,
-    status: str = Query(default="open", pattern="^(open|resolved|all)$"),
-    limit: int = Query(default=100, ge=1, le=500),
+    status: Literal["open", "resolved", "all"] = "open",
+    kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
+    therapist_id: Id | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> list[AlertOut]:
-    staff.require_role("therapist", "supervisor", "clinical_lead")
+    staff.require_role(*CLINICAL)
     staff.require_site(site_id)
     statement = select(AnalyticsAlert).where(AnalyticsAlert.site_id == site_id)
     if status != "all":
         statement = statement.where(AnalyticsAlert.status == status)
+    if kind is not None:
+        statement = statement.where(AnalyticsAlert.kind == kind)
     if staff.role == "therapist":
         statement = statement.where(AnalyticsAlert.therapist_id == staff.subject)
-    statement = statement.order_by(col(AnalyticsAlert.opened_at).desc()).limit(limit)
-    async with runtime_of(request, "analytics").sessionmaker() as session:
+    elif therapist_id is not None:
+        statement = statement.where(AnalyticsAlert.therapist_id == therapist_id)
+    statement = (
+        statement.order_by(col(AnalyticsAlert.opened_at).desc(), col(AnalyticsAlert.id))
+        .offset(offset)
+        .limit(limit)
+    )
+    async with _runtime(request).sessionmaker() as session:
         rows = (await session.exec(statement)).all()
-    return [
-        AlertOut(
-            alert_id=r.id,
-            episode_id=r.episode_id,
-            site_id=r.site_id,
-            therapist_id=r.therapist_id,
-            kind=r.kind,
-            severity=r.severity,
-            rule=r.rule,
-            status=r.status,
-            respondent=r.respondent,
-            opened_session=r.opened_session,
-            resolved_session=r.resolved_session,
-            inputs=r.inputs,
-            suggestion_code=r.suggestion_code,
-            opened_at=r.opened_at,
+    return [_alert_out(r) for r in rows]
+
+
+async def _timeline(session: AsyncSession, episode: AnalyticsEpisode) -> TimelineOut:
+    scores = (
+        await session.exec(
+            select(AnalyticsScore)
+            .where(AnalyticsScore.episode_id == episode.episode_id)
+            .order_by(col(AnalyticsScore.session_number), col(AnalyticsScore.recorded_at))
         )
-        for r in rows
+    ).all()
+    alerts = (
+        await session.exec(
+            select(AnalyticsAlert)
+            .where(AnalyticsAlert.episode_id == episode.episode_id)
+            .order_by(col(AnalyticsAlert.opened_session), col(AnalyticsAlert.opened_at))
+        )
+    ).all()
+    return TimelineOut(
+        episode_id=episode.episode_id,
+        site_id=episode.site_id,
+        therapist_id=episode.therapist_id,
+        phase=episode.phase,
+        last_session=episode.last_session,
+        scores=[
+            ScoreOut(
+                session_number=s.session_number,
+                respondent=s.respondent,
+                respondent_role=s.respondent_role,
+                instrument=s.instrument,
+                score=float(s.total),
+                concern=s.concern,
+            )
+            for s in scores
+        ],
+        alerts=[_alert_out(a) for a in alerts],
+    )
+
+
+@router.get(
+    "/episodes/{episode_id}/timeline",
+    response_model=TimelineOut,
+    summary="An episode's scores, alerts, ruptures and repairs, by session",
+)
+async def episode_timeline(request: Request, episode_id: Id, staff: CurrentStaff) -> TimelineOut:
+    async with _runtime(request).sessionmaker() as session:
+        episode = await _visible_episode(session, staff, episode_id)
+        return await _timeline(session, episode)
+
+
+def episode_chart(timeline: TimelineOut, instruments: dict[str, Instrument]) -> EpisodeChart:
+    alliance: dict[str, list[tuple[int, float]]] = {}
+    outcome: dict[str, list[tuple[int, float]]] = {}
+    concern: float | None = None
+    cutoff: float | None = None
+    outcome_range = (0.0, 40.0)
+    for score in timeline.scores:
+        instrument = instruments.get(score.instrument)
+        if instrument is None:
+            continue
+        label = f"{score.respondent_role} · {score.instrument}"
+        if instrument.kind == "alliance":
+            alliance.setdefault(label, []).append((score.session_number, score.score))
+            if instrument.concern and instrument.concern.total_below is not None:
+                concern = float(instrument.concern.total_below)
+        elif score.respondent_role != "therapist" and instrument.id == "ors":
+            outcome.setdefault(label, []).append((score.session_number, score.score))
+            if instrument.clinical is not None:
+                cutoff = float(instrument.clinical.cutoff)
+            outcome_range = (float(instrument.total_min), float(instrument.total_max))
+    points = {(s.session_number, s.respondent, s.instrument): s.score for s in timeline.scores}
+    ruptures = [
+        (
+            a.opened_session,
+            points.get((a.opened_session, a.respondent or "", a.instrument or ""), 0.0),
+        )
+        for a in timeline.alerts
+        if a.kind == "rupture"
     ]
+    repairs = [
+        (
+            a.opened_session,
+            points.get((a.opened_session, a.respondent or "", a.instrument or ""), 0.0),
+        )
+        for a in timeline.alerts
+        if a.kind == "repair"
+    ]
+    band: list[tuple[int, float, float]] = []
+    client_ors = outcome.get("client · ors")
+    if client_ors:
+        # Expected band: improving by about one point a session from the first score (the
+        # site's own expected-treatment-response band replaces this once it has enough data).
+        first_session, first_score = client_ors[0]
+        last = max(s for s, _ in client_ors)
+        band = [
+            (
+                s,
+                min(outcome_range[1], first_score + 0.5 * (s - first_session)),
+                min(outcome_range[1], first_score + 1.8 * (s - first_session)),
+            )
+            for s in range(first_session, last + 1)
+        ]
+    panels = [
+        Panel(
+            "Alliance",
+            0,
+            40 if concern is None or concern <= 40 else 60,
+            [Series(k, v) for k, v in alliance.items()],
+            reference=concern,
+            reference_label="concern" if concern is not None else "",
+            ruptures=ruptures,
+            repairs=repairs,
+        ),
+        Panel(
+            "Outcome (ORS)",
+            outcome_range[0],
+            outcome_range[1],
+            [Series(k, v) for k, v in outcome.items()],
+            reference=cutoff,
+            reference_label="clinical cutoff" if cutoff is not None else "",
+            band=band,
+        ),
+    ]
+    return EpisodeChart(f"Episode {timeline.episode_id}", panels)
+
+
+@router.get(
+    "/episodes/{episode_id}/chart.svg",
+    response_class=Response,
+    summary="Alliance and outcome by session (SVG)",
+    responses={200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
+)
+async def episode_chart_svg(request: Request, episode_id: Id, staff: CurrentStaff) -> Response:
+    runtime = _runtime(request)
+    async with runtime.sessionmaker() as session:
+        episode = await _visible_episode(session, staff, episode_id)
+        timeline = await _timeline(session, episode)
+    svg = render(episode_chart(timeline, runtime.state["instruments"]))
+    return Response(svg, media_type="image/svg+xml")
+
+
+async def _effectiveness(session: AsyncSession, site_id: str) -> list[DomainEffectivenessOut]:
+    closed = (
+        await session.exec(
+            select(AnalyticsClosedEpisode).where(AnalyticsClosedEpisode.site_id == site_id)
+        )
+    ).all()
+    results = therapist_effectiveness(
+        ClosedEpisode(
+            c.therapist_id,
+            c.site_id,
+            tuple(c.domains),
+            c.mean_alliance,
+            c.reliably_improved,
+            c.deteriorated,
+        )
+        for c in closed
+    )
+
+    def estimate(value: Any) -> EstimateOut | None:
+        return (
+            None
+            if value is None
+            else EstimateOut(
+                estimate=round(value.estimate, 4),
+                lower=round(value.lower, 4),
+                upper=round(value.upper, 4),
+            )
+        )
+
+    return [
+        DomainEffectivenessOut(
+            therapist_id=r.therapist_id,
+            domain=r.domain,
+            n=r.n,
+            mean_alliance=estimate(r.mean_alliance),
+            reliable_improvement_rate=estimate(r.reliable_improvement_rate),
+            deterioration_rate=estimate(r.deterioration_rate),
+            classification=r.classification,
+        )
+        for r in results
+    ]
+
+
+@router.get(
+    "/therapists/{therapist_id}/effectiveness",
+    response_model=list[DomainEffectivenessOut],
+    summary="A therapist's shrunken effectiveness per problem domain, with intervals",
+)
+async def therapist_summary(
+    request: Request, therapist_id: Id, site_id: Id, staff: CurrentStaff
+) -> list[DomainEffectivenessOut]:
+    if not (
+        staff.role in AGGREGATES or (staff.role == "therapist" and staff.subject == therapist_id)
+    ):
+        staff.require_role(*AGGREGATES)
+    staff.require_site(site_id)
+    async with _runtime(request).sessionmaker() as session:
+        rows = await _effectiveness(session, site_id)
+    return [r for r in rows if r.therapist_id == therapist_id]
+
+
+async def site_summary_data(session: AsyncSession, site_id: str) -> SiteSummaryOut:
+    episodes = (
+        await session.exec(
+            select(AnalyticsEpisode.phase, func.count())
+            .where(AnalyticsEpisode.site_id == site_id)
+            .group_by(AnalyticsEpisode.phase)
+        )
+    ).all()
+    phases = dict(episodes)
+    sessions = (
+        await session.exec(
+            select(func.count()).select_from(
+                select(AnalyticsScore.episode_id, AnalyticsScore.session_number)
+                .where(AnalyticsScore.site_id == site_id)
+                .distinct()
+                .subquery()
+            )
+        )
+    ).one()
+    alerts = (
+        await session.exec(select(AnalyticsAlert).where(AnalyticsAlert.site_id == site_id))
+    ).all()
+    kinds = Counter(a.kind for a in alerts)
+    ruptures = [a for a in alerts if a.kind == "rupture"]
+    repaired = [a for a in ruptures if a.status == "resolved" and a.resolved_session is not None]
+    closed = (
+        await session.exec(
+            select(AnalyticsClosedEpisode).where(AnalyticsClosedEpisode.site_id == site_id)
+        )
+    ).all()
+    return SiteSummaryOut(
+        site_id=site_id,
+        episodes_active=sum(n for p, n in phases.items() if p in {"matched", "active"}),
+        episodes_closed=sum(n for p, n in phases.items() if p not in {"matched", "active"}),
+        sessions_with_feedback=int(sessions),
+        alerts_opened=dict(sorted(kinds.items())),
+        alerts_per_100_sessions=round(100 * len(alerts) / sessions, 1) if sessions else 0.0,
+        open_alerts=sum(a.status == "open" for a in alerts),
+        ruptures=len(ruptures),
+        ruptures_repaired=len(repaired),
+        median_sessions_to_repair=(
+            statistics.median((a.resolved_session or 0) - a.opened_session for a in repaired)
+            if repaired
+            else None
+        ),
+        reliable_improvement_rate=(
+            round(sum(c.reliably_improved for c in closed) / len(closed), 3) if closed else None
+        ),
+        deterioration_rate=(
+            round(sum(c.deteriorated for c in closed) / len(closed), 3) if closed else None
+        ),
+        therapists=await _effectiveness(session, site_id),
+    )
+
+
+@router.get(
+    "/sites/{site_id}/summary",
+    response_model=SiteSummaryOut,
+    summary="A site's alerts, repairs, outcomes and therapist estimates",
+)
+async def site_summary(request: Request, site_id: Id, staff: CurrentStaff) -> SiteSummaryOut:
+    staff.require_role(*AGGREGATES)
+    staff.require_site(site_id)
+    async with _runtime(request).sessionmaker() as session:
+        return await site_summary_data(session, site_id)
+
+
+@router.get(
+    "/sites/{site_id}/report",
+    response_class=HTMLResponse,
+    summary="A site report (HTML with charts) for supervisors",
+)
+async def site_report(request: Request, site_id: Id, staff: CurrentStaff) -> HTMLResponse:
+    staff.require_role("supervisor", "clinical_lead")
+    staff.require_site(site_id)
+    runtime = _runtime(request)
+    async with runtime.sessionmaker() as session:
+        summary = await site_summary_data(session, site_id)
+        flagged = (
+            await session.exec(
+                select(AnalyticsAlert.episode_id, func.count())
+                .where(
+                    AnalyticsAlert.site_id == site_id,
+                    col(AnalyticsAlert.kind).in_(["rupture", "low_alliance", "deterioration"]),
+                )
+                .group_by(AnalyticsAlert.episode_id)
+                .order_by(func.count().desc())
+                .limit(6)
+            )
+        ).all()
+        charts = []
+        for episode_id, _ in flagged:
+            episode = await session.get(AnalyticsEpisode, episode_id)
+            if episode is not None:
+                timeline = await _timeline(session, episode)
+                charts.append(render(episode_chart(timeline, runtime.state["instruments"])))
+    return HTMLResponse(site_report_html(summary, charts))
+
+
+def site_report_html(summary: SiteSummaryOut, charts: list[str]) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(k)}</td><td>{n}</td></tr>" for k, n in summary.alerts_opened.items()
+    )
+    therapists = "".join(
+        f"<tr><td>{escape(t.therapist_id)}</td><td>{escape(t.domain)}</td><td>{t.n}</td>"
+        f"<td>{_interval(t.reliable_improvement_rate)}</td><td>{escape(t.classification)}</td>"
+        "</tr>"
+        for t in summary.therapists
+    )
+
+    def value(v: float | None) -> str:
+        return "—" if v is None else f"{v:g}"
+
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Rapport — {escape(summary.site_id)}</title>
+<style>body{{font-family:sans-serif;margin:2em;color:#24292f}} table{{border-collapse:collapse;
+margin:1em 0}} td,th{{border:1px solid #d0d7de;padding:4px 10px;text-align:left}}
+.cards{{display:flex;gap:1em;flex-wrap:wrap}} .card{{border:1px solid #d0d7de;border-radius:6px;
+padding:10px 16px}} .card b{{font-size:1.6em;display:block}}</style></head>
+<body><h1>Site report: {escape(summary.site_id)}</h1>
+<div class="cards">
+<div class="card"><b>{summary.episodes_active}</b>active episodes</div>
+<div class="card"><b>{summary.episodes_closed}</b>closed episodes</div>
+<div class="card"><b>{summary.sessions_with_feedback}</b>sessions with feedback</div>
+<div class="card"><b>{summary.alerts_per_100_sessions:g}</b>alerts per 100 sessions</div>
+<div class="card"><b>{summary.ruptures_repaired}/{summary.ruptures}</b>ruptures repaired</div>
+<div class="card"><b>{value(summary.median_sessions_to_repair)}</b>median sessions to repair</div>
+<div class="card"><b>{value(summary.reliable_improvement_rate)}</b>reliable improvement</div>
+</div>
+<h2>Alerts by kind</h2><table><tr><th>kind</th><th>opened</th></tr>{rows}</table>
+<h2>Therapist effectiveness (shrunken, 95% interval; classed only with ≥ 15 cases)</h2>
+<table><tr><th>therapist</th><th>domain</th><th>n</th><th>reliable improvement</th>
+<th>class</th></tr>{therapists}</table>
+<h2>Episodes with the most alliance alerts</h2>
+{"".join(f"<figure>{c}</figure>" for c in charts) or "<p>No alliance alerts yet.</p>"}
+</body></html>"""
+
+
+def _interval(value: EstimateOut | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value.estimate:.2f} [{value.lower:.2f}, {value.upper:.2f}]"
+
+
+__all__ = ["router"]

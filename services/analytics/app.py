@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 from services.analytics import api, handlers, models
+from services.analytics.rules_config import RuleConfig, SiteRules, site_rules
 from shared.contracts import (
     ALLIANCE_ALERT,
     ALLIANCE_ASSESSED,
+    EPISODE_CLOSED,
     FEEDBACK_RECORDED,
+    MATCH_CONFIRMED,
     THERAPIST_EFFECTIVENESS_UPDATED,
 )
-from shared.instruments import SHIPPED, load_instruments
-from shared.runtime import ServiceDefinition, Subscription
+from shared.instruments import Instrument, deployment_instruments
+from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
+from shared.settings import SettingsError
 from shared.tables import service_tables
+
+MIN_CASES_PER_DOMAIN = 15  # Constantino et al. 2021 profiled therapists on >= 15 cases
 
 
 def definition() -> ServiceDefinition:
-    instruments = load_instruments(SHIPPED)
+    instruments: dict[str, Instrument] = {}
+    rules = SiteRules(RuleConfig(), {})
+
+    def init(runtime: ServiceRuntime) -> None:
+        instruments.update(deployment_instruments(runtime.settings.instruments_dir))
+        try:
+            loaded = site_rules(runtime.settings.rules_file)
+        except Exception as error:
+            raise SettingsError(f"RAPPORT_RULES_FILE: {error}".splitlines()[0]) from None
+        rules.default, rules.sites = loaded.default, loaded.sites
+        runtime.state["instruments"] = instruments
+        runtime.state["rules"] = rules
+
+    feedback = handlers.make_feedback_handler(instruments, rules)
+    closed = handlers.make_closed_handler(instruments, MIN_CASES_PER_DOMAIN)
+
     return ServiceDefinition(
         name="analytics",
         router=api.router,
@@ -23,12 +44,11 @@ def definition() -> ServiceDefinition:
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
         subscriptions=[
-            Subscription(
-                FEEDBACK_RECORDED,
-                handlers.make_feedback_handler(instruments),
-                "alliance_from_feedback",
-            )
+            Subscription(MATCH_CONFIRMED, handlers.on_match_confirmed, "episode_from_match"),
+            Subscription(FEEDBACK_RECORDED, feedback, "alliance_from_feedback"),
+            Subscription(EPISODE_CLOSED, closed, "effectiveness_from_closed_episode"),
         ],
         produces=[ALLIANCE_ASSESSED, ALLIANCE_ALERT, THERAPIST_EFFECTIVENESS_UPDATED],
+        on_init=[init],
         description="Alliance state, alerts, therapist effectiveness, charts",
     )

@@ -1,50 +1,119 @@
-"""Events analytics applies: each scored response updates the series and the alerts."""
+"""Events analytics applies: each scored response updates its episode's state and alerts; a
+closed episode updates its therapist's effectiveness estimates."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics import domain
-from services.analytics.models import AnalyticsAlert, AnalyticsScore
+from services.analytics.effectiveness import ClosedEpisode, therapist_effectiveness
+from services.analytics.models import (
+    AnalyticsAlert,
+    AnalyticsClosedEpisode,
+    AnalyticsEpisode,
+    AnalyticsScore,
+)
+from services.analytics.rules_config import SiteRules
 from shared.consumer import Delivery, HandlerRejected
 from shared.contracts import (
     ALLIANCE_ALERT,
     ALLIANCE_ASSESSED,
+    THERAPIST_EFFECTIVENESS_UPDATED,
     AllianceAlert,
     AllianceAssessed,
+    EffectivenessEstimate,
+    EpisodeClosed,
     FeedbackRecorded,
+    MatchConfirmed,
+    TherapistEffectivenessUpdated,
 )
+from shared.db import dialect_of
 from shared.events import Event
 from shared.instruments import Instrument
+from shared.logs import get_logger
 
 SOURCE = "/rapport/analytics"
+log = get_logger(__name__)
+
+Handler = Callable[[Delivery[Any]], Any]
 
 
-def make_feedback_handler(instruments: dict[str, Instrument]) -> Any:
+async def _episode(
+    session: AsyncSession, episode_id: str, site_id: str, therapist_id: str
+) -> AnalyticsEpisode:
+    statement = select(AnalyticsEpisode).where(AnalyticsEpisode.episode_id == episode_id)
+    if dialect_of(session) == "postgresql":
+        statement = statement.with_for_update()
+    episode = (await session.exec(statement)).first()
+    if episode is None:
+        episode = AnalyticsEpisode(
+            episode_id=episode_id,
+            site_id=site_id,
+            therapist_id=therapist_id,
+            updated_at=datetime.now(UTC),
+        )
+    return episode
+
+
+async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Event[Any]]:
+    data = delivery.event.data
+    episode = await _episode(delivery.session, data.episode_id, data.site_id, data.therapist_id)
+    episode.therapist_id = data.therapist_id
+    episode.domains = list(data.domains)
+    delivery.session.add(episode)
+    return []
+
+
+def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRules) -> Handler:
     async def on_feedback_recorded(delivery: Delivery[FeedbackRecorded]) -> Sequence[Event[Any]]:
         data = delivery.event.data
         session = delivery.session
         instrument = instruments.get(data.instrument)
         if instrument is None:
             raise HandlerRejected(f"unknown instrument {data.instrument!r}")
-        response = domain.ScoredResponse(
+        record = domain.ScoredRecord(
             episode_id=data.episode_id,
-            session_number=data.session_number,
-            respondent=data.respondent,
-            respondent_role=data.respondent_role,
+            site_id=data.site_id,
+            therapist_id=data.therapist_id,
+            session=data.session_number,
+            at=data.answered_at,
+            role=data.respondent_role,
+            respondent_id=data.respondent,
             instrument=data.instrument,
-            instrument_kind=instrument.kind,
+            items={k: Decimal(str(v)) for k, v in data.items.items()},
             total=Decimal(str(data.total)),
-            concern=data.in_concern_or_clinical_range,
-            risk_items={k: Decimal(str(data.items[k])) for k in data.risk_items if k in data.items},
         )
+        episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
+        state = domain.EpisodeState.from_json(episode.state) if episode.state else None
+        rebuilds_before = state.rebuilds if state else 0
+        state, changes = domain.apply(state, record, instruments, rules.for_site(data.site_id))
+        if state.rebuilds > rebuilds_before:
+            log.info(
+                "late record re-evaluated the episode",
+                episode_id=data.episode_id,
+                session=data.session_number,
+                last_session=state.last_session,
+            )
         now = datetime.now(UTC)
+        episode.state = state.to_json()
+        episode.last_session = state.last_session
+        episode.phase = "active" if episode.phase == "matched" else episode.phase
+        episode.updated_at = now
+        session.add(episode)
+        concern = (
+            domain.in_concern(
+                rules.for_site(data.site_id).thresholds(instrument), record.total, record.items
+            )
+            if instrument.kind == "alliance"
+            else data.in_concern_or_clinical_range
+        )
         session.add(
             AnalyticsScore(
                 response_id=data.response_id,
@@ -55,13 +124,19 @@ def make_feedback_handler(instruments: dict[str, Instrument]) -> Any:
                 respondent=data.respondent,
                 respondent_role=data.respondent_role,
                 instrument=data.instrument,
-                total=str(response.total),
-                concern=response.concern,
+                total=str(record.total),
+                concern=concern,
                 recorded_at=now,
             )
         )
         emitted: list[Event[Any]] = []
         if instrument.kind == "alliance":
+            series = state.series.get((data.respondent, data.instrument))
+            baseline = (
+                float(series.before_sum / series.before_n)
+                if series is not None and series.before_n
+                else None
+            )
             emitted.append(
                 Event(
                     ALLIANCE_ASSESSED,
@@ -75,59 +150,16 @@ def make_feedback_handler(instruments: dict[str, Instrument]) -> Any:
                         respondent_role=data.respondent_role,
                         instrument=data.instrument,
                         score=data.total,
-                        baseline=None,
-                        concern=response.concern,
+                        baseline=baseline,
+                        concern=concern,
                     ),
                     source=SOURCE,
                 )
             )
-        open_low = (
-            await session.exec(
-                select(AnalyticsAlert).where(
-                    AnalyticsAlert.episode_id == data.episode_id,
-                    AnalyticsAlert.kind == "low_alliance",
-                    AnalyticsAlert.respondent == data.respondent,
-                    AnalyticsAlert.instrument == data.instrument,
-                    AnalyticsAlert.status == "open",
-                )
-            )
-        ).first()
-        changes = [
-            c
-            for c in (
-                domain.risk_alert(response),
-                domain.low_alliance(response, open_low is not None),
-            )
-            if c
-        ]
         for change in changes:
-            if change.action == "open":
-                alert = AnalyticsAlert(
-                    id=str(uuid.uuid4()),
-                    episode_id=data.episode_id,
-                    site_id=data.site_id,
-                    therapist_id=data.therapist_id,
-                    kind=change.kind,
-                    severity=change.severity,
-                    rule=change.rule,
-                    respondent=change.respondent,
-                    instrument=data.instrument,
-                    opened_session=data.session_number,
-                    inputs=change.inputs,
-                    suggestion_code=change.suggestion_code,
-                    opened_at=now,
-                )
-                if change.kind == "risk":  # fires for every such response; nothing to resolve
-                    alert.status = "resolved"
-                    alert.resolved_session = data.session_number
-                    alert.resolved_at = now
-            else:
-                assert open_low is not None
-                alert = open_low
-                alert.status = "resolved"
-                alert.resolved_session = data.session_number
-                alert.resolved_at = now
-            session.add(alert)
+            alert = await _apply_change(session, episode, change, now)
+            if alert is None:
+                continue
             emitted.append(
                 Event(
                     ALLIANCE_ALERT,
@@ -140,8 +172,8 @@ def make_feedback_handler(instruments: dict[str, Instrument]) -> Any:
                         kind=change.kind,
                         severity=change.severity,
                         rule=change.rule,
-                        session_number=data.session_number,
-                        respondent=change.respondent,
+                        session_number=change.session,
+                        respondent=change.respondent_id,
                         inputs=change.inputs,
                         suggestion_code=change.suggestion_code,
                         at=now,
@@ -152,3 +184,174 @@ def make_feedback_handler(instruments: dict[str, Instrument]) -> Any:
         return emitted
 
     return on_feedback_recorded
+
+
+async def _apply_change(
+    session: AsyncSession, episode: AnalyticsEpisode, change: domain.AlertChange, now: datetime
+) -> AnalyticsAlert | None:
+    if change.action == "open":
+        alert = AnalyticsAlert(
+            id=str(uuid.uuid4()),
+            episode_id=episode.episode_id,
+            site_id=episode.site_id,
+            therapist_id=episode.therapist_id,
+            kind=change.kind,
+            severity=change.severity,
+            rule=change.rule,
+            respondent=change.respondent_id,
+            instrument=change.instrument,
+            triggered_by=change.triggered_by,
+            opened_session=change.opened_session,
+            inputs=change.inputs,
+            suggestion_code=change.suggestion_code,
+            suggestion=change.suggestion[:300],
+            opened_at=now,
+        )
+        if not change.lasting:  # risk and repair are events: nothing stays open
+            alert.status, alert.resolved_session, alert.resolved_at = (
+                "resolved",
+                change.session,
+                now,
+            )
+        session.add(alert)
+        return alert
+    statement = select(AnalyticsAlert).where(
+        AnalyticsAlert.episode_id == episode.episode_id,
+        AnalyticsAlert.kind == change.kind,
+        AnalyticsAlert.status == "open",
+        AnalyticsAlert.opened_session == change.opened_session,
+        col(AnalyticsAlert.respondent).is_(None)
+        if change.respondent_id is None
+        else AnalyticsAlert.respondent == change.respondent_id,
+        col(AnalyticsAlert.instrument).is_(None)
+        if change.instrument is None
+        else AnalyticsAlert.instrument == change.instrument,
+    )
+    found = (await session.exec(statement)).first()
+    if found is None:
+        log.warning(
+            "resolve for an alert that is not open",
+            episode_id=episode.episode_id,
+            kind=change.kind,
+            opened_session=change.opened_session,
+        )
+        return None
+    found.status, found.resolved_session, found.resolved_at = "resolved", change.session, now
+    session.add(found)
+    return found
+
+
+def make_closed_handler(instruments: Mapping[str, Instrument], min_cases: int) -> Handler:
+    async def on_episode_closed(delivery: Delivery[EpisodeClosed]) -> Sequence[Event[Any]]:
+        data = delivery.event.data
+        session = delivery.session
+        episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
+        episode.phase = "dropped_out" if data.reason == "dropped_out" else "closed"
+        episode.closed_at, episode.close_reason = data.closed_at, data.reason
+        session.add(episode)
+        if data.reason in {"transferred", "erased", "withdrawn"} or not episode.domains:
+            return []
+        session.add(await _summary(session, episode, instruments, data.closed_at))
+        await session.flush()
+        return await _effectiveness_events(session, episode, min_cases)
+
+    return on_episode_closed
+
+
+async def _summary(
+    session: AsyncSession,
+    episode: AnalyticsEpisode,
+    instruments: Mapping[str, Instrument],
+    closed_at: datetime,
+) -> AnalyticsClosedEpisode:
+    """Mean client alliance (0–100) and reliable improvement/deterioration of the episode."""
+    scores = (
+        await session.exec(
+            select(AnalyticsScore)
+            .where(
+                AnalyticsScore.episode_id == episode.episode_id,
+                AnalyticsScore.respondent_role == "client",
+            )
+            .order_by(col(AnalyticsScore.session_number))
+        )
+    ).all()
+    alliance: list[float] = []
+    improved = deteriorated = False
+    by_instrument: dict[str, list[Decimal]] = {}
+    for score in scores:
+        instrument = instruments.get(score.instrument)
+        if instrument is None:
+            continue
+        total = Decimal(score.total)
+        if instrument.kind == "alliance":
+            span = instrument.total_max - instrument.total_min
+            alliance.append(float((total - instrument.total_min) / span * 100))
+        else:
+            by_instrument.setdefault(score.instrument, []).append(total)
+    for instrument_id, totals in by_instrument.items():
+        instrument = instruments[instrument_id]
+        better = instrument.clinical is None or instrument.clinical.direction == "lower_is_worse"
+        change = (totals[-1] - totals[0]) * (1 if better else -1)
+        improved |= change >= instrument.reliable_change
+        deteriorated |= -change >= instrument.reliable_change
+    return AnalyticsClosedEpisode(
+        episode_id=episode.episode_id,
+        site_id=episode.site_id,
+        therapist_id=episode.therapist_id,
+        domains=list(episode.domains),
+        mean_alliance=sum(alliance) / len(alliance) if alliance else None,
+        reliably_improved=improved,
+        deteriorated=deteriorated,
+        closed_at=closed_at,
+    )
+
+
+def _estimate(value: Any) -> EffectivenessEstimate | None:
+    if value is None:
+        return None
+    return EffectivenessEstimate(estimate=value.estimate, lower=value.lower, upper=value.upper)
+
+
+async def _effectiveness_events(
+    session: AsyncSession, episode: AnalyticsEpisode, min_cases: int
+) -> list[Event[Any]]:
+    """Re-estimate the site's therapists in the episode's domains (shrinkage moves everyone)."""
+    closed = (
+        await session.exec(
+            select(AnalyticsClosedEpisode).where(AnalyticsClosedEpisode.site_id == episode.site_id)
+        )
+    ).all()
+    relevant = [
+        ClosedEpisode(
+            c.therapist_id,
+            c.site_id,
+            tuple(c.domains),
+            c.mean_alliance,
+            c.reliably_improved,
+            c.deteriorated,
+        )
+        for c in closed
+    ]
+    now = datetime.now(UTC)
+    events: list[Event[Any]] = []
+    for result in therapist_effectiveness(relevant, min_cases=min_cases):
+        if result.domain not in episode.domains:
+            continue
+        events.append(
+            Event(
+                THERAPIST_EFFECTIVENESS_UPDATED,
+                TherapistEffectivenessUpdated(
+                    therapist_id=result.therapist_id,
+                    site_id=result.site_id,
+                    domain=result.domain,
+                    n=result.n,
+                    mean_alliance=_estimate(result.mean_alliance),
+                    reliable_improvement_rate=_estimate(result.reliable_improvement_rate),
+                    deterioration_rate=_estimate(result.deterioration_rate),
+                    classification=result.classification,
+                    updated_at=now,
+                ),
+                source=SOURCE,
+            )
+        )
+    return events

@@ -3,15 +3,32 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from shared.tables import messaging_tables
 
 
+class AnalyticsEpisode(SQLModel, table=True):
+    """Each episode's alliance/outcome state, updated record by record (domain.EpisodeState)."""
+
+    __tablename__ = "analytics_episodes"
+    episode_id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    therapist_id: str = Field(index=True, max_length=64)
+    domains: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    phase: str = Field(default="matched", max_length=20)
+    state: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    last_session: int = 0
+    updated_at: datetime
+    closed_at: datetime | None = None
+    close_reason: str | None = Field(default=None, max_length=20)
+
+
 class AnalyticsScore(SQLModel, table=True):
-    """One scored response in its respondent's series."""
+    """One scored response in its respondent's series (for timelines and charts)."""
 
     __tablename__ = "analytics_scores"
     response_id: str = Field(primary_key=True, max_length=64)
@@ -29,6 +46,7 @@ class AnalyticsScore(SQLModel, table=True):
 
 class AnalyticsAlert(SQLModel, table=True):
     __tablename__ = "analytics_alerts"
+    __table_args__ = (Index("ix_analytics_alerts_identity", "episode_id", "kind", "status"),)
     id: str = Field(primary_key=True, max_length=64)
     episode_id: str = Field(index=True, max_length=64)
     site_id: str = Field(index=True, max_length=64)
@@ -38,6 +56,7 @@ class AnalyticsAlert(SQLModel, table=True):
     rule: str = Field(max_length=64)
     respondent: str | None = Field(default=None, max_length=40)
     instrument: str | None = Field(default=None, max_length=64)
+    triggered_by: str | None = Field(default=None, max_length=40)
     status: str = Field(default="open", index=True, max_length=10)
     opened_session: int
     resolved_session: int | None = None
@@ -45,8 +64,23 @@ class AnalyticsAlert(SQLModel, table=True):
         default_factory=dict, sa_column=Column(JSON)
     )
     suggestion_code: str = Field(max_length=64)
+    suggestion: str = Field(default="", max_length=300)
     opened_at: datetime
     resolved_at: datetime | None = None
+
+
+class AnalyticsClosedEpisode(SQLModel, table=True):
+    """What a closed episode says about its therapist (input of the effectiveness estimates)."""
+
+    __tablename__ = "analytics_closed_episodes"
+    episode_id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    therapist_id: str = Field(index=True, max_length=64)
+    domains: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    mean_alliance: float | None = None
+    reliably_improved: bool
+    deteriorated: bool
+    closed_at: datetime
 
 
 OUTBOX, INBOX = messaging_tables("analytics")

@@ -9,9 +9,11 @@ defaults (or over a network-wide ``base``) and validates the result.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -167,3 +169,35 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+@dataclass
+class SiteRules:
+    """The network-wide rule configuration and each site's (overrides merged over it).
+    Mutable so that a service can load it from its settings after wiring its handlers."""
+
+    default: RuleConfig
+    sites: Mapping[str, RuleConfig]
+
+    def for_site(self, site_id: str) -> RuleConfig:
+        return self.sites.get(site_id, self.default)
+
+
+def load_site_configs(path: Path) -> tuple[RuleConfig, dict[str, RuleConfig]]:
+    """``{"default": {...}, "sites": {site_id: {...}}}`` → the default and per-site configs."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not set(data) <= {"default", "sites"}:
+        raise ValueError('expected {"default": {...}, "sites": {"<site_id>": {...}}}')
+    default = RuleConfig.for_site(data.get("default") or {})
+    sites = {
+        site: RuleConfig.for_site(overrides, base=default)
+        for site, overrides in (data.get("sites") or {}).items()
+    }
+    return default, sites
+
+
+def site_rules(path: str | None) -> SiteRules:
+    if path is None:
+        return SiteRules(RuleConfig(), {})
+    default, sites = load_site_configs(Path(path))
+    return SiteRules(default, sites)

@@ -11,7 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.intake.models import IntakeEpisode
 from shared.auth import CurrentStaff
-from shared.contracts import MATCH_CONFIRMED, Code, EpisodeMember, Id, MatchConfirmed
+from shared.contracts import (
+    EPISODE_CLOSED,
+    MATCH_CONFIRMED,
+    Code,
+    EpisodeClosed,
+    EpisodeMember,
+    Id,
+    MatchConfirmed,
+)
 from shared.crypto import derive_key, pseudonymise, seal
 from shared.events import Event
 from shared.problems import Problem
@@ -139,4 +147,55 @@ async def get_episode(request: Request, episode_id: Id, staff: CurrentStaff) -> 
         or (staff.role == "therapist" and staff.subject != row.therapist_id)
     ):
         raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
+    return _out(row)
+
+
+class CloseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: Literal["completed", "dropped_out", "withdrawn"]
+
+
+@router.post(
+    "/episodes/{episode_id}/close",
+    response_model=EpisodeOut,
+    summary="Close an episode (completed, dropped out or withdrawn)",
+)
+async def close_episode(
+    request: Request, episode_id: Id, body: CloseIn, staff: CurrentStaff
+) -> EpisodeOut:
+    staff.require_role(*MANAGE_EPISODES, "therapist")
+    runtime = _runtime(request)
+    async with runtime.transaction() as session:
+        row = await session.get(IntakeEpisode, episode_id)
+        if (
+            row is None
+            or not staff.can_access_site(row.site_id)
+            or (staff.role == "therapist" and staff.subject != row.therapist_id)
+        ):
+            raise Problem(
+                404, "Episode not found", f"No episode {episode_id!r} that you may close."
+            )
+        if row.phase in {"closed", "dropped_out", "withdrawn"}:
+            raise Problem(
+                409,
+                "Episode already closed",
+                f"The episode is {row.phase}.",
+                errors=[{"field": "episode_id", "rule": "already_closed"}],
+            )
+        row.phase = "closed" if body.reason == "completed" else body.reason
+        session.add(row)
+        await runtime.emit(
+            session,
+            Event(
+                EPISODE_CLOSED,
+                EpisodeClosed(
+                    episode_id=row.id,
+                    site_id=row.site_id,
+                    therapist_id=row.therapist_id,
+                    reason=body.reason,
+                    closed_at=datetime.now(UTC),
+                ),
+                source=runtime.outbox.source,
+            ),
+        )
     return _out(row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.settings import Settings
 from tests.support.flow import run_flow
-from tests.unit.test_embedded_flow import EXPECTED_EMITTED
+from tests.unit.test_embedded_flow import ALERT_KINDS, EXPECTED_EMITTED
 
 
 async def test_real_stack_flow_emits_the_same_events_as_embedded(
@@ -14,7 +14,7 @@ async def test_real_stack_flow_emits_the_same_events_as_embedded(
     embedded = await run_flow(embedded_settings, embedded=True)
     assert real.emitted == EXPECTED_EMITTED
     assert real.emitted == embedded.emitted
-    assert real.alert_kinds == embedded.alert_kinds == ["low_alliance", "risk"]
+    assert real.alert_kinds == embedded.alert_kinds == ALERT_KINDS
     assert real.all_verified
     # Same payload shape on both stacks (ids differ, everything else is the same).
     strip = {"alert_id", "episode_id", "at"}

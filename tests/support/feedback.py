@@ -31,6 +31,7 @@ class FeedbackDesk:
         site: str = "site-a",
         therapist: str = "th-1",
         members: list[dict[str, str]] | None = None,
+        domains: tuple[str, ...] = ("depression",),
     ) -> str:
         opened = await self.http.post(
             "/intake/episodes",
@@ -40,6 +41,7 @@ class FeedbackDesk:
                 "therapist_id": therapist,
                 "client_reference": "ref-1",
                 "members": members or [],
+                "domains": list(domains),
             },
         )
         assert opened.status_code == 201, opened.text

@@ -50,6 +50,18 @@ async def emitted_events(host: Host) -> list[tuple[str, str]]:
     return found
 
 
+async def opened_alerts(host: Host) -> int:
+    runtime = host.runtimes["analytics"]
+    table = runtime.definition.outbox_table
+    async with runtime.sessionmaker() as session:
+        rows = (await session.execute(select(table.c.headers, table.c.value))).all()
+    return sum(
+        json.loads(r.headers)["ce_type"].endswith("alliance.alert.v1")
+        and json.loads(r.value)["status"] == "opened"
+        for r in rows
+    )
+
+
 async def run_flow(settings: Settings, *, embedded: bool) -> FlowResult:
     receiver = WebhookReceiver()
     await receiver.start()
@@ -111,16 +123,13 @@ async def run_flow(settings: Settings, *, embedded: bool) -> FlowResult:
                 )
                 assert recorded.status_code == 201, recorded.text
 
-            async def two_webhooks() -> bool:
-                return len(receiver.received) >= 2
-
-            await eventually(two_webhooks, what="two webhook deliveries")
-
-            async def delivered_events_emitted() -> bool:
+            async def every_alert_delivered() -> bool:
+                opened = await opened_alerts(host)
                 events = await emitted_events(host)
-                return sum(t.endswith("notification.delivered.v1") for _, t in events) >= 2
+                delivered = sum(t.endswith("notification.delivered.v1") for _, t in events)
+                return opened >= 1 and len(receiver.received) == delivered == opened
 
-            await eventually(delivered_events_emitted, what="notification.delivered events")
+            await eventually(every_alert_delivered, what="a webhook for every opened alert")
         return FlowResult(
             episode_id=episode_id,
             emitted=await emitted_events(host),

@@ -74,6 +74,12 @@ class ServiceProcess:
             return False
         return response.status_code == 200
 
+    def ensure_stopped(self) -> None:
+        """For test teardown: whatever happened, leave no process behind."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, no final commit."""
         assert self.process is not None

@@ -13,11 +13,13 @@ EXPECTED_EMITTED = [
     ("feedback", "org.rapport.feedback.recorded.v1"),
     ("analytics", "org.rapport.alliance.assessed.v1"),
     ("analytics", "org.rapport.alliance.assessed.v1"),
-    ("analytics", "org.rapport.alliance.alert.v1"),
-    ("analytics", "org.rapport.alliance.alert.v1"),
-    ("notify", "org.rapport.notification.delivered.v1"),
-    ("notify", "org.rapport.notification.delivered.v1"),
+    *[("analytics", "org.rapport.alliance.alert.v1")] * 5,
+    *[("notify", "org.rapport.notification.delivered.v1")] * 5,
 ]
+# Session 2's SRS (29.8 after 38.0): low alliance, early-alliance risk (session ≤ 2), a rupture
+# (a drop of 8.2 ≥ RC 5) and a drop-out risk score of 4 (early low 2 + open rupture 2 > 3);
+# session 2's PHQ-9 item 9 = 1: risk.
+ALERT_KINDS = ["dropout_risk", "early_alliance_risk", "low_alliance", "risk", "rupture"]
 
 
 async def test_embedded_flow_opens_alerts_and_delivers_signed_webhooks(
@@ -25,5 +27,5 @@ async def test_embedded_flow_opens_alerts_and_delivers_signed_webhooks(
 ) -> None:
     result = await run_flow(embedded_settings, embedded=True)
     assert result.emitted == EXPECTED_EMITTED
-    assert result.alert_kinds == ["low_alliance", "risk"]
+    assert result.alert_kinds == ALERT_KINDS
     assert result.all_verified
