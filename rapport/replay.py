@@ -408,21 +408,6 @@ def output_line(change: AlertChange, record: Any, lineno: int) -> dict[str, Any]
     return out
 
 
-def load_site_configs(path: Path) -> tuple[RuleConfig, dict[str, RuleConfig]]:
-    """``{"default": {...}, "sites": {site_id: {...}}}`` → the default and per-site configs."""
-    from services.analytics.domain import RuleConfig
-
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not set(data) <= {"default", "sites"}:
-        raise ValueError('expected {"default": {...}, "sites": {"<site_id>": {...}}}')
-    default = RuleConfig.for_site(data.get("default") or {})
-    sites = {
-        site: RuleConfig.for_site(overrides, base=default)
-        for site, overrides in (data.get("sites") or {}).items()
-    }
-    return default, sites
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("file", help="feedback records, one JSON object per line (JSONL)")
     parser.add_argument("--out", default="-", help="where to write the alerts (default: stdout)")
@@ -466,6 +451,8 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     try:
         instruments = load_instruments(SHIPPED, *(Path(p) for p in args.instruments))
         if args.config:
+            from services.analytics.rules_config import load_site_configs
+
             default, sites = load_site_configs(Path(args.config))
     except (OSError, ValueError) as error:
         print(f"rapport replay: {error}", file=err)
