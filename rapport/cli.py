@@ -112,6 +112,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay_main(args)
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from rapport.backfill import main as backfill
+
+    return backfill([args.service])
+
+
 def cmd_settings(_: argparse.Namespace) -> int:
     from shared.settings import Settings
 
@@ -169,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="run the alert rules offline over feedback records")
     add_replay_arguments(replay).set_defaults(func=cmd_replay)
+
+    backfill = sub.add_parser(
+        "backfill", help="rebuild a service's state from its Kafka topics (service stopped)"
+    )
+    backfill.add_argument("service", choices=["analytics"])
+    backfill.set_defaults(func=cmd_backfill)
 
     settings = sub.add_parser("settings", help="print the effective settings (secrets hidden)")
     settings.set_defaults(func=cmd_settings)

@@ -1,0 +1,64 @@
+"""``rapport backfill analytics`` rebuilds the same state from the topics, publishes nothing
+again, and leaves the consumer group where the live service must continue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+import services
+from rapport.backfill import backfill
+from shared.host import Host
+from shared.settings import Settings
+from tests.integration.test_delivery_guarantees import TOTAL, count, produce_feedback
+from tests.support.waiting import eventually
+
+ALERTS = "select kind, episode_id, opened_session, status from analytics_alerts order by 1,2,3"
+
+
+@pytest.fixture
+async def database(real_settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(real_settings.database_url)
+    yield engine
+    await engine.dispose()
+
+
+async def rows(engine: AsyncEngine, sql: str) -> list[tuple[object, ...]]:
+    async with engine.connect() as connection:
+        return [tuple(r) for r in (await connection.execute(text(sql))).all()]
+
+
+async def run_analytics_until(settings: Settings, engine: AsyncEngine, scores: int) -> None:
+    host = Host(settings, services.definitions(["analytics"]))
+    await host.start()
+    try:
+
+        async def applied() -> bool:
+            return await count(engine, "select count(*) from analytics_scores") == scores
+
+        await eventually(applied, timeout=60, what=f"{scores} scores")
+    finally:
+        await host.stop()
+
+
+async def test_backfill_rebuilds_the_same_state_without_publishing_again(
+    real_settings: Settings, database: AsyncEngine
+) -> None:
+    await produce_feedback(real_settings)
+    await run_analytics_until(real_settings, database, TOTAL)
+    before_alerts = await rows(database, ALERTS)
+    before_outbox = await count(database, "select count(*) from analytics_outbox")
+    await database.dispose()
+
+    counts = await backfill(real_settings)
+
+    assert counts["applied"] == TOTAL + 4  # the responses and the 4 match.confirmed
+    assert await count(database, "select count(*) from analytics_scores") == TOTAL
+    assert await rows(database, ALERTS) == before_alerts
+    assert await count(database, "select count(*) from analytics_outbox") == before_outbox
+    # The live service resumes after the snapshot: nothing is applied twice.
+    await run_analytics_until(real_settings, database, TOTAL)
+    assert await count(database, "select count(*) from analytics_inbox") == TOTAL + 4
