@@ -26,6 +26,7 @@ import services
 from shared.consumer import Delivery
 from shared.contracts import REGISTRY
 from shared.events import InvalidEvent, decode, header_dict
+from shared.kafka_security import client_options
 from shared.logs import configure_logging, get_logger
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings, SettingsError, load_settings
@@ -96,7 +97,9 @@ async def backfill(settings: Settings) -> dict[str, int]:
 
 
 async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **client_options(settings)
+    )
     await admin.start()
     try:
         described = await admin.describe_topics(topics)

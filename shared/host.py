@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
 from shared.http import create_http_app
+from shared.kafka_security import broker_security, client_options
 from shared.logs import get_logger
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
@@ -41,6 +42,7 @@ def make_redis(url: str) -> Redis:
 def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=broker_security(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -55,6 +57,7 @@ async def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="rapport-admin",
         request_timeout_ms=15_000,
+        **client_options(settings),
     )
     await admin.start()
     try:

@@ -34,6 +34,11 @@ EXPECTED_FORM: dict[str, str] = {
     "http_port": "a port number from 1 to 65535",
     "max_body_bytes": "an integer number of bytes from 1024 to 104857600",
     "instruments_dir": "an existing folder of instrument definition files (*.json)",
+    "kafka_security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    "kafka_ca_file": "an existing PEM file",
+    "kafka_cert_file": "an existing PEM file",
+    "kafka_key_file": "an existing PEM file",
     "rules_file": "an existing JSON file of alert-rule settings (default and per site)",
     "notify_public_base_url": "the public http(s) base URL of the feedback API, e.g. "
     "https://rapport.example.org",
@@ -64,6 +69,15 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ca_file: str | None = None
+    kafka_cert_file: str | None = None
+    kafka_key_file: str | None = None
+    kafka_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
     # ``{service}`` is replaced by the service name, so the embedded default gives each
     # service its own SQLite file; one PostgreSQL URL serves all (tables are per service).
     database_url: str = "sqlite+aiosqlite:///.rapport/{service}.db"
@@ -144,6 +158,29 @@ class Settings(BaseSettings):
         if value is not None and not Path(value).is_dir():
             raise ValueError("not a folder")
         return value
+
+    @field_validator("kafka_ca_file", "kafka_cert_file", "kafka_key_file")
+    @classmethod
+    def _kafka_file(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError("not a file")
+        return value
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            if self.kafka_sasl_mechanism is None:
+                raise ValueError(
+                    "kafka_sasl_mechanism: required with SASL (PLAIN, "
+                    "SCRAM-SHA-256 or SCRAM-SHA-512)"
+                )
+            if not self.kafka_sasl_username or self.kafka_sasl_password is None:
+                raise ValueError(
+                    "kafka_sasl_username: a username and password are required with SASL"
+                )
+        if (self.kafka_cert_file is None) != (self.kafka_key_file is None):
+            raise ValueError("kafka_cert_file: goes with RAPPORT_KAFKA_KEY_FILE (mutual TLS)")
+        return self
 
     @field_validator("rules_file")
     @classmethod
