@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy shared rapport/stack.py services/*/domain.py services/feedback/fhir.py
+	$(BIN)/mypy shared rapport/stack.py services/*/domain.py services/feedback/fhir.py services/intake/matching.py services/intake/assignment.py services/analytics/effectiveness.py services/analytics/charts.py
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
