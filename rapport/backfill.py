@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy import delete
 
@@ -48,16 +49,21 @@ async def backfill(settings: Settings) -> dict[str, int]:
     runtime: ServiceRuntime = host.runtimes["analytics"]
     by_topic = {runtime.topic(s.event_type): s for s in runtime.definition.subscriptions}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, group_id=None
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        auto_offset_reset="earliest",
+        **client_options(settings),
     )
     await consumer.start()
     counts = {"applied": 0, "invalid": 0, "duplicates": 0}
     try:
         partitions = await _partitions(settings, sorted(by_topic))
         consumer.assign(partitions)
-        end = await consumer.end_offsets(partitions) if partitions else {}
-        if partitions:
-            await consumer.seek_to_beginning(*partitions)
+        end = await _end_offsets(consumer, partitions)
+        beginning = await consumer.beginning_offsets(partitions) if partitions else {}
+        for tp in partitions:
+            consumer.seek(tp, beginning[tp])
         async with runtime.sessionmaker() as session, session.begin():
             for name in STATE_TABLES:
                 await session.execute(delete(_table(runtime, name)))
@@ -79,6 +85,7 @@ async def backfill(settings: Settings) -> dict[str, int]:
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=runtime.group_id,
             enable_auto_commit=False,
+            **client_options(settings),
         )
         await group.start()
         try:
@@ -111,6 +118,23 @@ async def _partitions(settings: Settings, topics: list[str]) -> list[TopicPartit
         if not d.get("error_code")
         for p in d["partitions"]
     ]
+
+
+async def _end_offsets(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The snapshot to rebuild up to. Right after topics are created or a leader moves, the
+    client's metadata can lag: refresh it and ask again rather than take a wrong answer."""
+    for attempt in range(20):
+        try:
+            await consumer._client.force_metadata_update()
+            end: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+            if set(end) == set(partitions):
+                return end
+        except KafkaError as error:
+            log.info("end offsets not ready; retrying", attempt=attempt, error=str(error))
+        await asyncio.sleep(0.5)
+    raise RuntimeError("could not read the end offsets of the consumed topics")
 
 
 def _table(runtime: ServiceRuntime, name: str) -> Any:

@@ -412,10 +412,8 @@ def test_lint_fails_on_a_typo_too(helm_run: HelmRun) -> None:
     [
         (["services.feedback.keda.enabled=true", "services.feedback.keda.maxReplicaCount=7"],
          "exceeds topics.partitions"),
-        (["services.intake.keda.enabled=true", "services.intake.keda.minReplicaCount=1",
-          "services.intake.keda.maxReplicaCount=2", "services.intake.keda.lagThreshold=9"],
-         "consumes no Kafka topic"),
-        (["services.intake.keda.enabled=true"], "missing properties"),
+        (["services.intake.keda.enabled=true", "services.intake.keda.lagThreshold=-1"],
+         "minimum"),
         (["services.notify.keda.enabled=true", "services.notify.autoscaling.enabled=true"],
          "not both"),
         (["topics.minInsyncReplicas=4"], "minInsyncReplicas exceeds"),
@@ -434,7 +432,7 @@ def test_render_time_guards(helm_run: HelmRun, settings: list[str], complaint: s
 def test_keda_scales_each_consumer_on_its_own_group_and_topics(helm_run: HelmRun) -> None:
     prefix = "acme.prod."
     sets = [f"topics.prefix={prefix}", "topics.partitions=4"]
-    for service in ("feedback", "analytics", "notify"):
+    for service in ("intake", "feedback", "analytics", "notify"):
         sets += [
             f"services.{service}.keda.enabled=true",
             f"services.{service}.keda.maxReplicaCount=4",
