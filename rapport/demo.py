@@ -228,7 +228,9 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
         "episodes": counts["episodes"],
         "sessions": counts["sessions"],
         "alerts_opened": dict(sorted(by_kind.items())),
-        "alerts_resolved": sum(a["status"] == "resolved" and a["kind"] != "risk" for a in alerts),
+        "alerts_resolved": sum(
+            a["status"] == "resolved" and a["kind"] not in {"risk", "repair"} for a in alerts
+        ),
         "webhooks_delivered": len(receiver.received),
         "webhook_signatures_rejected": receiver.bad_signatures,
         "seconds": round(elapsed, 1),
@@ -240,7 +242,7 @@ async def _main(args: argparse.Namespace, settings: Settings) -> int:
     print(f"  {'sessions with feedback':<28}{summary['sessions']:>8}")
     for kind, n in summary["alerts_opened"].items():
         print(f"  {'alerts: ' + kind:<28}{n:>8}")
-    print(f"  {'low-alliance alerts resolved':<28}{summary['alerts_resolved']:>8}")
+    print(f"  {'alerts since resolved':<28}{summary['alerts_resolved']:>8}")
     print(f"  {'signed webhooks delivered':<28}{summary['webhooks_delivered']:>8}")
     print(f"\nSummary written to {out / 'summary.json'} ({summary['seconds']} s).")
     if args.serve:
