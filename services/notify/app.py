@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
-
-from services.notify import api, dispatch, handlers, models
-from shared.contracts import ALLIANCE_ALERT, NOTIFICATION_DELIVERED, NOTIFICATION_FAILED
+from services.notify import api, dispatch, handlers, models, scheduler
+from services.notify.context import NotifyContext
+from shared.contracts import (
+    ALLIANCE_ALERT,
+    FEEDBACK_RECORDED,
+    MATCH_CONFIRMED,
+    MATCH_PROPOSED,
+    NOTIFICATION_DELIVERED,
+    NOTIFICATION_FAILED,
+    RISK_FLAGGED,
+    SESSION_COMPLETED,
+)
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.tables import service_tables
 
 
 def definition() -> ServiceDefinition:
-    wake = asyncio.Event()  # set when deliveries are committed, so they go out at once
+    ctx = NotifyContext()
 
     def init(runtime: ServiceRuntime) -> None:
-        runtime.state["dispatch_wake"] = wake
+        ctx.bind(runtime)
+        runtime.state["notify"] = ctx
+        runtime.state["dispatch_wake"] = ctx.wake
 
+    handle = handlers.make_handlers(ctx)
     return ServiceDefinition(
         name="notify",
         router=api.router,
@@ -23,10 +34,24 @@ def definition() -> ServiceDefinition:
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
         subscriptions=[
-            Subscription(ALLIANCE_ALERT, handlers.make_alert_handler(wake), "deliveries_from_alert")
+            Subscription(ALLIANCE_ALERT, handle["deliveries_from_alert"], "deliveries_from_alert"),
+            Subscription(RISK_FLAGGED, handle["deliveries_from_risk"], "deliveries_from_risk"),
+            Subscription(
+                MATCH_PROPOSED,
+                handle["match_proposed_to_coordinator"],
+                "match_proposed_to_coordinator",
+            ),
+            Subscription(MATCH_CONFIRMED, handle["episode_from_match"], "episode_from_match"),
+            Subscription(
+                SESSION_COMPLETED, handle["invitations_from_session"], "invitations_from_session"
+            ),
+            Subscription(
+                FEEDBACK_RECORDED, handle["answers_stop_reminders"], "answers_stop_reminders"
+            ),
         ],
         produces=[NOTIFICATION_DELIVERED, NOTIFICATION_FAILED],
-        background=[dispatch.dispatch_forever],
+        background=[dispatch.dispatch_forever, scheduler.schedule_forever],
         on_init=[init],
-        description="Signed webhooks, email, invitations",
+        description="Alerts to clinicians, feedback invitations to clients: signed webhooks, "
+        "email and SMS, each delivered once",
     )
