@@ -40,7 +40,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(**overrides)
     assert isinstance(settings, Settings)
     configure_logging("+".join(names), settings.log_level, settings.log_json)
-    host = Host(settings, services.definitions(names), embedded=args.embedded)
+    from shared.settings import SettingsError
+
+    try:
+        host = Host(settings, services.definitions(names), embedded=args.embedded)
+    except SettingsError as error:  # a configuration file named by a setting is wrong
+        print(f"rapport: bad setting: {error}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         host.http_app(),
         host=args.host or settings.http_host,

@@ -40,6 +40,7 @@ EXPECTED_FORM: dict[str, str] = {
     "kafka_cert_file": "an existing PEM file",
     "kafka_key_file": "an existing PEM file",
     "rules_file": "an existing JSON file of alert-rule settings (default and per site)",
+    "matching_file": "an existing JSON file of matching weights (default and per site)",
     "notify_public_base_url": "the public http(s) base URL of the feedback API, e.g. "
     "https://rapport.example.org",
     "notify_policy_file": "an existing JSON file of notify routing policies",
@@ -101,6 +102,8 @@ class Settings(BaseSettings):
     instruments_dir: str | None = None
     # Analytics alert-rule configuration: {"default": {...}, "sites": {"<site>": {...}}}.
     rules_file: str | None = None
+    # Intake matching weights, same shape (fields of services/intake/matching_config.py).
+    matching_file: str | None = None
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
     # -- notify ------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ class Settings(BaseSettings):
             raise ValueError("kafka_cert_file: goes with RAPPORT_KAFKA_KEY_FILE (mutual TLS)")
         return self
 
-    @field_validator("rules_file")
+    @field_validator("rules_file", "matching_file")
     @classmethod
     def _rules_file(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).is_file():
@@ -283,3 +286,12 @@ def load_settings(**overrides: object) -> Settings:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+def config_file_error(variable: str, error: Exception) -> SettingsError:
+    """One line for a bad configuration file named by a setting: the field and the rule."""
+    if isinstance(error, ValidationError):
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "(file)"
+        return SettingsError(f"{variable}: {where}: {first.get('msg', 'invalid')}")
+    return SettingsError(f"{variable}: {str(error).splitlines()[0] if str(error) else error!r}")

@@ -14,7 +14,7 @@ from shared.contracts import (
 )
 from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
-from shared.settings import SettingsError
+from shared.settings import config_file_error
 from shared.tables import service_tables
 
 MIN_CASES_PER_DOMAIN = 15  # Constantino et al. 2021 profiled therapists on >= 15 cases
@@ -29,7 +29,7 @@ def definition() -> ServiceDefinition:
         try:
             loaded = site_rules(runtime.settings.rules_file)
         except Exception as error:
-            raise SettingsError(f"RAPPORT_RULES_FILE: {error}".splitlines()[0]) from None
+            raise config_file_error("RAPPORT_RULES_FILE", error) from None
         rules.default, rules.sites = loaded.default, loaded.sites
         runtime.state["instruments"] = instruments
         runtime.state["rules"] = rules

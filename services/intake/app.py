@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from services.intake import api, handlers, models
+from services.intake.matching_config import MatchingConfig
 from shared.contracts import (
     ALLIANCE_ALERT,
     CLIENT_ERASURE_REQUESTED,
@@ -15,6 +19,7 @@ from shared.contracts import (
     THERAPIST_EFFECTIVENESS_UPDATED,
 )
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
+from shared.settings import config_file_error
 from shared.tables import service_tables
 
 
@@ -24,6 +29,19 @@ def definition() -> ServiceDefinition:
     context = handlers.MatchingContext()
 
     def _share_context(runtime: ServiceRuntime) -> None:
+        path = runtime.settings.matching_file
+        if path is not None:
+            try:
+                data = json.loads(Path(path).read_text(encoding="utf-8"))
+                if not isinstance(data, dict) or not set(data) <= {"default", "sites"}:
+                    raise ValueError('expected {"default": {...}, "sites": {"<site>": {...}}}')
+                context.default = MatchingConfig.for_site(data.get("default") or {})
+                context.configs = {
+                    site: MatchingConfig.for_site(overrides, base=context.default)
+                    for site, overrides in (data.get("sites") or {}).items()
+                }
+            except Exception as error:
+                raise config_file_error("RAPPORT_MATCHING_FILE", error) from None
         runtime.state["matching"] = context
 
     return ServiceDefinition(
