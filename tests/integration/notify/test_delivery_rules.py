@@ -145,14 +145,15 @@ async def test_a_slow_endpoint_does_not_delay_another_sites(stack: NotifyStack) 
         return len(stack.endpoints.tried("slow")) >= 4
 
     await eventually(slow_busy, timeout=20, what="the slow endpoint to be busy")
-    started = time.monotonic()
     await stack.publisher.publish(alert("site-fast"))
 
     async def fast_done() -> bool:
         return bool(stack.endpoints.accepted("fast"))
 
     await eventually(fast_done, timeout=10, interval=0.02, what="the fast endpoint")
-    assert time.monotonic() - started < 0.5
+    # Not queued behind the slow site's backlog (a structural check, not a wall-clock one:
+    # 30 slow calls of 0.9 s are still far from done when the fast one has arrived).
+    assert len(stack.endpoints.accepted("slow")) < 30
     # The slow endpoint is held to its own share of the dispatcher's slots.
     assert len([c for c in stack.endpoints.tried("slow") if c.status == 0]) <= 8
 
