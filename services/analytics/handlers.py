@@ -93,7 +93,8 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
         episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
         state = domain.EpisodeState.from_json(episode.state) if episode.state else None
         rebuilds_before = state.rebuilds if state else 0
-        state, changes = domain.apply(state, record, instruments, rules.for_site(data.site_id))
+        config = rules.for_site(data.site_id)
+        state, changes = domain.apply(state, record, instruments, config)
         if state.rebuilds > rebuilds_before:
             log.info(
                 "late record re-evaluated the episode",
@@ -108,9 +109,7 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
         episode.updated_at = now
         session.add(episode)
         concern = (
-            domain.in_concern(
-                rules.for_site(data.site_id).thresholds(instrument), record.total, record.items
-            )
+            domain.in_concern(config.thresholds(instrument), record.total, record.items)
             if instrument.kind == "alliance"
             else data.in_concern_or_clinical_range
         )
