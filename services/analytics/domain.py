@@ -63,14 +63,11 @@ __all__ = [
     "InstrumentThresholds",
     "RuleConfig",
     "ScoredRecord",
-    "ScoredResponse",
     "UnknownInstrumentError",
     "apply",
     "apply_all",
     "in_concern",
-    "low_alliance",
     "resolve_thresholds",
-    "risk_alert",
     "score_total",
 ]
 
@@ -1298,67 +1295,3 @@ def _rule_11_rematch(
         _open(state, out, record, REMATCH_SUGGESTED, None, None, inputs)
     elif opened is not None and record.session > opened.session:
         _resolve(state, out, record, key, inputs)
-
-
-# --------------------------------------------------------------------------------------------
-# The service's original single-response API (kept until the handler uses ``apply``)
-
-
-@dataclass(frozen=True)
-class ScoredResponse:
-    """One scored questionnaire response, as the original handler builds it.
-
-    Deprecated: build a :class:`ScoredRecord` and call :func:`apply`, which covers all rules.
-    """
-
-    episode_id: str
-    session_number: int
-    respondent: str
-    respondent_role: str
-    instrument: str
-    instrument_kind: Literal["alliance", "outcome", "symptom"]
-    total: Decimal
-    concern: bool  # the instrument's concern condition (alliance) or clinical range (outcome)
-    risk_items: dict[str, Decimal] = field(default_factory=dict)
-
-
-def _legacy(
-    response: ScoredResponse, action: Action, kind: str, inputs: dict[str, InputValue]
-) -> AlertChange:
-    return _change(
-        action,
-        kind,
-        response.episode_id,
-        response.respondent,
-        response.instrument,
-        response.session_number,
-        response.session_number,
-        inputs,
-        response.respondent,
-    )
-
-
-def risk_alert(response: ScoredResponse) -> AlertChange | None:
-    """Rule 1 for one response (deprecated: :func:`apply` does this)."""
-    raised = {item: v for item, v in response.risk_items.items() if v > 0}
-    if not raised:
-        return None
-    inputs: dict[str, InputValue] = {"instrument": response.instrument}
-    inputs.update({f"item_{k}": float(v) for k, v in sorted(raised.items())})
-    return _legacy(response, "open", RISK, inputs)
-
-
-def low_alliance(response: ScoredResponse, already_open: bool) -> AlertChange | None:
-    """Rule 2 for one response, given whether one is open (deprecated: :func:`apply`)."""
-    if response.instrument_kind != "alliance" or response.respondent_role not in CLIENT_SIDE:
-        return None
-    inputs: dict[str, InputValue] = {
-        "instrument": response.instrument,
-        "score": float(response.total),
-        "session": response.session_number,
-    }
-    if response.concern and not already_open:
-        return _legacy(response, "open", LOW_ALLIANCE, inputs)
-    if not response.concern and already_open:
-        return _legacy(response, "resolve", LOW_ALLIANCE, inputs)
-    return None
