@@ -7,17 +7,16 @@ notify delivers signed webhooks to the site's receiver.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from sqlalchemy import select
 
 import services
 from shared.auth import mint_token
 from shared.host import Host
 from shared.settings import Settings
+from tests.support.outbox import outbox_rows
 from tests.support.receiver import WebhookReceiver
 from tests.support.waiting import eventually
 
@@ -42,23 +41,15 @@ def headers(settings: Settings, role: str, sub: str = "user-1") -> dict[str, str
 
 async def emitted_events(host: Host) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
-    for name, runtime in host.runtimes.items():
-        table = runtime.definition.outbox_table
-        async with runtime.sessionmaker() as session:
-            rows = (await session.execute(select(table.c.headers).order_by(table.c.id))).all()
-        found.extend((name, json.loads(r.headers)["ce_type"]) for r in rows)
+    for name in host.runtimes:
+        found.extend((name, row.ce_type) for row in await outbox_rows(host, name))
     return found
 
 
 async def opened_alerts(host: Host) -> int:
-    runtime = host.runtimes["analytics"]
-    table = runtime.definition.outbox_table
-    async with runtime.sessionmaker() as session:
-        rows = (await session.execute(select(table.c.headers, table.c.value))).all()
     return sum(
-        json.loads(r.headers)["ce_type"].endswith("alliance.alert.v1")
-        and json.loads(r.value)["status"] == "opened"
-        for r in rows
+        row.ce_type.endswith("alliance.alert.v1") and row.value["status"] == "opened"
+        for row in await outbox_rows(host, "analytics")
     )
 
 

@@ -7,12 +7,12 @@ import json
 import logging
 
 import httpx
-from sqlalchemy import select
 
 import services
 from shared.auth import mint_token
 from shared.host import Host
 from shared.settings import Settings
+from tests.support.outbox import outbox_rows
 from tests.support.waiting import eventually
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -30,11 +30,7 @@ class Captured(logging.Handler):
 
 
 async def outbox_headers(host: Host, service: str) -> list[dict[str, str]]:
-    runtime = host.runtimes[service]
-    table = runtime.definition.outbox_table
-    async with runtime.sessionmaker() as session:
-        rows = (await session.execute(select(table.c.headers).order_by(table.c.id))).all()
-    return [json.loads(r.headers) for r in rows]
+    return [row.headers for row in await outbox_rows(host, service)]
 
 
 async def test_correlation_and_trace_follow_a_request_across_services_and_into_logs(

@@ -15,6 +15,7 @@ from services.feedback.models import FeedbackResponse, FeedbackSession
 from shared.settings import Settings
 from shared.tokens import mint
 from tests.support.feedback import FeedbackDesk, feedback_desk
+from tests.support.outbox import outbox_rows
 
 SRS = {"relationship": 9.2, "goals": 9.2, "approach": 9.2, "overall": 9.4}
 PHQ9 = {"1": 1, "2": 2, "3": 3, "4": 3, "5": 0, "6": 2, "7": 3, "8": 3, "9": 1}
@@ -39,13 +40,7 @@ async def desk(embedded_settings: Settings) -> AsyncIterator[FeedbackDesk]:
 
 
 async def emitted(desk: FeedbackDesk) -> list[tuple[str, dict[str, Any]]]:
-    runtime = desk.host.runtimes["feedback"]
-    table = runtime.definition.outbox_table
-    async with runtime.sessionmaker() as session:
-        rows = (
-            await session.execute(select(table.c.headers, table.c.value).order_by(table.c.id))
-        ).all()
-    return [(json.loads(r.headers)["ce_type"], json.loads(r.value)) for r in rows]
+    return [(row.ce_type, row.value) for row in await outbox_rows(desk.host, "feedback")]
 
 
 async def response_count(desk: FeedbackDesk) -> int:
