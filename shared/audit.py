@@ -226,7 +226,7 @@ def outcome_of(status: int) -> Outcome:
     return "failed"
 
 
-async def _site_of(request: Request) -> str | None:
+async def _site_of(request: Request, staff: Any, status: int) -> str | None:
     noted = getattr(request.state, "audit_site", None)
     if isinstance(noted, str):
         return noted
@@ -241,6 +241,9 @@ async def _site_of(request: Request) -> str | None:
             return None
         if isinstance(body, dict) and isinstance(body.get("site_id"), str):
             return str(body["site_id"])[:64]
+    sites = sorted(getattr(staff, "sites", ()))
+    if status < 400 and len(sites) == 1:
+        return str(sites[0])  # what a single-site member of staff was allowed is at their site
     return None
 
 
@@ -277,7 +280,7 @@ def audited(service: str, action: str, resource: str, *params: str) -> Any:
                     at=datetime.now(UTC),
                     actor=str(staff.subject)[:128],
                     actor_role=str(staff.role)[:32],
-                    site_id=await _site_of(request),
+                    site_id=await _site_of(request, staff, status),
                     action=action,
                     resource=_resource(request, resource, params),
                     outcome=outcome_of(status),

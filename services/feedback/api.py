@@ -21,7 +21,7 @@ from services.feedback.models import (
     FeedbackTokenUse,
 )
 from services.feedback.recording import Recorded, Submission, instruments_of, record, replay
-from shared.audit import audited
+from shared.audit import audited, note_site
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import SESSION_COMPLETED, Id, SessionCompleted
 from shared.events import Event
@@ -604,6 +604,7 @@ async def episode_responses(
         episode = await session.get(FeedbackEpisode, episode_id)
         if episode is None or not _may_see(staff)(episode):
             raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
+        note_site(request, episode.site_id)
         rows = (
             await session.exec(
                 select(FeedbackResponse)

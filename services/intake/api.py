@@ -28,7 +28,7 @@ from services.intake.handlers import (
 )
 from services.intake.matching import FieldProblem, intake_problems, therapist_problems
 from services.intake.models import IntakeEpisode, IntakeIntake, IntakeMatch, IntakeTherapist
-from shared.audit import audited
+from shared.audit import audited, note_site
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import (
     EPISODE_CLOSED,
@@ -182,6 +182,7 @@ async def get_episode(request: Request, episode_id: Id, staff: CurrentStaff) -> 
         or (staff.role == "therapist" and staff.subject != row.therapist_id)
     ):
         raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
+    note_site(request, row.site_id)
     return _out(row)
 
 
