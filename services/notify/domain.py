@@ -115,6 +115,8 @@ def is_private_address(address: str) -> bool:
     including IPv4 addresses wrapped in IPv6 (``::ffff:127.0.0.1``, 6to4, Teredo, NAT64)."""
     ip = ipaddress.ip_address(address.split("%")[0])  # drop an IPv6 zone id (fe80::1%eth0)
     inner = embedded_ipv4(ip)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return is_private_address(str(ip.ipv4_mapped))  # it IS that IPv4 address
     if inner is not None and is_private_address(str(inner)):
         return True
     return (

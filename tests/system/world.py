@@ -264,10 +264,10 @@ async def _await_effects(world: World, site: Site) -> None:
 
 
 @asynccontextmanager
-async def build_world(settings: Settings) -> AsyncIterator[World]:
+async def build_world(settings: Settings, embedded: bool = False) -> AsyncIterator[World]:
     receiver = WebhookReceiver()
     await receiver.start()
-    host = Host(settings, services.definitions(), embedded=False)
+    host = Host(settings, services.definitions(), embedded=embedded)
     await host.start()
     try:
         app = host.http_app()
