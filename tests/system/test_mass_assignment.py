@@ -6,6 +6,7 @@ service is searched for the injected values."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,44 @@ async def test_json_write_bodies_are_refused_with_the_field_and_rule_named(
         ]:
             lenient.append(f"{method} {path} → {answer.status_code}")
     assert lenient == []
+
+
+async def test_every_write_operation_refuses_an_oversized_body_with_413(world: World) -> None:
+    """Declared (Content-Length): 413 problem+json before the route runs; streamed (chunked,
+    no length) to a route that reads a body: 413 once the limit is passed, before parsing.
+    Nothing of it is stored."""
+    site = world.sites["site-b"]
+    limit = world.settings.max_body_bytes
+    oversized = json.dumps({"padding": MARK * (limit // len(MARK) + 1)}).encode()
+    failures: list[str] = []
+    tried = 0
+    for method, path in write_operations(world):
+        operation = OPERATIONS[(method, path)]
+        call = operation.call(world, site)
+        headers = world.auth_for(operation.roles[0], site.id) if operation.roles else {}
+        headers["content-type"] = call.content_type
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(oversized), 65_536):
+                yield oversized[start : start + 65_536]
+
+        declared = await world.http.request(
+            method, call.path, params=call.params, content=oversized, headers=headers
+        )
+        streamed = await world.http.request(
+            method, call.path, params=call.params, content=chunks(), headers=headers
+        )
+        tried += 1
+        answers = [("declared", declared)]
+        if call.body is not None:
+            # A route without a body never reads one: nothing is buffered, nothing parsed.
+            answers.append(("streamed", streamed))
+        for how, answer in answers:
+            if not (
+                answer.status_code == 413
+                and answer.headers["content-type"] == "application/problem+json"
+            ):
+                failures.append(f"{how}: {method} {path} → {answer.status_code}")
+    assert failures == []
+    assert tried >= 20
+    assert await stored_marks(world) == []
