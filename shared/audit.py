@@ -39,7 +39,6 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    func,
     insert,
     select,
     text,
@@ -190,21 +189,13 @@ class AuditTrail:
             ).all()
         return verify_chain(self.chain, rows)
 
-    async def count(self, sessionmaker: async_sessionmaker[Any]) -> int:
-        async with sessionmaker() as session:
-            return int(
-                (await session.execute(select(func.count()).select_from(self.table))).scalar_one()
-            )
 
-
-_TRAILS: dict[str, AuditTrail] = {}
-
-
-def trail_for(service: str, table: Table) -> AuditTrail:
-    """The one trail per service (its lock must be shared by every request of the process)."""
-    trail = _TRAILS.get(service)
-    if trail is None or trail.table is not table:
-        trail = _TRAILS[service] = AuditTrail(service, table)
+def trail_of(runtime: Any, service: str) -> AuditTrail:
+    """The service's trail in this process (one lock for every request of the runtime)."""
+    trail: AuditTrail | None = runtime.state.get("audit_trail")
+    if trail is None:
+        trail = AuditTrail(service, SQLModel.metadata.tables[f"{service}_audit"])
+        runtime.state["audit_trail"] = trail
     return trail
 
 
@@ -275,7 +266,7 @@ def audited(service: str, action: str, resource: str, *params: str) -> Any:
             staff = getattr(request.state, "staff", None)
             if staff is not None:
                 runtime = request.app.state.runtimes[service]
-                trail = trail_for(service, SQLModel.metadata.tables[f"{service}_audit"])
+                trail = trail_of(runtime, service)
                 entry = AuditEntry(
                     at=datetime.now(UTC),
                     actor=str(staff.subject)[:128],

@@ -21,7 +21,7 @@ from tests.system.routes import (
     ordered,
     send,
 )
-from tests.system.world import ALL_ROLES, World
+from tests.system.world import ALL_ROLES, World, therapist_body
 
 SERVICE_PREFIXES = ("intake", "feedback", "analytics", "notify")
 DENIED = (403, 404)
@@ -231,3 +231,22 @@ async def test_every_staff_operation_refuses_a_request_without_a_token(world: Wo
         if answer.status_code != 401 or leaked(world, answer, call.path):
             failures.append(f"{method} {path} → {answer.status_code}")
     assert failures == []
+
+
+async def test_another_sites_therapist_cannot_be_moved_to_ones_own_site(world: World) -> None:
+    site_b = world.sites["site-b"]
+    a_admin = world.auth("site_admin", "site-a")
+    moved = therapist_body(site_b.other_therapist, "site-a")
+    fields = {k: v for k, v in moved.items() if k != "id"}
+
+    by_update = await world.http.put(
+        f"/intake/therapists/{site_b.other_therapist}", json=fields, headers=a_admin
+    )
+    by_import = await world.http.post("/intake/therapists/import", json=[moved], headers=a_admin)
+
+    assert by_update.status_code in DENIED
+    assert by_import.status_code in DENIED
+    listed = await world.http.get(
+        "/intake/therapists", params={"site_id": "site-a"}, headers=a_admin
+    )
+    assert site_b.other_therapist not in listed.text
