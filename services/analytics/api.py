@@ -375,7 +375,12 @@ async def _effectiveness(session: AsyncSession, site_id: str) -> list[DomainEffe
     summary="A therapist's shrunken effectiveness per problem domain, with intervals",
 )
 async def therapist_summary(
-    request: Request, therapist_id: Id, site_id: Id, staff: CurrentStaff
+    request: Request,
+    therapist_id: Id,
+    site_id: Id,
+    staff: CurrentStaff,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> list[DomainEffectivenessOut]:
     if not (
         staff.role in AGGREGATES or (staff.role == "therapist" and staff.subject == therapist_id)
@@ -384,7 +389,7 @@ async def therapist_summary(
     staff.require_site(site_id)
     async with _runtime(request).sessionmaker() as session:
         rows = await _effectiveness(session, site_id)
-    return [r for r in rows if r.therapist_id == therapist_id]
+    return [r for r in rows if r.therapist_id == therapist_id][offset : offset + limit]
 
 
 async def site_summary_data(session: AsyncSession, site_id: str) -> SiteSummaryOut:

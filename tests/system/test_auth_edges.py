@@ -102,6 +102,7 @@ def concrete(path: str) -> str:
     )
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # alg_hs512
 @pytest.mark.parametrize(
     "kind",
     [
