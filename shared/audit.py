@@ -14,8 +14,10 @@ last guard.
 
 A route declares itself client-level with ``dependencies=[audited(service, action, param)]``;
 the dependency writes exactly one record per request made by an authenticated staff member,
-after the route has run (in its own transaction, so denials are recorded too). Requests without
-a valid token are not staff access and are left to the access log.
+after the route has run and before the answer is sent, in its own transaction (so denials and
+failures are recorded too; a failed audit write fails the request). The known gap: a process
+killed between a change's commit and its audit record's leaves that change unrecorded. Requests
+without a valid token are not staff access and are left to the access log.
 """
 
 from __future__ import annotations
@@ -220,11 +222,11 @@ def outcome_of(status: int) -> Outcome:
 async def _site_of(request: Request, staff: Any, status: int) -> str | None:
     noted = getattr(request.state, "audit_site", None)
     if isinstance(noted, str):
-        return noted
+        return noted[:64]
     for source in (request.path_params, request.query_params):
         value = source.get("site_id")
         if isinstance(value, str):
-            return value
+            return value[:64]  # as sent: it may not have passed validation
     if request.method in {"POST", "PUT", "PATCH"}:
         try:
             body = await request.json()  # already read and cached by the route

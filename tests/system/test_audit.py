@@ -22,6 +22,7 @@ from sqlmodel import SQLModel
 from shared.audit import GENESIS, AuditEntry, AuditTrail, BrokenLink, record_hash, verify_chain
 from shared.db import make_engine
 from shared.migrations import upgrade
+from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
 
 TABLE = "intake_audit"
@@ -259,3 +260,23 @@ async def test_an_allowed_read_records_the_site_it_read(desk: FeedbackDesk) -> N
     last = (await audit_rows(desk))[-1]
     assert read.status_code == 200
     assert (last.outcome, last.site_id) == ("allowed", "site-a")  # type: ignore[attr-defined]
+
+
+async def test_an_overlong_site_in_a_refused_request_is_recorded_on_postgresql(
+    real_settings: Settings,
+) -> None:
+    """The record keeps what was asked for, cut to the column's size (PostgreSQL, unlike
+    SQLite, would refuse a longer value and fail the request with it)."""
+    async with feedback_desk(real_settings) as desk:
+        before = len(await audit_rows(desk))
+
+        refused = await desk.http.get(
+            "/feedback/episodes/ep-1/responses",
+            params={"site_id": "s" * 300},
+            headers=desk.auth("therapist"),
+        )
+
+        rows = await audit_rows(desk)
+    assert refused.status_code == 404
+    assert len(rows) == before + 1
+    assert rows[-1].site_id == "s" * 64  # type: ignore[attr-defined]
