@@ -248,10 +248,6 @@ class Settings(BaseSettings):
             for name in ("jwt_secret", "pseudonym_key", "encryption_key"):
                 if getattr(self, name).get_secret_value() == DEV_SECRET:
                     raise ValueError(f"{name}: the development default is refused in production")
-            if self.allow_private_webhooks:
-                raise ValueError(
-                    "allow_private_webhooks: development only; refused in production (SSRF)"
-                )
         return self
 
     def database_url_for(self, service: str) -> str:

@@ -2,7 +2,7 @@
 private, link-local or otherwise non-public address — IPv4 or IPv6, also wrapped in IPv6 — is
 refused at registration (422 naming the field and rule) and again at send time (a name that
 resolved elsewhere when registered: DNS rebinding), unless the development setting
-``RAPPORT_ALLOW_PRIVATE_WEBHOOKS`` allows it; production refuses that setting.
+``RAPPORT_ALLOW_PRIVATE_WEBHOOKS`` allows it (default: off, in every environment).
 
 What arrives is checked by a receiver built on the independent ``standardwebhooks`` package:
 tampered bodies and stale timestamps (> 5 minutes) fail verification, and a replayed
@@ -28,10 +28,15 @@ from services.notify.models import NotifyWebhook
 from shared.auth import mint_token
 from shared.crypto import seal
 from shared.host import Host
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, load_settings
 from tests.support.receiver import WebhookReceiver
 
 KEY = b"k" * 32
+PRODUCTION_SECRETS = {
+    "jwt_secret": "j" * 40,
+    "pseudonym_key": "p" * 40,
+    "encryption_key": "e" * 40,
+}
 BODY = json.dumps({"type": "org.rapport.alliance.alert.v1", "kind": "rupture"}).encode()
 
 PRIVATE_URLS = [
@@ -146,15 +151,13 @@ async def test_the_development_setting_allows_a_loopback_receiver(tmp_path: Path
         assert allowed.status_code == 201
 
 
-def test_production_refuses_the_development_setting() -> None:
-    with pytest.raises(SettingsError, match="RAPPORT_ALLOW_PRIVATE_WEBHOOKS"):
-        load_settings(
-            environment="production",
-            jwt_secret="j" * 40,
-            pseudonym_key="p" * 40,
-            encryption_key="e" * 40,
-            allow_private_webhooks=True,
-        )
+def test_the_guard_is_on_unless_the_setting_turns_it_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RAPPORT_ALLOW_PRIVATE_WEBHOOKS", raising=False)
+    production = load_settings(environment="production", **PRODUCTION_SECRETS)
+
+    assert production.allow_private_webhooks is False
 
 
 # -- at send time -----------------------------------------------------------------------------
