@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.problems import Problem
+from shared.ratelimit import SiteRateLimiter
 from shared.settings import Settings
 
 Role = Literal[
@@ -114,10 +115,12 @@ def _unauthorised(detail: str) -> Problem:
 _bearer = HTTPBearer(auto_error=False, description="Staff JWT (claims sub, role, sites)")
 
 
-def current_staff(
+async def current_staff(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Staff:
+    """The caller, charged against their sites' request budgets (shared/ratelimit.py) and
+    remembered on the request for its audit record (shared/audit.py)."""
     if (
         credentials is None
         or credentials.scheme.lower() != "bearer"
@@ -125,7 +128,12 @@ def current_staff(
     ):
         raise _unauthorised("Send a bearer token in the Authorization header.")
     settings: Settings = request.app.state.settings
-    return verify_token(settings, credentials.credentials.strip())
+    staff = verify_token(settings, credentials.credentials.strip())
+    limiter: SiteRateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        await limiter.charge(staff.sites)
+    request.state.staff = staff
+    return staff
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]

@@ -26,6 +26,7 @@ from sqlmodel import SQLModel
 from shared.http import create_http_app
 from shared.kafka_security import broker_security, client_options
 from shared.logs import get_logger
+from shared.ratelimit import SiteRateLimiter
 from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import Settings
 
@@ -187,7 +188,16 @@ class Host:
             readiness=self.readiness,
             lifespan=lifespan,
             max_body_bytes=self.settings.max_body_bytes,
-            state={"settings": self.settings, "runtimes": self.runtimes, "host": self},
+            state={
+                "settings": self.settings,
+                "runtimes": self.runtimes,
+                "host": self,
+                "rate_limiter": SiteRateLimiter(
+                    self.redis,
+                    self.settings.rate_limit_per_site_per_minute,
+                    namespace=self.settings.topic_prefix,
+                ),
+            },
         )
 
     def asyncapi(self) -> dict[str, Any]:

@@ -8,9 +8,9 @@ import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,6 +22,20 @@ from shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, install_problem_han
 from shared.tracing import HTTP_CORRELATION_HEADER, TRACEPARENT, bound, from_headers
 
 log = get_logger("rapport.http")
+
+# Every list route pages: ``limit`` defaults to 100; above 500 is refused (422 naming ``limit``),
+# not silently clamped, so a client never mistakes a cut list for the whole.
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 500
+PageLimit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description=f"Items per page: default {DEFAULT_PAGE_SIZE}, at most {MAX_PAGE_SIZE}.",
+    ),
+]
+PageOffset = Annotated[int, Query(ge=0, le=100_000, description="Items to skip.")]
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]
 

@@ -33,6 +33,7 @@ EXPECTED_FORM: dict[str, str] = {
     "encryption_key": "a secret of at least 32 characters",
     "http_port": "a port number from 1 to 65535",
     "max_body_bytes": "an integer number of bytes from 1024 to 104857600",
+    "rate_limit_per_site_per_minute": "an integer from 0 (no limit) to 1000000",
     "instruments_dir": "an existing folder of instrument definition files (*.json)",
     "kafka_security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
     "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=104_857_600)
+    # Staff requests per site and minute (each request counts against every site of its
+    # token); over it: 429 with Retry-After. 0 turns the limit off.
+    rate_limit_per_site_per_minute: int = Field(default=6000, ge=0, le=1_000_000)
     jwt_secret: SecretStr = SecretStr(DEV_SECRET)
     jwt_audience: str = "rapport"
     jwt_issuer: str = "rapport-dev"

@@ -24,8 +24,10 @@ from services.analytics.models import (
     AnalyticsEpisode,
     AnalyticsScore,
 )
+from shared.audit import audited
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import Id
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.instruments import Instrument
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
@@ -147,7 +149,12 @@ async def _visible_episode(
     return episode
 
 
-@router.get("/alerts", response_model=list[AlertOut], summary="Alerts at one site")
+@router.get(
+    "/alerts",
+    dependencies=[audited("analytics", "alerts.read", "alerts")],
+    response_model=list[AlertOut],
+    summary="Alerts at one site",
+)
 async def list_alerts(
     request: Request,
     staff: CurrentStaff,
@@ -155,8 +162,8 @@ async def list_alerts(
     status: Literal["open", "resolved", "all"] = "open",
     kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
     therapist_id: Id | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> list[AlertOut]:
     staff.require_role(*CLINICAL)
     staff.require_site(site_id)
@@ -217,6 +224,7 @@ async def _timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timelin
 
 @router.get(
     "/episodes/{episode_id}/timeline",
+    dependencies=[audited("analytics", "timeline.read", "episode", "episode_id")],
     response_model=TimelineOut,
     summary="An episode's scores, alerts, ruptures and repairs, by session",
 )
@@ -304,6 +312,7 @@ def episode_chart(timeline: TimelineOut, instruments: dict[str, Instrument]) -> 
 
 @router.get(
     "/episodes/{episode_id}/chart.svg",
+    dependencies=[audited("analytics", "chart.read", "episode", "episode_id")],
     response_class=Response,
     summary="Alliance and outcome by session (SVG)",
     responses={200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}}},
@@ -366,7 +375,12 @@ async def _effectiveness(session: AsyncSession, site_id: str) -> list[DomainEffe
     summary="A therapist's shrunken effectiveness per problem domain, with intervals",
 )
 async def therapist_summary(
-    request: Request, therapist_id: Id, site_id: Id, staff: CurrentStaff
+    request: Request,
+    therapist_id: Id,
+    site_id: Id,
+    staff: CurrentStaff,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> list[DomainEffectivenessOut]:
     if not (
         staff.role in AGGREGATES or (staff.role == "therapist" and staff.subject == therapist_id)
@@ -375,7 +389,7 @@ async def therapist_summary(
     staff.require_site(site_id)
     async with _runtime(request).sessionmaker() as session:
         rows = await _effectiveness(session, site_id)
-    return [r for r in rows if r.therapist_id == therapist_id]
+    return [r for r in rows if r.therapist_id == therapist_id][offset : offset + limit]
 
 
 async def site_summary_data(session: AsyncSession, site_id: str) -> SiteSummaryOut:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
+from shared.audit import audit_table
 from shared.tables import messaging_tables
 
 
@@ -84,3 +85,5 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("analytics")
+# Staff access to client-level data, append-only and hash-chained (shared/audit.py).
+AUDIT = audit_table("analytics", SQLModel.metadata)

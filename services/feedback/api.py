@@ -21,9 +21,11 @@ from services.feedback.models import (
     FeedbackTokenUse,
 )
 from services.feedback.recording import Recorded, Submission, instruments_of, record, replay
+from shared.audit import audited, note_site
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import SESSION_COMPLETED, Id, SessionCompleted
 from shared.events import Event
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
 from shared.tokens import TokenError, verify
@@ -213,9 +215,14 @@ def _instrument_out(runtime: ServiceRuntime, ids: list[str] | None = None) -> li
     response_model=list[InstrumentOut],
     summary="The questionnaires this deployment scores",
 )
-async def list_instruments(request: Request, staff: CurrentStaff) -> list[InstrumentOut]:
+async def list_instruments(
+    request: Request,
+    staff: CurrentStaff,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
+) -> list[InstrumentOut]:
     del staff
-    return _instrument_out(_runtime(request))
+    return _instrument_out(_runtime(request))[offset : offset + limit]
 
 
 @router.get(
@@ -285,7 +292,9 @@ async def _by_idempotency_key(
         ).first()
         if row is None:
             return None
-        if not staff.can_access_site(row.site_id):
+        episode = await session.get(FeedbackEpisode, row.episode_id)
+        if episode is None or not _may_see(staff)(episode):
+            # Not yours (another site, or another therapist's client): say nothing about it.
             raise Problem(
                 409,
                 "Idempotency key in use",
@@ -306,7 +315,7 @@ IdempotencyKey = Annotated[
     response_model=ResponseOut,
     summary="Record and score one questionnaire response",
     responses={200: {"model": ResponseOut, "description": "Idempotent replay"}},
-    dependencies=[JsonBody],
+    dependencies=[audited("feedback", "response.record", "response"), JsonBody],
 )
 async def record_response(
     request: Request,
@@ -338,7 +347,10 @@ async def record_response(
     status_code=201,
     response_model=ResponseOut,
     summary="Record a FHIR R4 QuestionnaireResponse (LOINC-coded PHQ-9/GAD-7 too)",
-    dependencies=[_content_type(FHIR_JSON, "application/json")],
+    dependencies=[
+        audited("feedback", "response.record_fhir", "response"),
+        _content_type(FHIR_JSON, "application/json"),
+    ],
     openapi_extra={
         "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
     },
@@ -402,7 +414,7 @@ async def record_fhir_response(
     response_model=SessionOut,
     summary="Report a session (schedules the client's feedback invitation)",
     responses={200: {"model": SessionOut, "description": "Already reported"}},
-    dependencies=[JsonBody],
+    dependencies=[audited("feedback", "session.report", "session"), JsonBody],
 )
 async def report_session(
     request: Request, response: Response, body: SessionIn, staff: CurrentStaff
@@ -575,11 +587,16 @@ async def answer_link(
 
 @router.get(
     "/episodes/{episode_id}/responses",
+    dependencies=[audited("feedback", "responses.read", "episode", "episode_id")],
     response_model=list[StoredResponse],
     summary="An episode's responses, oldest session first",
 )
 async def episode_responses(
-    request: Request, episode_id: Id, staff: CurrentStaff
+    request: Request,
+    episode_id: Id,
+    staff: CurrentStaff,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> list[StoredResponse]:
     staff.require_role(*STAFF_WHO_READ)
     runtime = _runtime(request)
@@ -587,11 +604,14 @@ async def episode_responses(
         episode = await session.get(FeedbackEpisode, episode_id)
         if episode is None or not _may_see(staff)(episode):
             raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
+        note_site(request, episode.site_id)
         rows = (
             await session.exec(
                 select(FeedbackResponse)
                 .where(FeedbackResponse.episode_id == episode_id)
                 .order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
+                .offset(offset)
+                .limit(limit)
             )
         ).all()
     return [

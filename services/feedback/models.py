@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from shared.audit import audit_table
 from shared.tables import messaging_tables
 
 
@@ -79,3 +80,5 @@ class FeedbackClientKey(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("feedback")
+# Staff access to client-level data, append-only and hash-chained (shared/audit.py).
+AUDIT = audit_table("feedback", SQLModel.metadata)

@@ -28,6 +28,7 @@ from services.intake.handlers import (
 )
 from services.intake.matching import FieldProblem, intake_problems, therapist_problems
 from services.intake.models import IntakeEpisode, IntakeIntake, IntakeMatch, IntakeTherapist
+from shared.audit import audited, note_site
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import (
     EPISODE_CLOSED,
@@ -45,6 +46,7 @@ from shared.contracts import (
 )
 from shared.crypto import derive_key, pseudonymise, seal
 from shared.events import Event
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
 
@@ -109,6 +111,7 @@ def _out(row: IntakeEpisode) -> EpisodeOut:
 
 @router.post(
     "/episodes",
+    dependencies=[audited("intake", "episode.open", "episode")],
     status_code=201,
     response_model=EpisodeOut,
     summary="Open an episode with a chosen therapist",
@@ -163,7 +166,12 @@ async def open_episode(request: Request, body: EpisodeIn, staff: CurrentStaff) -
     return _out(row)
 
 
-@router.get("/episodes/{episode_id}", response_model=EpisodeOut, summary="One episode")
+@router.get(
+    "/episodes/{episode_id}",
+    dependencies=[audited("intake", "episode.read", "episode", "episode_id")],
+    response_model=EpisodeOut,
+    summary="One episode",
+)
 async def get_episode(request: Request, episode_id: Id, staff: CurrentStaff) -> EpisodeOut:
     staff.require_role(*READ_EPISODES)
     async with _runtime(request).sessionmaker() as session:
@@ -174,6 +182,7 @@ async def get_episode(request: Request, episode_id: Id, staff: CurrentStaff) -> 
         or (staff.role == "therapist" and staff.subject != row.therapist_id)
     ):
         raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
+    note_site(request, row.site_id)
     return _out(row)
 
 
@@ -184,6 +193,7 @@ class CloseIn(BaseModel):
 
 @router.post(
     "/episodes/{episode_id}/close",
+    dependencies=[audited("intake", "episode.close", "episode", "episode_id")],
     response_model=EpisodeOut,
     summary="Close an episode (completed, dropped out or withdrawn)",
 )
@@ -443,12 +453,19 @@ async def deactivate_therapist(
 
 
 @router.get("/therapists", response_model=list[TherapistOut], summary="Therapists of a site")
-async def list_therapists(request: Request, site_id: Id, staff: CurrentStaff) -> list[TherapistOut]:
+async def list_therapists(
+    request: Request,
+    site_id: Id,
+    staff: CurrentStaff,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
+) -> list[TherapistOut]:
     staff.require_role(*READ_THERAPISTS)
     staff.require_site(site_id)
     async with _runtime(request).sessionmaker() as session:
         rows = (await session.execute(select(IntakeTherapist))).scalars().all()
-    return [_therapist_out(r) for r in sorted(rows, key=lambda r: r.id) if site_id in r.sites]
+    at_site = [r for r in sorted(rows, key=lambda r: r.id) if site_id in r.sites]
+    return [_therapist_out(r) for r in at_site[offset : offset + limit]]
 
 
 class ImportOut(BaseModel):
@@ -605,6 +622,7 @@ def _preference_json(p: PreferenceIn | None) -> dict[str, Any] | None:
 
 @router.post(
     "/intakes",
+    dependencies=[audited("intake", "intake.submit", "intake")],
     status_code=201,
     response_model=IntakeOut,
     summary="Submit an intake and get the top therapist options, each explained",
@@ -708,6 +726,7 @@ async def _intake_at_site(session: AsyncSession, staff: Staff, intake_id: str) -
 
 @router.post(
     "/intakes/{intake_id}/propose",
+    dependencies=[audited("intake", "intake.propose", "intake", "intake_id")],
     status_code=201,
     response_model=MatchOut,
     summary="Propose again (excluding every therapist declined for this intake)",
@@ -736,7 +755,12 @@ async def _match_at_site(session: AsyncSession, staff: Staff, match_id: str) -> 
     return row
 
 
-@router.get("/matches/{match_id}", response_model=MatchOut, summary="One proposal")
+@router.get(
+    "/matches/{match_id}",
+    dependencies=[audited("intake", "match.read", "match", "match_id")],
+    response_model=MatchOut,
+    summary="One proposal",
+)
 async def get_match(request: Request, match_id: Id, staff: CurrentStaff) -> MatchOut:
     staff.require_role(*READ_MATCHES)
     async with _runtime(request).sessionmaker() as session:
@@ -750,6 +774,7 @@ class ConfirmIn(BaseModel):
 
 @router.post(
     "/matches/{match_id}/confirm",
+    dependencies=[audited("intake", "match.confirm", "match", "match_id")],
     status_code=201,
     response_model=EpisodeOut,
     summary="Confirm the client's choice: the episode opens (or, on rematch, is transferred)",
@@ -777,6 +802,7 @@ class DeclineIn(BaseModel):
 
 @router.post(
     "/matches/{match_id}/decline",
+    dependencies=[audited("intake", "match.decline", "match", "match_id")],
     response_model=MatchOut,
     summary="Decline a proposal; the next proposal for the intake excludes these therapists",
 )
@@ -820,6 +846,7 @@ async def decline_match(
 
 @router.post(
     "/episodes/{episode_id}/rematch",
+    dependencies=[audited("intake", "episode.rematch", "episode", "episode_id")],
     status_code=201,
     response_model=MatchOut,
     summary="Propose new therapists for an open episode, excluding its past therapists",
@@ -872,6 +899,7 @@ class AssignmentOut(BaseModel):
 
 @router.post(
     "/sites/{site_id}/waiting-list/assign",
+    dependencies=[audited("intake", "waiting_list.assign", "site", "site_id")],
     response_model=AssignmentOut,
     summary="Assign the site's waiting list optimally (proposals only; nothing is confirmed)",
 )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, text
 from sqlmodel import Field, SQLModel
 
+from shared.audit import audit_table
 from shared.tables import messaging_tables
 
 
@@ -122,3 +123,5 @@ class IntakeEffectiveness(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("intake")
+# Staff access to client-level data, append-only and hash-chained (shared/audit.py).
+AUDIT = audit_table("intake", SQLModel.metadata)

@@ -17,9 +17,11 @@ from sqlmodel import col, select
 from services.notify import api_routing, domain, signing
 from services.notify.context import NotifyContext
 from services.notify.models import NotifyDelivery, NotifyNotice, NotifyWebhook
+from shared.audit import audited
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import Id
 from shared.crypto import seal
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
 
@@ -177,7 +179,13 @@ async def register_webhook(request: Request, body: WebhookIn, staff: CurrentStaf
 
 
 @router.get("/webhooks", response_model=list[WebhookOut], summary="A site's webhook endpoints")
-async def list_webhooks(request: Request, staff: CurrentStaff, site_id: Id) -> list[WebhookOut]:
+async def list_webhooks(
+    request: Request,
+    staff: CurrentStaff,
+    site_id: Id,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
+) -> list[WebhookOut]:
     staff.require_role("site_admin")
     staff.require_site(site_id)
     async with _runtime(request).sessionmaker() as session:
@@ -186,6 +194,8 @@ async def list_webhooks(request: Request, staff: CurrentStaff, site_id: Id) -> l
                 select(NotifyWebhook)
                 .where(NotifyWebhook.site_id == site_id)
                 .order_by(col(NotifyWebhook.created_at))
+                .offset(offset)
+                .limit(limit)
             )
         ).all()
     return [_webhook_out(r) for r in rows]
@@ -251,12 +261,18 @@ def _delivery_out(row: NotifyDelivery) -> DeliveryOut:
     return DeliveryOut.model_validate(row, from_attributes=True)
 
 
-@router.get("/deliveries", response_model=list[DeliveryOut], summary="A site's delivery log")
+@router.get(
+    "/deliveries",
+    dependencies=[audited("notify", "deliveries.read", "deliveries")],
+    response_model=list[DeliveryOut],
+    summary="A site's delivery log",
+)
 async def list_deliveries(
     request: Request,
     staff: CurrentStaff,
     site_id: Id,
-    limit: int = Query(default=100, ge=1, le=500),
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
     status: DeliveryStatus | None = None,
     kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
 ) -> list[DeliveryOut]:
@@ -270,26 +286,48 @@ async def list_deliveries(
     async with _runtime(request).sessionmaker() as session:
         rows = (
             await session.exec(
-                statement.order_by(col(NotifyDelivery.created_at).desc()).limit(limit)
+                statement.order_by(col(NotifyDelivery.created_at).desc(), col(NotifyDelivery.id))
+                .offset(offset)
+                .limit(limit)
             )
         ).all()
     return [_delivery_out(r) for r in rows]
 
 
+def _delivery_not_found(delivery_id: str) -> Problem:
+    return Problem(
+        404,
+        "Delivery not found",
+        f"No delivery {delivery_id!r} at your sites.",
+        errors=[{"field": "delivery_id", "rule": "not_found"}],
+    )
+
+
 async def _visible_delivery(session: object, delivery_id: str, staff: Staff) -> NotifyDelivery:
     row = await session.get(NotifyDelivery, delivery_id)  # type: ignore[attr-defined]
     if row is None or not staff.can_access_site(row.site_id):
-        raise Problem(
-            404,
-            "Delivery not found",
-            f"No delivery {delivery_id!r} at your sites.",
-            errors=[{"field": "delivery_id", "rule": "not_found"}],
-        )
+        raise _delivery_not_found(delivery_id)
     assert isinstance(row, NotifyDelivery)
     return row
 
 
-@router.get("/deliveries/{delivery_id}", response_model=DeliveryOut, summary="One delivery")
+async def _addressed_to_therapist(session: object, row: NotifyDelivery, staff: Staff) -> bool:
+    """A therapist acknowledges only what concerns their own clients: a message to them, or a
+    site webhook about an episode they treat."""
+    if row.recipient == f"staff:therapist:{staff.subject}":
+        return True
+    if not row.recipient.startswith("endpoint:") or row.notice_id is None:
+        return False
+    notice = await session.get(NotifyNotice, row.notice_id)  # type: ignore[attr-defined]
+    return notice is not None and notice.therapist_id == staff.subject
+
+
+@router.get(
+    "/deliveries/{delivery_id}",
+    dependencies=[audited("notify", "delivery.read", "delivery", "delivery_id")],
+    response_model=DeliveryOut,
+    summary="One delivery",
+)
 async def get_delivery(request: Request, delivery_id: PathId, staff: CurrentStaff) -> DeliveryOut:
     staff.require_role(*LOG_READERS)
     async with _runtime(request).sessionmaker() as session:
@@ -298,6 +336,7 @@ async def get_delivery(request: Request, delivery_id: PathId, staff: CurrentStaf
 
 @router.post(
     "/deliveries/{delivery_id}/ack",
+    dependencies=[audited("notify", "delivery.ack", "delivery", "delivery_id")],
     response_model=AckOut,
     summary="Acknowledge a delivery (the front-end, when a clinician has seen it): an urgent "
     "notice acknowledged in time is not escalated",
@@ -308,6 +347,8 @@ async def acknowledge(request: Request, delivery_id: PathId, staff: CurrentStaff
     escalation: Literal["none", "cancelled", "already_escalated"] = "none"
     async with _runtime(request).transaction() as session:
         row = await _visible_delivery(session, delivery_id, staff)
+        if staff.role == "therapist" and not await _addressed_to_therapist(session, row, staff):
+            raise _delivery_not_found(delivery_id)
         if row.acknowledged_at is None:
             row.acknowledged_at, row.acknowledged_by = now, staff.subject[:128]
             session.add(row)
@@ -334,6 +375,7 @@ async def acknowledge(request: Request, delivery_id: PathId, staff: CurrentStaff
 
 @router.post(
     "/deliveries/{delivery_id}/retry",
+    dependencies=[audited("notify", "delivery.retry", "delivery", "delivery_id")],
     response_model=DeliveryOut,
     summary="Send a failed (dead-lettered) delivery again, with a fresh retry schedule",
 )

@@ -12,10 +12,17 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from sqlmodel import col, select
 
 from services.notify.context import NotifyContext
-from services.notify.models import NotifyClientContact, NotifyPolicy, NotifyStaffContact
+from services.notify.models import (
+    NotifyClientContact,
+    NotifyEpisode,
+    NotifyPolicy,
+    NotifyStaffContact,
+)
 from services.notify.policy import ClockTime, Recipient, RoutingPolicy, _zone
-from shared.auth import CurrentStaff
+from shared.audit import audited
+from shared.auth import CurrentStaff, Staff
 from shared.contracts import Id
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
 
@@ -227,7 +234,11 @@ async def put_staff_contact(
 
 @router.get("/contacts", response_model=list[StaffContactOut], summary="A site's staff contacts")
 async def list_staff_contacts(
-    request: Request, site_id: Id, staff: CurrentStaff
+    request: Request,
+    site_id: Id,
+    staff: CurrentStaff,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> list[StaffContactOut]:
     staff.require_role("site_admin")
     staff.require_site(site_id)
@@ -237,6 +248,8 @@ async def list_staff_contacts(
                 select(NotifyStaffContact)
                 .where(NotifyStaffContact.site_id == site_id)
                 .order_by(col(NotifyStaffContact.role), col(NotifyStaffContact.staff_id))
+                .offset(offset)
+                .limit(limit)
             )
         ).all()
     return [_staff_out(r) for r in rows]
@@ -318,8 +331,34 @@ async def _client_row(session: object, site_id: str, respondent: str) -> NotifyC
     return row
 
 
+async def _require_own_client(
+    request: Request, staff: Staff, site_id: str, respondent: str
+) -> None:
+    """Therapists reach only the members of their own episodes (other roles: the site)."""
+    if staff.role != "therapist":
+        return
+    async with _runtime(request).sessionmaker() as session:
+        episodes = (
+            await session.exec(
+                select(NotifyEpisode).where(
+                    NotifyEpisode.site_id == site_id, NotifyEpisode.therapist_id == staff.subject
+                )
+            )
+        ).all()
+    if not any(m.get("respondent") == respondent for e in episodes for m in e.members):
+        raise Problem(
+            404,
+            "Contact not found",
+            "No client of yours with this pseudonym at this site.",
+            errors=[{"field": "respondent", "rule": "not_found"}],
+        )
+
+
 @router.put(
     "/client-contacts/{site_id}/{respondent}",
+    dependencies=[
+        audited("notify", "client_contact.write", "client_contact", "site_id", "respondent")
+    ],
     response_model=ClientContactOut,
     summary="Record how a client, partner or family member (by pseudonym, as intake shows it) "
     "wants feedback invitations, and their consent (addresses stored sealed)",
@@ -333,6 +372,7 @@ async def put_client_contact(
 ) -> ClientContactOut:
     staff.require_role(*CLIENT_CONTACT_EDITORS)
     staff.require_site(site_id)
+    await _require_own_client(request, staff, site_id, respondent)
     address = body.email if body.channel == "email" else body.phone
     if body.consent and not address:
         raise Problem(
@@ -371,6 +411,9 @@ async def put_client_contact(
 
 @router.get(
     "/client-contacts/{site_id}/{respondent}",
+    dependencies=[
+        audited("notify", "client_contact.read", "client_contact", "site_id", "respondent")
+    ],
     response_model=ClientContactOut,
     summary="A respondent's invitation preferences and consent (no addresses)",
 )
@@ -379,6 +422,7 @@ async def get_client_contact(
 ) -> ClientContactOut:
     staff.require_role(*CLIENT_CONTACT_EDITORS)
     staff.require_site(site_id)
+    await _require_own_client(request, staff, site_id, respondent)
     async with _runtime(request).sessionmaker() as session:
         row = await _client_row(session, site_id, respondent)
     if row is None:
@@ -393,6 +437,9 @@ async def get_client_contact(
 
 @router.delete(
     "/client-contacts/{site_id}/{respondent}",
+    dependencies=[
+        audited("notify", "client_contact.delete", "client_contact", "site_id", "respondent")
+    ],
     status_code=204,
     response_class=Response,
     summary="Forget a respondent's contact details (no further invitations)",
@@ -402,6 +449,7 @@ async def delete_client_contact(
 ) -> Response:
     staff.require_role(*CLIENT_CONTACT_EDITORS)
     staff.require_site(site_id)
+    await _require_own_client(request, staff, site_id, respondent)
     async with _runtime(request).transaction() as session:
         row = await _client_row(session, site_id, respondent)
         if row is not None:

@@ -5,14 +5,19 @@ through a provider's HTTP interface. Each send is bounded by one timeout and rep
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 
 import aiosmtplib
+import httpcore
 import httpx
+from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+from httpcore._backends.base import SOCKET_OPTION
 
 from services.notify import domain, signing
 from services.notify.models import NotifyWebhook
@@ -45,17 +50,87 @@ def webhook_secrets(hook: NotifyWebhook, key: bytes, now: datetime) -> list[str]
     return secrets
 
 
+class RefusedAddress(httpcore.ConnectError):
+    """The webhook's host resolved to a non-public address at send time (SSRF guard)."""
+
+
+class PublicOnlyBackend(AsyncNetworkBackend):
+    """Resolves the host itself, refuses it when ANY address is loopback, private, link-local
+    or otherwise not public, and connects to the address it checked. Checking at connect time,
+    not only at registration, defeats DNS rebinding (a name that resolved to a public address
+    when registered and to 169.254.169.254 now); connecting to the checked address leaves no
+    second lookup to race. TLS still verifies the certificate against the host name (httpcore
+    starts TLS with the URL's host as server name)."""
+
+    def __init__(self, inner: AsyncNetworkBackend | None = None) -> None:
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError) as error:
+            raise httpcore.ConnectError(f"{host} does not resolve") from error
+        addresses = [str(info[4][0]) for info in infos]
+        if not addresses or any(domain.is_private_address(a) for a in addresses):
+            raise RefusedAddress(f"{host} resolves to a non-public address")
+        return await self.inner.connect_tcp(
+            addresses[0], port, timeout, local_address, socket_options
+        )
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[SOCKET_OPTION] | None = None,
+    ) -> AsyncNetworkStream:
+        raise RefusedAddress("webhooks do not go to unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def webhook_client(timeout: float, concurrency: int, allow_private: bool) -> httpx.AsyncClient:
+    """The client webhooks go out through: no redirects (one could lead past the guard) and,
+    unless private targets are allowed (development), :class:`PublicOnlyBackend`."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    if not allow_private:
+        # httpx does not take a network backend; its pool does (same settings otherwise).
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=concurrency,
+            max_keepalive_connections=concurrency,
+            keepalive_expiry=5.0,
+            network_backend=PublicOnlyBackend(),
+        )
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout), follow_redirects=False, transport=transport
+    )
+
+
 class Channels:
     def __init__(self, settings: Settings, concurrency: int) -> None:
         self.settings = settings
         self.timeout = settings.notify_send_timeout_seconds
+        self.webhooks = webhook_client(self.timeout, concurrency, settings.allow_private_webhooks)
+        # The SMS provider is the operator's own configuration, possibly an internal gateway.
         self.http = httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,  # a redirect could lead past the SSRF check
+            follow_redirects=False,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
 
     async def aclose(self) -> None:
+        await self.webhooks.aclose()
         await self.http.aclose()
 
     async def webhook(
@@ -72,9 +147,12 @@ class Channels:
         }
         try:
             response = await asyncio.wait_for(
-                self.http.post(hook.url, content=body, headers=headers), self.timeout
+                self.webhooks.post(hook.url, content=body, headers=headers), self.timeout
             )
         except (httpx.HTTPError, TimeoutError) as error:
+            if isinstance(error.__cause__, RefusedAddress):
+                # A policy refusal, not an outage: retrying would only try the same address.
+                return Attempt("failed", None, "private_address")
             return Attempt("retry", None, type(error).__name__)
         return _http_attempt(response)
 

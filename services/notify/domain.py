@@ -89,9 +89,36 @@ def verdict(status: int | None, error: str | None) -> Verdict:
     return "retry" if is_retryable(status) else "failed"
 
 
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 is the last 32 bits
+
+
+def embedded_ipv4(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (IPv4-mapped, 6to4, Teredo, NAT64), which is
+    where a packet to it really goes."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if ip in NAT64_PREFIX:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def is_private_address(address: str) -> bool:
-    """Loopback, private, link-local and other non-public targets (SSRF guard)."""
-    ip = ipaddress.ip_address(address)
+    """Loopback, private, link-local and other non-public targets (SSRF guard), IPv4 and IPv6,
+    including IPv4 addresses wrapped in IPv6 (``::ffff:127.0.0.1``, 6to4, Teredo, NAT64)."""
+    ip = ipaddress.ip_address(address.split("%")[0])  # drop an IPv6 zone id (fe80::1%eth0)
+    inner = embedded_ipv4(ip)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return is_private_address(str(ip.ipv4_mapped))  # it IS that IPv4 address
+    if inner is not None and is_private_address(str(inner)):
+        return True
     return (
         not ip.is_global  # also shared address space 100.64.0.0/10 (cloud metadata hosts)
         or ip.is_private

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
+from shared.audit import audit_table
 from shared.tables import messaging_tables
 
 
@@ -203,3 +204,5 @@ class NotifyInvitation(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("notify")
+# Staff access to client-level data, append-only and hash-chained (shared/audit.py).
+AUDIT = audit_table("notify", SQLModel.metadata)

@@ -1,5 +1,7 @@
 """A webhook receiver on loopback that checks signatures with an independent implementation
-of the Standard Webhooks spec (the ``standardwebhooks`` package)."""
+of the Standard Webhooks spec (the ``standardwebhooks`` package: HMAC, and timestamps at most
+5 minutes off), and detects replays as integrators should: a verified ``webhook-id`` seen
+before is a replay (or a retry of a message already received) and is not acted on again."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ class Received:
     webhook_id: str
     body: dict[str, Any]
     verified: bool
+    replay: bool = False  # a verified webhook-id this receiver had already seen
 
 
 @dataclass
@@ -30,6 +33,7 @@ class WebhookReceiver:
     received: list[Received] = field(default_factory=list)
     fail_first: int = 0  # answer 500 to the first N calls
     calls: int = 0
+    seen: set[str] = field(default_factory=set)  # verified webhook-ids
 
     def __post_init__(self) -> None:
         self.app = Starlette(routes=[Route("/hooks/{name}", self._hook, methods=["POST"])])
@@ -53,9 +57,12 @@ class WebhookReceiver:
                 verified = True
             except Exception:
                 verified = False
-        self.received.append(
-            Received(request.headers.get("webhook-id", ""), json.loads(body), verified)
-        )
+        webhook_id = request.headers.get("webhook-id", "")
+        # Only a verified id counts as seen: a forged message must not block a real one.
+        replay = verified and webhook_id in self.seen
+        if verified:
+            self.seen.add(webhook_id)
+        self.received.append(Received(webhook_id, json.loads(body), verified, replay))
         return Response(status_code=204)
 
     async def start(self) -> None:

@@ -197,9 +197,9 @@ async def test_a_client_contact_shows_consent_but_not_the_address(desk: Desk) ->
     put = await desk.http.put(
         path,
         json={"email": "client@home.test", "consent": True},
-        headers=desk.auth("therapist"),
+        headers=desk.auth("intake_coordinator"),
     )
-    got = await desk.http.get(path, headers=desk.auth("intake_coordinator"))
+    got = await desk.http.get(path, headers=desk.auth("clinical_lead"))
     analyst = await desk.http.get(path, headers=desk.auth("data_analyst"))
 
     assert put.status_code == 200, put.text
