@@ -15,6 +15,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.db import use_sites
 from shared.problems import Problem
 from shared.settings import Settings
 
@@ -114,10 +115,13 @@ def _unauthorised(detail: str) -> Problem:
 _bearer = HTTPBearer(auto_error=False, description="Staff JWT (claims sub, role, sites)")
 
 
-def current_staff(
+async def current_staff(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Staff:
+    """The caller; also scopes the request's database transactions to the token's sites
+    (PostgreSQL row-level security, see ``shared/db.py``). Async on purpose: it runs in the
+    request's own task, so the scope it sets is the one the route's transactions see."""
     if (
         credentials is None
         or credentials.scheme.lower() != "bearer"
@@ -125,7 +129,9 @@ def current_staff(
     ):
         raise _unauthorised("Send a bearer token in the Authorization header.")
     settings: Settings = request.app.state.settings
-    return verify_token(settings, credentials.credentials.strip())
+    staff = verify_token(settings, credentials.credentials.strip())
+    use_sites(staff.sites)
+    return staff
 
 
 CurrentStaff = Annotated[Staff, Depends(current_staff)]

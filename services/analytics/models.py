@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
+from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
 
@@ -84,3 +85,4 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("analytics")
+ERASURES, ERASED = erasure_tables("analytics", SQLModel.metadata)

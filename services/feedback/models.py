@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
 
@@ -79,3 +80,4 @@ class FeedbackClientKey(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("feedback")
+ERASURES, ERASED = erasure_tables("feedback", SQLModel.metadata)

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
+from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
 
@@ -203,3 +204,4 @@ class NotifyInvitation(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("notify")
+ERASURES, ERASED = erasure_tables("notify", SQLModel.metadata)

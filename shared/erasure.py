@@ -1,0 +1,228 @@
+"""Erasure on request: each service's record of erasures, its register of erased clients, and
+each client's data key (crypto-shredding).
+
+Every service consumes ``client.erasure.requested`` and removes or anonymises the client's data
+in its own tables (``services/<name>/erasure.py``). What stays:
+
+- ``<service>_erasures``: who asked, for which site, which pseudonym, when, and when this
+  service completed it (the audit record of the erasure);
+- ``<service>_erased``: the register of erased pseudonyms and episode ids. A pseudonym is a keyed
+  HMAC: once the data is gone it identifies no one, and it lets every consumer skip the
+  client's events when the topics are read again (a replay or ``rapport backfill``), so the
+  rebuilt state holds no reference to the client.
+
+An erasure reaches the client's data at every site (a pseudonym is one person); it can only be
+requested by a site admin or clinical lead of a site that holds the client's data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.consumer import Delivery, Handler
+from shared.crypto import new_data_key, unwrap_key, wrap_key
+from shared.db import ALL_SITES, SITES_SETTING, dialect_of
+from shared.events import Event
+
+KIND_CLIENT = "client"
+KIND_EPISODE = "episode"
+
+
+def erasure_tables(service: str, metadata: MetaData) -> tuple[Table, Table]:
+    """The service's erasure record (site-scoped) and its register of erased subjects."""
+    erasures = Table(
+        f"{service}_erasures",
+        metadata,
+        Column("request_id", String(64), primary_key=True),
+        Column("site_id", String(64), nullable=False),
+        Column("client", String(40), nullable=False),
+        Column("requested_by", String(128), nullable=True),
+        Column("requested_at", DateTime(timezone=True), nullable=False),
+        Column("completed_at", DateTime(timezone=True), nullable=True),
+        Column("outcome", String(20), nullable=False),
+        # How many rows of each table were removed or anonymised (JSON; counts only).
+        Column("removed", Text, nullable=True),
+        Index(f"ix_{service}_erasures_site_id", "site_id"),
+    )
+    erased = Table(
+        f"{service}_erased",
+        metadata,
+        Column("subject", String(64), primary_key=True),
+        Column("kind", String(10), nullable=False),
+        Column("request_id", String(64), nullable=False),
+    )
+    return erasures, erased
+
+
+def client_keys_table(service: str, metadata: MetaData) -> Table:
+    return Table(
+        f"{service}_client_keys",
+        metadata,
+        Column("client", String(40), primary_key=True),
+        Column("key_sealed", Text, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+
+
+async def see_all_sites(session: AsyncSession) -> None:
+    """Widen the current transaction to every site: erasure follows the client everywhere."""
+    if dialect_of(session) == "postgresql":
+        await session.execute(
+            text("SELECT set_config(:name, :sites, true)"),
+            {"name": SITES_SETTING, "sites": ALL_SITES},
+        )
+
+
+def _insert_ignore(session: AsyncSession, table: Table) -> Any:
+    if dialect_of(session) == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    return postgresql.insert(table).on_conflict_do_nothing()
+
+
+class ErasureRegister:
+    """One service's erasure record and register."""
+
+    def __init__(self, erasures: Table, erased: Table) -> None:
+        self.erasures = erasures
+        self.erased = erased
+
+    async def any_erased(self, session: AsyncSession, subjects: Iterable[str]) -> bool:
+        wanted = sorted({s for s in subjects if s})
+        if not wanted:
+            return False
+        found = await session.execute(
+            select(self.erased.c.subject).where(self.erased.c.subject.in_(wanted)).limit(1)
+        )
+        return found.first() is not None
+
+    async def register(
+        self,
+        session: AsyncSession,
+        request_id: str,
+        clients: Iterable[str],
+        episodes: Iterable[str],
+    ) -> None:
+        rows = [
+            {"subject": s, "kind": KIND_CLIENT, "request_id": request_id} for s in set(clients)
+        ] + [{"subject": e, "kind": KIND_EPISODE, "request_id": request_id} for e in set(episodes)]
+        if rows:
+            await session.execute(_insert_ignore(session, self.erased), rows)
+
+    async def record(
+        self,
+        session: AsyncSession,
+        *,
+        request_id: str,
+        site_id: str,
+        client: str,
+        requested_at: datetime,
+        requested_by: str | None = None,
+    ) -> None:
+        await session.execute(
+            _insert_ignore(session, self.erasures),
+            [
+                {
+                    "request_id": request_id,
+                    "site_id": site_id,
+                    "client": client,
+                    "requested_by": requested_by,
+                    "requested_at": requested_at,
+                    "outcome": "requested",
+                }
+            ],
+        )
+
+    async def complete(
+        self, session: AsyncSession, request_id: str, removed: Mapping[str, int]
+    ) -> None:
+        await session.execute(
+            update(self.erasures)
+            .where(self.erasures.c.request_id == request_id)
+            .values(
+                completed_at=datetime.now(UTC),
+                outcome="completed",
+                removed=json.dumps(dict(sorted(removed.items()))),
+            )
+        )
+
+
+class ClientKeys:
+    """Each client's data key, stored wrapped by the service key; deleting it shreds every
+    value sealed under it."""
+
+    def __init__(self, table: Table, service_key: bytes) -> None:
+        self.table = table
+        self.service_key = service_key
+
+    async def existing(self, session: AsyncSession, client: str) -> bytes | None:
+        wrapped = await session.scalar(
+            select(self.table.c.key_sealed).where(self.table.c.client == client)
+        )
+        return None if wrapped is None else unwrap_key(self.service_key, wrapped, client)
+
+    async def key(self, session: AsyncSession, client: str) -> bytes:
+        """The client's key, created on first use."""
+        found = await self.existing(session, client)
+        if found is not None:
+            return found
+        key = new_data_key()
+        await session.execute(
+            insert(self.table).values(
+                client=client,
+                key_sealed=wrap_key(self.service_key, key, client),
+                created_at=datetime.now(UTC),
+            )
+        )
+        return key
+
+    async def shred(self, session: AsyncSession, clients: Sequence[str]) -> int:
+        if not clients:
+            return 0
+        result = await session.execute(delete(self.table).where(self.table.c.client.in_(clients)))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def subjects_of(data: Any) -> set[str]:
+    """The pseudonyms and episode id an event is about (for the register check)."""
+    found: set[str] = set()
+    for name in ("client", "respondent", "episode_id", "rematch_of_episode"):
+        value = getattr(data, name, None)
+        if isinstance(value, str):
+            found.add(value)
+    for member in getattr(data, "members", None) or ():
+        respondent = getattr(member, "respondent", None)
+        if isinstance(respondent, str):
+            found.add(respondent)
+    return found
+
+
+def skipping_erased(register: ErasureRegister, handler: Handler) -> Handler:
+    """``handler``, except for events about an erased client or episode: those have no effect
+    (late events after an erasure, or the whole history when the topics are read again)."""
+
+    async def guarded(delivery: Delivery[Any]) -> Sequence[Event[Any]]:
+        if await register.any_erased(delivery.session, subjects_of(delivery.event.data)):
+            return []
+        return await handler(delivery)
+
+    return guarded
