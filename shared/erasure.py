@@ -166,6 +166,16 @@ class ErasureRegister:
         )
 
 
+async def forget_outbox(session: AsyncSession, outbox: Table, subjects: Iterable[str]) -> int:
+    """Delete the service's outbox rows keyed by the client or its episodes: published ones
+    are only kept for a while for diagnosis, and unpublished ones must not go out any more."""
+    keys = sorted(set(subjects))
+    if not keys:
+        return 0
+    result = await session.execute(delete(outbox).where(outbox.c.key.in_(keys)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 class ClientKeys:
     """Each client's data key, stored wrapped by the service key; deleting it shreds every
     value sealed under it."""

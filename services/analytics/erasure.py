@@ -13,6 +13,7 @@ from sqlalchemy import delete, or_, select, update
 from services.analytics.models import (
     ERASED,
     ERASURES,
+    OUTBOX,
     AnalyticsAlert,
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
@@ -20,7 +21,7 @@ from services.analytics.models import (
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister
+from shared.erasure import ErasureRegister, forget_outbox
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -65,6 +66,7 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         .values(respondent=None, triggered_by=None)
     )
     removed[alerts.name] += int(result.rowcount)
+    removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [data.client, *episodes])
     await REGISTER.record(
         session,
         request_id=data.request_id,

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from services.feedback.models import (
     ERASED,
     ERASURES,
+    OUTBOX,
     FeedbackClientKey,
     FeedbackEpisode,
     FeedbackResponse,
@@ -19,7 +20,7 @@ from services.feedback.models import (
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister
+from shared.erasure import ErasureRegister, forget_outbox
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -43,6 +44,7 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
     keys = FeedbackClientKey.__table__  # type: ignore[attr-defined]
     result = await session.execute(delete(keys).where(keys.c.client == data.client))
     removed[keys.name] = int(result.rowcount)  # crypto-shredding
+    removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [data.client, *episodes])
     await REGISTER.record(
         session,
         request_id=data.request_id,

@@ -20,12 +20,19 @@ from sqlalchemy import delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.handlers import free_place
-from services.intake.models import ERASED, ERASURES, IntakeEpisode, IntakeIntake, IntakeMatch
+from services.intake.models import (
+    ERASED,
+    ERASURES,
+    OUTBOX,
+    IntakeEpisode,
+    IntakeIntake,
+    IntakeMatch,
+)
 from shared.auth import CurrentStaff
 from shared.consumer import Delivery
 from shared.contracts import CLIENT_ERASURE_REQUESTED, ClientErasureRequested, Id
 from shared.crypto import pseudonymise
-from shared.erasure import ErasureRegister
+from shared.erasure import ErasureRegister, forget_outbox
 from shared.events import Event
 from shared.problems import Problem
 from shared.runtime import runtime_of
@@ -140,6 +147,7 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
     ):
         result = await session.execute(delete(table).where(where))
         removed[table.name] = int(result.rowcount)  # type: ignore[attr-defined]
+    removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [client, *episodes])
     await REGISTER.record(
         session,
         request_id=data.request_id,

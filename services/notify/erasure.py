@@ -14,6 +14,7 @@ from services.notify.context import NotifyContext
 from services.notify.models import (
     ERASED,
     ERASURES,
+    OUTBOX,
     NotifyClientContact,
     NotifyDelivery,
     NotifyEpisode,
@@ -23,7 +24,7 @@ from services.notify.models import (
 )
 from shared.consumer import Delivery, Handler
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister
+from shared.erasure import ErasureRegister, forget_outbox
 from shared.events import Event
 from shared.logs import get_logger
 
@@ -90,6 +91,7 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
         )
         removed[contacts_t.name] = int(result.rowcount)
         removed["redis_keys"] = await _forget_in_redis(ctx, recipients, delivery_ids)
+        removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [*respondents, *episodes])
         await REGISTER.record(
             session,
             request_id=data.request_id,

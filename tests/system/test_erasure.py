@@ -1,0 +1,285 @@
+"""Erasure on request, on the real stack: after ``POST /intake/erasures`` and one drain, no store
+of any service (every PostgreSQL table, Redis keys and values) holds the erased client's
+canaries or pseudonym outside the erasure record and register, the client's sealed comment can
+no longer be decrypted, a second client is untouched, aggregates are kept, and rebuilding
+analytics from the topics brings none of it back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+import services
+from rapport.backfill import backfill
+from rapport.topics import topic_names
+from services.feedback.recording import client_key
+from shared.auth import mint_token
+from shared.crypto import unseal
+from shared.db import all_sites
+from shared.host import Host
+from shared.settings import Settings
+from tests.support.infra import plain_dsn
+from tests.support.waiting import eventually
+
+SITE = "site-a"
+THERAPIST = "th-erasure"
+ERASED = {
+    "reference": "MRN-CANARY-ERASE-7731",
+    "email": "alice.canary7731@example.org",
+    "phone": "+4915112347731",
+    "comment": "Canary comment 7731: my sister Alice Canarysmith knows",
+}
+KEPT = {
+    "reference": "MRN-KEEPER-4242",
+    "email": "bob.keeper4242@example.org",
+    "phone": "+4915112344242",
+    "comment": "Keeper comment 4242: fine",
+}
+ERASURE_TABLES = {f"{s}_{t}" for s in services.NAMES for t in ("erasures", "erased")}
+
+
+def auth(settings: Settings, role: str, sub: str = "staff-1") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(settings, sub, role, [SITE])}"}
+
+
+async def _client_with_data(
+    http: httpx.AsyncClient, settings: Settings, client: dict[str, str]
+) -> dict[str, Any]:
+    opened = await http.post(
+        "/intake/episodes",
+        json={
+            "site_id": SITE,
+            "therapist_id": THERAPIST,
+            "client_reference": client["reference"],
+            "domains": ["depression"],
+            "severity": "moderate",
+        },
+        headers=auth(settings, "intake_coordinator"),
+    )
+    assert opened.status_code == 201, opened.text
+    episode = opened.json()
+    therapist = auth(settings, "therapist", THERAPIST)
+
+    async def feedback_knows_episode() -> bool:
+        got = await http.get(
+            f"/feedback/episodes/{episode['episode_id']}/responses", headers=therapist
+        )
+        return got.status_code == 200
+
+    await eventually(feedback_knows_episode, what="feedback to learn the episode")
+    phq9 = {"1": 2, "2": 2, "3": 1, "4": 2, "5": 1, "6": 2, "7": 1, "8": 0, "9": 1}
+    recorded = await http.post(
+        "/feedback/responses",
+        json={
+            "episode_id": episode["episode_id"],
+            "session_number": 1,
+            "respondent_role": "client",
+            "instrument": "phq-9",
+            "items": phq9,
+            "comment": client["comment"],
+        },
+        headers=therapist,
+    )
+    assert recorded.status_code == 201, recorded.text
+    contact = await http.put(
+        f"/notify/client-contacts/{SITE}/{episode['client']}",
+        json={"email": client["email"], "phone": client["phone"], "consent": True},
+        headers=auth(settings, "site_admin"),
+    )
+    assert contact.status_code in (200, 201), contact.text
+    return episode
+
+
+async def _all_rows(owner: asyncpg.Connection) -> dict[str, list[str]]:
+    """Every row of every table, as text (the owner sees every site)."""
+    tables = await owner.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+    )
+    found: dict[str, list[str]] = {}
+    for t in tables:
+        name = t["tablename"]
+        rows = await owner.fetch(f'SELECT t::text AS row FROM "{name}" t')
+        found[name] = [r["row"] for r in rows]
+    return found
+
+
+async def _redis_text(settings: Settings) -> str:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        parts = []
+        async for key in redis.scan_iter(match=f"{settings.topic_prefix}*", count=1000):
+            parts.append(key.decode(errors="replace"))
+            if await redis.type(key) == b"string":
+                parts.append((await redis.get(key) or b"").decode(errors="replace"))
+        return "\n".join(parts)
+    finally:
+        await redis.aclose()
+
+
+def _hits(rows: dict[str, list[str]], needles: list[str], skip: set[str]) -> list[str]:
+    return [
+        f"{table}: {needle}"
+        for table, texts in rows.items()
+        if table not in skip
+        for text in texts
+        for needle in needles
+        if needle in text
+    ]
+
+
+async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_aggregates(
+    real_settings: Settings,
+) -> None:
+    settings = real_settings
+    owner = await asyncpg.connect(plain_dsn(settings.migration_database_url_for("")))
+    host = Host(settings, services.definitions())
+    await host.start()
+    try:
+        transport = httpx.ASGITransport(app=host.http_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://rapport") as http:
+            hook = await http.post(
+                "/notify/webhooks",
+                json={"site_id": SITE, "url": "http://127.0.0.1:9/hooks"},
+                headers=auth(settings, "site_admin"),
+            )
+            assert hook.status_code == 201, hook.text
+            erased = await _client_with_data(http, settings, ERASED)
+            kept = await _client_with_data(http, settings, KEPT)
+            gone_ids = [erased["client"], erased["episode_id"]]
+
+            async def alerts_opened() -> bool:
+                count = await owner.fetchval("SELECT count(*) FROM analytics_alerts")
+                return int(count) >= 2  # a risk alert for each client
+
+            await eventually(alerts_opened, what="analytics to open both risk alerts")
+            alerts_before = await owner.fetchval(
+                "SELECT count(*) FROM analytics_alerts WHERE site_id = $1", SITE
+            )
+            sealed = await owner.fetch(
+                "SELECT episode_id, id, comment_sealed FROM feedback_responses"
+            )
+            comments = {r["episode_id"]: (r["id"], r["comment_sealed"]) for r in sealed}
+            assert set(comments) == {erased["episode_id"], kept["episode_id"]}
+            before = await _all_rows(owner)
+            assert _hits(before, gone_ids, set()), "the canaries are not where the test looks"
+
+            # Only a site admin or clinical lead of the client's site may ask.
+            refused = await http.post(
+                "/intake/erasures",
+                json={"site_id": SITE, "client_reference": ERASED["reference"]},
+                headers=auth(settings, "therapist", THERAPIST),
+            )
+            assert refused.status_code == 403
+            asked = await http.post(
+                "/intake/erasures",
+                json={"site_id": SITE, "client_reference": ERASED["reference"]},
+                headers=auth(settings, "site_admin", "admin-7"),
+            )
+            assert asked.status_code == 202, asked.text
+            assert asked.json()["client"] == erased["client"]
+            request_id = asked.json()["request_id"]
+
+            async def every_service_completed() -> bool:
+                done = 0
+                for service in services.NAMES:
+                    done += await owner.fetchval(
+                        f"SELECT count(*) FROM {service}_erasures "
+                        "WHERE request_id = $1 AND outcome = 'completed'",
+                        request_id,
+                    )
+                return done == len(services.NAMES)
+
+            await eventually(every_service_completed, what="every service to complete the erasure")
+
+        after = await _all_rows(owner)
+        needles = [erased["client"], erased["episode_id"], *ERASED.values()]
+        hits = _hits(after, needles, ERASURE_TABLES)
+        assert hits == [], hits
+        assert erased["client"] not in await _redis_text(settings)
+        for needle in ERASED.values():
+            assert needle not in await _redis_text(settings)
+        # The audit record of the erasure remains: who, when, which pseudonym, outcome.
+        record = await owner.fetchrow(
+            "SELECT requested_by, site_id, client, requested_at, outcome FROM intake_erasures "
+            "WHERE request_id = $1",
+            request_id,
+        )
+        assert record is not None
+        assert (record["requested_by"], record["site_id"], record["client"]) == (
+            "admin-7",
+            SITE,
+            erased["client"],
+        )
+        assert record["outcome"] == "completed"
+        # The other client is untouched.
+        kept_ids = [kept["client"], kept["episode_id"]]
+        for needle in kept_ids:
+            assert _hits(after, [needle], ERASURE_TABLES), f"{needle} was removed"
+        # Crypto-shredding: the erased client's sealed comment cannot be decrypted any more
+        # (its data key is gone); the other client's still can.
+        runtime = host.runtimes["feedback"]
+        with all_sites():
+            async with runtime.sessionmaker() as session, session.begin():
+                kept_key = await client_key(runtime, session, kept["client"])
+                fresh_key = await client_key(runtime, session, erased["client"])
+        response_id, token = comments[kept["episode_id"]]
+        assert unseal(kept_key, token, associated=response_id) == KEPT["comment"]
+        response_id, token = comments[erased["episode_id"]]
+        with pytest.raises(Exception):  # noqa: B017 - any failure to decrypt is the point
+            unseal(fresh_key, token, associated=response_id)
+        # Aggregates are kept: the site's alert count is unchanged (anonymised, not deleted).
+        alerts_after = await owner.fetchval(
+            "SELECT count(*) FROM analytics_alerts WHERE site_id = $1", SITE
+        )
+        assert alerts_after == alerts_before
+    finally:
+        await host.stop()
+
+    # Rebuilding analytics from its topics brings none of the erased client back.
+    await backfill(settings)
+    rebuilt = await _all_rows(owner)
+    analytics = {k: v for k, v in rebuilt.items() if k.startswith("analytics_")}
+    assert _hits(analytics, [erased["client"], erased["episode_id"]], ERASURE_TABLES) == []
+    assert _hits(analytics, [kept["episode_id"]], ERASURE_TABLES)
+    await owner.close()
+
+
+async def test_no_topic_is_compacted_so_erasure_needs_no_tombstones(
+    real_settings: Settings,
+) -> None:
+    """Tombstones matter only on compacted topics keyed by the client; Rapport has none (every
+    topic is time-retained and keyed by episode or pseudonym), which this checks on the broker."""
+    from rapport.topics import main as topics_main
+
+    env = {
+        "RAPPORT_KAFKA_BOOTSTRAP": real_settings.kafka_bootstrap,
+        "RAPPORT_TOPIC_PREFIX": real_settings.topic_prefix,
+        "RAPPORT_TOPIC_PARTITIONS": "1",
+    }
+    assert await asyncio.to_thread(topics_main, ["create"], env) == 0
+    names = topic_names(real_settings.topic_prefix)
+    admin = AIOKafkaAdminClient(bootstrap_servers=real_settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        )
+    finally:
+        await admin.close()
+    policies: dict[str, str] = {}
+    for response in described:
+        for resource in response.resources:
+            name = resource[3]
+            for entry in resource[4]:
+                if entry[0] == "cleanup.policy":
+                    policies[name] = entry[1]
+    assert set(policies) == set(names)
+    assert {n for n, p in policies.items() if "compact" in p} == set()
