@@ -173,7 +173,7 @@ async def forget_outbox(session: AsyncSession, outbox: Table, subjects: Iterable
     if not keys:
         return 0
     result = await session.execute(delete(outbox).where(outbox.c.key.in_(keys)))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return rows_affected(result)
 
 
 class ClientKeys:
@@ -209,7 +209,18 @@ class ClientKeys:
         if not clients:
             return 0
         result = await session.execute(delete(self.table).where(self.table.c.client.in_(clients)))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return rows_affected(result)
+
+
+def table_of(model: Any) -> Table:
+    """The Core table of a SQLModel table class (erasure works on tables, not objects)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def rows_affected(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def subjects_of(data: Any) -> set[str]:

@@ -21,7 +21,7 @@ from services.analytics.models import (
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, forget_outbox
+from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -30,7 +30,7 @@ REGISTER = ErasureRegister(ERASURES, ERASED)
 async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> list[Event[Any]]:
     data = delivery.event.data
     session = delivery.session
-    scores = AnalyticsScore.__table__  # type: ignore[attr-defined]
+    scores = table_of(AnalyticsScore)
     scored = await session.execute(
         select(scores.c.episode_id).where(scores.c.respondent == data.client).distinct()
     )
@@ -41,12 +41,12 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
             or_(scores.c.episode_id.in_(episodes), scores.c.respondent == data.client)
         )
     )
-    removed[scores.name] = int(result.rowcount)
-    state = AnalyticsEpisode.__table__  # type: ignore[attr-defined]
+    removed[scores.name] = rows_affected(result)
+    state = table_of(AnalyticsEpisode)
     result = await session.execute(delete(state).where(state.c.episode_id.in_(episodes)))
-    removed[state.name] = int(result.rowcount)
-    alerts = AnalyticsAlert.__table__  # type: ignore[attr-defined]
-    closed = AnalyticsClosedEpisode.__table__  # type: ignore[attr-defined]
+    removed[state.name] = rows_affected(result)
+    alerts = table_of(AnalyticsAlert)
+    closed = table_of(AnalyticsClosedEpisode)
     removed[alerts.name] = removed[closed.name] = 0
     for episode_id in episodes:
         anonymous = f"erased-{uuid.uuid4().hex[:24]}"
@@ -55,17 +55,17 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
             .where(alerts.c.episode_id == episode_id)
             .values(episode_id=anonymous, respondent=None, triggered_by=None)
         )
-        removed[alerts.name] += int(result.rowcount)
+        removed[alerts.name] += rows_affected(result)
         result = await session.execute(
             update(closed).where(closed.c.episode_id == episode_id).values(episode_id=anonymous)
         )
-        removed[closed.name] += int(result.rowcount)
+        removed[closed.name] += rows_affected(result)
     result = await session.execute(
         update(alerts)
         .where(alerts.c.respondent == data.client)
         .values(respondent=None, triggered_by=None)
     )
-    removed[alerts.name] += int(result.rowcount)
+    removed[alerts.name] += rows_affected(result)
     removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [data.client, *episodes])
     await REGISTER.record(
         session,

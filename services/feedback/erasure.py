@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete
+from sqlmodel import select
 
 from services.feedback.models import (
     ERASED,
@@ -20,7 +21,7 @@ from services.feedback.models import (
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, forget_outbox
+from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -35,15 +36,15 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
     episodes = sorted(set(data.episode_ids) | {str(e) for e in known.scalars()})
     removed: dict[str, int] = {}
     for model in (FeedbackResponse, FeedbackSession, FeedbackTokenUse, FeedbackEpisode):
-        table = model.__table__  # type: ignore[attr-defined]
+        table = table_of(model)
         result = await session.execute(delete(table).where(table.c.episode_id.in_(episodes)))
-        removed[table.name] = int(result.rowcount)
-    responses = FeedbackResponse.__table__  # type: ignore[attr-defined]
+        removed[table.name] = rows_affected(result)
+    responses = table_of(FeedbackResponse)
     result = await session.execute(delete(responses).where(responses.c.respondent == data.client))
-    removed[responses.name] += int(result.rowcount)
-    keys = FeedbackClientKey.__table__  # type: ignore[attr-defined]
+    removed[responses.name] += rows_affected(result)
+    keys = table_of(FeedbackClientKey)
     result = await session.execute(delete(keys).where(keys.c.client == data.client))
-    removed[keys.name] = int(result.rowcount)  # crypto-shredding
+    removed[keys.name] = rows_affected(result)  # crypto-shredding
     removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [data.client, *episodes])
     await REGISTER.record(
         session,

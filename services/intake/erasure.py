@@ -4,8 +4,8 @@ share of it.
 ``POST /intake/erasures`` (site admin or clinical lead of the client's site) records the
 request (who, when, which site and pseudonym) and emits ``client.erasure.requested`` with the
 client's episode ids; every service, intake included, consumes it. Intake deletes the client's
-intakes, matches and episodes (freeing a reserved place) and registers the
-pseudonym and episodes as erased. Therapists' caseloads and effectiveness stay.
+intakes, matches and episodes (freeing a reserved place), destroys the client's data key and
+registers the pseudonym and episodes as erased. Therapists' caseloads and effectiveness stay.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import delete, select
+from sqlalchemy import delete
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.handlers import free_place
 from services.intake.models import (
+    CLIENT_KEYS,
     ERASED,
     ERASURES,
     OUTBOX,
@@ -32,7 +34,7 @@ from shared.auth import CurrentStaff
 from shared.consumer import Delivery
 from shared.contracts import CLIENT_ERASURE_REQUESTED, ClientErasureRequested, Id
 from shared.crypto import pseudonymise
-from shared.erasure import ErasureRegister, forget_outbox
+from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
 from shared.events import Event
 from shared.problems import Problem
 from shared.runtime import runtime_of
@@ -141,12 +143,15 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         if phase not in CLOSED_PHASES and match_id is not None:
             await free_place(session, therapist_id, now)  # the reserved place is free again
     for table, where in (
-        (IntakeEpisode.__table__, IntakeEpisode.__table__.c.client == client),
-        (IntakeMatch.__table__, IntakeMatch.__table__.c.client == client),
-        (IntakeIntake.__table__, IntakeIntake.__table__.c.client == client),
+        (table_of(IntakeEpisode), table_of(IntakeEpisode).c.client == client),
+        (table_of(IntakeMatch), table_of(IntakeMatch).c.client == client),
+        (table_of(IntakeIntake), table_of(IntakeIntake).c.client == client),
     ):
         result = await session.execute(delete(table).where(where))
-        removed[table.name] = int(result.rowcount)  # type: ignore[attr-defined]
+        removed[table.name] = rows_affected(result)
+    # Crypto-shredding: every reference sealed under the client's key is unreadable for good.
+    result = await session.execute(delete(CLIENT_KEYS).where(CLIENT_KEYS.c.client == client))
+    removed[CLIENT_KEYS.name] = rows_affected(result)
     removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [client, *episodes])
     await REGISTER.record(
         session,

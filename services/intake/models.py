@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, text
 from sqlmodel import Field, SQLModel
 
-from shared.erasure import erasure_tables
+from shared.erasure import client_keys_table, erasure_tables
 from shared.tables import messaging_tables
 
 
@@ -124,3 +124,4 @@ class IntakeEffectiveness(SQLModel, table=True):
 
 OUTBOX, INBOX = messaging_tables("intake")
 ERASURES, ERASED = erasure_tables("intake", SQLModel.metadata)
+CLIENT_KEYS = client_keys_table("intake", SQLModel.metadata)

@@ -24,7 +24,7 @@ from services.notify.models import (
 )
 from shared.consumer import Delivery, Handler
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, forget_outbox
+from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
 from shared.events import Event
 from shared.logs import get_logger
 
@@ -38,7 +38,7 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
     ) -> list[Event[Any]]:
         data = delivery.event.data
         session = delivery.session
-        episodes_t = NotifyEpisode.__table__  # type: ignore[attr-defined]
+        episodes_t = table_of(NotifyEpisode)
         known = (
             await session.execute(
                 select(episodes_t.c.episode_id, episodes_t.c.members).where(
@@ -52,8 +52,8 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
         }
         recipients = sorted(f"client:{r}" for r in respondents)
         removed: dict[str, int] = {}
-        notices_t = NotifyNotice.__table__  # type: ignore[attr-defined]
-        deliveries_t = NotifyDelivery.__table__  # type: ignore[attr-defined]
+        notices_t = table_of(NotifyNotice)
+        deliveries_t = table_of(NotifyDelivery)
         notice_ids = select(notices_t.c.id).where(notices_t.c.episode_id.in_(episodes))
         doomed = or_(
             deliveries_t.c.notice_id.in_(notice_ids), deliveries_t.c.recipient.in_(recipients)
@@ -63,12 +63,12 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
             for i in (await session.execute(select(deliveries_t.c.id).where(doomed))).scalars()
         ]
         result = await session.execute(delete(deliveries_t).where(doomed))
-        removed[deliveries_t.name] = int(result.rowcount)
+        removed[deliveries_t.name] = rows_affected(result)
         result = await session.execute(
             delete(notices_t).where(notices_t.c.episode_id.in_(episodes))
         )
-        removed[notices_t.name] = int(result.rowcount)
-        invitations_t = NotifyInvitation.__table__  # type: ignore[attr-defined]
+        removed[notices_t.name] = rows_affected(result)
+        invitations_t = table_of(NotifyInvitation)
         result = await session.execute(
             delete(invitations_t).where(
                 or_(
@@ -77,19 +77,19 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
                 )
             )
         )
-        removed[invitations_t.name] = int(result.rowcount)
+        removed[invitations_t.name] = rows_affected(result)
         for model, column in (
             (NotifySession, "episode_id"),
             (NotifyEpisode, "episode_id"),
         ):
-            table = model.__table__  # type: ignore[attr-defined]
+            table = table_of(model)
             result = await session.execute(delete(table).where(table.c[column].in_(episodes)))
-            removed[table.name] = int(result.rowcount)
-        contacts_t = NotifyClientContact.__table__  # type: ignore[attr-defined]
+            removed[table.name] = rows_affected(result)
+        contacts_t = table_of(NotifyClientContact)
         result = await session.execute(
             delete(contacts_t).where(contacts_t.c.respondent.in_(sorted(respondents)))
         )
-        removed[contacts_t.name] = int(result.rowcount)
+        removed[contacts_t.name] = rows_affected(result)
         removed["redis_keys"] = await _forget_in_redis(ctx, recipients, delivery_ids)
         removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [*respondents, *episodes])
         await REGISTER.record(

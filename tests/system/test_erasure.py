@@ -178,6 +178,22 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
                 headers=auth(settings, "therapist", THERAPIST),
             )
             assert refused.status_code == 403
+            other_site = await http.post(
+                "/intake/erasures",
+                json={"site_id": SITE, "client_reference": ERASED["reference"]},
+                headers={
+                    "Authorization": "Bearer "
+                    + mint_token(settings, "admin-b", "site_admin", ["site-b"])
+                },
+            )
+            assert other_site.status_code == 403
+            unknown = await http.post(
+                "/intake/erasures",
+                json={"site_id": SITE, "client_reference": "MRN-NOBODY"},
+                headers=auth(settings, "site_admin", "admin-7"),
+            )
+            assert unknown.status_code == 404
+            assert unknown.json()["errors"] == [{"field": "client_reference", "rule": "not_found"}]
             asked = await http.post(
                 "/intake/erasures",
                 json={"site_id": SITE, "client_reference": ERASED["reference"]},
