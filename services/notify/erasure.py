@@ -113,7 +113,7 @@ async def _forget_in_redis(ctx: NotifyContext, recipients: list[str], deliveries
     keys = [f"{fast.prefix}sent:{d}" for d in deliveries]
     try:
         for recipient in recipients:
-            pattern = f"{fast.prefix}rate:{recipient}:*"
+            pattern = f"{fast.prefix}rate:*:{recipient}:*"  # rate:<site>:<recipient>:…
             async for key in fast.redis.scan_iter(match=pattern, count=500):
                 keys.append(key.decode() if isinstance(key, bytes) else str(key))
         return int(await fast.redis.delete(*keys)) if keys else 0

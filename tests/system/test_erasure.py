@@ -19,12 +19,14 @@ import services
 from rapport.backfill import backfill
 from rapport.topics import topic_names
 from services.feedback.recording import client_key
+from services.intake.handlers import unseal_reference
 from shared.auth import mint_token
 from shared.crypto import unseal
 from shared.db import all_sites
 from shared.host import Host
 from shared.settings import Settings
 from tests.support.infra import plain_dsn
+from tests.support.notify import SmtpSink
 from tests.support.waiting import eventually
 
 SITE = "site-a"
@@ -93,6 +95,18 @@ async def _client_with_data(
         headers=auth(settings, "site_admin"),
     )
     assert contact.status_code in (200, 201), contact.text
+    # A session took place: notify invites the client (by email), which counts towards the
+    # client's rate limit in Redis under the pseudonym.
+    session = await http.post(
+        "/feedback/sessions",
+        json={
+            "episode_id": episode["episode_id"],
+            "session_number": 1,
+            "at": "2026-01-05T10:00:00Z",
+        },
+        headers=therapist,
+    )
+    assert session.status_code == 201, session.text
     return episode
 
 
@@ -138,7 +152,16 @@ def _hits(rows: dict[str, list[str]], needles: list[str], skip: set[str]) -> lis
 async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_aggregates(
     real_settings: Settings,
 ) -> None:
-    settings = real_settings
+    smtp = SmtpSink()  # invitations by email: the client's rate counter appears in Redis
+    smtp.start()
+    settings = real_settings.model_copy(
+        update={
+            "notify_smtp_host": "127.0.0.1",
+            "notify_smtp_port": smtp.port,
+            "notify_smtp_tls": "none",
+            "notify_smtp_from": "rapport@clinic.test",
+        }
+    )
     owner = await asyncpg.connect(plain_dsn(settings.migration_database_url_for("")))
     host = Host(settings, services.definitions())
     await host.start()
@@ -151,6 +174,12 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
                 headers=auth(settings, "site_admin"),
             )
             assert hook.status_code == 201, hook.text
+            policy = await http.put(
+                f"/notify/policies/{SITE}",
+                json={"invitations": {"remind_after_seconds": 3600, "link_ttl_seconds": 7200}},
+                headers=auth(settings, "site_admin"),
+            )
+            assert policy.status_code == 200, policy.text
             erased = await _client_with_data(http, settings, ERASED)
             kept = await _client_with_data(http, settings, KEPT)
             gone_ids = [erased["client"], erased["episode_id"]]
@@ -160,6 +189,12 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
                 return int(count) >= 2  # a risk alert for each client
 
             await eventually(alerts_opened, what="analytics to open both risk alerts")
+
+            async def redis_knows_both() -> bool:
+                text = await _redis_text(settings)
+                return erased["client"] in text and kept["client"] in text
+
+            await eventually(redis_knows_both, what="notify's Redis keys for both clients")
             alerts_before = await owner.fetchval(
                 "SELECT count(*) FROM analytics_alerts WHERE site_id = $1", SITE
             )
@@ -168,6 +203,12 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
             )
             comments = {r["episode_id"]: (r["id"], r["comment_sealed"]) for r in sealed}
             assert set(comments) == {erased["episode_id"], kept["episode_id"]}
+            references = {
+                r["id"]: r["client_reference_sealed"]
+                for r in await owner.fetch(
+                    "SELECT id, client_reference_sealed FROM intake_episodes"
+                )
+            }
             before = await _all_rows(owner)
             assert _hits(before, gone_ids, set()), "the canaries are not where the test looks"
 
@@ -219,9 +260,9 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
         needles = [erased["client"], erased["episode_id"], *ERASED.values()]
         hits = _hits(after, needles, ERASURE_TABLES)
         assert hits == [], hits
-        assert erased["client"] not in await _redis_text(settings)
-        for needle in ERASED.values():
-            assert needle not in await _redis_text(settings)
+        redis_text = await _redis_text(settings)
+        assert [n for n in needles if n in redis_text] == []
+        assert kept["client"] in redis_text
         # The audit record of the erasure remains: who, when, which pseudonym, outcome.
         record = await owner.fetchrow(
             "SELECT requested_by, site_id, client, requested_at, outcome FROM intake_erasures "
@@ -251,6 +292,25 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
         response_id, token = comments[erased["episode_id"]]
         with pytest.raises(Exception):  # noqa: B017 - any failure to decrypt is the point
             unseal(fresh_key, token, associated=response_id)
+        intake = host.runtimes["intake"]
+        with all_sites():
+            async with intake.sessionmaker() as session, session.begin():
+                kept_reference = await unseal_reference(
+                    session,
+                    settings,
+                    kept["client"],
+                    references[kept["episode_id"]],
+                    kept["episode_id"],
+                )
+                assert kept_reference == KEPT["reference"]
+                with pytest.raises(LookupError):
+                    await unseal_reference(
+                        session,
+                        settings,
+                        erased["client"],
+                        references[erased["episode_id"]],
+                        erased["episode_id"],
+                    )
         # Aggregates are kept: the site's alert count is unchanged (anonymised, not deleted).
         alerts_after = await owner.fetchval(
             "SELECT count(*) FROM analytics_alerts WHERE site_id = $1", SITE
@@ -258,6 +318,7 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
         assert alerts_after == alerts_before
     finally:
         await host.stop()
+        smtp.stop()
 
     # Rebuilding analytics from its topics brings none of the erased client back.
     await backfill(settings)
