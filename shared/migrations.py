@@ -63,6 +63,12 @@ def no_site_rls(table: str) -> list[str]:
     ]
 
 
+READ_WRITE = "SELECT, INSERT, UPDATE, DELETE"
+# Audit logs are append-only for the services: no UPDATE or DELETE, whatever a bug tries.
+APPEND_ONLY = "SELECT, INSERT"
+APPEND_ONLY_SUFFIXES = ("_audit",)
+
+
 def migrate(service: str, migration_url: str, app_url: str) -> None:
     """``rapport migrate`` for one service: upgrade as the owner, then let the application
     role (the user of ``app_url``, when it is not the owner) read and write the service's
@@ -88,9 +94,8 @@ async def grant_app_role(service: str, owner_url: str, role: str) -> None:
                 )
             ).scalars()
             for table in tables:
-                await connection.execute(
-                    text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{table}" TO {quoted}')
-                )
+                rights = APPEND_ONLY if table.endswith(APPEND_ONLY_SUFFIXES) else READ_WRITE
+                await connection.execute(text(f'GRANT {rights} ON "{table}" TO {quoted}'))
             sequences = (
                 await connection.execute(
                     text(

@@ -195,6 +195,18 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
                 return erased["client"] in text and kept["client"] in text
 
             await eventually(redis_knows_both, what="notify's Redis keys for both clients")
+            closed = await http.post(
+                f"/intake/episodes/{erased['episode_id']}/close",
+                json={"reason": "completed"},
+                headers=auth(settings, "intake_coordinator"),
+            )
+            assert closed.status_code == 200, closed.text
+
+            async def analytics_counts_the_closed_episode() -> bool:
+                count = await owner.fetchval("SELECT count(*) FROM analytics_closed_episodes")
+                return int(count) == 1
+
+            await eventually(analytics_counts_the_closed_episode, what="the closed episode")
             alerts_before = await owner.fetchval(
                 "SELECT count(*) FROM analytics_alerts WHERE site_id = $1", SITE
             )
@@ -316,6 +328,13 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
             "SELECT count(*) FROM analytics_alerts WHERE site_id = $1", SITE
         )
         assert alerts_after == alerts_before
+        # ... and the therapist's closed-episode results (input of effectiveness) too.
+        assert (
+            await owner.fetchval(
+                "SELECT count(*) FROM analytics_closed_episodes WHERE therapist_id = $1", THERAPIST
+            )
+            == 1
+        )
     finally:
         await host.stop()
         smtp.stop()
