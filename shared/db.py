@@ -9,14 +9,15 @@ begins gets ``set_config('rapport.sites', <sites>, true)`` (transaction-local, l
 LOCAL``) from the task's current scope: the staff token's sites for an HTTP request
 (:func:`use_sites`, set by the authentication dependency), the event's site for a consumer
 (:func:`site_scope` around each event's transaction), every site (:data:`ALL_SITES`) for the
-service's own background work (relay, dispatcher, scheduler, backfill). No scope set: nothing
-is set and the transaction sees no site-scoped row at all. SQLite has no row-level security.
+service's own background work (dispatcher, scheduler, backfill; the outbox relay touches only
+the outbox, which is not site-scoped). No scope set: nothing is set and the transaction sees no
+site-scoped row at all. SQLite has no row-level security.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -59,13 +60,9 @@ def site_scope(sites: Iterable[str] | str) -> Iterator[None]:
         _sites.reset(token)
 
 
-def all_sites() -> Any:
-    """Scope for the service's own work across sites (relay, dispatcher, scheduler, backfill)."""
+def all_sites() -> AbstractContextManager[None]:
+    """Scope for the service's own work across sites (dispatcher, scheduler, backfill)."""
     return site_scope(ALL_SITES)
-
-
-def current_sites() -> str | None:
-    return _sites.get()
 
 
 class ScopedSession(SQLModelSession):

@@ -11,8 +11,9 @@ in its own tables (``services/<name>/erasure.py``). What stays:
   client's events when the topics are read again (a replay or ``rapport backfill``), so the
   rebuilt state holds no reference to the client.
 
-An erasure reaches the client's data at every site (a pseudonym is one person); it can only be
-requested by a site admin or clinical lead of a site that holds the client's data.
+A client's pseudonym is derived from the site and the clinic's reference, so an erasure is the
+client's data at that site; it is requested by a site admin or clinical lead of that site and
+each service applies it in the event's site scope (row-level security).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from sqlalchemy import (
     delete,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import Delivery, Handler
 from shared.crypto import new_data_key, unwrap_key, wrap_key
-from shared.db import ALL_SITES, SITES_SETTING, dialect_of
+from shared.db import dialect_of
 from shared.events import Event
 
 KIND_CLIENT = "client"
@@ -82,15 +82,6 @@ def client_keys_table(service: str, metadata: MetaData) -> Table:
         Column("key_sealed", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
     )
-
-
-async def see_all_sites(session: AsyncSession) -> None:
-    """Widen the current transaction to every site: erasure follows the client everywhere."""
-    if dialect_of(session) == "postgresql":
-        await session.execute(
-            text("SELECT set_config(:name, :sites, true)"),
-            {"name": SITES_SETTING, "sites": ALL_SITES},
-        )
 
 
 def _insert_ignore(session: AsyncSession, table: Table) -> Any:
