@@ -181,6 +181,19 @@ class ClientKeys:
         )
         return None if wrapped is None else unwrap_key(self.service_key, wrapped, client)
 
+    async def existing_many(
+        self, session: AsyncSession, clients: Iterable[str]
+    ) -> dict[str, bytes]:
+        wanted = sorted(set(clients))
+        if not wanted:
+            return {}
+        rows = await session.execute(
+            select(self.table.c.client, self.table.c.key_sealed).where(
+                self.table.c.client.in_(wanted)
+            )
+        )
+        return {c: unwrap_key(self.service_key, w, c) for c, w in rows.all()}
+
     async def key(self, session: AsyncSession, client: str) -> bytes:
         """The client's key, created on first use."""
         found = await self.existing(session, client)

@@ -1,8 +1,9 @@
 """Notify's share of a client's erasure (``client.erasure.requested``): the episodes notify
-knew of, their sessions and feedback invitations (sealed links), the contacts (sealed
-addresses) of the client and of every member of those episodes, the notices about those
-episodes with their deliveries, and the client's Redis keys (rate-limit counters named by
-pseudonym, fast-path marks of the deleted deliveries) are removed."""
+knew of, their sessions and feedback invitations (sealed links), the contacts of the client and
+of every member of those episodes with their data keys (the addresses were sealed under them:
+crypto-shredding), the notices about those episodes with their deliveries, and the client's
+Redis keys (rate-limit counters named by pseudonym, fast-path marks of the deleted deliveries)
+are removed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import delete, or_, select
 
 from services.notify.context import NotifyContext
 from services.notify.models import (
+    CLIENT_KEYS,
     ERASED,
     ERASURES,
     OUTBOX,
@@ -90,6 +92,8 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
             delete(contacts_t).where(contacts_t.c.respondent.in_(sorted(respondents)))
         )
         removed[contacts_t.name] = rows_affected(result)
+        keys = await ctx.client_keys().shred(session, sorted(respondents))
+        removed[CLIENT_KEYS.name] = keys  # crypto-shredding of the sealed addresses
         removed["redis_keys"] = await _forget_in_redis(ctx, recipients, delivery_ids)
         removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [*respondents, *episodes])
         await REGISTER.record(

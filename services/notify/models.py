@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
-from shared.erasure import erasure_tables
+from shared.erasure import client_keys_table, erasure_tables
 from shared.tables import messaging_tables
 
 
@@ -205,3 +205,4 @@ class NotifyInvitation(SQLModel, table=True):
 
 OUTBOX, INBOX = messaging_tables("notify")
 ERASURES, ERASED = erasure_tables("notify", SQLModel.metadata)
+CLIENT_KEYS = client_keys_table("notify", SQLModel.metadata)

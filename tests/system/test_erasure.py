@@ -21,7 +21,7 @@ from rapport.topics import topic_names
 from services.feedback.recording import client_key
 from services.intake.handlers import unseal_reference
 from shared.auth import mint_token
-from shared.crypto import unseal
+from shared.crypto import is_client_sealed, unseal
 from shared.db import all_sites
 from shared.host import Host
 from shared.settings import Settings
@@ -221,6 +221,12 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
                     "SELECT id, client_reference_sealed FROM intake_episodes"
                 )
             }
+            addresses = {
+                r["respondent"]: (r["id"], r["email_sealed"])
+                for r in await owner.fetch(
+                    "SELECT id, respondent, email_sealed FROM notify_client_contacts"
+                )
+            }
             before = await _all_rows(owner)
             assert _hits(before, gone_ids, set()), "the canaries are not where the test looks"
 
@@ -323,6 +329,14 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
                         references[erased["episode_id"]],
                         erased["episode_id"],
                     )
+        notify = host.runtimes["notify"].state["notify"]
+        with all_sites():
+            async with host.runtimes["notify"].sessionmaker() as session, session.begin():
+                for who, expected in ((kept, KEPT["email"]), (erased, None)):
+                    owner_id, sealed_email = addresses[who["client"]]
+                    assert is_client_sealed(sealed_email)
+                    key = await notify.client_keys().existing(session, who["client"])
+                    assert notify.unseal_address(sealed_email, owner_id, key) == expected
         # Aggregates are kept: the site's alert count is unchanged (anonymised, not deleted).
         alerts_after = await owner.fetchval(
             "SELECT count(*) FROM analytics_alerts WHERE site_id = $1", SITE

@@ -1,4 +1,4 @@
-"""notify: erasure record and register; row-level security on site-scoped tables
+"""notify: erasure record and register, client data keys; row-level security on site-scoped tables
 
 Revision ID: notify_0004
 Revises: notify_0002
@@ -54,6 +54,14 @@ def upgrade() -> None:
         sa.Column("request_id", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("subject"),
     )
+    # Each client's data key, wrapped by the service key (crypto-shredding on erasure).
+    op.create_table(
+        "notify_client_keys",
+        sa.Column("client", sa.String(length=40), nullable=False),
+        sa.Column("key_sealed", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("client"),
+    )
     if op.get_bind().dialect.name == "postgresql":
         for table in SITE_SCOPED:
             for statement in site_rls(table):
@@ -65,6 +73,7 @@ def downgrade() -> None:
         for table in SITE_SCOPED:
             for statement in no_site_rls(table):
                 op.execute(statement)
+    op.drop_table("notify_client_keys")
     op.drop_table("notify_erased")
     op.drop_index("ix_notify_erasures_site_id", table_name="notify_erasures")
     op.drop_table("notify_erasures")
