@@ -8,8 +8,9 @@ in its own tables (``services/<name>/erasure.py``). What stays:
   service completed it (the audit record of the erasure);
 - ``<service>_erased``: the register of erased pseudonyms and episode ids. A pseudonym is a keyed
   HMAC: once the data is gone it identifies no one, and it lets every consumer skip the
-  client's events when the topics are read again (a replay or ``rapport backfill``), so the
-  rebuilt state holds no reference to the client.
+  client's events emitted up to the erasure (late ones, or all of them when the topics are read
+  again by a replay or ``rapport backfill``), so the rebuilt state holds no reference to the
+  client; a client who comes back later is a new history. Erased episodes are skipped always.
 
 A client's pseudonym is derived from the site and the clinic's reference, so an erasure is the
 client's data at that site; it is requested by a site admin or clinical lead of that site and
@@ -33,6 +34,7 @@ from sqlalchemy import (
     Text,
     delete,
     insert,
+    or_,
     select,
     update,
 )
@@ -70,6 +72,9 @@ def erasure_tables(service: str, metadata: MetaData) -> tuple[Table, Table]:
         Column("subject", String(64), primary_key=True),
         Column("kind", String(10), nullable=False),
         Column("request_id", String(64), nullable=False),
+        # When the erasure was requested: a client's events up to then are skipped, later
+        # ones (a client who comes back) are not; an erased episode's events always are.
+        Column("erased_at", DateTime(timezone=True), nullable=False),
     )
     return erasures, erased
 
@@ -84,10 +89,14 @@ def client_keys_table(service: str, metadata: MetaData) -> Table:
     )
 
 
-def _insert_ignore(session: AsyncSession, table: Table) -> Any:
+def _insert(session: AsyncSession, table: Table) -> Any:
     if dialect_of(session) == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table)
+    return postgresql.insert(table)
+
+
+def _insert_ignore(session: AsyncSession, table: Table) -> Any:
+    return _insert(session, table).on_conflict_do_nothing()
 
 
 class ErasureRegister:
@@ -97,12 +106,21 @@ class ErasureRegister:
         self.erasures = erasures
         self.erased = erased
 
-    async def any_erased(self, session: AsyncSession, subjects: Iterable[str]) -> bool:
+    async def any_erased(
+        self, session: AsyncSession, subjects: Iterable[str], emitted_at: datetime
+    ) -> bool:
+        """Is an event emitted at ``emitted_at`` about any erased subject?"""
         wanted = sorted({s for s in subjects if s})
         if not wanted:
             return False
+        erased = self.erased.c
         found = await session.execute(
-            select(self.erased.c.subject).where(self.erased.c.subject.in_(wanted)).limit(1)
+            select(erased.subject)
+            .where(
+                erased.subject.in_(wanted),
+                or_(erased.kind == KIND_EPISODE, erased.erased_at >= emitted_at),
+            )
+            .limit(1)
         )
         return found.first() is not None
 
@@ -112,12 +130,23 @@ class ErasureRegister:
         request_id: str,
         clients: Iterable[str],
         episodes: Iterable[str],
+        erased_at: datetime,
     ) -> None:
         rows = [
-            {"subject": s, "kind": KIND_CLIENT, "request_id": request_id} for s in set(clients)
-        ] + [{"subject": e, "kind": KIND_EPISODE, "request_id": request_id} for e in set(episodes)]
-        if rows:
-            await session.execute(_insert_ignore(session, self.erased), rows)
+            {"subject": s, "kind": KIND_CLIENT, "request_id": request_id, "erased_at": erased_at}
+            for s in sorted(set(clients))
+        ] + [
+            {"subject": e, "kind": KIND_EPISODE, "request_id": request_id, "erased_at": erased_at}
+            for e in sorted(set(episodes))
+        ]
+        for row in rows:  # erased again (a client who came back): the later erasure counts
+            insert_row = _insert(session, self.erased).values(row)
+            await session.execute(
+                insert_row.on_conflict_do_update(
+                    index_elements=[self.erased.c.subject],
+                    set_={"request_id": row["request_id"], "erased_at": row["erased_at"]},
+                )
+            )
 
     async def record(
         self,
@@ -246,7 +275,8 @@ def skipping_erased(register: ErasureRegister, handler: Handler) -> Handler:
     (late events after an erasure, or the whole history when the topics are read again)."""
 
     async def guarded(delivery: Delivery[Any]) -> Sequence[Event[Any]]:
-        if await register.any_erased(delivery.session, subjects_of(delivery.event.data)):
+        event = delivery.event
+        if await register.any_erased(delivery.session, subjects_of(event.data), event.time):
             return []
         return await handler(delivery)
 

@@ -160,6 +160,6 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         client=client,
         requested_at=data.requested_at,
     )
-    await REGISTER.register(session, data.request_id, [client], episodes)
+    await REGISTER.register(session, data.request_id, [client], episodes, data.requested_at)
     await REGISTER.complete(session, data.request_id, removed)
     return []

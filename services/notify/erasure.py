@@ -103,7 +103,9 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
             client=data.client,
             requested_at=data.requested_at,
         )
-        await REGISTER.register(session, data.request_id, sorted(respondents), episodes)
+        await REGISTER.register(
+            session, data.request_id, sorted(respondents), episodes, data.requested_at
+        )
         await REGISTER.complete(session, data.request_id, removed)
         return []
 

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("request_id", sa.String(length=64), nullable=False),
+        sa.Column("erased_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("subject"),
     )
     # Each client's data key, wrapped by the service key (crypto-shredding on erasure).
