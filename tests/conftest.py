@@ -89,5 +89,5 @@ def embedded_settings(tmp_path: object) -> Settings:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "integration" in item.nodeid.split("/"):
+        if {"integration", "system"} & set(item.nodeid.split("/")):
             item.add_marker(pytest.mark.integration)
