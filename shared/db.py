@@ -8,7 +8,8 @@ when its site is in the transaction's ``rapport.sites`` setting. Every transacti
 begins gets ``set_config('rapport.sites', <sites>, true)`` (transaction-local, like ``SET
 LOCAL``) from the task's current scope: the staff token's sites for an HTTP request
 (:func:`use_sites`, set by the authentication dependency), the event's site for a consumer
-(:func:`site_scope` around each event's transaction), every site (:data:`ALL_SITES`) for the
+(:func:`site_scope` around each event's transaction, or :func:`rescope` per event inside a
+batch's transaction), every site (:data:`ALL_SITES`) for the
 service's own background work (dispatcher, scheduler, backfill; the outbox relay touches only
 the outbox, which is not site-scoped). No scope set: nothing is set and the transaction sees no
 site-scoped row at all. SQLite has no row-level security.
@@ -63,6 +64,19 @@ def site_scope(sites: Iterable[str] | str) -> Iterator[None]:
 def all_sites() -> AbstractContextManager[None]:
     """Scope for the service's own work across sites (dispatcher, scheduler, backfill)."""
     return site_scope(ALL_SITES)
+
+
+async def rescope(session: AsyncSession, sites: Iterable[str] | str) -> None:
+    """Change the site scope inside an open transaction (PostgreSQL): for a consumer that
+    applies several events, of different sites, in one transaction — call it before each."""
+    if dialect_of(session) != "postgresql":
+        return
+    value = (
+        ALL_SITES if sites == ALL_SITES else _joined([sites] if isinstance(sites, str) else sites)
+    )
+    await session.execute(
+        text("SELECT set_config(:name, :sites, true)"), {"name": SITES_SETTING, "sites": value}
+    )
 
 
 class ScopedSession(SQLModelSession):

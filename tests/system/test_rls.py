@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 import services
 from services.intake.models import IntakeEffectiveness
-from shared.db import make_engine, make_sessionmaker, site_scope
+from shared.db import make_engine, make_sessionmaker, rescope, site_scope
 from shared.settings import Settings
 from tests.support.infra import APP_ROLE, plain_dsn
 
@@ -131,5 +131,23 @@ async def test_the_services_sessions_carry_the_scope_of_their_task(
         # A scope does not outlive its block, even on the same pooled connection.
         async with sessions() as session:
             assert await session.scalar(count) == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_a_transaction_can_be_rescoped_event_by_event(
+    owner: asyncpg.Connection, real_settings: Settings
+) -> None:
+    """What a consumer applying a batch of events in one transaction does before each event."""
+    await _seed_two_sites(owner)
+    engine = make_engine(real_settings.database_url_for("intake"), pool_size=1)
+    sessions = make_sessionmaker(engine)
+    sites = select(IntakeEffectiveness.site_id)
+    try:
+        with site_scope(["site-a"]):
+            async with sessions() as session, session.begin():
+                assert set((await session.execute(sites)).scalars()) == {"site-a"}
+                await rescope(session, "site-b")
+                assert set((await session.execute(sites)).scalars()) == {"site-b"}
     finally:
         await engine.dispose()
