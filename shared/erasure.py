@@ -33,7 +33,6 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    insert,
     or_,
     select,
     update,
@@ -229,14 +228,19 @@ class ClientKeys:
         if found is not None:
             return found
         key = new_data_key()
+        # Two first uses at once: one key wins (the other insert does nothing), both use it.
         await session.execute(
-            insert(self.table).values(
+            _insert(session, self.table)
+            .values(
                 client=client,
                 key_sealed=wrap_key(self.service_key, key, client),
                 created_at=datetime.now(UTC),
             )
+            .on_conflict_do_nothing()
         )
-        return key
+        stored = await self.existing(session, client)
+        assert stored is not None
+        return stored
 
     async def shred(self, session: AsyncSession, clients: Sequence[str]) -> int:
         if not clients:

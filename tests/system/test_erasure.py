@@ -20,9 +20,11 @@ from rapport.backfill import backfill
 from rapport.topics import topic_names
 from services.feedback.recording import client_key
 from services.intake.handlers import unseal_reference
+from services.intake.models import CLIENT_KEYS
 from shared.auth import mint_token
 from shared.crypto import is_client_sealed, unseal
-from shared.db import all_sites
+from shared.db import all_sites, make_engine, make_sessionmaker
+from shared.erasure import ClientKeys
 from shared.host import Host
 from shared.settings import Settings
 from tests.support.infra import plain_dsn
@@ -393,3 +395,25 @@ async def test_no_topic_is_compacted_so_erasure_needs_no_tombstones(
                     policies[name] = entry[1]
     assert set(policies) == set(names)
     assert {n for n, p in policies.items() if "compact" in p} == set()
+
+
+async def test_two_first_uses_of_a_client_key_at_once_share_one_key(
+    real_settings: Settings,
+) -> None:
+    """Two requests for a new client at once (e.g. two intakes): one key, no error."""
+    engine = make_engine(real_settings.database_url_for("intake"), pool_size=2)
+    sessions = make_sessionmaker(engine)
+    keys = ClientKeys(CLIENT_KEYS, bytes(32))
+    client = "p1_" + "e" * 32
+
+    async def first_use() -> bytes:
+        async with sessions() as session, session.begin():
+            key = await keys.key(session, client)
+            await asyncio.sleep(0.3)  # both transactions are open at once
+            return key
+
+    try:
+        first, second = await asyncio.gather(first_use(), first_use())
+    finally:
+        await engine.dispose()
+    assert first == second
