@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -48,9 +48,12 @@ CLOSED_PHASES = {"closed", "dropped_out", "withdrawn", "transferred", "erased"}
 class ErasureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     site_id: Id
-    client_reference: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-    ] = Field(description="The clinic's own reference of the client (never stored in clear).")
+    # Exactly as given when the client's intake or episode was registered.
+    client_reference: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The clinic's own client reference (never stored in clear).",
+    )
 
 
 class ErasureOut(BaseModel):
