@@ -131,10 +131,23 @@ async def _redis_text(settings: Settings) -> str:
     redis = Redis.from_url(settings.redis_url)
     try:
         parts = []
+        # Every key of this test's deployment (the services prefix theirs with the topic
+        # prefix; other tests' keys may hold the same pseudonyms: same development key).
         async for key in redis.scan_iter(match=f"{settings.topic_prefix}*", count=1000):
             parts.append(key.decode(errors="replace"))
-            if await redis.type(key) == b"string":
-                parts.append((await redis.get(key) or b"").decode(errors="replace"))
+            kind = await redis.type(key)
+            values: list[Any] = []
+            if kind == b"string":
+                values = [await redis.get(key)]
+            elif kind == b"hash":
+                values = [x for pair in (await redis.hgetall(key)).items() for x in pair]
+            elif kind == b"list":
+                values = await redis.lrange(key, 0, -1)
+            elif kind == b"set":
+                values = list(await redis.smembers(key))
+            elif kind == b"zset":
+                values = await redis.zrange(key, 0, -1)
+            parts.extend(v.decode(errors="replace") for v in values if isinstance(v, bytes))
         return "\n".join(parts)
     finally:
         await redis.aclose()
