@@ -26,6 +26,7 @@ from sqlalchemy import delete
 import services
 from shared.consumer import Delivery
 from shared.contracts import REGISTRY
+from shared.db import all_sites, site_scope
 from shared.events import InvalidEvent, decode, header_dict
 from shared.kafka_security import client_options
 from shared.logs import configure_logging, get_logger
@@ -64,9 +65,10 @@ async def backfill(settings: Settings) -> dict[str, int]:
         beginning = await consumer.beginning_offsets(partitions) if partitions else {}
         for tp in partitions:
             consumer.seek(tp, beginning[tp])
-        async with runtime.sessionmaker() as session, session.begin():
-            for name in STATE_TABLES:
-                await session.execute(delete(_table(runtime, name)))
+        with all_sites():
+            async with runtime.sessionmaker() as session, session.begin():
+                for name in STATE_TABLES:
+                    await session.execute(delete(_table(runtime, name)))
         remaining = {tp for tp in partitions if end.get(tp, 0) > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=2000)
@@ -151,10 +153,11 @@ async def _apply(runtime: ServiceRuntime, subscription: Any, record: Any) -> str
     except InvalidEvent:
         return "invalid"  # it went to the DLQ the first time; still not applicable
     handler_name = f"{runtime.name}.{subscription.name}"
-    async with runtime.sessionmaker() as session, session.begin():
-        if not await runtime.consumer.inbox.claim(session, handler_name, event.id):
-            return "duplicates"
-        await subscription.handler(Delivery(event=event, session=session))
+    with site_scope(str(getattr(event.data, "site_id", ""))):
+        async with runtime.sessionmaker() as session, session.begin():
+            if not await runtime.consumer.inbox.claim(session, handler_name, event.id):
+                return "duplicates"
+            await subscription.handler(Delivery(event=event, session=session))
         # Emitted events are dropped on purpose: they were published the first time.
     return "applied"
 

@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> int:
     import services
     from shared.logs import configure_logging
-    from shared.migrations import upgrade
+    from shared.migrations import migrate
     from shared.settings import Settings
 
     settings = _settings()
@@ -72,7 +72,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         if name not in services.NAMES:
             print(f"rapport: unknown service {name!r}", file=sys.stderr)
             return 2
-        upgrade(name, settings.database_url_for(name))
+        # As the tables' owner (RAPPORT_MIGRATION_DATABASE_URL), granting the application
+        # role of RAPPORT_DATABASE_URL what it needs.
+        migrate(name, settings.migration_database_url_for(name), settings.database_url_for(name))
         print(f"{name}: migrated to head")
     return 0
 

@@ -64,8 +64,11 @@ DEFAULT_KAFKA_PORT: Final = 19092
 DEFAULT_PG_PORT: Final = 55432
 DEFAULT_REDIS_PORT: Final = 56379
 
-PG_USER: Final = "rapport"
+PG_USER: Final = "rapport"  # owns the tables; runs migrations (and the tests' admin work)
 PG_PASSWORD: Final = "rapport"
+# What the services connect as: not the owner, no BYPASSRLS, so row-level security applies.
+PG_APP_USER: Final = "rapport_app"
+PG_APP_PASSWORD: Final = "rapport_app"
 PG_DATABASE: Final = "rapport"
 PG_OS_USER: Final = "postgres"
 
@@ -93,13 +96,15 @@ class Endpoints:
     """Where the three servers answer."""
 
     kafka_bootstrap: str
-    database_url: str
+    database_url: str  # as the owner: migrations and administration
     redis_url: str
+    app_database_url: str = ""  # as the application role: what the services use
 
     def as_env(self) -> dict[str, str]:
         return {
             "RAPPORT_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
-            "RAPPORT_DATABASE_URL": self.database_url,
+            "RAPPORT_DATABASE_URL": self.app_database_url or self.database_url,
+            "RAPPORT_MIGRATION_DATABASE_URL": self.database_url,
             "RAPPORT_REDIS_URL": self.redis_url,
         }
 
@@ -140,6 +145,10 @@ def endpoints() -> Endpoints:
             f"postgresql+asyncpg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{_pg_port()}/{PG_DATABASE}"
         ),
         redis_url=f"redis://127.0.0.1:{_redis_port()}/0",
+        app_database_url=(
+            f"postgresql+asyncpg://{PG_APP_USER}:{PG_APP_PASSWORD}@127.0.0.1:{_pg_port()}/"
+            f"{PG_DATABASE}"
+        ),
     )
 
 
@@ -1053,6 +1062,11 @@ DO $$ BEGIN
   ELSE
     ALTER ROLE {PG_USER} LOGIN SUPERUSER PASSWORD '{PG_PASSWORD}';
   END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_APP_USER}') THEN
+    CREATE ROLE {PG_APP_USER} LOGIN PASSWORD '{PG_APP_PASSWORD}';
+  END IF;
+  ALTER ROLE {PG_APP_USER} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE
+    PASSWORD '{PG_APP_PASSWORD}';
 END $$;
 """
     for sql in (provision,):

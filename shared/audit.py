@@ -48,6 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
+from shared.db import all_sites
 from shared.logs import get_logger
 from shared.problems import Problem
 
@@ -179,10 +180,17 @@ class AuditTrail:
         return digest
 
     async def record(self, sessionmaker: async_sessionmaker[Any], entry: AuditEntry) -> str:
-        async with self._lock, sessionmaker() as session, session.begin():
-            return await self.append(session, entry)
+        # The chain runs across the service's sites (and records denied attempts on other
+        # sites), so appending is the service's own work, outside the caller's site scope.
+        with all_sites():
+            async with self._lock, sessionmaker() as session, session.begin():
+                return await self.append(session, entry)
 
     async def verify(self, sessionmaker: async_sessionmaker[Any]) -> BrokenLink | None:
+        with all_sites():
+            return await self._verify(sessionmaker)
+
+    async def _verify(self, sessionmaker: async_sessionmaker[Any]) -> BrokenLink | None:
         async with sessionmaker() as session:
             rows = (
                 await session.execute(

@@ -15,6 +15,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from shared.db import use_sites
 from shared.problems import Problem
 from shared.ratelimit import SiteRateLimiter
 from shared.settings import Settings
@@ -120,7 +121,10 @@ async def current_staff(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
 ) -> Staff:
     """The caller, charged against their sites' request budgets (shared/ratelimit.py) and
-    remembered on the request for its audit record (shared/audit.py)."""
+    remembered on the request for its audit record (shared/audit.py). Also scopes the request's
+    database transactions to the token's sites (PostgreSQL row-level security, see
+    ``shared/db.py``). Async on purpose: it runs in the request's own task, so the scope it sets
+    is the one the route's transactions see."""
     if (
         credentials is None
         or credentials.scheme.lower() != "bearer"
@@ -133,6 +137,7 @@ async def current_staff(
     if limiter is not None:
         await limiter.charge(staff.sites)
     request.state.staff = staff
+    use_sites(staff.sites)
     return staff
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from shared.db import Sessionmaker, is_transient
+from shared.db import Sessionmaker, is_transient, site_scope
 from shared.events import (
     Event,
     EventData,
@@ -115,7 +115,8 @@ class Consumer:
             return Outcome("dead_lettered")
 
         correlation_id, trace = from_headers(headers)
-        with bound(correlation_id, trace):
+        # The event's transaction sees the event's site only (row-level security).
+        with bound(correlation_id, trace), site_scope(str(getattr(event.data, "site_id", ""))):
             return await self._apply_with_retries(
                 handler_name, handler, event, record, raw_headers, position
             )

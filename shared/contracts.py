@@ -212,6 +212,8 @@ class ClientErasureRequested(EventData):
     client: Pseudonym
     site_id: Id
     requested_at: datetime
+    # The client's episodes (random ids): services that know episodes only by id erase these.
+    episode_ids: list[Id] = []
 
 
 def _t(name: str, model: type[Any], key: str, by: str, description: str) -> EventType[Any]:

@@ -3,7 +3,9 @@
 Clients appear in topics and logs only as keyed pseudonyms: ``p1_`` + the first 128 bits of
 HMAC-SHA256(deployment key, client reference). The key never leaves the services' secrets, so a
 data team cannot reverse a pseudonym, and the same client gets the same pseudonym everywhere.
-Free text is sealed with AES-256-GCM under a key that can be destroyed (crypto-shredding).
+Free text is sealed with AES-256-GCM under a key that can be destroyed (crypto-shredding): each
+client has its own data key, stored wrapped by the service key; erasure deletes it, and every
+value sealed under it (``c1.`` + token) can never be read again, wherever a copy survives.
 """
 
 from __future__ import annotations
@@ -41,3 +43,31 @@ def seal(key: bytes, plaintext: str, associated: str = "") -> str:
 def unseal(key: bytes, token: str, associated: str = "") -> str:
     raw = base64.urlsafe_b64decode(token.encode())
     return AESGCM(key).decrypt(raw[:12], raw[12:], associated.encode()).decode()
+
+
+# -- per-client data keys (crypto-shredding) ---------------------------------------------------
+
+CLIENT_SEALED = "c1."  # marks a value sealed under its client's own data key
+
+
+def wrap_key(service_key: bytes, data_key: bytes, client: str) -> str:
+    """A client's data key sealed with the service key (bound to the client's pseudonym)."""
+    return seal(service_key, data_key.hex(), associated=client)
+
+
+def unwrap_key(service_key: bytes, wrapped: str, client: str) -> bytes:
+    return bytes.fromhex(unseal(service_key, wrapped, associated=client))
+
+
+def seal_for_client(data_key: bytes, plaintext: str, associated: str = "") -> str:
+    """Seal under the client's data key; destroying that key makes the value unrecoverable."""
+    return CLIENT_SEALED + seal(data_key, plaintext, associated)
+
+
+def is_client_sealed(token: str) -> bool:
+    """Sealed under a client key (else: an older value sealed under a service key)."""
+    return token.startswith(CLIENT_SEALED)
+
+
+def unseal_for_client(data_key: bytes, token: str, associated: str = "") -> str:
+    return unseal(data_key, token.removeprefix(CLIENT_SEALED), associated)

@@ -1,10 +1,25 @@
 """Async database engine and sessions (PostgreSQL in production, SQLite for the embedded default).
 
 Each service owns its tables (all named ``<service>_…``) and never reads another's.
+
+*Site scope* (defence in depth under the application's own checks): on PostgreSQL every table
+with a ``site_id`` column has row-level security, forced, with a policy that shows a row only
+when its site is in the transaction's ``rapport.sites`` setting. Every transaction a session
+begins gets ``set_config('rapport.sites', <sites>, true)`` (transaction-local, like ``SET
+LOCAL``) from the task's current scope: the staff token's sites for an HTTP request
+(:func:`use_sites`, set by the authentication dependency), the event's site for a consumer
+(:func:`site_scope` around each event's transaction, or :func:`rescope` per event inside a
+batch's transaction), every site (:data:`ALL_SITES`) for the
+service's own background work (dispatcher, scheduler, backfill; the outbox relay touches only
+the outbox, which is not site-scoped). No scope set: nothing is set and the transaction sees no
+site-scoped row at all. SQLite has no row-level security.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +27,70 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session as SyncSession
+from sqlmodel import Session as SQLModelSession
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+
+SITES_SETTING = "rapport.sites"
+ALL_SITES = "*"  # the service's own background work; never granted to a staff token
+_sites: ContextVar[str | None] = ContextVar("rapport_sites", default=None)
+
+
+def _joined(sites: Iterable[str]) -> str:
+    # Site ids are [A-Za-z0-9._:-]: no comma and never "*", so the joined form is unambiguous.
+    return ",".join(sorted({s for s in sites if s and s != ALL_SITES and "," not in s}))
+
+
+def use_sites(sites: Iterable[str]) -> None:
+    """Scope the rest of the current task (e.g. one HTTP request) to these sites."""
+    _sites.set(_joined(sites))
+
+
+@contextmanager
+def site_scope(sites: Iterable[str] | str) -> Iterator[None]:
+    """Scope the transactions begun inside the block to these sites (or :data:`ALL_SITES`)."""
+    value = (
+        ALL_SITES if sites == ALL_SITES else _joined([sites] if isinstance(sites, str) else sites)
+    )
+    token = _sites.set(value)
+    try:
+        yield
+    finally:
+        _sites.reset(token)
+
+
+def all_sites() -> AbstractContextManager[None]:
+    """Scope for the service's own work across sites (dispatcher, scheduler, backfill)."""
+    return site_scope(ALL_SITES)
+
+
+async def rescope(session: AsyncSession, sites: Iterable[str] | str) -> None:
+    """Change the site scope inside an open transaction (PostgreSQL): for a consumer that
+    applies several events, of different sites, in one transaction — call it before each."""
+    if dialect_of(session) != "postgresql":
+        return
+    value = (
+        ALL_SITES if sites == ALL_SITES else _joined([sites] if isinstance(sites, str) else sites)
+    )
+    await session.execute(
+        text("SELECT set_config(:name, :sites, true)"), {"name": SITES_SETTING, "sites": value}
+    )
+
+
+class ScopedSession(SQLModelSession):
+    """A session whose every PostgreSQL transaction carries the task's site scope."""
+
+
+@event.listens_for(ScopedSession, "after_begin")
+def _apply_site_scope(session: SyncSession, transaction: Any, connection: Any) -> None:
+    sites = _sites.get()
+    if sites is not None and connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT set_config(:name, :sites, true)"),
+            {"name": SITES_SETTING, "sites": sites},
+        )
 
 
 def is_sqlite(url: str) -> bool:
@@ -49,7 +125,9 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> Sessionmaker:
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+    return async_sessionmaker(
+        engine, class_=AsyncSession, sync_session_class=ScopedSession, expire_on_commit=False
+    )
 
 
 def is_transient(error: BaseException) -> bool:

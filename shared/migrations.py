@@ -13,8 +13,9 @@ from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import Connection, pool
-from sqlalchemy.ext.asyncio import async_engine_from_config
+from sqlalchemy import Connection, pool, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_engine_from_config, create_async_engine
 from sqlmodel import SQLModel
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
@@ -30,6 +31,86 @@ def alembic_config(service: str, url: str) -> Config:
 
 def upgrade(service: str, url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(service, url), revision)
+
+
+# -- row-level security and the application role --------------------------------------------
+
+# A row is visible when its site is one of the transaction's ``rapport.sites`` (see
+# shared/db.py), or to the service's own cross-site work ("*"). No setting: nothing visible.
+SITE_POLICY = (
+    "site_id = ANY (string_to_array(current_setting('rapport.sites', true), ','))"
+    " OR current_setting('rapport.sites', true) = '*'"
+)
+
+
+def site_rls(table: str) -> list[str]:
+    """SQL (PostgreSQL) protecting a site-scoped table: RLS enabled, forced (the owner too),
+    one policy for reads and writes. For ``op.execute`` in a migration."""
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"DROP POLICY IF EXISTS {table}_site_scope ON {table}",
+        f"CREATE POLICY {table}_site_scope ON {table} USING ({SITE_POLICY}) "
+        f"WITH CHECK ({SITE_POLICY})",
+    ]
+
+
+def no_site_rls(table: str) -> list[str]:
+    return [
+        f"DROP POLICY IF EXISTS {table}_site_scope ON {table}",
+        f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+    ]
+
+
+READ_WRITE = "SELECT, INSERT, UPDATE, DELETE"
+# Audit logs are append-only for the services: no UPDATE or DELETE, whatever a bug tries.
+APPEND_ONLY = "SELECT, INSERT"
+APPEND_ONLY_SUFFIXES = ("_audit",)
+
+
+def migrate(service: str, migration_url: str, app_url: str) -> None:
+    """``rapport migrate`` for one service: upgrade as the owner, then let the application
+    role (the user of ``app_url``, when it is not the owner) read and write the service's
+    tables — no DDL, no ownership, so row-level security applies to it."""
+    upgrade(service, migration_url)
+    owner, app = make_url(migration_url), make_url(app_url)
+    if owner.get_backend_name() == "postgresql" and app.username and app.username != owner.username:
+        asyncio.run(grant_app_role(service, migration_url, app.username))
+
+
+async def grant_app_role(service: str, owner_url: str, role: str) -> None:
+    engine = create_async_engine(owner_url, poolclass=pool.NullPool)
+    try:
+        async with engine.begin() as connection:
+            quoted = connection.dialect.identifier_preparer.quote(role)
+            tables = (
+                await connection.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                        "AND tablename LIKE :prefix"
+                    ),
+                    {"prefix": f"{service}\\_%"},
+                )
+            ).scalars()
+            for table in tables:
+                rights = APPEND_ONLY if table.endswith(APPEND_ONLY_SUFFIXES) else READ_WRITE
+                await connection.execute(text(f'GRANT {rights} ON "{table}" TO {quoted}'))
+            sequences = (
+                await connection.execute(
+                    text(
+                        "SELECT sequencename FROM pg_sequences "
+                        "WHERE schemaname = current_schema() AND sequencename LIKE :prefix"
+                    ),
+                    {"prefix": f"{service}\\_%"},
+                )
+            ).scalars()
+            for sequence in sequences:
+                await connection.execute(
+                    text(f'GRANT USAGE, SELECT ON SEQUENCE "{sequence}" TO {quoted}')
+                )
+    finally:
+        await engine.dispose()
 
 
 def _include(service: str) -> Any:

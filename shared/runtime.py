@@ -21,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.consumer import Consumer, Handler
 from shared.contracts import REGISTRY
-from shared.db import make_engine, make_sessionmaker, ping
+from shared.db import all_sites, make_engine, make_sessionmaker, ping
 from shared.events import Event, EventType, KafkaRecord
 from shared.logs import get_logger
 from shared.outbox import Inbox, Outbox, OutboxRelay
@@ -230,7 +230,16 @@ class ServiceRuntime:
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-relay"))
         for work in self.definition.background:
-            self._tasks.append(asyncio.create_task(work(self), name=f"{self.name}-background"))
+            self._tasks.append(
+                asyncio.create_task(self._across_sites(work), name=f"{self.name}-background")
+            )
+
+    async def _across_sites(
+        self, work: Callable[[ServiceRuntime], Coroutine[Any, Any, None]]
+    ) -> None:
+        """The service's own background work (dispatcher, scheduler) serves every site."""
+        with all_sites():
+            await work(self)
 
     async def halt(self, grace_seconds: float = 10.0) -> None:
         """Stop the relay loop and background work; each finishes the batch in hand (so

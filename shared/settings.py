@@ -22,6 +22,8 @@ _BOOTSTRAP = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 EXPECTED_FORM: dict[str, str] = {
     "kafka_bootstrap": "comma-separated host:port pairs, e.g. 127.0.0.1:9092",
     "database_url": "postgresql+asyncpg://user:pass@host:port/db or sqlite+aiosqlite:///path.db",
+    "migration_database_url": "postgresql+asyncpg://owner:pass@host:port/db (the tables' owner) "
+    "or sqlite+aiosqlite:///path.db",
     "redis_url": "redis://host:port/db, rediss://… or memory:// (embedded)",
     "topic_prefix": "letters, digits, '.', '_' or '-' (may be empty)",
     "topic_partitions": "an integer from 1 to 1000",
@@ -83,6 +85,10 @@ class Settings(BaseSettings):
     # ``{service}`` is replaced by the service name, so the embedded default gives each
     # service its own SQLite file; one PostgreSQL URL serves all (tables are per service).
     database_url: str = "sqlite+aiosqlite:///.rapport/{service}.db"
+    # ``rapport migrate`` connects as the tables' owner; the services connect with
+    # ``database_url`` as an application role that is not the owner and has no BYPASSRLS (so
+    # row-level security applies). Unset: the same URL (development). ``{service}`` as above.
+    migration_database_url: str | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
     topic_prefix: str = "rapport."
     topic_partitions: int = Field(default=6, ge=1, le=1000)
@@ -145,10 +151,12 @@ class Settings(BaseSettings):
             raise ValueError("bad bootstrap")
         return ",".join(parts)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "migration_database_url")
     @classmethod
-    def _database(cls, value: str) -> str:
-        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+    def _database(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("postgresql+asyncpg://", "sqlite+aiosqlite://")
+        ):
             raise ValueError("bad database url")
         return value
 
@@ -252,6 +260,9 @@ class Settings(BaseSettings):
 
     def database_url_for(self, service: str) -> str:
         return self.database_url.replace("{service}", service)
+
+    def migration_database_url_for(self, service: str) -> str:
+        return (self.migration_database_url or self.database_url).replace("{service}", service)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

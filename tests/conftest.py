@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from shared.logs import configure_logging
-from shared.migrations import upgrade
+from shared.migrations import migrate
 from shared.settings import Settings, load_settings
-from tests.support.infra import Infra, provide
+from tests.support.infra import Infra, app_url, ensure_app_role, provide
 
 configure_logging("tests", "info", json=True)
 
@@ -23,6 +23,7 @@ configure_logging("tests", "info", json=True)
 def infra() -> Iterator[Infra]:
     provided = provide()
     with provided.cleanup:
+        asyncio.run(ensure_app_role(provided.database_url))
         yield provided
 
 
@@ -53,10 +54,12 @@ async def pg_database(infra: Infra) -> AsyncIterator[str]:
 @pytest.fixture
 async def real_settings(infra: Infra, pg_database: str) -> Settings:
     """Settings for the real stack, with this test's own topics, groups and database
-    (migrated with Alembic, as ``rapport migrate`` does)."""
+    (migrated with Alembic as the owner, as ``rapport migrate`` does); the services connect as
+    the application role, under row-level security."""
     settings = load_settings(
         kafka_bootstrap=infra.kafka_bootstrap,
-        database_url=pg_database,
+        database_url=app_url(pg_database),
+        migration_database_url=pg_database,
         redis_url=infra.redis_url,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         topic_partitions=3,
@@ -64,7 +67,12 @@ async def real_settings(infra: Infra, pg_database: str) -> Settings:
         relay_idle_seconds=0.05,
     )
     for service in ("intake", "feedback", "analytics", "notify"):
-        await asyncio.to_thread(upgrade, service, settings.database_url_for(service))
+        await asyncio.to_thread(
+            migrate,
+            service,
+            settings.migration_database_url_for(service),
+            settings.database_url_for(service),
+        )
     return settings
 
 
@@ -81,5 +89,5 @@ def embedded_settings(tmp_path: object) -> Settings:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "integration" in item.nodeid.split("/"):
+        if {"integration", "system"} & set(item.nodeid.split("/")):
             item.add_marker(pytest.mark.integration)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from services.analytics import api, handlers, models
+from services.analytics import api, erasure, handlers, models
 from services.analytics.rules_config import RuleConfig, SiteRules, site_rules
 from shared.contracts import (
     ALLIANCE_ALERT,
     ALLIANCE_ASSESSED,
+    CLIENT_ERASURE_REQUESTED,
     EPISODE_CLOSED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     THERAPIST_EFFECTIVENESS_UPDATED,
 )
+from shared.erasure import skipping_erased
 from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.settings import config_file_error
@@ -44,9 +46,22 @@ def definition() -> ServiceDefinition:
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
         subscriptions=[
-            Subscription(MATCH_CONFIRMED, handlers.on_match_confirmed, "episode_from_match"),
-            Subscription(FEEDBACK_RECORDED, feedback, "alliance_from_feedback"),
-            Subscription(EPISODE_CLOSED, closed, "effectiveness_from_closed_episode"),
+            Subscription(
+                MATCH_CONFIRMED,
+                skipping_erased(erasure.REGISTER, handlers.on_match_confirmed),
+                "episode_from_match",
+            ),
+            Subscription(
+                FEEDBACK_RECORDED,
+                skipping_erased(erasure.REGISTER, feedback),
+                "alliance_from_feedback",
+            ),
+            Subscription(
+                EPISODE_CLOSED,
+                skipping_erased(erasure.REGISTER, closed),
+                "effectiveness_from_closed_episode",
+            ),
+            Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],
         produces=[ALLIANCE_ASSESSED, ALLIANCE_ALERT, THERAPIST_EFFECTIVENESS_UPDATED],
         on_init=[init],

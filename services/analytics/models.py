@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
 
@@ -87,3 +88,4 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
 OUTBOX, INBOX = messaging_tables("analytics")
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("analytics", SQLModel.metadata)
+ERASURES, ERASED = erasure_tables("analytics", SQLModel.metadata)

@@ -20,7 +20,14 @@ from services.feedback.models import (
     FeedbackSession,
     FeedbackTokenUse,
 )
-from services.feedback.recording import Recorded, Submission, instruments_of, record, replay
+from services.feedback.recording import (
+    Recorded,
+    Submission,
+    instruments_of,
+    record,
+    replay,
+    use_episode_site,
+)
 from shared.audit import audited, note_site
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import SESSION_COMPLETED, Id, SessionCompleted
@@ -478,9 +485,11 @@ async def report_session(
     )
 
 
-def _grant(runtime: ServiceRuntime, token: str) -> Any:
+async def _grant(runtime: ServiceRuntime, token: str) -> Any:
     try:
-        return verify(runtime.settings.encryption_key.get_secret_value(), token)
+        grant = verify(runtime.settings.encryption_key.get_secret_value(), token)
+        await use_episode_site(runtime, grant.episode_id)
+        return grant
     except TokenError as error:
         status = 410 if error.rule == "expired" else 403
         raise Problem(
@@ -498,7 +507,7 @@ def _grant(runtime: ServiceRuntime, token: str) -> Any:
 )
 async def link_form(request: Request, token: Annotated[str, Field(max_length=2048)]) -> LinkForm:
     runtime = _runtime(request)
-    grant = _grant(runtime, token)
+    grant = await _grant(runtime, token)
     async with runtime.sessionmaker() as session:
         used = await session.get(FeedbackTokenUse, grant.token_id)
     if used is not None:
@@ -532,7 +541,7 @@ async def answer_link(
     body: LinkSubmission,
 ) -> list[ResponseOut]:
     runtime = _runtime(request)
-    grant = _grant(runtime, token)
+    grant = await _grant(runtime, token)
     for index, answer in enumerate(body.responses):
         if answer.instrument not in grant.instruments:
             raise Problem(

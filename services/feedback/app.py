@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from services.feedback import api, handlers, models
-from shared.contracts import FEEDBACK_RECORDED, MATCH_CONFIRMED, RISK_FLAGGED, SESSION_COMPLETED
+from services.feedback import api, erasure, handlers, models
+from shared.contracts import (
+    CLIENT_ERASURE_REQUESTED,
+    FEEDBACK_RECORDED,
+    MATCH_CONFIRMED,
+    RISK_FLAGGED,
+    SESSION_COMPLETED,
+)
+from shared.erasure import skipping_erased
 from shared.instruments import deployment_instruments
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.tables import service_tables
@@ -21,7 +28,12 @@ def definition() -> ServiceDefinition:
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
         subscriptions=[
-            Subscription(MATCH_CONFIRMED, handlers.on_match_confirmed, "episode_from_match")
+            Subscription(
+                MATCH_CONFIRMED,
+                skipping_erased(erasure.REGISTER, handlers.on_match_confirmed),
+                "episode_from_match",
+            ),
+            Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],
         produces=[FEEDBACK_RECORDED, RISK_FLAGGED, SESSION_COMPLETED],
         on_init=[_load_instruments],

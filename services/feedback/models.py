@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
 
@@ -82,3 +83,4 @@ class FeedbackClientKey(SQLModel, table=True):
 OUTBOX, INBOX = messaging_tables("feedback")
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("feedback", SQLModel.metadata)
+ERASURES, ERASED = erasure_tables("feedback", SQLModel.metadata)

@@ -20,7 +20,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.feedback import domain
 from services.feedback.models import FeedbackClientKey, FeedbackEpisode, FeedbackResponse
 from shared.contracts import FEEDBACK_RECORDED, RISK_FLAGGED, FeedbackRecorded, RiskFlagged
-from shared.crypto import derive_key, new_data_key, pseudonymise, seal, unseal
+from shared.crypto import derive_key, pseudonymise, seal
+from shared.db import all_sites, use_sites
+from shared.erasure import ClientKeys
 from shared.events import Event
 from shared.instruments import Instrument
 from shared.problems import Problem
@@ -94,20 +96,25 @@ def _respondent(key: str, episode: FeedbackEpisode, submission: Submission) -> s
     return pseudonymise(key, f"{episode.episode_id}:{submission.respondent_ref}")
 
 
-async def client_key(runtime: ServiceRuntime, session: AsyncSession, client: str) -> bytes:
+def client_keys(runtime: ServiceRuntime) -> ClientKeys:
+    """Each client's data key, wrapped by the service key (erasure deletes it)."""
     master = derive_key(runtime.settings.encryption_key.get_secret_value(), "feedback-client-keys")
-    stored = await session.get(FeedbackClientKey, client)
-    if stored is None:
-        key = new_data_key()
-        session.add(
-            FeedbackClientKey(
-                client=client,
-                key_sealed=seal(master, key.hex(), client),
-                created_at=datetime.now(UTC),
+    return ClientKeys(FeedbackClientKey.__table__, master)  # type: ignore[attr-defined]
+
+
+async def client_key(runtime: ServiceRuntime, session: AsyncSession, client: str) -> bytes:
+    return await client_keys(runtime).key(session, client)
+
+
+async def use_episode_site(runtime: ServiceRuntime, episode_id: str) -> None:
+    """A one-time link carries no staff token: its (verified) episode decides the site the
+    request's transactions see (row-level security)."""
+    with all_sites():
+        async with runtime.sessionmaker() as session:
+            site = await session.scalar(
+                select(FeedbackEpisode.site_id).where(FeedbackEpisode.episode_id == episode_id)
             )
-        )
-        return key
-    return bytes.fromhex(unseal(master, stored.key_sealed, client))
+    use_sites([site] if site else [])
 
 
 async def record(

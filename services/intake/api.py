@@ -15,7 +15,6 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.intake.assignment import assign
 from services.intake.handlers import (
     CLOSED_PHASES,
-    REFERENCE_KEY_PURPOSE,
     MatchingContext,
     confirm,
     decline,
@@ -23,6 +22,7 @@ from services.intake.handlers import (
     intake_of,
     propose_for,
     rematch,
+    seal_reference,
     single_option_proposal,
     therapist_of,
 )
@@ -44,7 +44,7 @@ from shared.contracts import (
     MatchDeclined,
     Pseudonym,
 )
-from shared.crypto import derive_key, pseudonymise, seal
+from shared.crypto import pseudonymise
 from shared.events import Event
 from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.problems import Problem
@@ -133,17 +133,16 @@ async def open_episode(request: Request, body: EpisodeIn, staff: CurrentStaff) -
         site_id=body.site_id,
         therapist_id=body.therapist_id,
         client=client,
-        client_reference_sealed=seal(
-            derive_key(settings.encryption_key.get_secret_value(), "intake-client-reference"),
-            body.client_reference,
-            associated=episode_id,
-        ),
+        client_reference_sealed="",  # sealed below, under the client's own data key
         domains=list(body.domains),
         severity=body.severity,
         members=[m.model_dump() for m in members],
         created_at=datetime.now(UTC),
     )
     async with runtime.transaction() as session:
+        row.client_reference_sealed = await seal_reference(
+            session, settings, client, body.client_reference, episode_id
+        )
         session.add(row)
         await runtime.emit(
             session,
@@ -651,11 +650,7 @@ async def submit_intake(request: Request, body: IntakeIn, staff: CurrentStaff) -
         id=intake_id,
         site_id=body.site_id,
         client=client,
-        client_reference_sealed=seal(
-            derive_key(settings.encryption_key.get_secret_value(), REFERENCE_KEY_PURPOSE),
-            body.client_reference,
-            associated=intake_id,
-        ),
+        client_reference_sealed="",  # sealed below, under the client's own data key
         request={
             "domains": [d.model_dump() for d in body.domains],
             "languages": sorted(set(body.languages)),
@@ -692,6 +687,9 @@ async def submit_intake(request: Request, body: IntakeIn, staff: CurrentStaff) -
     if problems:
         raise _invalid(_field_errors(problems))
     async with runtime.transaction() as session:
+        row.client_reference_sealed = await seal_reference(
+            session, settings, client, body.client_reference, intake_id
+        )
         session.add(row)
         await runtime.emit(
             session,

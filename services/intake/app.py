@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from services.intake import api, handlers, models
+from fastapi import APIRouter
+
+from services.intake import api, erasure, handlers, models
 from services.intake.matching_config import MatchingConfig
 from shared.contracts import (
     ALLIANCE_ALERT,
@@ -18,6 +20,7 @@ from shared.contracts import (
     MATCH_PROPOSED,
     THERAPIST_EFFECTIVENESS_UPDATED,
 )
+from shared.erasure import skipping_erased
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.settings import config_file_error
 from shared.tables import service_tables
@@ -44,9 +47,12 @@ def definition() -> ServiceDefinition:
                 raise config_file_error("RAPPORT_MATCHING_FILE", error) from None
         runtime.state["matching"] = context
 
+    router = APIRouter()
+    router.include_router(api.router)
+    router.include_router(erasure.router)
     return ServiceDefinition(
         name="intake",
-        router=api.router,
+        router=router,
         tables=service_tables("intake"),
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
@@ -57,8 +63,11 @@ def definition() -> ServiceDefinition:
                 "effectiveness",
             ),
             Subscription(
-                ALLIANCE_ALERT, handlers.alliance_alert_subscriber(context), "rematch_suggested"
+                ALLIANCE_ALERT,
+                skipping_erased(erasure.REGISTER, handlers.alliance_alert_subscriber(context)),
+                "rematch_suggested",
             ),
+            Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],
         produces=[
             INTAKE_SUBMITTED,

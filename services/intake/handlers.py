@@ -41,6 +41,7 @@ from services.intake.matching import (
     score,
 )
 from services.intake.models import (
+    CLIENT_KEYS,
     IntakeEffectiveness,
     IntakeEpisode,
     IntakeIntake,
@@ -60,14 +61,50 @@ from shared.contracts import (
     MatchProposed,
     TherapistEffectivenessUpdated,
 )
-from shared.crypto import derive_key, seal, unseal
+from shared.crypto import (
+    derive_key,
+    is_client_sealed,
+    seal_for_client,
+    unseal,
+    unseal_for_client,
+)
+from shared.erasure import ClientKeys
 from shared.events import Event
 from shared.problems import Problem
 from shared.settings import Settings
 
 SOURCE = "/rapport/intake"
 CLOSED_PHASES = frozenset({"closed", "dropped_out", "withdrawn"})
+# Values sealed before per-client keys (no ``c1.`` mark) stay readable with this service key.
 REFERENCE_KEY_PURPOSE = "intake-client-reference"
+CLIENT_KEYS_PURPOSE = "intake-client-keys"
+
+
+# --- The clinic's client reference, sealed under the client's own data key -------------------
+
+
+def client_keys(settings: Settings) -> ClientKeys:
+    master = derive_key(settings.encryption_key.get_secret_value(), CLIENT_KEYS_PURPOSE)
+    return ClientKeys(CLIENT_KEYS, master)
+
+
+async def seal_reference(
+    session: AsyncSession, settings: Settings, client: str, reference: str, associated: str
+) -> str:
+    key = await client_keys(settings).key(session, client)
+    return seal_for_client(key, reference, associated)
+
+
+async def unseal_reference(
+    session: AsyncSession, settings: Settings, client: str, sealed: str, associated: str
+) -> str:
+    if is_client_sealed(sealed):
+        key = await client_keys(settings).existing(session, client)
+        if key is None:
+            raise LookupError("the client's data key was destroyed (erasure)")
+        return unseal_for_client(key, sealed, associated)
+    legacy = derive_key(settings.encryption_key.get_secret_value(), REFERENCE_KEY_PURPOSE)
+    return unseal(legacy, sealed, associated)
 
 
 # --- The registry and effectiveness as the engine sees them ----------------------------------
@@ -408,8 +445,9 @@ async def confirm(
         )
     await reserve_place(session, therapist_id, now)
     episode_id = str(uuid.uuid4())
-    key = derive_key(settings.encryption_key.get_secret_value(), REFERENCE_KEY_PURPOSE)
-    reference = unseal(key, intake.client_reference_sealed, associated=intake.id)
+    reference = await unseal_reference(
+        session, settings, intake.client, intake.client_reference_sealed, intake.id
+    )
     members = [EpisodeMember(respondent=intake.client, role="client")] + [
         EpisodeMember.model_validate(m) for m in intake.members
     ]
@@ -420,7 +458,9 @@ async def confirm(
         site_id=intake.site_id,
         therapist_id=therapist_id,
         client=intake.client,
-        client_reference_sealed=seal(key, reference, associated=episode_id),
+        client_reference_sealed=await seal_reference(
+            session, settings, intake.client, reference, episode_id
+        ),
         domains=domains,
         severity=severity,
         members=[m.model_dump() for m in members],

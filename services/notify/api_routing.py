@@ -399,8 +399,17 @@ async def put_client_contact(
         elif not body.consent:
             row.consent_at = None
         row.consent, row.channel = body.consent, body.channel
-        row.email_sealed = ctx.seal_address(body.email, row.id) if body.email else None
-        row.phone_sealed = ctx.seal_address(body.phone, row.id) if body.phone else None
+        # Under the client's own data key: erasure destroys it (crypto-shredding).
+        row.email_sealed = (
+            await ctx.seal_client_address(session, respondent, body.email, row.id)
+            if body.email
+            else None
+        )
+        row.phone_sealed = (
+            await ctx.seal_client_address(session, respondent, body.phone, row.id)
+            if body.phone
+            else None
+        )
         row.timezone = body.timezone
         row.quiet_start = body.quiet_hours.start if body.quiet_hours else None
         row.quiet_end = body.quiet_hours.end if body.quiet_hours else None

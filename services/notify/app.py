@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from services.notify import api, dispatch, handlers, models, scheduler
+from services.notify import api, dispatch, erasure, handlers, models, scheduler
 from services.notify.context import NotifyContext
 from shared.contracts import (
     ALLIANCE_ALERT,
+    CLIENT_ERASURE_REQUESTED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     MATCH_PROPOSED,
@@ -14,6 +15,7 @@ from shared.contracts import (
     RISK_FLAGGED,
     SESSION_COMPLETED,
 )
+from shared.erasure import skipping_erased
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.tables import service_tables
 
@@ -26,7 +28,10 @@ def definition() -> ServiceDefinition:
         runtime.state["notify"] = ctx
         runtime.state["dispatch_wake"] = ctx.wake
 
-    handle = handlers.make_handlers(ctx)
+    handle = {
+        name: skipping_erased(erasure.REGISTER, handler)
+        for name, handler in handlers.make_handlers(ctx).items()
+    }
     return ServiceDefinition(
         name="notify",
         router=api.router,
@@ -48,6 +53,7 @@ def definition() -> ServiceDefinition:
             Subscription(
                 FEEDBACK_RECORDED, handle["answers_stop_reminders"], "answers_stop_reminders"
             ),
+            Subscription(CLIENT_ERASURE_REQUESTED, erasure.erasure_handler(ctx), "erasure"),
         ],
         produces=[NOTIFICATION_DELIVERED, NOTIFICATION_FAILED],
         background=[dispatch.dispatch_forever, scheduler.schedule_forever],

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import domain
 from services.notify.models import (
+    CLIENT_KEYS,
     NotifyClientContact,
     NotifyPolicy,
     NotifyStaffContact,
@@ -23,7 +24,15 @@ from services.notify.models import (
 )
 from services.notify.policy import PolicyBook, RoutingPolicy, load_policy_file
 from shared.consumer import HandlerRejected
-from shared.crypto import derive_key, seal, unseal
+from shared.crypto import (
+    derive_key,
+    is_client_sealed,
+    seal,
+    seal_for_client,
+    unseal,
+    unseal_for_client,
+)
+from shared.erasure import ClientKeys
 from shared.logs import get_logger
 from shared.settings import Settings
 
@@ -239,7 +248,25 @@ class NotifyContext:
     def seal_address(self, value: str, owner_id: str) -> str:
         return seal(self._key("notify-contact-address"), value, associated=owner_id)
 
-    def unseal_address(self, sealed: str, owner_id: str) -> str:
+    def client_keys(self) -> ClientKeys:
+        """Clients' own data keys (wrapped by the service key; erasure destroys them)."""
+        return ClientKeys(CLIENT_KEYS, self._key("notify-client-keys"))
+
+    async def seal_client_address(
+        self, session: Any, respondent: str, value: str, owner_id: str
+    ) -> str:
+        key = await self.client_keys().key(session, respondent)
+        return seal_for_client(key, value, associated=owner_id)
+
+    def unseal_address(
+        self, sealed: str, owner_id: str, client_key: bytes | None = None
+    ) -> str | None:
+        """A staff address, or a client's (sealed under the client's key: None once that key
+        is destroyed). Client addresses sealed before per-client keys use the service key."""
+        if is_client_sealed(sealed):
+            if client_key is None:
+                return None
+            return unseal_for_client(client_key, sealed, associated=owner_id)
         return unseal(self._key("notify-contact-address"), sealed, associated=owner_id)
 
     def seal_link(self, link: str, invitation_id: str) -> str:

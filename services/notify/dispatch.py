@@ -104,6 +104,7 @@ class Batch:
     hooks: dict[str, NotifyWebhook] = field(default_factory=dict)
     staff: dict[str, NotifyStaffContact] = field(default_factory=dict)
     clients: dict[str, NotifyClientContact] = field(default_factory=dict)
+    client_keys: dict[str, bytes] = field(default_factory=dict)  # by respondent pseudonym
     policies: dict[str, RoutingPolicy] = field(default_factory=dict)
 
 
@@ -371,6 +372,9 @@ class Dispatcher:
                 select(NotifyClientContact).where(col(NotifyClientContact.id).in_(client_ids))
             )
             batch.clients = {c.id: c for c in found.scalars().all()}
+            batch.client_keys = await self.ctx.client_keys().existing_many(
+                session, [c.respondent for c in batch.clients.values()]
+            )
         for site in {r.site_id for r in batch.rows if r.channel != "webhook"}:
             policy = await self.ctx.policies.for_site(session, site)
             batch.policies[site] = policy or self.ctx.policies.book.default
@@ -467,13 +471,16 @@ class Dispatcher:
             sealed = client.email_sealed if row.channel == "email" else client.phone_sealed
             quiet = client_quiet(client)
             owner = client.id
-        else:
-            staff = batch.staff.get(row.endpoint_id)
-            if staff is None or not staff.active:
-                return None, None, None
-            sealed = staff.email_sealed if row.channel == "email" else staff.phone_sealed
-            quiet = contact_point(staff).quiet
-            owner = staff.id
+            if sealed is None:
+                return None, quiet, None
+            key = batch.client_keys.get(client.respondent)
+            return self.ctx.unseal_address(sealed, owner, key), quiet, None
+        staff = batch.staff.get(row.endpoint_id)
+        if staff is None or not staff.active:
+            return None, None, None
+        sealed = staff.email_sealed if row.channel == "email" else staff.phone_sealed
+        quiet = contact_point(staff).quiet
+        owner = staff.id
         if sealed is None:
             return None, quiet, None
         return self.ctx.unseal_address(sealed, owner), quiet, None

@@ -245,6 +245,7 @@ def test_secrets_only_by_reference(rendered: Rendered, value_set: str) -> None:
                     referenced.add(env["name"])
     expected = {
         "RAPPORT_DATABASE_URL",
+        "RAPPORT_MIGRATION_DATABASE_URL",
         "RAPPORT_REDIS_URL",
         "RAPPORT_JWT_SECRET",
         "RAPPORT_PSEUDONYM_KEY",
@@ -289,10 +290,16 @@ def test_production_secret_names_and_kafka_contract(rendered: Rendered) -> None:
 
     migrate = pod_spec(one(docs, "Job", "rapport-migrate"))["containers"][0]
     migrate_env = {e["name"]: e for e in migrate["env"]}
-    assert migrate_env["RAPPORT_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+    # Alembic as the schema owner; the services' role (granted DML by `rapport migrate`) as
+    # the services see it.
+    assert migrate_env["RAPPORT_MIGRATION_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "rapport-db-owner",
         "key": "url",
     }
+    assert (
+        migrate_env["RAPPORT_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        == env["RAPPORT_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    )
     # The migration Job does not talk to Kafka: no Kafka credentials or certificates.
     assert not [n for n in migrate_env if n.startswith("RAPPORT_KAFKA_") and "BOOTSTRAP" not in n]
     assert [v["name"] for v in pod_spec(one(docs, "Job", "rapport-migrate"))["volumes"]] == ["tmp"]

@@ -21,7 +21,7 @@ ALERTS = "select kind, episode_id, opened_session, status from analytics_alerts 
 
 @pytest.fixture
 async def database(real_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(real_settings.database_url)
+    engine = create_async_engine(real_settings.migration_database_url_for("analytics"))
     yield engine
     await engine.dispose()
 

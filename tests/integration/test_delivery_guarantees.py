@@ -32,7 +32,7 @@ HANDLER = "analytics.alliance_from_feedback"
 
 @pytest.fixture
 async def database(real_settings: Settings) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(real_settings.database_url)
+    engine = create_async_engine(real_settings.migration_database_url_for("analytics"))
     yield engine
     await engine.dispose()
 

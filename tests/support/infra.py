@@ -15,11 +15,19 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 
+import asyncpg
+from sqlalchemy.engine import make_url
+
+# The role the services connect as in the tests: not the tables' owner, no BYPASSRLS, so
+# PostgreSQL's row-level security applies to everything the tests run (as in production).
+APP_ROLE = "rapport_app"
+APP_PASSWORD = "rapport_app"
+
 
 @dataclass
 class Infra:
     kafka_bootstrap: str
-    database_url: str  # postgresql+asyncpg://…/<admin database>
+    database_url: str  # postgresql+asyncpg://…/<admin database>, as an owner/administrator
     redis_url: str
     origin: str
     # Outage controls, where this origin allows them (own stack: SIGSTOP/SIGCONT).
@@ -83,3 +91,37 @@ def _containers() -> Infra:  # pragma: no cover - only where a Docker engine run
     )
     infra.cleanup = stack
     return infra
+
+
+def plain_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def ensure_app_role(admin_url: str) -> None:
+    """Create (or reset) the application role: login, not superuser, no BYPASSRLS."""
+    admin = await asyncpg.connect(plain_dsn(admin_url))
+    try:
+        await admin.execute(
+            f"""DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{APP_ROLE}') THEN
+    CREATE ROLE {APP_ROLE} LOGIN PASSWORD '{APP_PASSWORD}';
+  END IF;
+  ALTER ROLE {APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE
+    PASSWORD '{APP_PASSWORD}';
+EXCEPTION WHEN unique_violation OR duplicate_object THEN NULL;  -- created concurrently
+END $$;"""
+        )
+    finally:
+        await admin.close()
+
+
+def app_url(owner_url: str) -> str:
+    """The same database, as the application role."""
+    return (
+        make_url(owner_url)
+        .set(username=APP_ROLE, password=APP_PASSWORD)
+        .render_as_string(hide_password=False)
+    )

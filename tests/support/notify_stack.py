@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 import services
 from shared.auth import mint_token
 from shared.host import Host
-from shared.migrations import upgrade
+from shared.migrations import migrate
 from shared.settings import Settings, load_settings
-from tests.support.infra import Infra
+from tests.support.infra import Infra, app_url
 from tests.support.notify import Endpoints, Publisher, SmtpSink
 
 
@@ -163,11 +163,21 @@ async def notify_stack(
     await endpoints.start()
     try:
         async with fresh_database(infra) as database_url:
-            settings = notify_settings(infra, database_url, endpoints, smtp, **overrides)
-            await asyncio.to_thread(upgrade, "notify", settings.database_url_for("notify"))
+            settings = notify_settings(
+                infra,
+                app_url(database_url),
+                endpoints,
+                smtp,
+                migration_database_url=database_url,
+                **overrides,
+            )
+            await asyncio.to_thread(
+                migrate, "notify", database_url, settings.database_url_for("notify")
+            )
             publisher = Publisher(settings)
             await publisher.start()
-            engine = create_async_engine(settings.database_url)
+            # The tests look at the tables as the owner (row-level security does not hide rows).
+            engine = create_async_engine(database_url)
             stack = NotifyStack(settings, endpoints, smtp, publisher, engine)
             try:
                 if in_process:

@@ -68,6 +68,24 @@ def test_database_url_names_each_services_database() -> None:
     assert settings.database_url_for("feedback") == "sqlite+aiosqlite:///data/feedback.db"
 
 
+def test_migrations_use_the_owner_url_and_default_to_the_services_url() -> None:
+    same = load_settings(database_url="postgresql+asyncpg://app:a@db:5432/{service}")
+    owner = load_settings(
+        database_url="postgresql+asyncpg://app:a@db:5432/rapport",
+        migration_database_url="postgresql+asyncpg://owner:o@db:5432/rapport",
+    )
+
+    assert same.migration_database_url_for("intake") == "postgresql+asyncpg://app:a@db:5432/intake"
+    assert owner.migration_database_url_for("intake").startswith("postgresql+asyncpg://owner:")
+    assert owner.database_url_for("intake").startswith("postgresql+asyncpg://app:")
+
+
+def test_a_bad_migration_database_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = error_for(monkeypatch, RAPPORT_MIGRATION_DATABASE_URL="mysql://x")
+
+    assert message.startswith("RAPPORT_MIGRATION_DATABASE_URL: expected postgresql+asyncpg://")
+
+
 def test_production_with_real_secrets_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAPPORT_ENVIRONMENT", "production")
     for name in ("RAPPORT_JWT_SECRET", "RAPPORT_PSEUDONYM_KEY", "RAPPORT_ENCRYPTION_KEY"):

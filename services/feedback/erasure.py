@@ -1,0 +1,58 @@
+"""Feedback's share of a client's erasure (``client.erasure.requested``): the client's episodes
+with every response, session and used link are deleted, and the client's data key is destroyed,
+so any comment sealed under it that survives anywhere (a backup, a copy) can never be read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete
+from sqlmodel import select
+
+from services.feedback.models import (
+    ERASED,
+    ERASURES,
+    OUTBOX,
+    FeedbackClientKey,
+    FeedbackEpisode,
+    FeedbackResponse,
+    FeedbackSession,
+    FeedbackTokenUse,
+)
+from shared.consumer import Delivery
+from shared.contracts import ClientErasureRequested
+from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
+from shared.events import Event
+
+REGISTER = ErasureRegister(ERASURES, ERASED)
+
+
+async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> list[Event[Any]]:
+    data = delivery.event.data
+    session = delivery.session
+    known = await session.execute(
+        select(FeedbackEpisode.episode_id).where(FeedbackEpisode.client == data.client)
+    )
+    episodes = sorted(set(data.episode_ids) | {str(e) for e in known.scalars()})
+    removed: dict[str, int] = {}
+    for model in (FeedbackResponse, FeedbackSession, FeedbackTokenUse, FeedbackEpisode):
+        table = table_of(model)
+        result = await session.execute(delete(table).where(table.c.episode_id.in_(episodes)))
+        removed[table.name] = rows_affected(result)
+    responses = table_of(FeedbackResponse)
+    result = await session.execute(delete(responses).where(responses.c.respondent == data.client))
+    removed[responses.name] += rows_affected(result)
+    keys = table_of(FeedbackClientKey)
+    result = await session.execute(delete(keys).where(keys.c.client == data.client))
+    removed[keys.name] = rows_affected(result)  # crypto-shredding
+    removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [data.client, *episodes])
+    await REGISTER.record(
+        session,
+        request_id=data.request_id,
+        site_id=data.site_id,
+        client=data.client,
+        requested_at=data.requested_at,
+    )
+    await REGISTER.register(session, data.request_id, [data.client], episodes, data.requested_at)
+    await REGISTER.complete(session, data.request_id, removed)
+    return []
