@@ -30,6 +30,7 @@ from services.intake.models import (
     IntakeIntake,
     IntakeMatch,
 )
+from shared.audit import audited
 from shared.auth import CurrentStaff
 from shared.consumer import Delivery
 from shared.contracts import CLIENT_ERASURE_REQUESTED, ClientErasureRequested, Id
@@ -74,6 +75,7 @@ async def _episode_ids(session: AsyncSession, client: str) -> list[str]:
     status_code=202,
     response_model=ErasureOut,
     summary="Erase a client's data in every service (site admin or clinical lead)",
+    dependencies=[audited("intake", "client.erase", "client")],
 )
 async def request_erasure(request: Request, body: ErasureIn, staff: CurrentStaff) -> ErasureOut:
     staff.require_role(*REQUEST_ERASURE)

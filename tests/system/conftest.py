@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from shared.migrations import upgrade
+from shared.migrations import migrate
 from shared.settings import Settings, load_settings
 from tests.conftest import _plain_dsn
-from tests.support.infra import Infra
+from tests.support.infra import Infra, app_url
 from tests.system.world import World, build_world
 
 
@@ -31,7 +31,8 @@ async def module_settings(infra: Infra) -> AsyncIterator[Settings]:
     url = make_url(infra.database_url).set(database=name).render_as_string(hide_password=False)
     settings = load_settings(
         kafka_bootstrap=infra.kafka_bootstrap,
-        database_url=url,
+        database_url=app_url(url),
+        migration_database_url=url,
         redis_url=infra.redis_url,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         topic_partitions=1,
@@ -39,8 +40,15 @@ async def module_settings(infra: Infra) -> AsyncIterator[Settings]:
         allow_private_webhooks=True,
         relay_idle_seconds=0.05,
     )
+    # Migrated as the owner, served as the application role under row-level security, as
+    # ``rapport migrate`` and the services do.
     for service in ("intake", "feedback", "analytics", "notify"):
-        await asyncio.to_thread(upgrade, service, settings.database_url_for(service))
+        await asyncio.to_thread(
+            migrate,
+            service,
+            settings.migration_database_url_for(service),
+            settings.database_url_for(service),
+        )
     yield settings
     admin = await asyncpg.connect(_plain_dsn(infra.database_url))
     try:

@@ -125,6 +125,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ),
         ("episode_id",),
     ),
+    ("POST", "/intake/erasures"): Operation(
+        "client",
+        ("site_admin", "clinical_lead"),
+        lambda w, s: Call(
+            "/intake/erasures",
+            body={"site_id": s.id, "client_reference": s.erasable_reference},
+        ),
+    ),
     ("POST", "/intake/therapists"): Operation(
         "site",
         ADMIN,

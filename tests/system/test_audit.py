@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import SQLModel
 
 from shared.audit import GENESIS, AuditEntry, AuditTrail, BrokenLink, record_hash, verify_chain
-from shared.db import make_engine
+from shared.db import all_sites, make_engine
 from shared.migrations import upgrade
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
@@ -215,14 +215,15 @@ async def desk(embedded_settings: object) -> AsyncIterator[FeedbackDesk]:
 
 async def audit_rows(desk: FeedbackDesk) -> list[object]:
     runtime = desk.host.runtimes["feedback"]
-    async with runtime.sessionmaker() as session:
-        return list(
-            (
-                await session.execute(
-                    select(SQLModel.metadata.tables["feedback_audit"]).order_by(text("seq"))
-                )
-            ).all()
-        )
+    with all_sites():  # the whole trail (on PostgreSQL it is under row-level security)
+        async with runtime.sessionmaker() as session:
+            return list(
+                (
+                    await session.execute(
+                        select(SQLModel.metadata.tables["feedback_audit"]).order_by(text("seq"))
+                    )
+                ).all()
+            )
 
 
 async def test_a_denied_read_records_actor_site_action_resource_and_outcome(

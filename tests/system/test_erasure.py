@@ -46,6 +46,10 @@ KEPT = {
     "comment": "Keeper comment 4242: fine",
 }
 ERASURE_TABLES = {f"{s}_{t}" for s in services.NAMES for t in ("erasures", "erased")}
+# The append-only, hash-chained audit trail keeps who accessed which resource, named by opaque
+# ids (episode id, pseudonym) that point at nothing once the data is gone; it never holds
+# names, contact details or free text, so the canaries are searched for there too.
+AUDIT_TABLES = {f"{s}_audit" for s in services.NAMES}
 
 
 def auth(settings: Settings, role: str, sub: str = "staff-1") -> dict[str, str]:
@@ -290,9 +294,16 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
             await eventually(every_service_completed, what="every service to complete the erasure")
 
         after = await _all_rows(owner)
-        needles = [erased["client"], erased["episode_id"], *ERASED.values()]
-        hits = _hits(after, needles, ERASURE_TABLES)
+        opaque = [erased["client"], erased["episode_id"]]
+        canaries = list(ERASED.values())
+        needles = [*opaque, *canaries]
+        hits = _hits(after, opaque, ERASURE_TABLES | AUDIT_TABLES)
+        hits += _hits(after, canaries, ERASURE_TABLES)
         assert hits == [], hits
+        erase_audits = await owner.fetchval(
+            "SELECT count(*) FROM intake_audit WHERE action = 'client.erase' AND status = 202"
+        )
+        assert erase_audits == 1
         redis_text = await _redis_text(settings)
         assert [n for n in needles if n in redis_text] == []
         assert kept["client"] in redis_text

@@ -19,6 +19,7 @@ from sqlmodel import SQLModel
 import services
 from shared import tokens
 from shared.auth import ROLES, mint_token
+from shared.db import all_sites
 from shared.host import Host
 from shared.settings import Settings
 from tests.support.receiver import WebhookReceiver
@@ -73,6 +74,7 @@ class Site:
     direct_episode_id: str = ""  # opened directly
     client: str = ""  # the episode's client pseudonym
     client_reference: str = ""
+    erasable_reference: str = ""  # a client of its own, whom the erasure route may erase
     contact_email: str = ""
     delivery_id: str = ""
     feedback_link: str = ""
@@ -107,10 +109,12 @@ class World:
     async def audit_count(self, service: str) -> int:
         runtime = self.host.runtimes[service]
         table: Table = SQLModel.metadata.tables[f"{service}_audit"]
-        async with runtime.sessionmaker() as session:
-            return int(
-                (await session.execute(select(func.count()).select_from(table))).scalar_one()
-            )
+        # The whole trail, whatever site scope the last request left in this task.
+        with all_sites():
+            async with runtime.sessionmaker() as session:
+                return int(
+                    (await session.execute(select(func.count()).select_from(table))).scalar_one()
+                )
 
     async def audit_counts(self) -> dict[str, int]:
         return {s: await self.audit_count(s) for s in SERVICES}
@@ -192,6 +196,18 @@ async def _populate(world: World, site_id: str) -> Site:
         )
     )
     site.direct_episode_id = direct["episode_id"]
+    site.erasable_reference = f"MRN-{tag.upper()}-{uuid.uuid4().hex[:8]}"
+    await _ok(
+        await http.post(
+            "/intake/episodes",
+            json={
+                "site_id": site_id,
+                "therapist_id": site.therapist,
+                "client_reference": site.erasable_reference,
+            },
+            headers=coordinator,
+        )
+    )
     await _ok(
         await http.put(
             f"/notify/client-contacts/{site_id}/{site.client}",
