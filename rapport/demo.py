@@ -200,6 +200,9 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
                     inbox,
                     settled(host, 0.15 if embedded else 0.8),
                     progress,
+                    # One process, one core's worth of work: overlapping requests only adds
+                    # switching (measured); a real stack has network waits worth overlapping.
+                    concurrency=1 if embedded else 8,
                 )
                 receiver.secrets.update(
                     await driver.set_up_sites(

@@ -68,12 +68,11 @@ async def read(args: argparse.Namespace) -> int:
             batch = await consumer.getmany(timeout_ms=int((args.idle or 1) * 1000))
             if not batch and args.idle:
                 break
-            for messages in batch.values():
-                for message in messages:
-                    print(_line(message), flush=True)
-                    seen += 1
-                    if args.limit and seen >= args.limit:
-                        break
+            for message in (m for messages in batch.values() for m in messages):
+                if args.limit and seen >= args.limit:
+                    break
+                print(_line(message), flush=True)
+                seen += 1
     finally:
         await consumer.stop()
     print(f"rapport events: {seen} event(s)", file=sys.stderr)

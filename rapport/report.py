@@ -119,9 +119,9 @@ def _examples(live: LiveRun) -> list[tuple[str, str, str]]:
     )
     pick(
         "A client going the wrong way",
-        "The outcome score (ORS) fell reliably below the first one: a deterioration alert, "
-        "and not-on-track at session 4.",
-        lambda c: c.client.deteriorating,
+        "The outcome score (ORS) fell reliably below the first one: a deterioration alert for "
+        "the therapist (and, without reliable improvement by session 4, not-on-track).",
+        lambda c: min(r.ors for r in c.history) <= c.client.intake_ors - 5,
     )
     return picks
 
@@ -435,6 +435,11 @@ def _effectiveness(result: Result) -> tuple[str, str]:
     if not domains:
         return "", ""
     domain = domains.most_common(1)[0][0]
+    best: dict[str, dict[str, Any]] = {}  # one row per therapist: the estimate with most cases
+    for t in entries:
+        if t["domain"] == domain and t.get("reliable_improvement_rate"):
+            if t["therapist_id"] not in best or t["n"] > best[t["therapist_id"]]["n"]:
+                best[t["therapist_id"]] = t
     rows = sorted(
         (
             (
@@ -443,8 +448,7 @@ def _effectiveness(result: Result) -> tuple[str, str]:
                 t["reliable_improvement_rate"]["lower"],
                 t["reliable_improvement_rate"]["upper"],
             )
-            for t in entries
-            if t["domain"] == domain and t.get("reliable_improvement_rate")
+            for t in best.values()
         ),
         key=lambda r: -r[1],
     )

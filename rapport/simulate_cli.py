@@ -129,11 +129,13 @@ async def _live(args: argparse.Namespace) -> int:
     )
 
     async def quiet() -> None:
-        # No access to the deployment's outboxes: wait until webhooks stop arriving.
-        last, deadline = -1, time.monotonic() + 60
-        while len(inbox.received) != last and time.monotonic() < deadline:
+        # No access to the deployment's outboxes: wait until no webhook arrived for 2 s.
+        deadline = time.monotonic() + 60
+        last, still = len(inbox.received), 0
+        while still < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            still = still + 1 if len(inbox.received) == last else 0
             last = len(inbox.received)
-            await asyncio.sleep(1.0)
 
     try:
         async with httpx.AsyncClient(base_url=args.live, timeout=60) as http:

@@ -17,7 +17,6 @@ deployment's URL (``rapport simulate --live``).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -82,7 +81,6 @@ class LiveRun:
     courses: dict[str, Course] = field(default_factory=dict)  # by episode id
     episode_of: dict[str, str] = field(default_factory=dict)  # client id → episode id
     unmatched: list[str] = field(default_factory=list)
-    received: dict[tuple[str, int], frozenset[str]] = field(default_factory=dict)
     alerts_by_week: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     responses: int = 0
     requests: int = 0
@@ -217,7 +215,6 @@ class LiveDriver:
             sessions = []
             for episode_id, course in active:
                 received = frozenset(pending.pop(episode_id, set()))
-                self.run.received[(course.client.id, course.session_number + 1)] = received
                 sessions.append(self._attend(episode_id, course, received))
             await asyncio.gather(*sessions)
             for client in arrivals.get(week, []):
@@ -228,8 +225,3 @@ class LiveDriver:
                 pending[episode_id] |= kinds
             self.progress("week", week)
         return self.run
-
-
-def webhook_alert(body: bytes) -> dict[str, Any]:
-    parsed: dict[str, Any] = json.loads(body)
-    return parsed
