@@ -216,7 +216,9 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
         result = report.Result(network, live, observed, arms, inbox, seconds=simulated, stack=stack)
         written = report.write(result, out)
         report.print_summary(result, console)
-        console.print(f"\nReport: [bold]{written.resolve()}[/bold]  ({simulated:.0f} s)")
+        console.print(
+            f"\nReport: [bold]{written.resolve()}[/bold]  ({simulated:.0f} s)", soft_wrap=True
+        )
         if args.serve:
             token = mint_token(settings, "lead", "clinical_lead", [s.id for s in network.sites])
             site = network.sites[0].id
@@ -236,6 +238,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
                 f"--role therapist --sites {site} --sub th-001",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,  # a token broken over two lines cannot be copied
             )
             assert api_task is not None
             await api_task
