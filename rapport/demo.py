@@ -198,7 +198,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
                     settings,
                     network,
                     inbox,
-                    settled(host, 0.15 if embedded else 0.8),
+                    settled(host, 0.05 if embedded else 0.8),
                     progress,
                     # One process, one core's worth of work: overlapping requests only adds
                     # switching (measured); a real stack has network waits worth overlapping.
