@@ -67,7 +67,8 @@ async def observe(
             )
             page.raise_for_status()
             rows = page.json()
-            seen.alerts.extend(rows)
+            # Only this run's episodes (a real database may hold earlier runs).
+            seen.alerts.extend(r for r in rows if r["episode_id"] in live.courses)
             if len(rows) < 500:
                 break
             offset += 500

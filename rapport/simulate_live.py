@@ -113,6 +113,7 @@ class LiveDriver:
         self._tokens: dict[tuple[str, str, str], dict[str, str]] = {}
         self._limit = asyncio.Semaphore(concurrency)
         self._seen_webhooks = 0
+        self.webhook_ids: set[str] = set()  # this run's endpoints
 
     def auth(self, role: str, site: str, sub: str = "simulator") -> dict[str, str]:
         key = (role, site, sub)
@@ -146,6 +147,7 @@ class LiveDriver:
                     {"site_id": site.id, "url": webhook_url(site.id)},
                 )
                 secrets[site.id] = hook["secret"]
+                self.webhook_ids.add(hook["id"])
         return secrets
 
     async def _admit(self, client: SimClient) -> None:
