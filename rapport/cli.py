@@ -114,6 +114,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from rapport.simulate_cli import main as simulate_main
+
+    return simulate_main(args)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from rapport.events import main as events_main
+
+    return events_main(args)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from rapport.replay import main as replay_main
 
@@ -135,6 +147,16 @@ def cmd_settings(_: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rapport", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,12 +176,35 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a simulated counselling network end to end")
     demo.add_argument("--serve", action="store_true", help="keep the API running afterwards")
     demo.add_argument("--kafka", help="run against a real Kafka (bootstrap servers)")
-    demo.add_argument("--database-url", help="with --kafka: the real database")
+    demo.add_argument("--database-url", help="with --kafka: the real database (the app role)")
+    demo.add_argument(
+        "--migration-database-url",
+        help="with --kafka: the tables' owner, for migrations (default: --database-url)",
+    )
     demo.add_argument("--redis-url", help="with --kafka: the real Redis")
     demo.add_argument("--out", default=".rapport/demo", help="where to write the report")
     demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--port", type=int, default=8000, help="with --serve: the API's port")
+    demo.add_argument("--sites", type=_positive, default=3)
+    demo.add_argument("--therapists", type=_positive, default=30)
+    demo.add_argument("--clients", type=_positive, default=300)
+    demo.add_argument("--weeks", type=_positive, default=16)
+    demo.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
     demo.set_defaults(func=cmd_demo)
+
+    from rapport.simulate_cli import add_arguments as add_simulate_arguments
+
+    simulate = sub.add_parser(
+        "simulate", help="a simulated network: replay JSONL with labels, or live into a stack"
+    )
+    add_simulate_arguments(simulate).set_defaults(func=cmd_simulate)
+
+    from rapport.events import add_arguments as add_events_arguments
+
+    events = sub.add_parser("events", help="print events from Kafka topics (no consumer group)")
+    add_events_arguments(events).set_defaults(func=cmd_events)
 
     stack = sub.add_parser("stack", help="local Kafka, PostgreSQL and Redis without Docker")
     stack.add_argument("action", choices=["up", "down", "status", "env"])

@@ -1,8 +1,13 @@
-"""``rapport demo``: a small simulated counselling network, end to end, on the embedded default.
+"""``rapport demo``: a simulated counselling network, end to end, through the real services.
 
-Everything goes through the real HTTP API and the real handlers: sites register webhooks,
-coordinators open episodes, therapists record each session's SRS (alliance) and PHQ-9
-(symptoms), analytics raises alerts, notify delivers signed webhooks to a local receiver.
+All four services run in this process (the embedded default: in-process broker, SQLite,
+in-memory Redis; or a real Kafka/PostgreSQL/Redis with ``--kafka``, ``--database-url``,
+``--redis-url``). The simulator (``rapport.simulate``) supplies sites, therapists and clients;
+``rapport.simulate_live`` drives them through the HTTP APIs week by week (intake → matching →
+sessions → feedback → analytics → notifications); a local receiver plays the clinics'
+front-end and verifies every signed webhook. The same clients then go through the
+counterfactual arms offline (``rapport.simulate_arms``) and ``rapport.report`` writes the
+summary and the HTML report from what happened.
 """
 
 from __future__ import annotations
@@ -10,40 +15,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
+import logging
 import shutil
 import socket
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import event, func, select
+from sqlmodel import col
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 import services
+from rapport import report, simulate_arms
+from rapport.simulate import build_network
+from rapport.simulate_live import AlertInbox, LiveDriver
 from services.notify import signing
 from shared.auth import mint_token
 from shared.host import Host
 from shared.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
 
-SITES = ("site-north", "site-south", "site-east")
-
 
 @dataclass
 class Receiver:
     """The clinics' front-end: receives webhooks and checks their signatures."""
 
-    secrets: dict[str, str] = field(default_factory=dict)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    bad_signatures: int = 0
+    inbox: AlertInbox
+    secrets: dict[str, str]
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
@@ -55,10 +64,19 @@ class Receiver:
             body,
         )
         if expected not in request.headers["webhook-signature"].split(" "):
-            self.bad_signatures += 1
+            self.inbox.rejected += 1
             return Response(status_code=401)
-        self.received.append(json.loads(body))
+        self.inbox.received.append(json.loads(body))
         return Response(status_code=204)
+
+
+def _throwaway_sqlite(dbapi_connection: Any, _: Any) -> None:
+    """The demo's SQLite files are thrown away after the run: commits need not wait for the
+    disk (WAL with synchronous=NORMAL stays consistent; only a power cut could lose the last
+    commits)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _free_port() -> int:
@@ -79,186 +97,178 @@ async def _serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None
     return server, task
 
 
-def _srs(rng: random.Random, level: float) -> dict[str, float]:
-    return {
-        item: round(min(10.0, max(0.0, rng.gauss(level, 0.3))), 1)
-        for item in ("relationship", "goals", "approach", "overall")
-    }
+def settled(host: Host, quiet_seconds: float, endpoints: set[str]) -> Callable[[], Awaitable[None]]:
+    """Wait until every outbox is relayed and every webhook to this run's ``endpoints``
+    delivered, twice in a row ``quiet_seconds`` apart (on a real Kafka an event may be between
+    two services; a real database may hold earlier runs' endpoints, retrying)."""
+    from services.notify.models import NotifyDelivery
 
-
-def _phq9(rng: random.Random, severity: float, risk: bool) -> dict[str, int]:
-    items = {str(i): min(3, max(0, round(rng.gauss(severity, 0.6)))) for i in range(1, 10)}
-    items["9"] = 1 if risk else 0
-    return items
-
-
-async def _simulate(
-    http: httpx.AsyncClient,
-    settings: Settings,
-    rng: random.Random,
-    clients: int,
-    sessions: int,
-    progress: bool,
-) -> dict[str, Any]:
-    def auth(role: str, site: str, sub: str = "demo") -> dict[str, str]:
-        return {"Authorization": "Bearer " + mint_token(settings, sub, role, [site])}
-
-    episodes: list[tuple[str, str, str]] = []
-    for n in range(clients):
-        site = SITES[n % len(SITES)]
-        therapist = f"th-{site.split('-')[1]}-{n % 4}"
-        opened = await http.post(
-            "/intake/episodes",
-            headers=auth("intake_coordinator", site),
-            json={
-                "site_id": site,
-                "therapist_id": therapist,
-                "client_reference": f"demo-client-{n}",
-                "domains": ["depression"],
-                "severity": "moderate",
-            },
-        )
-        opened.raise_for_status()
-        episodes.append((opened.json()["episode_id"], site, therapist))
-
-    for episode_id, site, therapist in episodes:
-        headers = auth("therapist", site, therapist)
-        for _ in range(100):
-            known = await http.get(f"/feedback/episodes/{episode_id}/responses", headers=headers)
-            if known.status_code == 200:
-                break
-            await asyncio.sleep(0.05)
-
-    recorded = 0
-    total = len(episodes) * sessions
-    for index, (episode_id, site, therapist) in enumerate(episodes):
-        headers = auth("therapist", site, therapist)
-        alliance = rng.uniform(8.8, 9.8)
-        severity = rng.uniform(1.2, 2.2)
-        rupture_at = rng.randint(3, sessions - 2) if rng.random() < 0.3 else None
-        repaired = rng.random() < 0.6
-        for session_number in range(1, sessions + 1):
-            level = alliance
-            if rupture_at is not None and session_number >= rupture_at:
-                level = (
-                    alliance - 2.2 if not repaired or session_number < rupture_at + 2 else alliance
+    async def busy() -> bool:
+        for runtime in host.runtimes.values():
+            if await runtime.relay.pending():
+                return True
+        notify = host.runtimes["notify"]
+        async with notify.sessionmaker() as session:
+            waiting = await session.scalar(
+                select(func.count())
+                .select_from(NotifyDelivery)
+                .where(
+                    col(NotifyDelivery.channel) == "webhook",
+                    col(NotifyDelivery.recipient).in_([f"endpoint:{e}" for e in endpoints]),
+                    col(NotifyDelivery.status).in_(("pending", "sending")),
                 )
-            risk = rng.random() < 0.02
-            for instrument, items in (
-                ("srs", _srs(rng, level)),
-                ("phq-9", _phq9(rng, severity, risk)),
-            ):
-                response = await http.post(
-                    "/feedback/responses",
-                    headers=headers,
-                    json={
-                        "episode_id": episode_id,
-                        "session_number": session_number,
-                        "respondent_role": "client",
-                        "instrument": instrument,
-                        "items": items,
-                    },
-                )
-                response.raise_for_status()
-            severity = max(0.0, severity - rng.uniform(0.0, 0.25))
-            recorded += 1
-        if progress:
-            done = (index + 1) * sessions
-            bar = "#" * int(30 * done / total)
-            print(f"\r  sessions recorded [{bar:<30}] {done}/{total}", end="", flush=True)
-    if progress:
-        print()
-    return {"episodes": len(episodes), "sessions": recorded}
+            )
+        return bool(waiting)
+
+    async def wait() -> None:
+        deadline = time.monotonic() + 120
+        quiet = 0
+        while quiet < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the services did not settle within 120 s")
+            quiet = 0 if await busy() else quiet + 1
+            await asyncio.sleep(quiet_seconds)
+
+    return wait
 
 
-async def _main(args: argparse.Namespace, settings: Settings) -> int:
+async def run(args: argparse.Namespace, settings: Settings, console: Console) -> report.Result:
+    """Run the network through the services hosted here, write the report, return the result
+    (with ``--serve``: only once the API is stopped)."""
     out = Path(args.out)
-    receiver = Receiver()
+    network = build_network(
+        seed=args.seed,
+        sites=args.sites,
+        therapists=args.therapists,
+        clients=args.clients,
+        weeks=args.weeks,
+    )
+    inbox = AlertInbox()
+    receiver = Receiver(inbox, {})
     receiver_port = _free_port()
     hook_app = Starlette(routes=[Route("/hooks/{site}", receiver.hook, methods=["POST"])])
     hook_server, hook_task = await _serve(hook_app, receiver_port)
 
     embedded = not args.kafka
-    host = Host(settings, services.definitions(), embedded=embedded)
-    api_port = args.port if args.serve else _free_port()
-    api_server, api_task = await _serve(host.http_app(), api_port)
-    base = f"http://127.0.0.1:{api_port}"
-    started = time.perf_counter()
-    rng = random.Random(args.seed)
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-        for site in SITES:
-            admin = {
-                "Authorization": "Bearer " + mint_token(settings, "admin", "site_admin", [site])
-            }
-            hook = await http.post(
-                "/notify/webhooks",
-                headers=admin,
-                json={"site_id": site, "url": f"http://127.0.0.1:{receiver_port}/hooks/{site}"},
+    if not embedded:  # a real database: bring every service's schema to head (idempotent)
+        from shared.migrations import migrate
+
+        for name in services.NAMES:  # as the owner; the services then run as the app role
+            await asyncio.to_thread(
+                migrate,
+                name,
+                settings.migration_database_url_for(name),
+                settings.database_url_for(name),
             )
-            hook.raise_for_status()
-            receiver.secrets[site] = hook.json()["secret"]
-        print(f"Rapport demo — {'embedded' if embedded else 'real'} stack, API at {base}")
-        counts = await _simulate(http, settings, rng, clients=24, sessions=8, progress=True)
-
-        alerts: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            alerts = []
-            for site in SITES:
-                lead = {
-                    "Authorization": "Bearer "
-                    + mint_token(settings, "lead", "clinical_lead", [site])
-                }
-                got = await http.get(
-                    "/analytics/alerts",
-                    headers=lead,
-                    params={"site_id": site, "status": "all", "limit": 500},
-                )
-                got.raise_for_status()
-                alerts.extend(got.json())
-            opened = len(alerts)
-            if opened and len(receiver.received) >= opened:
-                break
-            await asyncio.sleep(0.2)
-    elapsed = time.perf_counter() - started
-
-    by_kind = Counter(a["kind"] for a in alerts)
-    summary = {
-        "sites": len(SITES),
-        "episodes": counts["episodes"],
-        "sessions": counts["sessions"],
-        "alerts_opened": dict(sorted(by_kind.items())),
-        "alerts_resolved": sum(
-            a["status"] == "resolved" and a["kind"] not in {"risk", "repair"} for a in alerts
-        ),
-        "webhooks_delivered": len(receiver.received),
-        "webhook_signatures_rejected": receiver.bad_signatures,
-        "seconds": round(elapsed, 1),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print()
-    print(f"  {'episodes':<28}{summary['episodes']:>8}")
-    print(f"  {'sessions with feedback':<28}{summary['sessions']:>8}")
-    for kind, n in summary["alerts_opened"].items():
-        print(f"  {'alerts: ' + kind:<28}{n:>8}")
-    print(f"  {'alerts since resolved':<28}{summary['alerts_resolved']:>8}")
-    print(f"  {'signed webhooks delivered':<28}{summary['webhooks_delivered']:>8}")
-    print(f"\nSummary written to {out / 'summary.json'} ({summary['seconds']} s).")
+    host = Host(settings, services.definitions(), embedded=embedded, create_tables=embedded)
+    if embedded:
+        for runtime in host.runtimes.values():
+            event.listen(runtime.engine.sync_engine, "connect", _throwaway_sqlite)
+    app = host.http_app()
+    started = time.perf_counter()
+    api_server: uvicorn.Server | None = None
+    api_task: asyncio.Task[None] | None = None
+    base = f"http://127.0.0.1:{args.port}"
     if args.serve:
-        token = mint_token(settings, "lead", "clinical_lead", list(SITES))
-        print(
-            f"\nThe API keeps running at {base} (Ctrl-C to stop). Try:\n"
-            f"  curl -H 'Authorization: Bearer {token}' "
-            f"'{base}/analytics/alerts?site_id={SITES[0]}'\n  open {base}/docs"
-        )
-        await api_task
+        api_server, api_task = await _serve(app, args.port)
     else:
-        api_server.should_exit = True
-        await api_task
-    hook_server.should_exit = True
-    await hook_task
-    return 0 if receiver.bad_signatures == 0 else 1
+        await host.start()
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("faststream"):  # the broker's per-message lines, set up at start
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://rapport", timeout=60
+        ) as http:
+            stack = (
+                "embedded (in-process broker, SQLite, in-memory Redis)"
+                if embedded
+                else (f"Kafka {settings.kafka_bootstrap}")
+            )
+            console.print(
+                f"[bold]Rapport demo[/bold] — {len(network.sites)} sites, "
+                f"{len(network.therapists)} therapists, {len(network.clients)} clients, "
+                f"{network.weeks} weeks; {stack}"
+            )
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+                disable=not args.progress,
+            ) as bar:
+                weeks = bar.add_task("weeks of sessions", total=network.weeks)
+
+                def progress(what: str, n: int) -> None:
+                    if what != "week":
+                        return
+                    bar.update(weeks, completed=n)
+                    if args.progress and not console.is_terminal:
+                        console.print(f"  week {n}/{network.weeks} done")
+
+                endpoints: set[str] = set()
+                driver = LiveDriver(
+                    http,
+                    settings,
+                    network,
+                    inbox,
+                    settled(host, 0.05 if embedded else 0.8, endpoints),
+                    progress,
+                    # One process, one core's worth of work: overlapping requests only adds
+                    # switching (measured); a real stack has network waits worth overlapping.
+                    concurrency=1 if embedded else 8,
+                )
+                receiver.secrets.update(
+                    await driver.set_up_sites(
+                        lambda site: f"http://127.0.0.1:{receiver_port}/hooks/{site}"
+                    )
+                )
+                endpoints |= driver.webhook_ids
+                live = await driver.run_weeks()
+            observed = await report.observe(http, settings, network, live)
+        simulated = time.perf_counter() - started
+        arms = simulate_arms.run_all(network, live)
+        result = report.Result(network, live, observed, arms, inbox, seconds=simulated, stack=stack)
+        written = report.write(result, out)
+        report.print_summary(result, console)
+        console.print(
+            f"\nReport: [bold]{written.resolve()}[/bold]  ({simulated:.0f} s)", soft_wrap=True
+        )
+        if args.serve:
+            token = mint_token(settings, "lead", "clinical_lead", [s.id for s in network.sites])
+            site = network.sites[0].id
+            auth = '-H "Authorization: Bearer $TOKEN"'
+            tries = [
+                f"/analytics/alerts?site_id={site}",
+                f"/analytics/sites/{site}/summary",
+                f"/intake/therapists?site_id={site}",
+                f"/notify/deliveries?site_id={site}",
+            ]
+            console.print(
+                f"\nThe API keeps running at {base} (Ctrl-C to stop). A clinical lead's "
+                f"development token for every site:\n  export TOKEN={token}\nTry:\n"
+                + "".join(f"  curl -s {auth} '{base}{path}'\n" for path in tries)
+                + f"  curl -s {auth} '{base}/analytics/sites/{site}/report' > site.html\n"
+                f"  {base}/docs in a browser (OpenAPI). Other roles: rapport token "
+                f"--role therapist --sites {site} --sub th-001",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,  # a token broken over two lines cannot be copied
+            )
+            assert api_task is not None
+            await api_task
+    finally:
+        if api_server is not None and api_task is not None:
+            api_server.should_exit = True
+            await api_task
+        else:
+            await host.stop()
+        hook_server.should_exit = True
+        await hook_task
+    return result
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -266,11 +276,14 @@ def run_demo(args: argparse.Namespace) -> int:
     db_dir = out / "db"
     if db_dir.exists():
         shutil.rmtree(db_dir)
+    db_dir.mkdir(parents=True, exist_ok=True)
     overrides: dict[str, object] = {"allow_private_webhooks": True, "log_level": "warning"}
     if args.kafka:
         overrides.update(kafka_bootstrap=args.kafka)
         if args.database_url:
             overrides["database_url"] = args.database_url
+        if args.migration_database_url:
+            overrides["migration_database_url"] = args.migration_database_url
         if args.redis_url:
             overrides["redis_url"] = args.redis_url
     else:
@@ -283,7 +296,14 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"rapport: bad setting: {error}", file=sys.stderr)
         return 2
     configure_logging("demo", settings.log_level, settings.log_json)
+    # The demo's own output is the progress and the summary: FastStream's per-message lines
+    # and aiokafka's retried metadata errors while fresh topics elect leaders are noise here.
+    for name in ("faststream", "faststream.access", "faststream.access.kafka"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    console = Console(stderr=False)
     try:
-        return asyncio.run(_main(args, settings))
+        result = asyncio.run(run(args, settings, console))
     except KeyboardInterrupt:
         return 130
+    return 0 if result.inbox.rejected == 0 else 1

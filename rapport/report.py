@@ -1,0 +1,609 @@
+"""The demo's summary table and its self-contained HTML report (inline SVG, no scripts).
+
+Everything in it comes from the run: what the services answered over their HTTP APIs
+(matches and their explanations, alerts, site summaries with therapist estimates, episode
+charts drawn by analytics), what the front-end received (verified webhooks), what the simulated
+clients did, and the counterfactual arms of ``rapport.simulate_arms``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from rapport.simulate import Network
+from rapport.simulate_arms import Arms, Comparison
+from rapport.simulate_live import AlertInbox, LiveRun
+from shared.auth import mint_token
+from shared.settings import Settings
+
+KIND_COLOURS = {
+    "risk": "#cf222e",
+    "low_alliance": "#fb8f44",
+    "early_alliance_risk": "#bf8700",
+    "rupture": "#8250df",
+    "unresolved_rupture": "#6639ba",
+    "repair": "#2da44e",
+    "split_alliance": "#0a7b83",
+    "rating_discrepancy": "#57606a",
+    "deterioration": "#a40e26",
+    "not_on_track": "#1f6feb",
+    "dropout_risk": "#e16f24",
+    "rematch_suggested": "#116329",
+}
+
+
+@dataclass
+class Observed:
+    """What the services answered over their APIs after the run."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    charts: list[tuple[str, str, str]] = field(default_factory=list)  # (title, why, svg)
+
+
+async def observe(
+    http: httpx.AsyncClient, settings: Settings, network: Network, live: LiveRun
+) -> Observed:
+    seen = Observed()
+    for site in network.sites:
+        lead = {
+            "Authorization": "Bearer " + mint_token(settings, "lead", "clinical_lead", [site.id])
+        }
+        offset = 0
+        while True:
+            page = await http.get(
+                "/analytics/alerts",
+                headers=lead,
+                params={"site_id": site.id, "status": "all", "limit": 500, "offset": offset},
+            )
+            page.raise_for_status()
+            rows = page.json()
+            # Only this run's episodes (a real database may hold earlier runs).
+            seen.alerts.extend(r for r in rows if r["episode_id"] in live.courses)
+            if len(rows) < 500:
+                break
+            offset += 500
+        summary = await http.get(f"/analytics/sites/{site.id}/summary", headers=lead)
+        summary.raise_for_status()
+        seen.summaries[site.id] = summary.json()
+    for title, why, episode_id in _examples(live):
+        site_id = live.courses[episode_id].client.site_id
+        lead = {
+            "Authorization": "Bearer " + mint_token(settings, "lead", "clinical_lead", [site_id])
+        }
+        chart = await http.get(f"/analytics/episodes/{episode_id}/chart.svg", headers=lead)
+        if chart.status_code == 200:
+            seen.charts.append((title, why, chart.text))
+    return seen
+
+
+def _examples(live: LiveRun) -> list[tuple[str, str, str]]:
+    """A few episodes worth looking at: a rupture repaired after the alert, one never
+    repaired, a couple with a split alliance, a client who deteriorated."""
+    picks: list[tuple[str, str, str]] = []
+    chosen: set[str] = set()
+
+    def pick(title: str, why: str, test: Any) -> None:
+        for episode_id, course in live.courses.items():
+            if episode_id not in chosen and test(course) and course.session_number >= 6:
+                picks.append((title, why, episode_id))
+                chosen.add(episode_id)
+                return
+
+    pick(
+        "A rupture, caught and repaired",
+        "The client's alliance score fell by more than the reliable-change threshold (▼); "
+        "the therapist received the rupture alert before the next session and the alliance "
+        "recovered (○).",
+        lambda c: c.repairs_after_alert > 0,
+    )
+    pick(
+        "A rupture that stayed open",
+        "The alliance dropped and did not recover within three sessions: analytics raised "
+        "an unresolved-rupture alert for the supervisor.",
+        lambda c: c.ruptures > 0 and c.repairs == 0,
+    )
+    pick(
+        "A couple with a split alliance",
+        "Each partner rates the alliance; when their ratings part by the reliable-change "
+        "threshold the episode gets a split-alliance alert.",
+        lambda c: c.splits > 0,
+    )
+    pick(
+        "A client going the wrong way",
+        "The outcome score (ORS) fell reliably below the first one: a deterioration alert for "
+        "the therapist (and, without reliable improvement by session 4, not-on-track).",
+        lambda c: min(r.ors for r in c.history) <= c.client.intake_ors - 5,
+    )
+    return picks
+
+
+@dataclass
+class Result:
+    network: Network
+    live: LiveRun
+    observed: Observed
+    arms: Arms
+    inbox: AlertInbox
+    seconds: float
+    stack: str = "embedded"
+
+    def counts(self) -> dict[str, Any]:
+        courses = list(self.live.courses.values())
+        opened = Counter(a["kind"] for a in self.observed.alerts)
+        return {
+            "clients": len(self.network.clients),
+            "matched": len(self.live.matches),
+            "matched_all_constraints": sum(m.status == "matched" for m in self.live.matches),
+            "unmatched": len(self.live.unmatched),
+            "sessions": sum(c.session_number for c in courses),
+            "responses": self.live.responses,
+            "alerts_by_kind": dict(sorted(opened.items())),
+            "alerts": sum(opened.values()),
+            "ruptures_simulated": sum(c.ruptures for c in courses),
+            "ruptures_detected": opened.get("rupture", 0),
+            "repairs_simulated": sum(c.repairs for c in courses),
+            "repairs_detected": opened.get("repair", 0),
+            "repairs_after_alert": sum(c.repairs_after_alert for c in courses),
+            "split_alliances_simulated": sum(c.splits for c in courses),
+            "risk_answers": sum(c.risk_answers for c in courses),
+            "webhooks_delivered": len(self.inbox.received),
+            "webhooks_rejected": self.inbox.rejected,
+            "dropped_out": sum(c.ended == "dropped_out" for c in courses),
+            "completed": sum(c.ended == "completed" for c in courses),
+            "still_in_therapy": sum(c.ended is None for c in courses),
+            "requests": self.live.requests,
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _pp(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def print_summary(result: Result, console: Console) -> None:
+    c = result.counts()
+    table = Table(title="What happened", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("clients referred", c["clients"]),
+        ("matched (every hard constraint met)", f"{c['matched']} ({c['matched_all_constraints']})"),
+        ("sessions with feedback", c["sessions"]),
+        ("questionnaires recorded", c["responses"]),
+        (
+            "ruptures (simulated / detected)",
+            f"{c['ruptures_simulated']} / {c['ruptures_detected']}",
+        ),
+        ("repairs (simulated / detected)", f"{c['repairs_simulated']} / {c['repairs_detected']}"),
+        ("  of which after the therapist got the alert", c["repairs_after_alert"]),
+        (
+            "signed webhooks delivered (rejected)",
+            f"{c['webhooks_delivered']} ({c['webhooks_rejected']})",
+        ),
+        (
+            "dropped out / completed / still in therapy",
+            f"{c['dropped_out']} / {c['completed']} / {c['still_in_therapy']}",
+        ),
+    ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    console.print(table)
+
+    kinds = Table(title="Alerts opened by kind")
+    kinds.add_column("kind")
+    kinds.add_column("alerts", justify="right")
+    for kind, n in c["alerts_by_kind"].items():
+        kinds.add_row(kind, str(n))
+    console.print(kinds)
+
+    matches = Table(title="First matches and why")
+    matches.add_column("client")
+    matches.add_column("therapist")
+    matches.add_column("explanation")
+    for match in result.live.matches[:5]:
+        matches.add_row(match.client_id, match.chosen, _explanation(match.options, match.chosen))
+    console.print(matches)
+
+    for comparison in result.arms.comparisons:
+        t = Table(title=f"{comparison.title} (n = {comparison.n} clients)")
+        t.add_column("outcome")
+        t.add_column(comparison.arm_a, justify="right")
+        t.add_column(comparison.arm_b, justify="right")
+        t.add_column("difference, points [95% CI]", justify="right")
+        for d in comparison.differences:
+            t.add_row(
+                d.measure,
+                _pct(d.a.value),
+                _pct(d.b.value),
+                f"{_pp(d.estimate)} [{_pp(d.low)}, {_pp(d.high)}]",
+            )
+        console.print(t)
+
+
+def _explanation(options: Sequence[dict[str, Any]], chosen: str) -> str:
+    for option in options:
+        if option.get("therapist_id") == chosen:
+            reasons = option.get("reasons") or option.get("explanation") or []
+            if isinstance(reasons, str):
+                return reasons
+            parts = []
+            for reason in reasons[:4]:
+                if isinstance(reason, dict):
+                    parts.append(str(reason.get("text") or reason.get("reason") or reason))
+                else:
+                    parts.append(str(reason))
+            return "; ".join(parts)
+    return ""
+
+
+# --- SVG charts ---------------------------------------------------------------------------------
+
+
+def alert_timeline_svg(by_week: dict[int, Counter[str]], weeks: int) -> str:
+    kinds = sorted(
+        {k for c in by_week.values() for k in c},
+        key=lambda k: list(KIND_COLOURS).index(k) if k in KIND_COLOURS else 99,
+    )
+    width, height, left, right, top, bottom = 760, 300, 50, 190, 20, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    peak = max((sum(c.values()) for c in by_week.values()), default=1) or 1
+    bar_w = plot_w / max(1, weeks)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" role="img" '
+        'aria-label="Alerts delivered per week, by kind" class="chart">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#f6f8fa" stroke="#d0d7de"/>',
+    ]
+    for tick in range(5):
+        value = peak * tick / 4
+        y = top + plot_h - plot_h * tick / 4
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#57606a">{value:.0f}</text>'
+        )
+    for week in range(1, weeks + 1):
+        x = left + (week - 1) * bar_w
+        y = top + plot_h
+        for kind in kinds:
+            n = by_week.get(week, Counter()).get(kind, 0)
+            if not n:
+                continue
+            h = plot_h * n / peak
+            y -= h
+            parts.append(
+                f'<rect x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
+                f'fill="{KIND_COLOURS.get(kind, "#999")}"><title>week {week}: {n} {escape(kind)}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 15}" text-anchor="middle" fill="#57606a">{week}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="#57606a">week</text>'
+    )
+    for i, kind in enumerate(kinds):
+        y = top + 10 + i * 17
+        parts.append(
+            f'<rect x="{left + plot_w + 10}" y="{y - 9}" width="12" height="12" fill="{KIND_COLOURS.get(kind, "#999")}"/>'
+        )
+        parts.append(f'<text x="{left + plot_w + 28}" y="{y + 1}">{escape(kind)}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def forest_svg(
+    rows: Sequence[tuple[str, float, float, float]],
+    *,
+    label: str,
+    reference: float | None = 0.0,
+    low: float | None = None,
+    high: float | None = None,
+    percent: bool = True,
+    aria: str = "",
+) -> str:
+    """Point estimates with 95% intervals, one row each: (label, estimate, lower, upper)."""
+    width, left, right, top, row_h = 760, 300, 30, 24, 24
+    height = top + row_h * max(1, len(rows)) + 44
+    lo = min(
+        [r[2] for r in rows]
+        + ([reference] if reference is not None else [])
+        + ([low] if low is not None else []),
+        default=0.0,
+    )
+    hi = max(
+        [r[3] for r in rows]
+        + ([reference] if reference is not None else [])
+        + ([high] if high is not None else []),
+        default=1.0,
+    )
+    if low is not None:
+        lo = low
+    if high is not None:
+        hi = high
+    span = (hi - lo) or 1.0
+    lo, hi = lo - 0.05 * span, hi + 0.05 * span
+    plot_w = width - left - right
+
+    def x(v: float) -> float:
+        return left + (v - lo) / (hi - lo) * plot_w
+
+    def fmt(v: float) -> str:
+        return f"{100 * v:.0f}" if percent else f"{v:.1f}"
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" role="img" '
+        f'aria-label="{escape(aria or label)}" class="chart">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<rect x="{left}" y="{top - 12}" width="{plot_w}" height="{row_h * max(1, len(rows)) + 4}" fill="#f6f8fa" stroke="#d0d7de"/>',
+    ]
+    bottom = top + row_h * max(1, len(rows))
+    for tick in range(6):
+        v = lo + (hi - lo) * tick / 5
+        parts.append(
+            f'<text x="{x(v):.1f}" y="{bottom + 18}" text-anchor="middle" fill="#57606a">{fmt(v)}</text>'
+        )
+    if reference is not None:
+        parts.append(
+            f'<line x1="{x(reference):.1f}" x2="{x(reference):.1f}" y1="{top - 12}" y2="{bottom - 8}" stroke="#cf222e" stroke-dasharray="5 4"/>'
+        )
+    for i, (name, est, lower, upper) in enumerate(rows):
+        y = top + i * row_h
+        parts.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{escape(name)}</text>')
+        parts.append(
+            f'<line x1="{x(lower):.1f}" x2="{x(upper):.1f}" y1="{y}" y2="{y}" stroke="#1f6feb" stroke-width="2"/>'
+        )
+        parts.append(
+            f'<rect x="{x(est) - 4:.1f}" y="{y - 4}" width="8" height="8" fill="#1f6feb">'
+            f"<title>{escape(name)}: {fmt(est)} [{fmt(lower)}, {fmt(upper)}]</title></rect>"
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="#57606a">{escape(label)}</text>'
+    )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+# --- HTML --------------------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:980px;margin:2em auto;
+padding:0 1em;color:#1f2328;line-height:1.45}
+h1{margin-bottom:.2em} h2{margin-top:2em;border-bottom:1px solid #d0d7de;padding-bottom:.2em}
+.lede{color:#57606a} table{border-collapse:collapse;margin:1em 0;font-size:14px}
+td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f6f8fa} td.n{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}
+.card{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:140px}
+.card b{display:block;font-size:26px} .why{color:#57606a;font-size:14px;max-width:760px}
+figure{margin:1em 0} svg{max-width:100%;height:auto}
+"""
+
+
+def _card(value: Any, label: str) -> str:
+    return f'<div class="card"><b>{escape(str(value))}</b>{escape(label)}</div>'
+
+
+def _ci(estimate: float, low: float, high: float) -> str:
+    return f"{_pp(estimate)} points [{_pp(low)}, {_pp(high)}]"
+
+
+def _comparison_html(comparison: Comparison) -> str:
+    rows = "".join(
+        f"<tr><td>{escape(d.measure)}</td>"
+        f'<td class="n">{_pct(d.a.value)} [{_pct(d.a.low)}–{_pct(d.a.high)}]</td>'
+        f'<td class="n">{_pct(d.b.value)} [{_pct(d.b.low)}–{_pct(d.b.high)}]</td>'
+        f'<td class="n">{_ci(d.estimate, d.low, d.high)}</td></tr>'
+        for d in comparison.differences
+    )
+    est, low, high = comparison.ors_difference
+    rows += (
+        f'<tr><td>mean ORS change (points)</td><td class="n">{comparison.ors_change_a:+.1f}</td>'
+        f'<td class="n">{comparison.ors_change_b:+.1f}</td>'
+        f'<td class="n">{est:+.1f} [{low:+.1f}, {high:+.1f}]</td></tr>'
+    )
+    chart = forest_svg(
+        [(d.measure, d.estimate, d.low, d.high) for d in comparison.differences],
+        label="difference in percentage points (left column minus right column)",
+        aria=comparison.title,
+    )
+    return (
+        f"<h3>{escape(comparison.title)}</h3>"
+        f"<table><tr><th>outcome (n = {comparison.n} clients)</th>"
+        f"<th>{escape(comparison.arm_a)}</th><th>{escape(comparison.arm_b)}</th>"
+        f"<th>difference [95% CI]</th></tr>{rows}</table>"
+        f"<figure>{chart}</figure>"
+    )
+
+
+def _effectiveness(result: Result) -> tuple[str, str]:
+    """Per therapist, for the commonest domain: shrunken rate of reliable improvement."""
+    entries = [t for s in result.observed.summaries.values() for t in s.get("therapists", [])]
+    domains = Counter(t["domain"] for t in entries if t.get("reliable_improvement_rate"))
+    if not domains:
+        return "", ""
+    domain = domains.most_common(1)[0][0]
+    best: dict[str, dict[str, Any]] = {}  # one row per therapist: the estimate with most cases
+    for t in entries:
+        if t["domain"] == domain and t.get("reliable_improvement_rate"):
+            if t["therapist_id"] not in best or t["n"] > best[t["therapist_id"]]["n"]:
+                best[t["therapist_id"]] = t
+    rows = sorted(
+        (
+            (
+                f"{t['therapist_id']} (n={t['n']}, {t['classification'].replace('_', ' ')})",
+                t["reliable_improvement_rate"]["estimate"],
+                t["reliable_improvement_rate"]["lower"],
+                t["reliable_improvement_rate"]["upper"],
+            )
+            for t in best.values()
+        ),
+        key=lambda r: -r[1],
+    )
+    return domain, forest_svg(
+        rows,
+        label=f"rate of reliable improvement in {domain} (%), shrunk toward the site mean",
+        reference=None,
+        low=0.0,
+        high=1.0,
+        aria=f"Therapist effectiveness in {domain} with 95% intervals",
+    )
+
+
+def html(result: Result) -> str:
+    c = result.counts()
+    net = result.network
+    live_cmp = result.arms.comparisons[0]
+    match_cmp = result.arms.comparisons[1]
+
+    def headline(comparison: Comparison, index: int) -> str:
+        d = comparison.differences[index]
+        return _ci(d.estimate, d.low, d.high)
+
+    kinds_rows = "".join(
+        f'<tr><td>{escape(k)}</td><td class="n">{n}</td></tr>'
+        for k, n in c["alerts_by_kind"].items()
+    )
+    match_rows = "".join(
+        f"<tr><td>{escape(m.client_id)}</td><td>{escape(m.chosen)}</td>"
+        f"<td>{escape(_explanation(m.options, m.chosen))}</td><td>{escape(m.summary)}</td></tr>"
+        for m in result.live.matches[:8]
+    )
+    charts = "".join(
+        f'<h3>{escape(title)}</h3><p class="why">{escape(why)}</p><figure>{svg}</figure>'
+        for title, why, svg in result.observed.charts
+    )
+    domain, effectiveness = _effectiveness(result)
+    arm_rows = "".join(
+        f'<tr><td>{escape(name)}</td><td class="n">{len(outcomes)}</td>'
+        f'<td class="n">{_pct(sum(o.recovered for o in outcomes) / max(1, len(outcomes)))}</td>'
+        f'<td class="n">{_pct(sum(o.deteriorated for o in outcomes) / max(1, len(outcomes)))}</td>'
+        f'<td class="n">{_pct(sum(o.dropped_out for o in outcomes) / max(1, len(outcomes)))}</td></tr>'
+        for name, outcomes in result.arms.outcomes.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Rapport demo report</title>
+<style>{CSS}</style></head><body>
+<h1>Rapport — a simulated counselling network</h1>
+<p class="lede">{len(net.sites)} sites, {len(net.therapists)} therapists and {c["clients"]} clients
+over {net.weeks} weeks (seed {net.seed}), run through the real intake, feedback, analytics and notify
+services (stack: {escape(result.stack)}) in {c["seconds"]} s. The clients are simulated; every match, score,
+alert and notification below was produced by the services.</p>
+
+<div class="cards">
+{_card(c["matched"], "clients matched")}
+{_card(c["sessions"], "sessions with feedback")}
+{_card(c["alerts"], "alerts raised")}
+{_card(c["webhooks_delivered"], "notifications delivered")}
+{_card(f"{c['repairs_simulated']}/{c['ruptures_simulated']}", "ruptures repaired")}
+{_card(c["dropped_out"], "drop-outs")}
+</div>
+
+<h2>Why it matters, in this run</h2>
+<p>When therapists received the alerts, the share of clients who recovered changed by
+<b>{headline(live_cmp, 0)}</b> and drop-out by <b>{headline(live_cmp, 3)}</b>, compared with the same
+clients and therapists without alerts. Matching instead of giving each client the first therapist
+with a free place changed recovery by <b>{headline(match_cmp, 0)}</b>. These are differences between
+arms of this simulation (same clients, same luck), with 95% confidence intervals; they show what the
+simulator's assumptions imply, not a clinical trial result.</p>
+
+<h2>What happened</h2>
+<table>
+<tr><td>clients referred / matched / left unmatched</td><td class="n">{c["clients"]} / {c["matched"]} / {c["unmatched"]}</td></tr>
+<tr><td>matches meeting every hard constraint</td><td class="n">{c["matched_all_constraints"]}</td></tr>
+<tr><td>sessions with feedback / questionnaires recorded</td><td class="n">{c["sessions"]} / {c["responses"]}</td></tr>
+<tr><td>ruptures simulated / detected by analytics</td><td class="n">{c["ruptures_simulated"]} / {c["ruptures_detected"]}</td></tr>
+<tr><td>repairs simulated / detected / after the therapist got the alert</td><td class="n">{c["repairs_simulated"]} / {c["repairs_detected"]} / {c["repairs_after_alert"]}</td></tr>
+<tr><td>couples whose partner's rating parted from the client's (simulated)</td><td class="n">{c["split_alliances_simulated"]}</td></tr>
+<tr><td>risk answers (PHQ-9 item 9)</td><td class="n">{c["risk_answers"]}</td></tr>
+<tr><td>signed webhooks delivered / rejected by the front-end</td><td class="n">{c["webhooks_delivered"]} / {c["webhooks_rejected"]}</td></tr>
+<tr><td>completed / dropped out / still in therapy at the end</td><td class="n">{c["completed"]} / {c["dropped_out"]} / {c["still_in_therapy"]}</td></tr>
+</table>
+
+<h3>Alerts by kind</h3>
+<table><tr><th>kind</th><th>opened</th></tr>{kinds_rows}</table>
+
+<h2>Matches and their explanations</h2>
+<p class="why">Each intake gets the top options with the reasons for each; here the client takes the
+first. The first few of the run:</p>
+<table><tr><th>client</th><th>therapist</th><th>why this therapist</th><th>proposal</th></tr>{match_rows}</table>
+
+<h2>Alliance trajectories</h2>
+<p class="why">Charts drawn by the analytics service (<code>/analytics/episodes/{{id}}/chart.svg</code>):
+the alliance (SRS; concern below 36) and the outcome (ORS; clinical cutoff 25) by session.</p>
+{charts}
+
+<h2>Alert timeline</h2>
+<p class="why">Alerts delivered to therapists' front-ends (signed webhooks) per week, by kind. Early
+weeks bring early-alliance alerts as clients start; ruptures, deterioration and not-on-track follow.</p>
+<figure>{alert_timeline_svg(result.live.alerts_by_week, net.weeks)}</figure>
+
+<h2>Therapist effectiveness{f" in {escape(domain)}" if domain else ""}</h2>
+<p class="why">Analytics' estimates from closed episodes: each therapist's rate of reliable improvement,
+shrunk toward the site mean (empirical Bayes), with its 95% interval and number of cases. A therapist
+is classed effective or ineffective only with at least 15 cases and an interval that excludes the site's
+rate; in a 16-week run most are "not enough data" — which is the point of shrinkage.</p>
+<figure>{effectiveness or "<p>No closed episodes yet.</p>"}</figure>
+
+<h2>Alerts on vs off, matching vs first available</h2>
+<p class="why">The same clients, with the same random draws, under other conditions: the live run
+(matched by the intake service, therapists receiving what notify delivered) against the same
+therapists without alerts, and against the first therapist with a free place (with and without
+alerts, the analytics rules run offline). Rates with Wilson 95% intervals; differences with 95%
+intervals for paired data. For recovery and improvement a positive difference favours the left
+column; for deterioration and drop-out a negative one does.</p>
+<table><tr><th>arm</th><th>clients</th><th>recovered</th><th>deteriorated</th><th>dropped out</th></tr>{arm_rows}</table>
+{"".join(_comparison_html(x) for x in result.arms.comparisons)}
+
+<h2>How this was made</h2>
+<p class="why">Simulator parameters and their sources: <code>docs/simulation.md</code>. Recovered =
+reliable (≥ 5 ORS points) and clinically significant (from below 25 to 25 or above) change; deteriorated
+= reliably worse than at intake (Jacobson &amp; Truax 1991). Re-run with <code>rapport demo --seed N</code>
+for another network.</p>
+</body></html>
+"""
+
+
+def write(result: Result, out: Path) -> Path:
+    import json
+
+    folder = out / "report"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "index.html"
+    path.write_text(html(result), encoding="utf-8")
+    summary = dict(result.counts())
+    summary["comparisons"] = [
+        {
+            "title": x.title,
+            "a": x.arm_a,
+            "b": x.arm_b,
+            "n": x.n,
+            "differences": [
+                {
+                    "measure": d.measure,
+                    "a": d.a.value,
+                    "b": d.b.value,
+                    "estimate": d.estimate,
+                    "low": d.low,
+                    "high": d.high,
+                }
+                for d in x.differences
+            ],
+        }
+        for x in result.arms.comparisons
+    ]
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return path

@@ -1,0 +1,166 @@
+"""``rapport simulate``: a simulated network as replay JSONL with labels, or live into a stack.
+
+* default: the network model (``rapport.simulate``), each client with the first available
+  therapist, therapists receiving the alerts the analytics rules raise offline (``--alerts
+  off`` for none); records in the replay interchange format (``rapport replay``) and one label
+  per simulated event (``rupture``, ``repair``, ``split_alliance``, ``deterioration``,
+  ``risk``, ``dropped_out``, ``completed``) with its episode and session;
+* ``--validation``: the labelled episodes of ``rapport.simulation`` (labels are the alerts the
+  rules must open);
+* ``--live URL``: drive a running deployment through its HTTP API (dev tokens minted with this
+  process's settings, so ``RAPPORT_JWT_SECRET`` must match the deployment's; a local receiver
+  takes the webhooks, so the deployment needs ``RAPPORT_ALLOW_PRIVATE_WEBHOOKS=true``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    from rapport.cli import _positive
+
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--sites", type=_positive, default=3)
+    parser.add_argument("--therapists", type=_positive, default=30)
+    parser.add_argument("--clients", type=_positive, default=300)
+    parser.add_argument("--weeks", type=_positive, default=16)
+    parser.add_argument("--out", default="-", help="replay JSONL (default: stdout)")
+    parser.add_argument("--labels", help="where to write the labels (JSONL)")
+    parser.add_argument("--alerts", choices=["on", "off"], default="on")
+    parser.add_argument(
+        "--validation",
+        action="store_true",
+        help="labelled episodes for validating the alert rules (rapport.simulation)",
+    )
+    parser.add_argument("--live", metavar="URL", help="drive a running deployment's HTTP API")
+    return parser
+
+
+def _write(path: str, lines: list[str]) -> None:
+    text = "".join(line + "\n" for line in lines)
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+
+
+def offline(args: argparse.Namespace) -> int:
+    from rapport.simulate import Course, build_network, first_available
+    from rapport.simulate_arms import OfflineRules, replay_records
+
+    network = build_network(args.seed, args.sites, args.therapists, args.clients, args.weeks)
+    assignment = first_available(network)
+    rules = OfflineRules() if args.alerts == "on" else None
+    records: list[str] = []
+    labels: list[str] = []
+    for client in network.clients:
+        therapist_id = assignment.get(client.id)
+        if therapist_id is None:
+            continue
+        course = Course(network.seed, client, network.therapist(therapist_id))
+        episode_id = f"sim-{client.id}"
+        received: frozenset[str] = frozenset()
+
+        def label(kind: str, session: int, episode_id: str = episode_id) -> None:
+            labels.append(json.dumps({"episode_id": episode_id, "session": session, "kind": kind}))
+
+        for _ in range(network.weeks - client.arrival_week):
+            result = course.session(received)
+            lines = replay_records(network, course, episode_id, result)
+            records.extend(json.dumps(line) for line in lines)
+            if rules is not None:
+                received = frozenset(a["kind"] for a in rules.opened(lines))
+            s = result.session_number
+            for happened, kind in (
+                (result.rupture_started, "rupture"),
+                (result.rupture_repaired, "repair"),
+                (result.split_started, "split_alliance"),
+                (result.risk, "risk"),
+            ):
+                if happened:
+                    label(kind, s)
+            if result.ended:
+                label(result.ended, s)
+                break
+        if course.outcome().deteriorated:
+            label("deterioration", course.session_number)
+    _write(args.out, records)
+    if args.labels:
+        _write(args.labels, labels)
+    print(f"simulate: {len(records)} records, {len(labels)} labels", file=sys.stderr)
+    return 0
+
+
+def validation(args: argparse.Namespace) -> int:
+    from rapport.simulation import labels_jsonl, simulate
+
+    network = simulate(seed=args.seed, episodes=args.clients, sites=args.sites)
+    _write(args.out, [json.dumps(r) for r in network.records()])
+    if args.labels:
+        _write(args.labels, list(labels_jsonl(network.labels())))
+    return 0
+
+
+async def _live(args: argparse.Namespace) -> int:
+    import httpx
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from rapport.demo import Receiver, _free_port, _serve
+    from rapport.simulate import build_network
+    from rapport.simulate_live import AlertInbox, LiveDriver
+    from shared.settings import load_settings
+
+    settings = load_settings()
+    network = build_network(args.seed, args.sites, args.therapists, args.clients, args.weeks)
+    inbox = AlertInbox()
+    receiver = Receiver(inbox, {})
+    port = _free_port()
+    server, task = await _serve(
+        Starlette(routes=[Route("/hooks/{site}", receiver.hook, methods=["POST"])]), port
+    )
+
+    async def quiet() -> None:
+        # No access to the deployment's outboxes: wait until no webhook arrived for 2 s.
+        deadline = time.monotonic() + 60
+        last, still = len(inbox.received), 0
+        while still < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            still = still + 1 if len(inbox.received) == last else 0
+            last = len(inbox.received)
+
+    try:
+        async with httpx.AsyncClient(base_url=args.live, timeout=60) as http:
+            driver = LiveDriver(http, settings, network, inbox, quiet)
+            receiver.secrets.update(
+                await driver.set_up_sites(lambda site: f"http://127.0.0.1:{port}/hooks/{site}")
+            )
+            run = await driver.run_weeks()
+    finally:
+        server.should_exit = True
+        await task
+    summary: dict[str, Any] = {
+        "matched": len(run.matches),
+        "sessions": sum(c.session_number for c in run.courses.values()),
+        "responses": run.responses,
+        "webhooks": len(inbox.received),
+        "webhooks_rejected": inbox.rejected,
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.live:
+        return asyncio.run(_live(args))
+    if args.validation:
+        return validation(args)
+    return offline(args)

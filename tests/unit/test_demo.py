@@ -1,0 +1,77 @@
+"""``rapport demo`` on the embedded default with a small network: every stage runs through the
+services, every alert reaches the front-end as a verified webhook, the report's effect sizes
+are the run's own, and the report renders in headless Chromium with its charts visible (the
+screenshot is kept under .rapport/screenshots/ for a developer to open)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rapport.cli import main
+from tests.support.chromium import screenshot
+from tests.unit.test_charts_in_chromium import SHOTS, ink, near
+
+SMALL = ["--sites", "2", "--therapists", "6", "--clients", "24", "--weeks", "7", "--seed", "5"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("demo")
+    assert main(["demo", "--out", str(out), "--no-progress", *SMALL]) == 0
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_every_client_is_matched_and_sessions_are_recorded(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    _, summary = demo_run
+    assert summary["clients"] == summary["matched"] == 24
+    assert summary["sessions"] > 24
+    assert summary["responses"] >= 2 * summary["sessions"]
+
+
+def test_every_alert_reaches_the_front_end_as_a_verified_webhook(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    _, summary = demo_run
+    assert summary["alerts"] > 0
+    assert summary["webhooks_delivered"] == summary["alerts"]
+    assert summary["webhooks_rejected"] == 0
+
+
+def test_the_report_states_the_effect_sizes_of_this_run(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    html = (out / "report" / "index.html").read_text()
+    for comparison in summary["comparisons"]:
+        for d in comparison["differences"]:
+            stated = (
+                f"{100 * d['estimate']:+.1f} points [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+            )
+            assert stated in html, f"{comparison['title']}: {d['measure']} not in the report"
+    assert re.search(r"<h2>Alerts on vs off, matching vs first available</h2>", html)
+
+
+def test_the_report_renders_in_chromium_with_its_charts(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, _ = demo_run
+    html = (out / "report" / "index.html").read_text()
+    # Self-contained: no scripts, no stylesheets or images from elsewhere.
+    assert not re.search(r"<script|<link|(src|href)=\"https?:", html)
+    assert html.count("<svg") >= 5  # episodes, timeline, effectiveness, three comparisons
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = SHOTS / "demo-report.html"
+    page.write_text(html)
+    shot = screenshot(page, SHOTS / "demo-report.png", width=1000, height=5200)
+    painted, colours = ink(shot)
+    assert painted > 200_000, "the report is (nearly) blank"
+    assert near(colours, (0x1F, 0x6F, 0xEB)), "no alliance line or interval drawn"
+    assert near(colours, (0xFB, 0x8F, 0x44)), "no low-alliance bars in the alert timeline"
+    assert near(colours, (0xCF, 0x22, 0x2E)), "no concern line or reference line drawn"
