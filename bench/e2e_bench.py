@@ -72,6 +72,17 @@ SERVICES = ("intake", "feedback", "analytics", "notify")
 BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
 
 
+CHILDREN: list[subprocess.Popen[bytes]] = []
+
+
+def _stop_children(signum: int, _: Any) -> None:
+    """On SIGTERM/SIGINT (e.g. the harness' timeout) leave no service process behind."""
+    for child in CHILDREN:
+        if child.poll() is None:
+            child.kill()
+    os._exit(128 + signum)
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -178,6 +189,7 @@ class Receiver:
         self.process = subprocess.Popen(
             [sys.executable, str(BARE), "receiver", str(self.port)], stdout=subprocess.PIPE
         )
+        CHILDREN.append(self.process)
         assert self.process.stdout is not None
         self.process.stdout.readline()
         self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
@@ -371,7 +383,7 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
     connection = await asyncpg.connect(dsn)
     try:
         for process in processes:
-            await process.start()
+            await start_service(process)
         by_name = {p.service: p for p in processes}
         admin = {"Authorization": f"Bearer {mint_token(settings, 'a', 'site_admin', [SITE])}"}
         async with httpx.AsyncClient(
@@ -399,7 +411,8 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{by_name['feedback'].port}",
             limits=limits,
-            timeout=httpx.Timeout(120),
+            # A request unanswered after the drain period counts as failed (saturation).
+            timeout=httpx.Timeout(args.drain),
         ) as client:
             pids = [p.process.pid for p in processes if p.process is not None]
             await measure_rate(  # warm-up: connections, caches, consumer groups settled
@@ -446,11 +459,12 @@ async def bare(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
         subprocess.Popen([sys.executable, str(BARE), *c], stdout=subprocess.DEVNULL)
         for c in commands
     ]
+    CHILDREN.extend(processes)
     try:
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
             limits=httpx.Limits(max_connections=args.connections, max_keepalive_connections=64),
-            timeout=httpx.Timeout(120),
+            timeout=httpx.Timeout(args.drain),
         ) as client:
             for _ in range(300):
                 try:
@@ -516,7 +530,7 @@ async def scale_out(args: argparse.Namespace, consumers: int) -> dict[str, Any]:
     await producer.start()
     try:
         for process in processes:
-            await process.start()
+            await start_service(process)
         await wait_for_members(kafka, f"{settings.topic_prefix}analytics", consumers)
         episodes = max(6, args.scale_events // 10)
         started = time.monotonic()
@@ -580,6 +594,14 @@ async def scale_out(args: argparse.Namespace, consumers: int) -> dict[str, Any]:
         await producer.stop()
         await connection.close()
         await drop_database(admin_url, db_url)
+
+
+async def start_service(process: ServiceProcess) -> None:
+    try:
+        await process.start()
+    finally:
+        if process.process is not None:
+            CHILDREN.append(process.process)
 
 
 async def wait_for_members(bootstrap: str, group: str, members: int) -> None:
@@ -666,6 +688,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.rates, args.seconds, args.drain, args.scale_events = [100], 1, 30, 120
+    signal.signal(signal.SIGTERM, _stop_children)
+    signal.signal(signal.SIGINT, _stop_children)
     print(json.dumps(asyncio.run(run(args)), indent=2))
     return 0
 

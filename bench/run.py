@@ -380,17 +380,24 @@ def run_once(
         benchmark.script,
         *(benchmark.quick_args if quick else benchmark.args),
     ]
+    child = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
-        done = subprocess.run(
-            command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        child.terminate()  # SIGTERM: the benchmark stops the services it started
+        try:
+            child.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
         return None, f"timed out after {timeout:.0f} s"
-    if done.returncode != 0:
-        return None, f"exit {done.returncode}: {done.stderr.strip()[-1500:]}"
+    if child.returncode != 0:
+        return None, f"exit {child.returncode}: {stderr.strip()[-1500:]}"
     try:
-        start = done.stdout.index("{")
-        document: dict[str, Any] = json.loads(done.stdout[start:])
+        start = stdout.index("{")
+        document: dict[str, Any] = json.loads(stdout[start:])
     except ValueError as error:
         return None, f"no JSON on stdout ({error})"
     return document, ""
