@@ -150,6 +150,7 @@ class OutboxRelay:
         batch_size: int = 200,
         idle_seconds: float = 0.2,
         retention: timedelta = timedelta(days=7),
+        linger_seconds: float = 0.005,
     ) -> None:
         self.service = service
         self.table = table
@@ -158,6 +159,9 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.retention = retention
+        # Woken by a commit, the relay waits this long for the commits right behind it, so
+        # under load one relay transaction publishes several events rather than one each.
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._stopping = False
         self._lock_id = zlib.crc32(f"rapport-outbox-{table.name}".encode())
@@ -303,6 +307,8 @@ class OutboxRelay:
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
+                        if self.linger_seconds and not self._stopping:
+                            await asyncio.sleep(self.linger_seconds)
                     except TimeoutError:
                         if self._gauge_stale:
                             await self._refresh_gauge()
