@@ -79,7 +79,7 @@ BENCHMARKS = (
     Benchmark(
         "e2e",
         "bench/e2e_bench.py",
-        ("--seconds", "3", "--drain", "20", "--scale-events", "600"),
+        ("--seconds", "3", "--drain", "15", "--scale-events", "600"),
         ("--quick",),
         E2E_FIGURES,
     ),
