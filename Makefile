@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint typecheck unit integration stack-up stack-down stack-status docs clean
+.PHONY: install demo test lint typecheck unit integration bench bench-quick stack-up stack-down stack-status docs clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ unit: install
 
 integration: install
 	$(BIN)/python -m pytest tests/integration
+
+# Every benchmark on the real stack, 3 runs each: one table, bench/results/latest.json (~12 min).
+bench: install
+	$(BIN)/python bench/run.py
+
+# One small run of each, for a smoke test (bench/results/quick.json).
+bench-quick: install
+	$(BIN)/python bench/run.py --quick
 
 stack-up: install
 	$(BIN)/rapport stack up

@@ -8,6 +8,7 @@ serialization and handler code), SQLite and an in-memory Redis.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
         enable_idempotence=True,
         linger_ms=1,
         request_timeout_ms=15_000,
+        # FastStream logs "Received" and "Processed" at INFO for every message by default: two
+        # formatted lines per event per service, on the hot path. Ours go to DEBUG (failures
+        # are still logged at ERROR, and our consumer logs what it does with each event).
+        logger=logging.getLogger("rapport.kafka"),
+        log_level=logging.DEBUG,
     )
 
 

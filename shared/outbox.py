@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -149,6 +150,7 @@ class OutboxRelay:
         batch_size: int = 200,
         idle_seconds: float = 0.2,
         retention: timedelta = timedelta(days=7),
+        linger_seconds: float = 0.005,
     ) -> None:
         self.service = service
         self.table = table
@@ -157,11 +159,18 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.retention = retention
+        # Woken by a commit, the relay waits this long for the commits right behind it, so
+        # under load one relay transaction publishes several events rather than one each.
+        self.linger_seconds = linger_seconds
         self._wake = asyncio.Event()
         self._stopping = False
         self._lock_id = zlib.crc32(f"rapport-outbox-{table.name}".encode())
         self.consecutive_failures = 0
         self._last_purge = datetime.min.replace(tzinfo=UTC)
+        # The pending gauge costs a count query: refreshed at most once a second while
+        # publishing, and once more when the relay goes idle (so it ends exact).
+        self._gauge_due = 0.0
+        self._gauge_stale = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -267,6 +276,11 @@ class OutboxRelay:
             )
             return int(count or 0)
 
+    async def _refresh_gauge(self) -> None:
+        OUTBOX_PENDING.labels(self.service).set(await self.pending())
+        self._gauge_due = time.monotonic() + 1.0
+        self._gauge_stale = False
+
     async def _purge(self) -> None:
         now = datetime.now(UTC)
         if now - self._last_purge < timedelta(hours=1):
@@ -285,14 +299,19 @@ class OutboxRelay:
                 self.consecutive_failures = 0
                 backoff = 0.1
                 if published:
-                    OUTBOX_PENDING.labels(self.service).set(await self.pending())
+                    self._gauge_stale = True
+                    if time.monotonic() >= self._gauge_due:
+                        await self._refresh_gauge()
                 if published < self.batch_size:
                     await self._purge()
                     self._wake.clear()
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
+                        if self.linger_seconds and not self._stopping:
+                            await asyncio.sleep(self.linger_seconds)
                     except TimeoutError:
-                        pass
+                        if self._gauge_stale:
+                            await self._refresh_gauge()
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the relay must outlive any outage

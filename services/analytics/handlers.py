@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Row, Table, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,6 +46,9 @@ SOURCE = "/rapport/analytics"
 log = get_logger(__name__)
 
 Handler = Callable[[Delivery[Any]], Any]
+EPISODES = cast(Table, AnalyticsEpisode.__table__)  # type: ignore[attr-defined]
+SCORES = cast(Table, AnalyticsScore.__table__)  # type: ignore[attr-defined]
+ALERTS = cast(Table, AnalyticsAlert.__table__)  # type: ignore[attr-defined]
 
 
 async def _episode(
@@ -90,8 +96,14 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
             items={k: Decimal(str(v)) for k, v in data.items.items()},
             total=Decimal(str(data.total)),
         )
-        episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
-        state = domain.EpisodeState.from_json(episode.state) if episode.state else None
+        # The hot path (every response) in SQLAlchemy Core: no ORM objects to build and flush.
+        found = await _episode_for_update(session, data.episode_id)
+        episode = _EpisodeRef(
+            data.episode_id,
+            found.site_id if found is not None else data.site_id,
+            found.therapist_id if found is not None else data.therapist_id,
+        )
+        state = domain.EpisodeState.from_json(found.state) if found and found.state else None
         rebuilds_before = state.rebuilds if state else 0
         config = rules.for_site(data.site_id)
         state, changes = domain.apply(state, record, instruments, config)
@@ -103,18 +115,34 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
                 last_session=state.last_session,
             )
         now = datetime.now(UTC)
-        episode.state = state.to_json()
-        episode.last_session = state.last_session
-        episode.phase = "active" if episode.phase == "matched" else episode.phase
-        episode.updated_at = now
-        session.add(episode)
+        phase = found.phase if found is not None else "matched"
+        values = {
+            "state": state.to_json(),
+            "last_session": state.last_session,
+            "phase": "active" if phase == "matched" else phase,
+            "updated_at": now,
+        }
+        if found is None:
+            await session.execute(
+                insert(EPISODES).values(
+                    episode_id=episode.episode_id,
+                    site_id=episode.site_id,
+                    therapist_id=episode.therapist_id,
+                    domains=[],
+                    **values,
+                )
+            )
+        else:
+            await session.execute(
+                update(EPISODES).where(EPISODES.c.episode_id == episode.episode_id).values(**values)
+            )
         concern = (
             domain.in_concern(config.thresholds(instrument), record.total, record.items)
             if instrument.kind == "alliance"
             else data.in_concern_or_clinical_range
         )
-        session.add(
-            AnalyticsScore(
+        await session.execute(
+            insert(SCORES).values(
                 response_id=data.response_id,
                 episode_id=data.episode_id,
                 site_id=data.site_id,
@@ -163,8 +191,8 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
                 Event(
                     ALLIANCE_ALERT,
                     AllianceAlert(
-                        alert_id=alert.id,
-                        episode_id=alert.episode_id,
+                        alert_id=alert.alert_id,
+                        episode_id=episode.episode_id,
                         site_id=alert.site_id,
                         therapist_id=alert.therapist_id,
                         status="opened" if change.action == "open" else "resolved",
@@ -185,48 +213,77 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
     return on_feedback_recorded
 
 
+@dataclass(frozen=True)
+class _EpisodeRef:
+    episode_id: str
+    site_id: str
+    therapist_id: str
+
+
+@dataclass(frozen=True)
+class _AlertRef:
+    alert_id: str
+    site_id: str
+    therapist_id: str
+
+
+async def _episode_for_update(session: AsyncSession, episode_id: str) -> Row[Any] | None:
+    statement = sa_select(
+        EPISODES.c.site_id, EPISODES.c.therapist_id, EPISODES.c.phase, EPISODES.c.state
+    ).where(EPISODES.c.episode_id == episode_id)
+    if dialect_of(session) == "postgresql":
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).first()
+
+
 async def _apply_change(
-    session: AsyncSession, episode: AnalyticsEpisode, change: domain.AlertChange, now: datetime
-) -> AnalyticsAlert | None:
+    session: AsyncSession, episode: _EpisodeRef, change: domain.AlertChange, now: datetime
+) -> _AlertRef | None:
+    """Open or resolve one alert; returns the alert's id and owners (None: nothing open)."""
     if change.action == "open":
-        alert = AnalyticsAlert(
-            id=str(uuid.uuid4()),
-            episode_id=episode.episode_id,
-            site_id=episode.site_id,
-            therapist_id=episode.therapist_id,
-            kind=change.kind,
-            severity=change.severity,
-            rule=change.rule,
-            respondent=change.respondent_id,
-            instrument=change.instrument,
-            triggered_by=change.triggered_by,
-            opened_session=change.opened_session,
-            inputs=change.inputs,
-            suggestion_code=change.suggestion_code,
-            suggestion=change.suggestion[:300],
-            opened_at=now,
-        )
-        if not change.lasting:  # risk and repair are events: nothing stays open
-            alert.status, alert.resolved_session, alert.resolved_at = (
-                "resolved",
-                change.session,
-                now,
+        alert_id = str(uuid.uuid4())
+        resolved = not change.lasting  # risk and repair are events: nothing stays open
+        await session.execute(
+            insert(ALERTS).values(
+                id=alert_id,
+                episode_id=episode.episode_id,
+                site_id=episode.site_id,
+                therapist_id=episode.therapist_id,
+                kind=change.kind,
+                severity=change.severity,
+                rule=change.rule,
+                respondent=change.respondent_id,
+                instrument=change.instrument,
+                triggered_by=change.triggered_by,
+                status="resolved" if resolved else "open",
+                opened_session=change.opened_session,
+                resolved_session=change.session if resolved else None,
+                inputs=change.inputs,
+                suggestion_code=change.suggestion_code,
+                suggestion=change.suggestion[:300],
+                opened_at=now,
+                resolved_at=now if resolved else None,
             )
-        session.add(alert)
-        return alert
-    statement = select(AnalyticsAlert).where(
-        AnalyticsAlert.episode_id == episode.episode_id,
-        AnalyticsAlert.kind == change.kind,
-        AnalyticsAlert.status == "open",
-        AnalyticsAlert.opened_session == change.opened_session,
-        col(AnalyticsAlert.respondent).is_(None)
-        if change.respondent_id is None
-        else AnalyticsAlert.respondent == change.respondent_id,
-        col(AnalyticsAlert.instrument).is_(None)
-        if change.instrument is None
-        else AnalyticsAlert.instrument == change.instrument,
-    )
-    found = (await session.exec(statement)).first()
+        )
+        return _AlertRef(alert_id, episode.site_id, episode.therapist_id)
+    found = (
+        await session.execute(
+            sa_select(ALERTS.c.id, ALERTS.c.site_id, ALERTS.c.therapist_id)
+            .where(
+                ALERTS.c.episode_id == episode.episode_id,
+                ALERTS.c.kind == change.kind,
+                ALERTS.c.status == "open",
+                ALERTS.c.opened_session == change.opened_session,
+                ALERTS.c.respondent.is_(None)
+                if change.respondent_id is None
+                else ALERTS.c.respondent == change.respondent_id,
+                ALERTS.c.instrument.is_(None)
+                if change.instrument is None
+                else ALERTS.c.instrument == change.instrument,
+            )
+            .limit(1)
+        )
+    ).first()
     if found is None:
         log.warning(
             "resolve for an alert that is not open",
@@ -235,9 +292,12 @@ async def _apply_change(
             opened_session=change.opened_session,
         )
         return None
-    found.status, found.resolved_session, found.resolved_at = "resolved", change.session, now
-    session.add(found)
-    return found
+    await session.execute(
+        update(ALERTS)
+        .where(ALERTS.c.id == found.id)
+        .values(status="resolved", resolved_session=change.session, resolved_at=now)
+    )
+    return _AlertRef(found.id, found.site_id, found.therapist_id)
 
 
 def make_closed_handler(instruments: Mapping[str, Instrument], min_cases: int) -> Handler:

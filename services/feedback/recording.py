@@ -163,7 +163,7 @@ async def record(
         instrument_version=instrument.version,
         items={k: str(v) for k, v in scored.items.items()},
         total=str(scored.total),
-        late=later is not None,
+        late=later,
         answered_at=submission.answered_at or now,
         recorded_at=now,
         idempotency_key=submission.idempotency_key,

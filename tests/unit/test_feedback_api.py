@@ -287,6 +287,24 @@ async def test_a_late_response_for_an_earlier_session_is_accepted_and_marked_lat
     assert answered.json()["late"] is True
 
 
+async def test_a_response_for_the_latest_session_is_not_marked_late(desk: FeedbackDesk) -> None:
+    episode_id = await desk.open_episode()
+    for session_number in (1, 2):
+        answered = await desk.http.post(
+            "/feedback/responses",
+            headers=desk.auth("therapist"),
+            json={
+                "episode_id": episode_id,
+                "session_number": session_number,
+                "respondent_role": "client",
+                "instrument": "srs",
+                "items": SRS,
+            },
+        )
+        assert answered.status_code == 201
+        assert answered.json()["late"] is False
+
+
 async def test_a_therapist_cannot_record_for_another_therapists_client(desk: FeedbackDesk) -> None:
     episode_id = await desk.open_episode(therapist="th-1")
     answered = await desk.http.post(
