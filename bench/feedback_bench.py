@@ -185,6 +185,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         database_url=db_url,
         redis_url=redis,
         topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+        # Saturation load from one site: measure the service, not its per-site rate limit.
+        rate_limit_per_site_per_minute=0,
     )
     await asyncio.to_thread(upgrade, "feedback", db_url)
     connection = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
