@@ -5,8 +5,8 @@ accepted response is stored once and scored once, every alert its data implies i
 every notification the routing implies reached the webhook receiver once, and every risk
 arrived.
 
-``make test`` runs a slim load (``RAPPORT_CHAOS_RESPONSES``, default 600, spread over
-``RAPPORT_CHAOS_SECONDS``, default 60); ``make chaos`` the full one (5,000 over 4 minutes).
+``make test`` runs a slim load (``RAPPORT_CHAOS_RESPONSES``, default 500, spread over
+``RAPPORT_CHAOS_SECONDS``, default 50); ``make chaos`` the full one (5,000 over 4 minutes).
 The counts are printed as one JSON line."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from tests.support.infra import Infra
 from tests.support.system import SystemUnderTest, read_all, running_system, topics_of
 from tests.support.waiting import eventually
 
-RESPONSES = int(os.environ.get("RAPPORT_CHAOS_RESPONSES", "600"))
-SECONDS = float(os.environ.get("RAPPORT_CHAOS_SECONDS", "60"))  # how long the load lasts
+RESPONSES = int(os.environ.get("RAPPORT_CHAOS_RESPONSES", "500"))
+SECONDS = float(os.environ.get("RAPPORT_CHAOS_SECONDS", "50"))  # how long the load lasts
 SEED = int(os.environ.get("RAPPORT_CHAOS_SEED", "20261126"))
 
 
