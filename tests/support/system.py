@@ -119,8 +119,12 @@ class SystemUnderTest:
 
 @asynccontextmanager
 async def running_system(
-    settings: Settings, log_dir: Path, names: Sequence[str] = SERVICES
+    settings: Settings,
+    log_dir: Path,
+    names: Sequence[str] = SERVICES,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[SystemUnderTest]:
+    """``env``: more RAPPORT_* settings for every process (notify also gets :data:`NOTIFY_ENV`)."""
     receiver = WebhookReceiver()
     await receiver.start()
     processes = {
@@ -128,7 +132,7 @@ async def running_system(
             name,
             settings,
             log_dir / f"{name}.log",
-            extra_env=NOTIFY_ENV if name == "notify" else {},
+            extra_env={**(NOTIFY_ENV if name == "notify" else {}), **(env or {})},
         )
         for name in names
     }
