@@ -214,15 +214,14 @@ class Chaos:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
+        """Until stopped, and at least until every service was killed once and Kafka
+        restarted (if it can be): the load may end first, the drain then runs under chaos."""
         rng = random.Random(self.seed)
         order: list[str] = []
-        while not self.stopping.is_set():
-            try:
-                await asyncio.wait_for(self.stopping.wait(), rng.uniform(3.0, 6.0))
-                break
-            except TimeoutError:
-                pass
-            if self.restart_kafka is not None and not self.kafka_restarts and self.kafka_due():
+        while not (self.stopping.is_set() and self.covered()):
+            await asyncio.sleep(rng.uniform(3.0, 6.0))
+            kafka_due = self.kafka_due() or self.stopping.is_set()
+            if self.restart_kafka is not None and not self.kafka_restarts and kafka_due:
                 await asyncio.to_thread(self.restart_kafka)
                 self.kafka_restarts += 1
                 continue
@@ -234,11 +233,9 @@ class Chaos:
             self.kills[name] += 1
             await process.start()
 
-    async def finish(self) -> None:
-        """Stop after the current step; Kafka is restarted now if it has not been yet."""
-        if self.restart_kafka is not None and not self.kafka_restarts:
-            await asyncio.to_thread(self.restart_kafka)
-            self.kafka_restarts += 1
+    def covered(self) -> bool:
+        kafka_done = self.restart_kafka is None or self.kafka_restarts > 0
+        return kafka_done and set(self.kills) == set(SERVICES)
 
 
 # -- what must have happened -------------------------------------------------------------
