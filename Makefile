@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test lint typecheck unit integration bench bench-quick stack-up stack-down stack-status docs clean
+.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick stack-up stack-down stack-status docs clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ demo: install
 
 test: install lint typecheck
 	$(BIN)/python -m pytest
+
+# The full chaos run (5,000 responses while services are SIGKILLed and Kafka restarts); prints
+# its counts as a JSON line starting with CHAOS. `make test` runs a slim one.
+chaos: install
+	RAPPORT_CHAOS_RESPONSES=$${RAPPORT_CHAOS_RESPONSES:-5000} RAPPORT_CHAOS_SECONDS=$${RAPPORT_CHAOS_SECONDS:-240} \
+		$(BIN)/python -m pytest tests/system/test_chaos.py -s -q -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check .

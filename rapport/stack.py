@@ -1301,6 +1301,16 @@ def resume_kafka(state_dir: Path | None = None) -> None:
     _signal(pid, signal.SIGCONT)
 
 
+def restart_kafka(state_dir: Path | None = None) -> None:
+    """Stop Kafka (SIGTERM, as a rolling restart does), start it again on the same port and
+    data, and wait until it answers."""
+    state = _state_dir(state_dir)
+    with _locked(state):
+        _require(_kafka_pid(_KafkaPaths.of(state)), "Kafka")
+        _kafka_down(state)
+        _kafka_up(state)()
+
+
 def pause_postgres(state_dir: Path | None = None) -> None:
     """SIGSTOP the postmaster and all its backends."""
     pid = _require(_pg_pid(_PgPaths.of(_state_dir(state_dir))), "PostgreSQL")

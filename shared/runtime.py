@@ -25,6 +25,7 @@ from shared.db import all_sites, make_engine, make_sessionmaker, ping
 from shared.events import Event, EventType, KafkaRecord
 from shared.logs import get_logger
 from shared.outbox import Inbox, Outbox, OutboxRelay
+from shared.producer import PRODUCER_BROKEN, renew_producer
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -117,6 +118,8 @@ class ServiceRuntime:
             on_emitted=self.relay.wake,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._producer_lock = asyncio.Lock()
+        self._producer_generation = 0
         # Set when the service is shutting down; background loops check it between batches.
         self.stopping = asyncio.Event()
         for init in self.definition.on_init:
@@ -140,29 +143,54 @@ class ServiceRuntime:
 
     # -- publishing -------------------------------------------------------------------------
     async def _publish(self, record: KafkaRecord) -> Callable[[], Awaitable[None]]:
-        result = await self.broker.publish(
-            record.value,
-            record.topic,
-            key=record.key,
-            headers=record.headers,
-            correlation_id=record.headers.get("correlation_id"),
-            no_confirm=True,
-        )
+        generation = self._producer_generation
+        try:
+            result = await self.broker.publish(
+                record.value,
+                record.topic,
+                key=record.key,
+                headers=record.headers,
+                correlation_id=record.headers.get("correlation_id"),
+                no_confirm=True,
+            )
+        except PRODUCER_BROKEN:
+            await self._renew_producer(generation)
+            raise
 
         async def acknowledged() -> None:
             if isinstance(result, asyncio.Future):
-                await result
+                try:
+                    await result
+                except PRODUCER_BROKEN:
+                    await self._renew_producer(generation)
+                    raise
 
         return acknowledged
 
     async def send_raw(self, record: KafkaRecord) -> None:
-        await self.broker.publish(
-            record.value,
-            record.topic,
-            key=record.key,
-            headers=record.headers,
-            correlation_id=record.headers.get("correlation_id"),
-        )
+        generation = self._producer_generation
+        try:
+            await self.broker.publish(
+                record.value,
+                record.topic,
+                key=record.key,
+                headers=record.headers,
+                correlation_id=record.headers.get("correlation_id"),
+            )
+        except PRODUCER_BROKEN:
+            await self._renew_producer(generation)
+            raise
+
+    async def _renew_producer(self, generation: int) -> None:
+        """Replace a producer that stopped for good (once per failure, however many sends saw
+        it). The caller still fails: the relay sends the unacknowledged rows again through the
+        new producer, and consumers' inboxes absorb any copy that had arrived after all."""
+        async with self._producer_lock:
+            if generation != self._producer_generation:
+                return  # already renewed
+            self._producer_generation += 1
+            await renew_producer(self.broker)
+            log.warning("Kafka producer renewed after a fatal send error", service=self.name)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -33,6 +33,8 @@ class Infra:
     # Outage controls, where this origin allows them (own stack: SIGSTOP/SIGCONT).
     pause_kafka: Callable[[], None] | None = None
     resume_kafka: Callable[[], None] | None = None
+    # Stop and start the broker again (same data); None where this origin cannot.
+    restart_kafka: Callable[[], None] | None = None
     cleanup: ExitStack = field(default_factory=ExitStack)
 
 
@@ -67,6 +69,7 @@ def provide() -> Infra:
         origin="rapport stack",
         pause_kafka=stack.pause_kafka,
         resume_kafka=stack.resume_kafka,
+        restart_kafka=stack.restart_kafka,
     )
 
 
@@ -88,6 +91,7 @@ def _containers() -> Infra:  # pragma: no cover - only where a Docker engine run
         origin="testcontainers",
         pause_kafka=kafka_container.pause,
         resume_kafka=kafka_container.unpause,
+        restart_kafka=kafka_container.restart,
     )
     infra.cleanup = stack
     return infra

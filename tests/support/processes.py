@@ -7,7 +7,7 @@ import re
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -43,13 +43,15 @@ class ServiceProcess:
     log_path: Path
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
+    # More RAPPORT_* settings for this process (e.g. notify's send timeout).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     async def start(self) -> None:
         self.port = self.port or _free_port()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rapport.cli", "serve", self.service],
-            env=service_env(self.settings, self.port),
+            env={**service_env(self.settings, self.port), **self.extra_env},
             stdout=log,
             stderr=log,
         )
