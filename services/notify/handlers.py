@@ -55,7 +55,8 @@ def risk_notice(event_id: str, risk: RiskFlagged) -> NoticeSpec:
     """The same shape as analytics' rule-1 alert, so a front-end reads one format whichever
     event reached notify first."""
     inputs: dict[str, Any] = {"instrument": risk.instrument}
-    inputs.update({f"item_{k}": v for k, v in sorted(risk.risk_items.items())})
+    inputs.update({f"item_{k}": float(v) for k, v in sorted(risk.risk_items.items()) if v > 0})
+    inputs["threshold"] = 0  # as analytics' rule 1 states it
     return NoticeSpec(
         key=domain.risk_notice_key(
             risk.episode_id, risk.session_number, risk.respondent, risk.instrument

@@ -178,7 +178,8 @@ async def _count_rows(settings: Settings) -> dict[str, int]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(settings.database_url)
+    # Every site's rows: as the tables' owner, outside row-level security.
+    engine = create_async_engine(settings.migration_database_url_for("feedback"))
     try:
         async with engine.connect() as connection:
             episodes = (
