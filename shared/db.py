@@ -43,6 +43,17 @@ def _joined(sites: Iterable[str]) -> str:
     return ",".join(sorted({s for s in sites if s and s != ALL_SITES and "," not in s}))
 
 
+def _scope_value(sites: Iterable[str] | str) -> str:
+    """The ``rapport.sites`` value for a site, several sites, or :data:`ALL_SITES`."""
+    if sites == ALL_SITES:
+        return ALL_SITES
+    return _joined([sites] if isinstance(sites, str) else sites)
+
+
+# Transaction-local (like ``SET LOCAL``): it ends with the transaction.
+_SET_SCOPE = text("SELECT set_config(:name, :sites, true)")
+
+
 def use_sites(sites: Iterable[str]) -> None:
     """Scope the rest of the current task (e.g. one HTTP request) to these sites."""
     _sites.set(_joined(sites))
@@ -51,10 +62,7 @@ def use_sites(sites: Iterable[str]) -> None:
 @contextmanager
 def site_scope(sites: Iterable[str] | str) -> Iterator[None]:
     """Scope the transactions begun inside the block to these sites (or :data:`ALL_SITES`)."""
-    value = (
-        ALL_SITES if sites == ALL_SITES else _joined([sites] if isinstance(sites, str) else sites)
-    )
-    token = _sites.set(value)
+    token = _sites.set(_scope_value(sites))
     try:
         yield
     finally:
@@ -71,12 +79,7 @@ async def rescope(session: AsyncSession, sites: Iterable[str] | str) -> None:
     applies several events, of different sites, in one transaction — call it before each."""
     if dialect_of(session) != "postgresql":
         return
-    value = (
-        ALL_SITES if sites == ALL_SITES else _joined([sites] if isinstance(sites, str) else sites)
-    )
-    await session.execute(
-        text("SELECT set_config(:name, :sites, true)"), {"name": SITES_SETTING, "sites": value}
-    )
+    await session.execute(_SET_SCOPE, {"name": SITES_SETTING, "sites": _scope_value(sites)})
 
 
 class ScopedSession(SQLModelSession):
@@ -87,10 +90,7 @@ class ScopedSession(SQLModelSession):
 def _apply_site_scope(session: SyncSession, transaction: Any, connection: Any) -> None:
     sites = _sites.get()
     if sites is not None and connection.dialect.name == "postgresql":
-        connection.execute(
-            text("SELECT set_config(:name, :sites, true)"),
-            {"name": SITES_SETTING, "sites": sites},
-        )
+        connection.execute(_SET_SCOPE, {"name": SITES_SETTING, "sites": sites})
 
 
 def is_sqlite(url: str) -> bool:
