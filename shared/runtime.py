@@ -168,18 +168,9 @@ class ServiceRuntime:
         return acknowledged
 
     async def send_raw(self, record: KafkaRecord) -> None:
-        generation = self._producer_generation
-        try:
-            await self.broker.publish(
-                record.value,
-                record.topic,
-                key=record.key,
-                headers=record.headers,
-                correlation_id=record.headers.get("correlation_id"),
-            )
-        except PRODUCER_BROKEN:
-            await self._renew_producer(generation)
-            raise
+        """Publish and wait for the broker's acknowledgement (dead letters)."""
+        acknowledged = await self._publish(record)
+        await acknowledged()
 
     async def _renew_producer(self, generation: int) -> None:
         """Replace a producer that stopped for good (once per failure, however many sends saw
