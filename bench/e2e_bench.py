@@ -39,10 +39,12 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
@@ -103,6 +105,26 @@ def cpu_seconds(pids: list[int]) -> float:
         # After the command: state is field 3, so utime..cstime (14..17) are [11:15].
         total += sum(int(f) for f in fields[11:15]) / ticks
     return total
+
+
+STACK_COMMANDS = {"postgres": "postgres", "java": "kafka", "redis-server": "redis"}
+
+
+def stack_cpu_seconds() -> dict[str, float]:
+    """CPU of the local stack's processes (PostgreSQL, Kafka, Redis) so far; a backend that
+    exited is in its parent's reaped-children CPU. Empty for a stack on other machines."""
+    pids: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        kind = STACK_COMMANDS.get(command)
+        if kind is not None:
+            pids.setdefault(kind, []).append(int(entry.name))
+    return {kind: cpu_seconds(found) for kind, found in pids.items()}
 
 
 class ProfiledProcess(ServiceProcess):
@@ -259,63 +281,110 @@ def message_sizes(settings: Settings) -> tuple[int, int]:
 
 
 # -- load ----------------------------------------------------------------------------------------
+@dataclass
+class Load:
+    """The load generator's side of one pipeline: aiohttp (light enough that the generator is
+    not what saturates first) over a fixed number of keep-alive connections."""
+
+    base_url: str
+    connections: int
+    patience: float  # how long an unanswered request is waited for
+    session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Load:
+        self.session = aiohttp.ClientSession(
+            base_url=self.base_url,
+            connector=aiohttp.TCPConnector(limit=self.connections),
+            timeout=aiohttp.ClientTimeout(total=self.patience),
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.session is not None
+        await self.session.close()
+
+    async def ready(self, path: str) -> bool:
+        assert self.session is not None
+        try:
+            async with self.session.get(path) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+
 async def offer(
-    client: httpx.AsyncClient,
-    headers: dict[str, str],
-    episodes: list[str],
-    rate: float,
-    patience: float,
+    load: Load, headers: dict[str, str], episodes: list[str], rate: float
 ) -> dict[str, Any]:
-    """Session 1 (good) of every episode, then session 2 (a drop) of each, open loop."""
+    """Session 1 (good) of every episode, then session 2 (a drop) of each, open loop: request n
+    is due at start + n/rate. ``load.connections`` senders take the requests in order; when
+    all are busy a request waits for one, and its times still count from when it was due (no
+    coordinated omission)."""
+    assert load.session is not None
+    session_ = load.session
     plan = [(e, 1, HIGH) for e in episodes] + [(e, 2, LOW) for e in episodes]
     answered: dict[str, float] = {}  # episode -> when the dropping response got its 2xx
+    due: dict[str, float] = {}  # episode -> when the dropping response was due to be sent
+    answer_ms: list[float] = []  # every 2xx: from when it was due to the answer
     outcome = {"ok": 0, "failed": 0, "last_2xx": 0.0}
-
-    async def one(episode: str, session: int, items: dict[str, float]) -> None:
-        try:
-            response = await client.post(
-                "/feedback/responses",
-                headers=headers,
-                json={
-                    "episode_id": episode,
-                    "session_number": session,
-                    "respondent_role": "client",
-                    "instrument": "srs",
-                    "items": items,
-                },
-            )
-        except httpx.HTTPError:
-            outcome["failed"] += 1
-            return
-        now = time.monotonic()
-        if 200 <= response.status_code < 300:
-            outcome["ok"] += 1
-            outcome["last_2xx"] = now
-            if session == 2:
-                answered[episode] = now
-        else:
-            outcome["failed"] += 1
-
-    tasks = []
     start = time.monotonic()
-    for n, (episode, session, items) in enumerate(plan):
-        delay = start + n / rate - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(episode, session, items)))
-    # A saturated server: what is not answered within the patience after the last send is
+    cpu_start = time.process_time()
+    queue = iter(enumerate(plan))
+    # Saturation: what could not even be sent within the patience after the last was due is
     # given up (counted as failed), so that one rate cannot hold the whole run.
-    _, late = await asyncio.wait(tasks, timeout=patience)
-    for task in late:
-        task.cancel()
-    outcome["failed"] += len(late)
-    return {"start": start, "answered": answered, **outcome}
+    give_up = start + len(plan) / rate + load.patience
+
+    async def send(episode: str, session: int, items: dict[str, float]) -> int:
+        body = {
+            "episode_id": episode,
+            "session_number": session,
+            "respondent_role": "client",
+            "instrument": "srs",
+            "items": items,
+        }
+        async with session_.post("/feedback/responses", headers=headers, json=body) as response:
+            await response.read()
+            return response.status
+
+    async def sender() -> None:
+        for n, (episode, session, items) in queue:
+            due_at = start + n / rate
+            delay = due_at - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif time.monotonic() > give_up:
+                outcome["failed"] += 1
+                continue
+            try:
+                status = await send(episode, session, items)
+            except (aiohttp.ClientError, TimeoutError):
+                outcome["failed"] += 1
+                continue
+            now = time.monotonic()
+            if 200 <= status < 300:
+                outcome["ok"] += 1
+                outcome["last_2xx"] = now
+                answer_ms.append((now - due_at) * 1000)
+                if session == 2:
+                    answered[episode] = now
+                    due[episode] = due_at
+            else:
+                outcome["failed"] += 1
+
+    await asyncio.gather(*(sender() for _ in range(load.connections)))
+    return {
+        "start": start,
+        "answered": answered,
+        "due": due,
+        "answer_ms": answer_ms,
+        "generator_cpu_s": time.process_time() - cpu_start,
+        **outcome,
+    }
 
 
 async def measure_rate(
     rate: float,
     seconds: float,
-    client: httpx.AsyncClient,
+    load: Load,
     headers: dict[str, str],
     receiver: Receiver,
     pids: list[int],
@@ -333,7 +402,8 @@ async def measure_rate(
     before = await processed()
     cpu_before = cpu_seconds(pids)
     each_before = [cpu_seconds([pid]) for pid in pids]
-    sent = await offer(client, headers, episodes, rate, drain_seconds)
+    stack_before = stack_cpu_seconds()
+    sent = await offer(load, headers, episodes, rate)
     deadline = time.monotonic() + drain_seconds
     expected = len(sent["answered"])
     arrivals: dict[str, float] = {}
@@ -348,9 +418,11 @@ async def measure_rate(
     finished = max([sent["last_2xx"], *(arrivals[e] for e in sent["answered"] if e in arrivals)])
     cpu = cpu_seconds(pids) - cpu_before
     each = [cpu_seconds([pid]) - b for pid, b in zip(pids, each_before, strict=True)]
+    stack = {k: v - stack_before.get(k, 0.0) for k, v in stack_cpu_seconds().items()}
     complete = done >= sent["ok"] and delivered >= expected
     elapsed = (finished if complete else time.monotonic()) - sent["start"]
     latencies = [(arrivals[e] - t) * 1000 for e, t in sent["answered"].items() if e in arrivals]
+    from_due = [(arrivals[e] - t) * 1000 for e, t in sent["due"].items() if e in arrivals]
     return {
         "offered_per_s": rate,
         "sent": 2 * count,
@@ -362,11 +434,26 @@ async def measure_rate(
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),
         "max_ms": round(max(latencies), 2) if latencies else None,
+        # Below zero: the 2xx reached the client after the alert reached the clinic (the
+        # answer queued behind others in an overloaded service).
+        "answered_after_alert": sum(1 for ms in latencies if ms < 0),
+        # From when the dropping response was due to be sent (includes its own answer time).
+        "from_due_p50_ms": percentile(from_due, 0.50),
+        "from_due_p99_ms": percentile(from_due, 0.99),
+        # The submission itself: from when it was due to its 2xx, every accepted response.
+        "answer_p50_ms": percentile(sent["answer_ms"], 0.50),
+        "answer_p99_ms": percentile(sent["answer_ms"], 0.99),
+        # The load generator's own CPU (it shares the machine with what it measures).
+        "generator_cpu_s_per_1000": round(1000 * sent["generator_cpu_s"] / (2 * count), 3),
         "sustained_per_s": round(min(done, sent["ok"]) / elapsed, 1),
         # Only for a phase that finished its own work: a saturated one also spends CPU on
         # what earlier phases left behind, and divides by the few it answered.
         "cpu_s_per_1000": round(1000 * cpu / sent["ok"], 3) if complete and sent["ok"] else None,
         "cpu_s_per_1000_by_process": [round(1000 * c / max(1, sent["ok"]), 3) for c in each],
+        # What the pipeline cost the stack it runs on (not in cpu_s_per_1000).
+        "stack_cpu_s_per_1000": {
+            k: round(1000 * v / max(1, sent["ok"]), 3) for k, v in sorted(stack.items())
+        },
     }
 
 
@@ -424,16 +511,13 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
             return int(await connection.fetchval("select count(*) from analytics_scores"))
 
         therapist = {"Authorization": f"Bearer {mint_token(settings, 'th-1', 'therapist', [SITE])}"}
-        limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=64)
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{by_name['feedback'].port}",
-            limits=limits,
-            # A request unanswered after the drain period counts as failed (saturation).
-            timeout=httpx.Timeout(args.drain),
-        ) as client:
+        # A request unanswered after the drain period counts as failed (saturation).
+        async with Load(
+            f"http://127.0.0.1:{by_name['feedback'].port}", args.connections, args.drain
+        ) as load:
             pids = [p.process.pid for p in processes if p.process is not None]
             await measure_rate(  # warm-up: connections, caches, consumer groups settled
-                50, 2, client, therapist, receiver, pids, prepare, scored, 60, "warm"
+                50, 2, load, therapist, receiver, pids, prepare, scored, 60, "warm"
             )
             results = []
             for rate in args.rates:
@@ -441,7 +525,7 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
                     await measure_rate(
                         rate,
                         args.seconds,
-                        client,
+                        load,
                         therapist,
                         receiver,
                         pids,
@@ -478,17 +562,10 @@ async def bare(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
     ]
     CHILDREN.extend(processes)
     try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}",
-            limits=httpx.Limits(max_connections=args.connections, max_keepalive_connections=64),
-            timeout=httpx.Timeout(args.drain),
-        ) as client:
+        async with Load(f"http://127.0.0.1:{port}", args.connections, args.drain) as load:
             for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
+                if await load.ready("/readyz"):
+                    break
                 await asyncio.sleep(0.1)
 
             async def nothing(_: list[str]) -> None:
@@ -505,7 +582,7 @@ async def bare(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
                 return await measure_rate(
                     rate,
                     seconds,
-                    client,
+                    load,
                     {},
                     receiver,
                     pids,

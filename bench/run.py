@@ -55,6 +55,12 @@ def _rate_figures(prefix: str, rate: int) -> tuple[Figure, ...]:
         Figure(f"{prefix} max at {rate}/s", f"rapport{at}.max_ms", "ms"),
         Figure(f"{prefix} sustained at {rate}/s", f"rapport{at}.sustained_per_s", "responses/s"),
         Figure(f"{prefix} CPU at {rate}/s", f"rapport{at}.cpu_s_per_1000", "CPU s/1000"),
+        Figure(
+            f"{prefix} PostgreSQL CPU at {rate}/s",
+            f"rapport{at}.stack_cpu_s_per_1000.postgres",
+            "CPU s/1000",
+        ),
+        Figure(f"{prefix} answer p99 at {rate}/s", f"rapport{at}.answer_p99_ms", "ms"),
         Figure(f"bare p99 at {rate}/s", f"bare_aiokafka{at}.p99_ms", "ms"),
         Figure(f"bare sustained at {rate}/s", f"bare_aiokafka{at}.sustained_per_s", "responses/s"),
         Figure(f"bare CPU at {rate}/s", f"bare_aiokafka{at}.cpu_s_per_1000", "CPU s/1000"),

@@ -8,9 +8,11 @@ that link, so changing, deleting or inserting a row breaks the chain at that row
 UPDATE, DELETE and TRUNCATE (see the services' ``*_0003`` migrations).
 
 Appends to one chain are serialised so concurrent requests never fork it: a transaction-scoped
-PostgreSQL advisory lock on the chain (across processes), an asyncio lock within a process
+PostgreSQL advisory lock on the chain (across processes), one writer at a time within a process
 (SQLite, the embedded default, has no advisory locks), and a unique ``(chain, seq)`` as the
-last guard.
+last guard. Within a process the records of requests that arrive while a write is under way are
+linked and committed together in the next write (group commit): each request still waits for
+its own record to be committed, and one transaction carries many records under load.
 
 A route declares itself client-level with ``dependencies=[audited(service, action, param)]``;
 the dependency writes exactly one record per request made by an authenticated staff member,
@@ -152,10 +154,16 @@ class AuditTrail:
         self.service = service
         self.table = table
         self.chain = service
-        self._lock = asyncio.Lock()
+        self._waiting: list[tuple[AuditEntry, asyncio.Future[str]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def append(self, session: AsyncSession, entry: AuditEntry) -> str:
         """Link ``entry`` into the chain inside the caller's transaction; its hash."""
+        (digest,) = await self.append_all(session, [entry])
+        return digest
+
+    async def append_all(self, session: AsyncSession, entries: Sequence[AuditEntry]) -> list[str]:
+        """Link ``entries``, in order, into the chain inside the caller's transaction."""
         table = self.table
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(
@@ -171,20 +179,45 @@ class AuditTrail:
             )
         ).first()
         seq, prev_hash = (head.seq + 1, head.hash) if head else (1, GENESIS)
-        digest = record_hash(self.chain, seq, prev_hash, entry)
-        await session.execute(
-            insert(table).values(
-                chain=self.chain, seq=seq, prev_hash=prev_hash, hash=digest, **asdict(entry)
+        rows, digests = [], []
+        for entry in entries:
+            digest = record_hash(self.chain, seq, prev_hash, entry)
+            rows.append(
+                {"chain": self.chain, "seq": seq, "prev_hash": prev_hash, "hash": digest}
+                | asdict(entry)
             )
-        )
-        return digest
+            digests.append(digest)
+            seq, prev_hash = seq + 1, digest
+        await session.execute(insert(table), rows)
+        return digests
 
     async def record(self, sessionmaker: async_sessionmaker[Any], entry: AuditEntry) -> str:
+        """Append ``entry`` in a transaction of its own (shared with the records of concurrent
+        requests); returns once it is committed, raises if it could not be."""
+        recorded: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._waiting.append((entry, recorded))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting(sessionmaker))
+        # A request cancelled meanwhile does not cancel the write its record is part of.
+        return await asyncio.shield(recorded)
+
+    async def _write_waiting(self, sessionmaker: async_sessionmaker[Any]) -> None:
         # The chain runs across the service's sites (and records denied attempts on other
         # sites), so appending is the service's own work, outside the caller's site scope.
         with all_sites():
-            async with self._lock, sessionmaker() as session, session.begin():
-                return await self.append(session, entry)
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    async with sessionmaker() as session, session.begin():
+                        digests = await self.append_all(session, [e for e, _ in group])
+                except Exception as error:
+                    for _, recorded in group:
+                        if not recorded.done():
+                            recorded.set_exception(error)
+                    continue
+                for (_, recorded), digest in zip(group, digests, strict=True):
+                    if not recorded.done():
+                        recorded.set_result(digest)
 
     async def verify(self, sessionmaker: async_sessionmaker[Any]) -> BrokenLink | None:
         with all_sites():

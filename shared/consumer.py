@@ -9,6 +9,12 @@ Every subscriber goes through :meth:`Consumer.handle`:
 3. only then does FastStream commit the offset (``AckPolicy.NACK_ON_ERROR``: commit after success,
    rewind on an unexpected escape).
 
+Records arrive in batches (one Kafka poll): :meth:`Consumer.handle_batch` applies a batch's events
+in one transaction, in order (one inbox statement, one commit and one offset commit for the lot,
+each event under its own site scope). If any event of the batch fails, that transaction is rolled
+back whole and the batch is applied again one event at a time through :meth:`Consumer.handle`, so
+a poison or failing event is retried and dead-lettered on its own, exactly as if it had come alone.
+
 Transient failures (database or network briefly down) are retried with backoff for as long as
 they last: the partition waits rather than losing or dead-lettering good events. A handler that
 keeps raising on the same event (a bug, or data the handler rejects) is dead-lettered after a few
@@ -24,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from shared.db import Sessionmaker, is_transient, site_scope
+from shared.db import Sessionmaker, is_transient, rescope, site_scope
 from shared.events import (
     Event,
     EventData,
@@ -45,6 +51,10 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 D = TypeVar("D", bound=EventData)
+
+BATCH_EVENTS = "rapport.batch_events"
+"""``session.info`` key: the events of the batch a consumer transaction applies (so a check each
+event needs, e.g. the erasure register, can be read once for all of them)."""
 
 SendRaw = Callable[[KafkaRecord], Awaitable[None]]
 """Publish one record directly and wait for the broker's acknowledgement (DLQ only)."""
@@ -74,6 +84,30 @@ class HandlerRejected(Exception):
 class Outcome:
     status: str  # applied | duplicate | dead_lettered
     emitted: int = 0
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One record for one handler (a record of a topic with two subscriptions is two)."""
+
+    handler_name: str
+    handler: Handler
+    accepted: Sequence[str]
+    record: KafkaRecord
+    raw_headers: Sequence[tuple[str, bytes]]
+    position: str
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    index: int
+    arrival: Arrival
+    event: Event[Any]
+    headers: dict[str, str]
+
+    @property
+    def site(self) -> str:
+        return str(getattr(self.event.data, "site_id", ""))
 
 
 class Consumer:
@@ -120,6 +154,96 @@ class Consumer:
             return await self._apply_with_retries(
                 handler_name, handler, event, record, raw_headers, position
             )
+
+    async def handle_batch(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
+        """Apply a poll's records in order; one outcome per arrival (see the module text)."""
+        outcomes: list[Outcome | None] = [None] * len(arrivals)
+        decoded: list[_Decoded] = []
+        for index, arrival in enumerate(arrivals):
+            try:
+                headers = header_dict(arrival.raw_headers)
+                event = decode(headers, arrival.record.value, self.registry, arrival.accepted)
+            except InvalidEvent as invalid:
+                await self.dead_letter(
+                    arrival.record,
+                    arrival.raw_headers,
+                    arrival.handler_name,
+                    invalid.reason,
+                    arrival.position,
+                )
+                outcomes[index] = Outcome("dead_lettered")
+                continue
+            decoded.append(_Decoded(index, arrival, event, headers))
+        together = None
+        if len(decoded) > 1 and not self.stopping:
+            try:
+                together = await self._apply_together(decoded)
+            except Exception as error:
+                log.warning(
+                    "a batch failed; applying its events one at a time",
+                    events=len(decoded),
+                    error=f"{type(error).__name__}: {error}"[:300],
+                )
+        if together is not None:
+            for item, outcome in zip(decoded, together, strict=True):
+                outcomes[item.index] = outcome
+        else:
+            for item in decoded:
+                correlation_id, trace = from_headers(item.headers)
+                with bound(correlation_id, trace), site_scope(item.site):
+                    outcomes[item.index] = await self._apply_with_retries(
+                        item.arrival.handler_name,
+                        item.arrival.handler,
+                        item.event,
+                        item.arrival.record,
+                        item.arrival.raw_headers,
+                        item.arrival.position,
+                    )
+        return [outcome or Outcome("dead_lettered") for outcome in outcomes]
+
+    async def _apply_together(self, batch: Sequence[_Decoded]) -> list[Outcome]:
+        """The batch's events in one transaction; raises (and commits nothing) if any fails."""
+        outcomes: list[Outcome] = []
+        callbacks: list[Callable[[], None]] = []
+        timings: list[tuple[str, float]] = []
+        scope = batch[0].site
+        with site_scope(scope):
+            async with self.sessionmaker() as session, session.begin():
+                session.info[BATCH_EVENTS] = [item.event for item in batch]
+                fresh = await self.inbox.claim_many(
+                    session, [(item.arrival.handler_name, item.event.id) for item in batch]
+                )
+                for item in batch:
+                    key = (item.arrival.handler_name, item.event.id)
+                    if key not in fresh:
+                        outcomes.append(Outcome("duplicate"))
+                        continue
+                    fresh.discard(key)  # the same event twice in one poll: once
+                    if item.site != scope:
+                        await rescope(session, item.site)
+                        scope = item.site
+                    started = time.perf_counter()
+                    correlation_id, trace = from_headers(item.headers)
+                    with bound(correlation_id, trace), site_scope(item.site):
+                        delivery = Delivery(event=item.event, session=session)
+                        emitted = await item.arrival.handler(delivery)
+                        await self.outbox.add(session, emitted)
+                    # Each event's handler reads what the ones before it wrote, never an
+                    # object loaded for an earlier event.
+                    await session.flush()
+                    session.expunge_all()
+                    callbacks.extend(delivery.after_commit)
+                    outcomes.append(Outcome("applied", len(emitted)))
+                    timings.append((item.arrival.handler_name, time.perf_counter() - started))
+        for callback in callbacks:
+            callback()
+        for item, outcome in zip(batch, outcomes, strict=True):
+            CONSUMED.labels(self.service, item.arrival.handler_name, outcome.status).inc()
+        for handler_name, seconds in timings:
+            HANDLER_SECONDS.labels(self.service, handler_name).observe(seconds)
+        if any(outcome.emitted for outcome in outcomes):
+            self.on_emitted()
+        return outcomes
 
     async def _apply_with_retries(
         self,

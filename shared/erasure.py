@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.consumer import Delivery, Handler
+from shared.consumer import BATCH_EVENTS, Delivery, Handler
 from shared.crypto import new_data_key, unwrap_key, wrap_key
 from shared.db import dialect_of
 from shared.events import Event
@@ -98,12 +99,33 @@ def _insert_ignore(session: AsyncSession, table: Table) -> Any:
     return _insert(session, table).on_conflict_do_nothing()
 
 
+@dataclass(frozen=True)
+class _BatchRegister:
+    """The register's entries for every subject of a consumer batch (read once)."""
+
+    checked: frozenset[str]
+    erased: dict[str, tuple[str, datetime]]  # subject -> (kind, erased_at)
+
+    def any_erased(self, subjects: Iterable[str], emitted_at: datetime) -> bool:
+        emitted = _aware(emitted_at)
+        for subject in subjects:
+            found = self.erased.get(subject)
+            if found is not None and (found[0] == KIND_EPISODE or _aware(found[1]) >= emitted):
+                return True
+        return False
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)  # SQLite drops the zone
+
+
 class ErasureRegister:
     """One service's erasure record and register."""
 
     def __init__(self, erasures: Table, erased: Table) -> None:
         self.erasures = erasures
         self.erased = erased
+        self._batch_key = f"rapport.{erased.name}.batch"
 
     async def any_erased(
         self, session: AsyncSession, subjects: Iterable[str], emitted_at: datetime
@@ -112,6 +134,9 @@ class ErasureRegister:
         wanted = sorted({s for s in subjects if s})
         if not wanted:
             return False
+        batch = await self._batch_register(session)
+        if batch is not None and batch.checked.issuperset(wanted):
+            return batch.any_erased(wanted, emitted_at)
         erased = self.erased.c
         found = await session.execute(
             select(erased.subject)
@@ -122,6 +147,28 @@ class ErasureRegister:
             .limit(1)
         )
         return found.first() is not None
+
+    async def _batch_register(self, session: AsyncSession) -> _BatchRegister | None:
+        """In a consumer's batch transaction: the entries of all its events' subjects, read
+        with the first check (one query per batch, not one per event)."""
+        cached: _BatchRegister | None = session.info.get(self._batch_key)
+        if cached is not None:
+            return cached
+        events = session.info.get(BATCH_EVENTS)
+        if not events:
+            return None
+        subjects = sorted(set().union(*(subjects_of(e.data) for e in events)) - {""})
+        erased = self.erased.c
+        rows = await session.execute(
+            select(erased.subject, erased.kind, erased.erased_at).where(
+                erased.subject.in_(subjects)
+            )
+        )
+        cached = _BatchRegister(
+            frozenset(subjects), {r.subject: (r.kind, r.erased_at) for r in rows}
+        )
+        session.info[self._batch_key] = cached
+        return cached
 
     async def register(
         self,
@@ -138,6 +185,7 @@ class ErasureRegister:
             {"subject": e, "kind": KIND_EPISODE, "request_id": request_id, "erased_at": erased_at}
             for e in sorted(set(episodes))
         ]
+        session.info.pop(self._batch_key, None)  # the batch's copy is out of date now
         for row in rows:  # erased again (a client who came back): the later erasure counts
             insert_row = _insert(session, self.erased).values(row)
             await session.execute(

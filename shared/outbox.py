@@ -128,6 +128,26 @@ class Inbox:
         result = await session.execute(statement)
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def claim_many(
+        self, session: SAAsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """:meth:`claim` for many (handler, event id) at once, in one statement; returns those
+        not applied before."""
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return set()
+        now = datetime.now(UTC)
+        rows = [{"handler": h, "event_id": e, "processed_at": now} for h, e in unique]
+        dialect = sqlite if dialect_of(session) == "sqlite" else postgresql
+        statement = (
+            dialect.insert(self.table)
+            .values(rows)
+            .on_conflict_do_nothing()
+            .returning(self.table.c.handler, self.table.c.event_id)
+        )
+        result = await session.execute(statement)
+        return {(row.handler, row.event_id) for row in result}
+
 
 @dataclass
 class _InFlight:

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.consumer import Consumer, Handler
+from shared.consumer import Arrival, Consumer, Handler
 from shared.contracts import REGISTRY
 from shared.db import all_sites, make_engine, make_sessionmaker, ping
 from shared.events import Event, EventType, KafkaRecord
@@ -57,28 +57,36 @@ class ServiceDefinition:
 INVALID_HEADER_MARK = "rapport-invalid-header"
 
 
-async def _tolerant_parser(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream's own parser decodes every header as UTF-8 and, when one is not, the message
-    is skipped with only a log line. Mark such headers instead, so ours dead-letters them."""
+def _tolerant_record(record: Any) -> Any:
+    """The record, with a header that is not UTF-8 replaced and named in a mark header."""
     bad = []
     for name, value in record.headers or ():
         try:
             (value or b"").decode("utf-8")
         except UnicodeDecodeError:
             bad.append(name)
-    if bad:
-        clean = [
-            (n, (v or b"").decode("utf-8", errors="replace").encode()) for n, v in record.headers
-        ]
-        clean.append((INVALID_HEADER_MARK, ",".join(bad).encode()))
-        consumer = getattr(record, "consumer", None)
-        record = dataclasses.replace(record, headers=clean)
-        if consumer is not None:
-            record.consumer = consumer
-    return await original(record)
+    if not bad:
+        return record
+    clean = [(n, (v or b"").decode("utf-8", errors="replace").encode()) for n, v in record.headers]
+    clean.append((INVALID_HEADER_MARK, ",".join(bad).encode()))
+    consumer = getattr(record, "consumer", None)
+    record = dataclasses.replace(record, headers=clean)
+    if consumer is not None:
+        record.consumer = consumer
+    return record
 
 
-async def _raw_body(message: KafkaStreamMessage) -> bytes:
+async def _tolerant_parser(records: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's own parser decodes every header as UTF-8 and, when one is not, the poll is
+    skipped with only a log line. Mark such headers instead, so ours dead-letters them."""
+    if isinstance(records, tuple | list):
+        records = type(records)(_tolerant_record(r) for r in records)
+    else:
+        records = _tolerant_record(records)
+    return await original(records)
+
+
+async def _raw_body(message: KafkaStreamMessage) -> Any:
     """Hand the handler the raw bytes: decoding is ours, so bad JSON goes to the DLQ."""
     return message.body
 
@@ -215,19 +223,24 @@ class ServiceRuntime:
         for subscription in subscriptions:
             by_topic.setdefault(self.topic(subscription.event_type), []).append(subscription)
 
-        async def consume(body: bytes, message: KafkaMessage) -> None:
+        async def consume(bodies: list[bytes], message: KafkaMessage) -> None:
+            # One poll's records (the embedded broker hands over a list of one).
             raw = message.raw_message
-            assert not isinstance(raw, tuple)
-            record = KafkaRecord(topic=raw.topic, key=raw.key, value=body, headers={})
-            for subscription in by_topic.get(raw.topic, ()):
-                await self.consumer.handle(
+            records = raw if isinstance(raw, tuple | list) else (raw,)
+            arrivals = [
+                Arrival(
                     f"{self.name}.{subscription.name}",
                     subscription.handler,
                     [subscription.event_type.type],
-                    record,
-                    list(raw.headers or ()),
-                    f"{raw.partition}:{raw.offset}",
+                    KafkaRecord(topic=r.topic, key=r.key, value=r.value or b"", headers={}),
+                    list(r.headers or ()),
+                    f"{r.partition}:{r.offset}",
                 )
+                for r in records
+                for subscription in by_topic.get(r.topic, ())
+            ]
+            if arrivals:
+                await self.consumer.handle_batch(arrivals)
 
         described = "; ".join(
             f"{s.event_type.type} → {s.name} (schema {s.event_type.dataschema})"
@@ -236,6 +249,11 @@ class ServiceRuntime:
         self.broker.subscriber(
             *sorted(by_topic),
             group_id=self.group_id,
+            # A poll's records are applied in one transaction and committed with one offset
+            # commit; the wait bounds how long an idle consumer sleeps between polls.
+            batch=True,
+            max_records=self.settings.consumer_batch_size,
+            batch_timeout_ms=self.settings.consumer_poll_ms,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             auto_offset_reset="earliest",
             parser=_tolerant_parser,

@@ -54,6 +54,8 @@ EXPECTED_FORM: dict[str, str] = {
     "notify_sms_provider_url": "an http(s) URL of the SMS provider's send endpoint",
     "notify_send_timeout_seconds": "a number of seconds above 0 and at most 120",
     "notify_concurrency": "an integer from 1 to 1000",
+    "consumer_batch_size": "an integer from 1 to 10000",
+    "consumer_poll_ms": "an integer number of milliseconds from 1 to 5000",
     "notify_endpoint_concurrency": "an integer from 1 to 1000",
     "notify_retry_schedule": "comma-separated delays in seconds between attempts, e.g. 5,300,1800",
     "notify_retry_jitter": "a fraction from 0 to 0.5",
@@ -116,6 +118,10 @@ class Settings(BaseSettings):
     matching_file: str | None = None
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
+    # Consumers apply up to this many records of one poll in one transaction.
+    consumer_batch_size: int = Field(default=100, ge=1, le=10_000)
+    # How long a consumer waits for records in one poll (and rests after an empty one).
+    consumer_poll_ms: int = Field(default=10, ge=1, le=5_000)
     # -- notify ------------------------------------------------------------------------------
     # Where clients open their one-time feedback links: {base}/feedback/r/{token}.
     notify_public_base_url: str = "http://127.0.0.1:8000"

@@ -112,6 +112,8 @@ def test_every_figure_of_the_end_to_end_benchmark_is_found_in_its_output_shape(
         "max_ms": 3.0,
         "sustained_per_s": 4.0,
         "cpu_s_per_1000": 5.0,
+        "answer_p99_ms": 6.0,
+        "stack_cpu_s_per_1000": {"kafka": 7.0, "postgres": 8.0},
     }
     sample = {
         "rapport": [{"offered_per_s": r, **rate} for r in (100, 300, 1000)],

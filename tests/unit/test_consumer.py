@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
-from shared.consumer import Consumer, Delivery, HandlerRejected, Outcome
+from shared.consumer import Arrival, Consumer, Delivery, HandlerRejected, Outcome
 from shared.contracts import (
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
@@ -526,3 +526,193 @@ async def test_after_commit_callbacks_do_not_run_for_a_duplicate(
     await deliver(consumer, handler)
 
     assert ran == ["after_commit"]
+
+
+# -- batches (one Kafka poll) ------------------------------------------------------------------
+
+
+def arrival(handler: Any, event: Event[Any] | None = None, *, name: str = HANDLER) -> Arrival:
+    record = encode(event or match_confirmed(), TOPIC)
+    return Arrival(name, handler, ACCEPTED, record, raw(record), POSITION)
+
+
+@dataclass
+class FailingFor:
+    """A handler writing a note per event, raising for the episodes named."""
+
+    db: Database
+    poison: set[str]
+    error: BaseException = field(default_factory=lambda: ValueError("bad data"))
+    calls: list[str] = field(default_factory=list)
+
+    async def __call__(self, delivery: Delivery[Any]) -> Sequence[Event[Any]]:
+        episode = delivery.event.data.episode_id
+        self.calls.append(episode)
+        await delivery.session.execute(sa.insert(self.db.notes).values(episode_id=episode))
+        if episode in self.poison:
+            raise self.error
+        return [session_completed(episode)]
+
+
+async def notes(db: Database) -> list[str]:
+    return [row.episode_id for row in await db.rows(db.notes)]
+
+
+async def test_a_batch_is_applied_in_order_in_one_transaction(
+    consumer: Consumer, db: Database
+) -> None:
+    handler = FailingFor(db, poison=set())
+    batch = [arrival(handler, match_confirmed(f"ep-{n}", f"evt-{n}")) for n in range(5)]
+
+    outcomes = await consumer.handle_batch(batch)
+
+    assert db.log == ["commit"]
+    assert outcomes == [Outcome("applied", emitted=1)] * 5
+    assert await notes(db) == [f"ep-{n}" for n in range(5)]
+    assert len(await db.rows(db.outbox)) == 5
+    assert len(await db.rows(db.inbox)) == 5
+
+
+async def test_an_event_twice_in_a_batch_is_applied_once(consumer: Consumer, db: Database) -> None:
+    handler = FailingFor(db, poison=set())
+    first = match_confirmed("ep-1", "evt-1")
+
+    second = match_confirmed("ep-2", "evt-2")
+
+    outcomes = await consumer.handle_batch(
+        [arrival(handler, first), arrival(handler, second), arrival(handler, first)]
+    )
+
+    assert [o.status for o in outcomes] == ["applied", "applied", "duplicate"]
+    assert await notes(db) == ["ep-1", "ep-2"]
+
+
+async def test_an_event_applied_before_is_a_duplicate_in_a_batch(
+    consumer: Consumer, db: Database
+) -> None:
+    handler = FailingFor(db, poison=set())
+    await consumer.handle_batch(
+        [arrival(handler, match_confirmed("ep-1", "evt-1")), arrival(handler, match_confirmed())]
+    )
+
+    outcomes = await consumer.handle_batch(
+        [arrival(handler, match_confirmed("ep-1", "evt-1")), arrival(handler, match_confirmed())]
+    )
+
+    assert [o.status for o in outcomes] == ["duplicate", "duplicate"]
+    assert await notes(db) == ["ep-1"]
+
+
+async def test_one_record_for_two_handlers_in_a_batch_is_applied_by_each(
+    consumer: Consumer, db: Database
+) -> None:
+    handler = FailingFor(db, poison=set())
+    event = match_confirmed("ep-1", "evt-1")
+
+    other = match_confirmed("ep-2", "evt-2")
+
+    outcomes = await consumer.handle_batch(
+        [
+            arrival(handler, event),
+            arrival(handler, event, name="unittest.other"),
+            arrival(handler, other),
+        ]
+    )
+
+    assert [o.status for o in outcomes] == ["applied"] * 3
+    assert await notes(db) == ["ep-1", "ep-1", "ep-2"]
+
+
+async def test_a_failing_event_is_dead_lettered_alone_and_the_rest_applied_once(
+    consumer: Consumer, db: Database, dlq: FakeDlqProducer
+) -> None:
+    handler = FailingFor(db, poison={"ep-2"})
+    batch = [arrival(handler, match_confirmed(f"ep-{n}", f"evt-{n}")) for n in range(5)]
+
+    outcomes = await consumer.handle_batch(batch)
+
+    assert [o.status for o in outcomes] == ["applied"] * 2 + ["dead_lettered"] + ["applied"] * 2
+    assert await notes(db) == ["ep-0", "ep-1", "ep-3", "ep-4"]  # the failed batch left nothing
+    assert sorted(r.event_id for r in await db.rows(db.inbox)) == [
+        "evt-0",
+        "evt-1",
+        "evt-3",
+        "evt-4",
+    ]
+    assert len(await db.rows(db.outbox)) == 4
+    (sent,) = dlq.sent
+    assert sent.headers["dlq_error"] == "handler failed 3 times: ValueError: bad data"
+    # Once in the batch, then one at a time: three attempts for the poison, one more for each
+    # of the others.
+    assert handler.calls.count("ep-2") == 1 + consumer.max_handler_attempts
+    assert handler.calls.count("ep-0") == 2
+
+
+async def test_a_rejected_event_in_a_batch_is_dead_lettered_at_once(
+    consumer: Consumer, db: Database, dlq: FakeDlqProducer
+) -> None:
+    handler = FailingFor(db, poison={"ep-1"}, error=HandlerRejected("unknown instrument"))
+    batch = [arrival(handler, match_confirmed(f"ep-{n}", f"evt-{n}")) for n in range(3)]
+
+    outcomes = await consumer.handle_batch(batch)
+
+    assert [o.status for o in outcomes] == ["applied", "dead_lettered", "applied"]
+    (sent,) = dlq.sent
+    assert sent.headers["dlq_error"] == "rejected: unknown instrument"
+
+
+async def test_an_undecodable_record_in_a_batch_is_dead_lettered_once_and_the_rest_applied(
+    consumer: Consumer, db: Database, dlq: FakeDlqProducer
+) -> None:
+    handler = FailingFor(db, poison={"ep-2"})
+    poison = KafkaRecord(topic=TOPIC, key=b"k", value=b"{not json", headers={})
+    batch = [
+        arrival(handler, match_confirmed("ep-0", "evt-0")),
+        Arrival(HANDLER, handler, ACCEPTED, poison, [], "0@5"),
+        arrival(handler, match_confirmed("ep-2", "evt-2")),
+        arrival(handler, match_confirmed("ep-3", "evt-3")),
+    ]
+
+    outcomes = await consumer.handle_batch(batch)
+
+    assert [o.status for o in outcomes] == ["applied", "dead_lettered", "dead_lettered", "applied"]
+    assert [r.headers["dlq_source_position"] for r in dlq.sent] == ["0@5", POSITION]
+    assert await notes(db) == ["ep-0", "ep-3"]
+
+
+async def test_a_transient_failure_in_a_batch_is_retried_without_dead_lettering(
+    consumer: Consumer, db: Database, dlq: FakeDlqProducer
+) -> None:
+    outage = [OSError("database unreachable")]
+
+    async def flaky(delivery: Delivery[Any]) -> Sequence[Event[Any]]:
+        if outage:
+            raise outage.pop()
+        episode = delivery.event.data.episode_id
+        await delivery.session.execute(sa.insert(db.notes).values(episode_id=episode))
+        return []
+
+    batch = [arrival(flaky, match_confirmed(f"ep-{n}", f"evt-{n}")) for n in range(3)]
+
+    outcomes = await consumer.handle_batch(batch)
+
+    assert [o.status for o in outcomes] == ["applied"] * 3
+    assert dlq.sent == []
+    assert await notes(db) == ["ep-0", "ep-1", "ep-2"]
+
+
+async def test_each_event_of_a_batch_reads_what_the_ones_before_it_wrote(
+    consumer: Consumer, db: Database
+) -> None:
+    seen: list[int] = []
+
+    async def counting(delivery: Delivery[Any]) -> Sequence[Event[Any]]:
+        count = await delivery.session.scalar(sa.select(sa.func.count()).select_from(db.notes))
+        seen.append(int(count or 0))
+        await delivery.session.execute(sa.insert(db.notes).values(episode_id="ep"))
+        return []
+
+    batch = [arrival(counting, match_confirmed(f"ep-{n}", f"evt-{n}")) for n in range(3)]
+    await consumer.handle_batch(batch)
+
+    assert seen == [0, 1, 2]

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.consumer import BATCH_EVENTS
 from shared.erasure import ErasureRegister, erasure_tables
 
 CLIENT = "p1_" + "c" * 32
@@ -63,3 +65,43 @@ async def test_a_second_erasure_of_a_returning_client_moves_the_boundary(
     await register.register(session, "req-2", [CLIENT], [], later)
     assert await register.any_erased(session, [CLIENT], later - SECOND)
     assert not await register.any_erased(session, [CLIENT], later + SECOND)
+
+
+def batch_of(*subjects: tuple[str, str]) -> list[SimpleNamespace]:
+    """Events (as far as the register looks at them) of a consumer batch."""
+    return [SimpleNamespace(data=SimpleNamespace(client=c, episode_id=e)) for c, e in subjects]
+
+
+CASES = [
+    ([CLIENT], ERASED_AT - SECOND),
+    ([CLIENT], ERASED_AT),
+    ([CLIENT], ERASED_AT + SECOND),
+    (["ep-1"], ERASED_AT + timedelta(days=30)),
+    (["ep-2", "p1_" + "d" * 32], ERASED_AT),
+    (["ep-3"], ERASED_AT),  # not among the batch's subjects: asked of the database
+]
+
+
+async def test_in_a_consumer_batch_the_register_answers_as_the_database_does(
+    session: AsyncSession,
+) -> None:
+    register = register_of(session)
+    await register.register(session, "req-1", [CLIENT], ["ep-1"], ERASED_AT)
+    expected = [await register.any_erased(session, s, at) for s, at in CASES]
+
+    session.info[BATCH_EVENTS] = batch_of((CLIENT, "ep-1"), ("p1_" + "d" * 32, "ep-2"))
+    assert [await register.any_erased(session, s, at) for s, at in CASES] == expected
+    assert expected == [True, True, False, True, False, False]
+
+
+async def test_an_erasure_earlier_in_the_batch_applies_to_the_events_after_it(
+    session: AsyncSession,
+) -> None:
+    register = register_of(session)
+    session.info[BATCH_EVENTS] = batch_of((CLIENT, "ep-1"))
+    assert not await register.any_erased(session, [CLIENT, "ep-1"], ERASED_AT)
+
+    await register.register(session, "req-1", [CLIENT], ["ep-1"], ERASED_AT)
+
+    assert await register.any_erased(session, [CLIENT], ERASED_AT - SECOND)
+    assert await register.any_erased(session, ["ep-1"], ERASED_AT + SECOND)
