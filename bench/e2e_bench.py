@@ -69,7 +69,9 @@ from tests.support.infra import app_url, ensure_app_role
 from tests.support.processes import ServiceProcess, service_env
 
 SITE = "site-bench"
-HIGH = {"relationship": 9.1, "goals": 9.3, "approach": 8.8, "overall": 9.4}
+# Session 1 raises nothing (SRS concern: total < 36 or any item < 9), so the first webhook of an
+# episode is the one its drop raised (rupture: at least 5 below the baseline).
+HIGH = {"relationship": 9.4, "goals": 9.3, "approach": 9.1, "overall": 9.5}
 LOW = {"relationship": 6.0, "goals": 6.2, "approach": 5.9, "overall": 6.1}
 SERVICES = ("intake", "feedback", "analytics", "notify")
 BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
@@ -107,6 +109,8 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+# One site's load here is far beyond one clinic's staff: measure the pipeline, not 429s.
+NO_RATE_LIMIT = {"RAPPORT_RATE_LIMIT_PER_SITE_PER_MINUTE": "0"}
 STACK_COMMANDS = {"postgres": "postgres", "java": "kafka", "redis-server": "redis"}
 
 
@@ -140,7 +144,7 @@ class ProfiledProcess(ServiceProcess):
                 *(sys.executable, "-m", "pyinstrument", "-o", str(report)),
                 *("-m", "rapport.cli", "serve", self.service),
             ],
-            env=service_env(self.settings, self.port),
+            env={**service_env(self.settings, self.port), **self.extra_env},
             stdout=log,
             stderr=log,
         )
@@ -437,6 +441,8 @@ async def measure_rate(
         # Below zero: the 2xx reached the client after the alert reached the clinic (the
         # answer queued behind others in an overloaded service).
         "answered_after_alert": sum(1 for ms in latencies if ms < 0),
+        # Must be 0: a webhook before the drop was even due is about something else.
+        "webhook_before_the_drop": sum(1 for ms in from_due if ms < 0),
         # From when the dropping response was due to be sent (includes its own answer time).
         "from_due_p50_ms": percentile(from_due, 0.50),
         "from_due_p99_ms": percentile(from_due, 0.99),
@@ -480,7 +486,7 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
     logs.mkdir(parents=True, exist_ok=True)
     processes = [
         (ProfiledProcess if s == args.profile else ServiceProcess)(
-            s, settings, logs / f"{s}.log", port=free_port()
+            s, settings, logs / f"{s}.log", port=free_port(), extra_env=NO_RATE_LIMIT
         )
         for s in SERVICES
     ]
