@@ -231,6 +231,9 @@ class Receiver:
         stats: dict[str, float] = (await self.client.get("/stats")).json()["arrivals"]
         return stats
 
+    async def calls(self) -> int:
+        return int((await self.client.get("/stats")).json()["calls"])
+
     async def stop(self) -> None:
         await self.client.aclose()
         self.process.terminate()
@@ -434,6 +437,9 @@ async def measure_rate(
         "failed": sent["failed"],
         "alerts_expected": expected,
         "alerts_delivered": delivered,
+        # Webhooks the receiver got, all kinds (ours: a drop raises several alerts, each one
+        # webhook; the bare pipeline: one per drop).
+        "webhooks_per_response": round(await receiver.calls() / max(1, sent["ok"]), 2),
         "complete": complete,
         "p50_ms": percentile(latencies, 0.50),
         "p99_ms": percentile(latencies, 0.99),

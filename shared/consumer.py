@@ -82,7 +82,7 @@ class HandlerRejected(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # applied | duplicate | dead_lettered
+    status: str  # applied | duplicate | dead_lettered | ignored (not one the handler acts on)
     emitted: int = 0
 
 
@@ -96,6 +96,7 @@ class Arrival:
     record: KafkaRecord
     raw_headers: Sequence[tuple[str, bytes]]
     position: str
+    wants: Callable[[Event[Any]], bool] | None = None  # None: every event of the type
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,10 @@ class Consumer:
                 )
                 outcomes[index] = Outcome("dead_lettered")
                 continue
+            if arrival.wants is not None and not arrival.wants(event):
+                outcomes[index] = Outcome("ignored")
+                CONSUMED.labels(self.service, arrival.handler_name, "ignored").inc()
+                continue
             decoded.append(_Decoded(index, arrival, event, headers))
         together = None
         if len(decoded) > 1 and not self.stopping:
@@ -206,6 +211,7 @@ class Consumer:
         outcomes: list[Outcome] = []
         callbacks: list[Callable[[], None]] = []
         timings: list[tuple[str, float]] = []
+        outbox_rows: list[dict[str, Any]] = []  # every event's emitted events, in order
         scope = batch[0].site
         with site_scope(scope):
             async with self.sessionmaker() as session, session.begin():
@@ -227,7 +233,7 @@ class Consumer:
                     with bound(correlation_id, trace), site_scope(item.site):
                         delivery = Delivery(event=item.event, session=session)
                         emitted = await item.arrival.handler(delivery)
-                        await self.outbox.add(session, emitted)
+                        outbox_rows.extend(self.outbox.rows(emitted))
                     # Each event's handler reads what the ones before it wrote, never an
                     # object loaded for an earlier event.
                     await session.flush()
@@ -235,6 +241,7 @@ class Consumer:
                     callbacks.extend(delivery.after_commit)
                     outcomes.append(Outcome("applied", len(emitted)))
                     timings.append((item.arrival.handler_name, time.perf_counter() - started))
+                await self.outbox.insert(session, outbox_rows)
         for callback in callbacks:
             callback()
         for item, outcome in zip(batch, outcomes, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,7 +17,12 @@ from typing import Any
 
 import fakeredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import for_code
+from aiokafka.errors import (
+    KafkaConnectionError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    for_code,
+)
 from fastapi import FastAPI
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.specification import AsyncAPI
@@ -58,16 +64,41 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
     )
 
 
+TOPICS_PATIENCE_SECONDS = 60.0
+
+
 async def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
-    """Create the topics (and their DLQs) this process uses; existing ones are left alone."""
+    """Create the topics (and their DLQs) this process uses; existing ones are left alone.
+
+    A broker that is briefly unreachable (restarting, a connection reset) is waited for, up to
+    a minute, rather than ending the process at start-up."""
+    deadline = time.monotonic() + TOPICS_PATIENCE_SECONDS
+    backoff = 0.5
+    while True:
+        try:
+            await _ensure_topics(settings, topics)
+            return
+        except (KafkaConnectionError, NodeNotReadyError, RequestTimedOutError) as error:
+            if time.monotonic() + backoff > deadline:
+                raise
+            log.warning(
+                "Kafka not reachable while creating topics; retrying",
+                error=f"{type(error).__name__}: {error}"[:300],
+                retry_in_s=backoff,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 8.0)
+
+
+async def _ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="rapport-admin",
         request_timeout_ms=15_000,
         **client_options(settings),
     )
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         missing = sorted(set(topics) - existing)
         if missing:

@@ -93,8 +93,12 @@ class Outbox:
         self.source = source
 
     async def add(self, session: SAAsyncSession, events: Sequence[Event[Any]]) -> None:
-        if not events:
-            return
+        await self.insert(session, self.rows(events))
+
+    def rows(self, events: Sequence[Event[Any]]) -> list[dict[str, Any]]:
+        """The outbox rows of ``events``, with the current correlation and trace headers (a
+        consumer applying a batch renders each event's rows under its own, then inserts all
+        of them with :meth:`insert`)."""
         headers = outgoing_headers()
         now = datetime.now(UTC)
         rows = []
@@ -110,7 +114,12 @@ class Outbox:
                     "created_at": now,
                 }
             )
-        await session.execute(insert(self.table), rows)
+        return rows
+
+    async def insert(self, session: SAAsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert rendered rows in order (the relay publishes in id order)."""
+        if rows:
+            await session.execute(insert(self.table), list(rows))
 
 
 class Inbox:

@@ -36,6 +36,9 @@ class Subscription:
     event_type: EventType[Any]
     handler: Handler
     name: str
+    # Which events of the type the handler acts on; the others are acknowledged without a
+    # transaction (they would have no effect, so there is nothing to record or deduplicate).
+    wants: Callable[[Event[Any]], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +238,7 @@ class ServiceRuntime:
                     KafkaRecord(topic=r.topic, key=r.key, value=r.value or b"", headers={}),
                     list(r.headers or ()),
                     f"{r.partition}:{r.offset}",
+                    subscription.wants,
                 )
                 for r in records
                 for subscription in by_topic.get(r.topic, ())

@@ -183,8 +183,14 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
                     source=SOURCE,
                 )
             )
+        # The alerts this response opens go in with one statement; resolutions one by one.
+        opened = [c for c in changes if c.action == "open"]
+        new_alerts = iter(await _open_alerts(session, episode, opened, now))
         for change in changes:
-            alert = await _apply_change(session, episode, change, now)
+            if change.action == "open":
+                alert: _AlertRef | None = next(new_alerts)
+            else:
+                alert = await _resolve_alert(session, episode, change, now)
             if alert is None:
                 continue
             emitted.append(
@@ -236,36 +242,48 @@ async def _episode_for_update(session: AsyncSession, episode_id: str) -> Row[Any
     return (await session.execute(statement)).first()
 
 
-async def _apply_change(
+async def _open_alerts(
+    session: AsyncSession,
+    episode: _EpisodeRef,
+    changes: Sequence[domain.AlertChange],
+    now: datetime,
+) -> list[_AlertRef]:
+    """Open these alerts (one statement); their ids and owners, in order."""
+    ids = [str(uuid.uuid4()) for _ in changes]
+    rows = []
+    for alert_id, change in zip(ids, changes, strict=True):
+        resolved = not change.lasting  # risk and repair are events: nothing stays open
+        rows.append(
+            {
+                "id": alert_id,
+                "episode_id": episode.episode_id,
+                "site_id": episode.site_id,
+                "therapist_id": episode.therapist_id,
+                "kind": change.kind,
+                "severity": change.severity,
+                "rule": change.rule,
+                "respondent": change.respondent_id,
+                "instrument": change.instrument,
+                "triggered_by": change.triggered_by,
+                "status": "resolved" if resolved else "open",
+                "opened_session": change.opened_session,
+                "resolved_session": change.session if resolved else None,
+                "inputs": change.inputs,
+                "suggestion_code": change.suggestion_code,
+                "suggestion": change.suggestion[:300],
+                "opened_at": now,
+                "resolved_at": now if resolved else None,
+            }
+        )
+    if rows:
+        await session.execute(insert(ALERTS), rows)
+    return [_AlertRef(alert_id, episode.site_id, episode.therapist_id) for alert_id in ids]
+
+
+async def _resolve_alert(
     session: AsyncSession, episode: _EpisodeRef, change: domain.AlertChange, now: datetime
 ) -> _AlertRef | None:
-    """Open or resolve one alert; returns the alert's id and owners (None: nothing open)."""
-    if change.action == "open":
-        alert_id = str(uuid.uuid4())
-        resolved = not change.lasting  # risk and repair are events: nothing stays open
-        await session.execute(
-            insert(ALERTS).values(
-                id=alert_id,
-                episode_id=episode.episode_id,
-                site_id=episode.site_id,
-                therapist_id=episode.therapist_id,
-                kind=change.kind,
-                severity=change.severity,
-                rule=change.rule,
-                respondent=change.respondent_id,
-                instrument=change.instrument,
-                triggered_by=change.triggered_by,
-                status="resolved" if resolved else "open",
-                opened_session=change.opened_session,
-                resolved_session=change.session if resolved else None,
-                inputs=change.inputs,
-                suggestion_code=change.suggestion_code,
-                suggestion=change.suggestion[:300],
-                opened_at=now,
-                resolved_at=now if resolved else None,
-            )
-        )
-        return _AlertRef(alert_id, episode.site_id, episode.therapist_id)
+    """Resolve one open alert; its id and owners (None: nothing open)."""
     found = (
         await session.execute(
             sa_select(ALERTS.c.id, ALERTS.c.site_id, ALERTS.c.therapist_id)

@@ -52,7 +52,7 @@ ItemValue = Annotated[float, Field(allow_inf_nan=False)] | int
 
 
 def _content_type(*allowed: str) -> Any:
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         given = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if given not in allowed:
             raise Problem(

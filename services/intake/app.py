@@ -66,6 +66,7 @@ def definition() -> ServiceDefinition:
                 ALLIANCE_ALERT,
                 skipping_erased(erasure.REGISTER, handlers.alliance_alert_subscriber(context)),
                 "rematch_suggested",
+                wants=handlers.opens_a_rematch,
             ),
             Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],

@@ -627,12 +627,18 @@ async def on_effectiveness_updated(
     return []
 
 
+def opens_a_rematch(event: Event[AllianceAlert]) -> bool:
+    """The one alert intake acts on: ``rematch_suggested`` opened (the others, most of the
+    stream, are acknowledged without a transaction)."""
+    return event.data.kind == "rematch_suggested" and event.data.status == "opened"
+
+
 def alliance_alert_subscriber(context: MatchingContext) -> Any:
     async def on_alliance_alert(delivery: Delivery[AllianceAlert]) -> Sequence[Event[Any]]:
         """``rematch_suggested`` opened: propose new therapists for the episode (the
         coordinator and client decide; nothing is confirmed automatically)."""
         data = delivery.event.data
-        if data.kind != "rematch_suggested" or data.status != "opened":
+        if not opens_a_rematch(delivery.event):
             return []
         session = delivery.session
         episode = await session.get(IntakeEpisode, data.episode_id)

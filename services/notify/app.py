@@ -39,7 +39,13 @@ def definition() -> ServiceDefinition:
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
         subscriptions=[
-            Subscription(ALLIANCE_ALERT, handle["deliveries_from_alert"], "deliveries_from_alert"),
+            Subscription(
+                ALLIANCE_ALERT,
+                handle["deliveries_from_alert"],
+                "deliveries_from_alert",
+                # Resolutions are not announced: only an opened alert needs a transaction.
+                wants=handlers.an_opened_alert,
+            ),
             Subscription(RISK_FLAGGED, handle["deliveries_from_risk"], "deliveries_from_risk"),
             Subscription(
                 MATCH_PROPOSED,

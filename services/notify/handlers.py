@@ -86,11 +86,15 @@ def risk_notice(event_id: str, risk: RiskFlagged) -> NoticeSpec:
     )
 
 
+def an_opened_alert(event: Event[AllianceAlert]) -> bool:
+    return event.data.status == "opened"
+
+
 def make_handlers(ctx: NotifyContext) -> dict[str, Handler]:
     async def on_alliance_alert(delivery: Delivery[AllianceAlert]) -> Sequence[Event[Any]]:
         """Opened alerts go where the site's policy says (resolutions are not announced)."""
         alert = delivery.event.data
-        if alert.status != "opened":
+        if not an_opened_alert(delivery.event):
             return []
         routing = await ctx.policies.require(delivery.session, alert.site_id)
         notice = alert_notice(delivery.event.id, alert)

@@ -569,7 +569,8 @@ async def test_a_batch_is_applied_in_order_in_one_transaction(
     assert db.log == ["commit"]
     assert outcomes == [Outcome("applied", emitted=1)] * 5
     assert await notes(db) == [f"ep-{n}" for n in range(5)]
-    assert len(await db.rows(db.outbox)) == 5
+    emitted = sorted(await db.rows(db.outbox), key=lambda row: row.id)
+    assert [json.loads(row.value)["episode_id"] for row in emitted] == [f"ep-{n}" for n in range(5)]
     assert len(await db.rows(db.inbox)) == 5
 
 
@@ -716,3 +717,22 @@ async def test_each_event_of_a_batch_reads_what_the_ones_before_it_wrote(
     await consumer.handle_batch(batch)
 
     assert seen == [0, 1, 2]
+
+
+async def test_an_event_the_handler_does_not_want_is_ignored_without_a_transaction(
+    consumer: Consumer, db: Database
+) -> None:
+    handler = FailingFor(db, poison=set())
+    record = encode(match_confirmed("ep-1", "evt-1"), TOPIC)
+
+    def only_ep_2(event: Event[Any]) -> bool:
+        return bool(event.data.episode_id == "ep-2")
+
+    unwanted = Arrival(HANDLER, handler, ACCEPTED, record, raw(record), POSITION, only_ep_2)
+
+    outcomes = await consumer.handle_batch([unwanted])
+
+    assert outcomes == [Outcome("ignored")]
+    assert handler.calls == []
+    assert db.log == []
+    assert await db.rows(db.inbox) == []
