@@ -111,6 +111,16 @@ class _Decoded:
         return str(getattr(self.event.data, "site_id", ""))
 
 
+def _wanted(arrival: Arrival, event: Event[Any]) -> bool:
+    """Does the handler act on this event? (A filter that fails leaves it to the handler.)"""
+    if arrival.wants is None:
+        return True
+    try:
+        return bool(arrival.wants(event))
+    except Exception:
+        return True
+
+
 class Consumer:
     def __init__(
         self,
@@ -174,7 +184,7 @@ class Consumer:
                 )
                 outcomes[index] = Outcome("dead_lettered")
                 continue
-            if arrival.wants is not None and not arrival.wants(event):
+            if not _wanted(arrival, event):
                 outcomes[index] = Outcome("ignored")
                 CONSUMED.labels(self.service, arrival.handler_name, "ignored").inc()
                 continue
