@@ -327,7 +327,7 @@ async def offer(
     all are busy a request waits for one, and its times still count from when it was due (no
     coordinated omission)."""
     assert load.session is not None
-    session_ = load.session
+    http = load.session
     plan = [(e, 1, HIGH) for e in episodes] + [(e, 2, LOW) for e in episodes]
     answered: dict[str, float] = {}  # episode -> when the dropping response got its 2xx
     due: dict[str, float] = {}  # episode -> when the dropping response was due to be sent
@@ -348,7 +348,7 @@ async def offer(
             "instrument": "srs",
             "items": items,
         }
-        async with session_.post("/feedback/responses", headers=headers, json=body) as response:
+        async with http.post("/feedback/responses", headers=headers, json=body) as response:
             await response.read()
             return response.status
 

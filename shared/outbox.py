@@ -128,14 +128,7 @@ class Inbox:
 
     async def claim(self, session: SAAsyncSession, handler: str, event_id: str) -> bool:
         """Record that this handler is applying this event; False if it already did."""
-        values = {"handler": handler, "event_id": event_id, "processed_at": datetime.now(UTC)}
-        statement: Any
-        if dialect_of(session) == "sqlite":
-            statement = sqlite.insert(self.table).values(values).on_conflict_do_nothing()
-        else:
-            statement = postgresql.insert(self.table).values(values).on_conflict_do_nothing()
-        result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(await self.claim_many(session, [(handler, event_id)]))
 
     async def claim_many(
         self, session: SAAsyncSession, keys: Sequence[tuple[str, str]]

@@ -44,6 +44,8 @@ EXPECTED_FORM: dict[str, str] = {
     "kafka_key_file": "an existing PEM file",
     "rules_file": "an existing JSON file of alert-rule settings (default and per site)",
     "matching_file": "an existing JSON file of matching weights (default and per site)",
+    "consumer_batch_size": "an integer from 1 to 10000",
+    "consumer_poll_ms": "an integer number of milliseconds from 1 to 5000",
     "notify_public_base_url": "the public http(s) base URL of the feedback API, e.g. "
     "https://rapport.example.org",
     "notify_policy_file": "an existing JSON file of notify routing policies",
@@ -54,8 +56,6 @@ EXPECTED_FORM: dict[str, str] = {
     "notify_sms_provider_url": "an http(s) URL of the SMS provider's send endpoint",
     "notify_send_timeout_seconds": "a number of seconds above 0 and at most 120",
     "notify_concurrency": "an integer from 1 to 1000",
-    "consumer_batch_size": "an integer from 1 to 10000",
-    "consumer_poll_ms": "an integer number of milliseconds from 1 to 5000",
     "notify_endpoint_concurrency": "an integer from 1 to 1000",
     "notify_retry_schedule": "comma-separated delays in seconds between attempts, e.g. 5,300,1800",
     "notify_retry_jitter": "a fraction from 0 to 0.5",
