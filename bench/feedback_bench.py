@@ -140,7 +140,7 @@ async def offered_rate(
 async def saturation(
     send: Callable[[int], Awaitable[int]], concurrency: int, seconds: float, offset: int
 ) -> dict[str, Any]:
-    counter = {"n": offset, "ok": 0, "refused": 0}
+    counter = {"n": offset, "ok": 0, "not_2xx": 0}
     deadline = time.perf_counter() + seconds
     start = time.perf_counter()
 
@@ -150,14 +150,14 @@ async def saturation(
             if 200 <= await send(counter["n"]) < 300:
                 counter["ok"] += 1
             else:
-                counter["refused"] += 1
+                counter["not_2xx"] += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
     return {
         "concurrency": concurrency,
         "ok": counter["ok"],
-        "not_2xx": counter["refused"],
+        "not_2xx": counter["not_2xx"],
         "answered_per_s": round(counter["ok"] / elapsed, 1),
     }
 

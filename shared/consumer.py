@@ -1,6 +1,7 @@
 """Idempotent event handling with a dead-letter path.
 
-Every subscriber goes through :meth:`Consumer.handle`:
+Every subscriber goes through :meth:`Consumer.handle_batch` (:meth:`Consumer.handle` is a batch of
+one):
 
 1. decode and validate the CloudEvent; if that fails the raw message goes to ``<topic>.dlq`` with
    the reason in headers, and the offset moves on (a poison message never blocks its partition);
@@ -12,7 +13,7 @@ Every subscriber goes through :meth:`Consumer.handle`:
 Records arrive in batches (one Kafka poll): :meth:`Consumer.handle_batch` applies a batch's events
 in one transaction, in order (one inbox statement, one commit and one offset commit for the lot,
 each event under its own site scope). If any event of the batch fails, that transaction is rolled
-back whole and the batch is applied again one event at a time through :meth:`Consumer.handle`, so
+back whole and the batch is applied again one event at a time, each in its own transaction, so
 a poison or failing event is retried and dead-lettered on its own, exactly as if it had come alone.
 
 Transient failures (database or network briefly down) are retried with backoff for as long as
@@ -152,19 +153,10 @@ class Consumer:
         raw_headers: Sequence[tuple[str, bytes]],
         position: str,
     ) -> Outcome:
-        try:
-            headers = header_dict(raw_headers)
-            event = decode(headers, record.value, self.registry, accepted)
-        except InvalidEvent as invalid:
-            await self.dead_letter(record, raw_headers, handler_name, invalid.reason, position)
-            return Outcome("dead_lettered")
-
-        correlation_id, trace = from_headers(headers)
-        # The event's transaction sees the event's site only (row-level security).
-        with bound(correlation_id, trace), site_scope(str(getattr(event.data, "site_id", ""))):
-            return await self._apply_with_retries(
-                handler_name, handler, event, record, raw_headers, position
-            )
+        """One record for one handler: a batch of one."""
+        arrival = Arrival(handler_name, handler, accepted, record, raw_headers, position)
+        (outcome,) = await self.handle_batch([arrival])
+        return outcome
 
     async def handle_batch(self, arrivals: Sequence[Arrival]) -> list[Outcome]:
         """Apply a poll's records in order; one outcome per arrival (see the module text)."""
@@ -205,6 +197,7 @@ class Consumer:
         else:
             for item in decoded:
                 correlation_id, trace = from_headers(item.headers)
+                # The event's transaction sees the event's site only (row-level security).
                 with bound(correlation_id, trace), site_scope(item.site):
                     outcomes[item.index] = await self._apply_with_retries(
                         item.arrival.handler_name,
