@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import shutil
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,42 +29,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import event, func, select
 from sqlmodel import col
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
 import services
 from rapport import report, simulate_arms
+from rapport.receiver import Receiver, free_port, serve
 from rapport.simulate import build_network
 from rapport.simulate_live import AlertInbox, LiveDriver
-from services.notify import signing
 from shared.auth import mint_token
 from shared.host import Host
 from shared.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
-
-
-@dataclass
-class Receiver:
-    """The clinics' front-end: receives webhooks and checks their signatures."""
-
-    inbox: AlertInbox
-    secrets: dict[str, str]
-
-    async def hook(self, request: Request) -> Response:
-        body = await request.body()
-        site = request.path_params["site"]
-        expected = signing.sign(
-            self.secrets[site],
-            request.headers["webhook-id"],
-            int(request.headers["webhook-timestamp"]),
-            body,
-        )
-        if expected not in request.headers["webhook-signature"].split(" "):
-            self.inbox.rejected += 1
-            return Response(status_code=401)
-        self.inbox.received.append(json.loads(body))
-        return Response(status_code=204)
 
 
 def _throwaway_sqlite(dbapi_connection: Any, _: Any) -> None:
@@ -77,24 +49,6 @@ def _throwaway_sqlite(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    return server, task
 
 
 def settled(host: Host, quiet_seconds: float, endpoints: set[str]) -> Callable[[], Awaitable[None]]:
@@ -145,9 +99,9 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
     )
     inbox = AlertInbox()
     receiver = Receiver(inbox, {})
-    receiver_port = _free_port()
+    receiver_port = free_port()
     hook_app = Starlette(routes=[Route("/hooks/{site}", receiver.hook, methods=["POST"])])
-    hook_server, hook_task = await _serve(hook_app, receiver_port)
+    hook_server, hook_task = await serve(hook_app, receiver_port)
 
     embedded = not args.kafka
     if not embedded:  # a real database: bring every service's schema to head (idempotent)
@@ -170,7 +124,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
     api_task: asyncio.Task[None] | None = None
     base = f"http://127.0.0.1:{args.port}"
     if args.serve:
-        api_server, api_task = await _serve(app, args.port)
+        api_server, api_task = await serve(app, args.port)
     else:
         await host.start()
     for name in list(logging.root.manager.loggerDict):
