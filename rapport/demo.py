@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import shutil
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +29,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import event, func, select
 from sqlmodel import col
-from starlette.applications import Starlette
-from starlette.routing import Route
 
 import services
 from rapport import report, simulate_arms
 from rapport.receiver import Receiver, free_port, serve
-from rapport.simulate import build_network
+from rapport.simulate import Network, build_network
 from rapport.simulate_live import AlertInbox, LiveDriver
 from shared.auth import mint_token
 from shared.host import Host
@@ -86,6 +85,55 @@ def settled(host: Host, quiet_seconds: float, endpoints: set[str]) -> Callable[[
     return wait
 
 
+@contextlib.contextmanager
+def _week_bar(console: Console, weeks: int, shown: bool) -> Iterator[Callable[[str, int], None]]:
+    """A progress bar of the weeks of sessions; yields the driver's progress callback (a line
+    per week when the console is not a terminal)."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not shown,
+    ) as bar:
+        task = bar.add_task("weeks of sessions", total=weeks)
+
+        def progress(what: str, n: int) -> None:
+            if what != "week":
+                return
+            bar.update(task, completed=n)
+            if shown and not console.is_terminal:
+                console.print(f"  week {n}/{weeks} done")
+
+        yield progress
+
+
+def _print_how_to_try(console: Console, settings: Settings, network: Network, base: str) -> None:
+    """With ``--serve``: where the API runs, a clinical lead's token and requests to try."""
+    token = mint_token(settings, "lead", "clinical_lead", [s.id for s in network.sites])
+    site = network.sites[0].id
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    tries = [
+        f"/analytics/alerts?site_id={site}",
+        f"/analytics/sites/{site}/summary",
+        f"/intake/therapists?site_id={site}",
+        f"/notify/deliveries?site_id={site}",
+    ]
+    console.print(
+        f"\nThe API keeps running at {base} (Ctrl-C to stop). A clinical lead's "
+        f"development token for every site:\n  export TOKEN={token}\nTry:\n"
+        + "".join(f"  curl -s {auth} '{base}{path}'\n" for path in tries)
+        + f"  curl -s {auth} '{base}/analytics/sites/{site}/report' > site.html\n"
+        f"  {base}/docs in a browser (OpenAPI). Other roles: rapport token "
+        f"--role therapist --sites {site} --sub th-001",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,  # a token broken over two lines cannot be copied
+    )
+
+
 async def run(args: argparse.Namespace, settings: Settings, console: Console) -> report.Result:
     """Run the network through the services hosted here, write the report, return the result
     (with ``--serve``: only once the API is stopped)."""
@@ -100,8 +148,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
     inbox = AlertInbox()
     receiver = Receiver(inbox, {})
     receiver_port = free_port()
-    hook_app = Starlette(routes=[Route("/hooks/{site}", receiver.hook, methods=["POST"])])
-    hook_server, hook_task = await serve(hook_app, receiver_port)
+    hook_server, hook_task = await serve(receiver.app(), receiver_port)
 
     embedded = not args.kafka
     if not embedded:  # a real database: bring every service's schema to head (idempotent)
@@ -145,24 +192,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
                 f"{len(network.therapists)} therapists, {len(network.clients)} clients, "
                 f"{network.weeks} weeks; {stack}"
             )
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-                disable=not args.progress,
-            ) as bar:
-                weeks = bar.add_task("weeks of sessions", total=network.weeks)
-
-                def progress(what: str, n: int) -> None:
-                    if what != "week":
-                        return
-                    bar.update(weeks, completed=n)
-                    if args.progress and not console.is_terminal:
-                        console.print(f"  week {n}/{network.weeks} done")
-
+            with _week_bar(console, network.weeks, args.progress) as progress:
                 endpoints: set[str] = set()
                 driver = LiveDriver(
                     http,
@@ -192,26 +222,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
             f"\nReport: [bold]{written.resolve()}[/bold]  ({simulated:.0f} s)", soft_wrap=True
         )
         if args.serve:
-            token = mint_token(settings, "lead", "clinical_lead", [s.id for s in network.sites])
-            site = network.sites[0].id
-            auth = '-H "Authorization: Bearer $TOKEN"'
-            tries = [
-                f"/analytics/alerts?site_id={site}",
-                f"/analytics/sites/{site}/summary",
-                f"/intake/therapists?site_id={site}",
-                f"/notify/deliveries?site_id={site}",
-            ]
-            console.print(
-                f"\nThe API keeps running at {base} (Ctrl-C to stop). A clinical lead's "
-                f"development token for every site:\n  export TOKEN={token}\nTry:\n"
-                + "".join(f"  curl -s {auth} '{base}{path}'\n" for path in tries)
-                + f"  curl -s {auth} '{base}/analytics/sites/{site}/report' > site.html\n"
-                f"  {base}/docs in a browser (OpenAPI). Other roles: rapport token "
-                f"--role therapist --sites {site} --sub th-001",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,  # a token broken over two lines cannot be copied
-            )
+            _print_how_to_try(console, settings, network, base)
             assert api_task is not None
             await api_task
     finally:

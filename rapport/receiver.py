@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from rapport.simulate_live import AlertInbox
 from services.notify import signing
@@ -39,6 +41,10 @@ class Receiver:
             return Response(status_code=401)
         self.inbox.received.append(json.loads(body))
         return Response(status_code=204)
+
+    def app(self) -> Starlette:
+        """The receiver as an ASGI app: ``POST /hooks/{site}``."""
+        return Starlette(routes=[Route("/hooks/{site}", self.hook, methods=["POST"])])
 
 
 def free_port() -> int:

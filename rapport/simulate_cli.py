@@ -108,8 +108,6 @@ def validation(args: argparse.Namespace) -> int:
 
 async def _live(args: argparse.Namespace) -> int:
     import httpx
-    from starlette.applications import Starlette
-    from starlette.routing import Route
 
     from rapport.receiver import Receiver, free_port, serve
     from rapport.simulate import build_network
@@ -121,9 +119,7 @@ async def _live(args: argparse.Namespace) -> int:
     inbox = AlertInbox()
     receiver = Receiver(inbox, {})
     port = free_port()
-    server, task = await serve(
-        Starlette(routes=[Route("/hooks/{site}", receiver.hook, methods=["POST"])]), port
-    )
+    server, task = await serve(receiver.app(), port)
 
     async def quiet() -> None:
         # No access to the deployment's outboxes: wait until no webhook arrived for 2 s.
