@@ -123,6 +123,11 @@ class FeedbackRecorded(EventData):
     reliable_change: Literal["improved", "deteriorated", "no_reliable_change"] | None = None
     clinically_significant_change: bool | None = None
     answered_at: datetime
+    amends: Id | None = Field(
+        default=None,
+        description="An amendment: the response_id of the answer this one replaces (same "
+        "episode, session, respondent and instrument). Count this one instead of that one.",
+    )
 
 
 class RiskFlagged(EventData):
