@@ -623,6 +623,7 @@ async def test_an_amendment_replaces_the_answer_and_says_which_it_replaced(
     assert (body["session_number"], body["instrument"]) == (2, "srs")
     recorded = [d for t, d in await emitted(desk) if t.endswith("feedback.recorded.v1")]
     assert [d.get("amends") for d in recorded] == [None, first_id]
+    assert "amends" not in recorded[0]  # a first answer's event reads as it always did
     listed = await desk.http.get(
         f"/feedback/episodes/{episode_id}/responses", headers=desk.auth("therapist")
     )
