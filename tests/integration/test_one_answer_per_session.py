@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import asyncpg
 import httpx
 import pytest
 from sqlalchemy import func
@@ -19,6 +20,7 @@ import services
 from services.feedback.models import FeedbackResponse
 from shared.db import all_sites
 from shared.host import Host
+from shared.migrations import upgrade
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk
 from tests.support.outbox import outbox_rows
@@ -124,3 +126,30 @@ async def test_the_database_refuses_a_second_standing_answer(desk: FeedbackDesk)
         async with desk.host.runtimes["feedback"].sessionmaker() as session:
             count = await session.scalar(select(func.count()).select_from(FeedbackResponse))
     assert count == 1
+
+
+async def test_answers_stored_twice_before_the_rule_keep_their_rows_and_the_first_stands(
+    pg_database: str,
+) -> None:
+    """The migration that adds the unique index marks older duplicates replaced by the first
+    (nothing deleted), so it can run on a database that already holds some."""
+    await asyncio.to_thread(upgrade, "feedback", pg_database, "feedback_0004")
+    dsn = pg_database.replace("postgresql+asyncpg", "postgresql")
+    owner = await asyncpg.connect(dsn)
+    try:
+        await owner.execute("SELECT set_config('rapport.sites', '*', false)")
+        for number, (response_id, minute) in enumerate([("a", 1), ("b", 2), ("c", 3)]):
+            await owner.execute(
+                "INSERT INTO feedback_responses (id, episode_id, site_id, therapist_id, "
+                "session_number, respondent, respondent_role, instrument, instrument_version, "
+                "items, total, late, answered_at, recorded_at, source) VALUES ($1, 'ep', 's', "
+                "'th', $2, 'p1_x', 'client', 'srs', 1, '{}', '36', false, now(), $3, 'api')",
+                response_id,
+                3 if number < 2 else 4,
+                datetime(2026, 1, 1, 10, minute, tzinfo=UTC),
+            )
+        await asyncio.to_thread(upgrade, "feedback", pg_database, "head")
+        rows = await owner.fetch("SELECT id, replaced_by FROM feedback_responses ORDER BY id")
+    finally:
+        await owner.close()
+    assert [(r["id"], r["replaced_by"]) for r in rows] == [("a", None), ("b", "a"), ("c", None)]
