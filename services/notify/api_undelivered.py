@@ -67,7 +67,7 @@ def _undelivered_out(row: NotifyNotice, clinical: bool) -> UndeliveredOut:
         status="waiting" if row.awaiting_route_since is not None else "routed",
         since=row.created_at,
         routed_at=row.routed_at,
-        fallback=row.fallback_to,  # type: ignore[arg-type]
+        fallback=row.fallback_to,
         fallback_at=row.fallback_at,
         acknowledged_at=row.acknowledged_at,
         episode_id=row.episode_id if clinical else None,

@@ -15,12 +15,12 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
 
 from services.notify.domain import ContactPoint, Message, is_urgent
 
-SITE_NOT_SET_UP = "site_not_set_up"  # no policy, webhook or contact of the site at all
-NO_CHANNEL = "no_channel_for_recipients"  # set up, but nothing reaches this notice's people
+SITE_NOT_SET_UP: Final = "site_not_set_up"  # no policy, webhook or contact of the site at all
+NO_CHANNEL: Final = "no_channel_for_recipients"  # set up, but nothing reaches its people
 Reason = Literal["site_not_set_up", "no_channel_for_recipients"]
 Fallback = Literal["site", "ops"]
 
