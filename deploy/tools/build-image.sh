@@ -44,7 +44,7 @@ started="$(date +%s)"
 # --format docker keeps HEALTHCHECK (the OCI format has no field for it); --network host
 # lets pip reach PyPI without a bridge network.
 nice -n 19 "${PODMAN}" build --format docker --network host --layers \
-  -f "${REPO}/deploy/Dockerfile" \
+  -f "${REPO}/deploy/Dockerfile" --ignorefile "${REPO}/deploy/Dockerfile.dockerignore" \
   --build-arg PYTHON_IMAGE="${BASE}" \
   --build-arg VERSION="${VERSION}" \
   --build-arg REVISION="${revision}" \
