@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick stack-up stack-down stack-status docs clean
+.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick stack-up stack-down stack-status docs image image-test clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,19 @@ stack-status: install
 
 docs: install
 	$(BIN)/rapport docs
+
+# The production image from deploy/Dockerfile, with podman (installed if missing; a base made
+# from Debian packages when python:3.11-slim-bookworm cannot be pulled). Prints its size and
+# what is inside. IMAGE=... names it; PYTHON_IMAGE=... picks the base. See deploy/README.md.
+IMAGE ?= localhost/rapport:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+image:
+	IMAGE=$(IMAGE) bash deploy/tools/build-image.sh
+
+# That image run as the Helm chart runs it (Jobs, four services, read-only root, no
+# capabilities) on the real stack: probes, metrics, the end-to-end flow to a webhook receiver,
+# and checks from inside a container (tests/deploy/image). Stack: RAPPORT_TEST_* or `rapport stack`.
+image-test: install image
+	RAPPORT_IMAGE=$(IMAGE) $(BIN)/python -m pytest tests/deploy/image -v -s -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .rapport .pytest_cache .mypy_cache .ruff_cache

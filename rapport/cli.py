@@ -96,8 +96,19 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from rapport import stack
-
+    try:
+        import rapport.stack as stack
+    except ModuleNotFoundError as error:
+        if error.name != "rapport.stack":
+            raise
+        # The container image leaves the local stack out (it installs packages and runs
+        # Kafka, PostgreSQL and Redis as child processes: development only).
+        print(
+            "rapport: the local stack is not part of this installation (the container image "
+            "leaves it out); run `rapport stack` from a source checkout",
+            file=sys.stderr,
+        )
+        return 2
     return stack.main([args.action])
 
 
