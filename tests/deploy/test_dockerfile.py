@@ -177,12 +177,12 @@ def test_install_uses_pinned_versions_of_every_dependency() -> None:
 
 def test_pip_apt_and_the_local_stack_are_left_out(parsed: DockerfileParser) -> None:
     """What make image-test asserts from inside a running container, kept true in every build:
-    the virtualenv loses pip/setuptools and rapport/stack.py, the final stage purges apt and
+    the virtualenv loses pip/setuptools and rapport/stack/, the final stage purges apt and
     the base's own pip, and the proxy CA for pip is a build secret, not a layer."""
     build, final = stages(parsed)[0], stages(parsed)[-1]
     build_runs = instructions(build, "RUN")
     app = build_runs[-1]
-    assert "rm /opt/rapport/lib/python3*/site-packages/rapport/stack.py" in app, app
+    assert "rm -r /opt/rapport/lib/python3*/site-packages/rapport/stack" in app, app
     assert app.rstrip().endswith("-m pip uninstall --yes --quiet pip setuptools"), app
     assert all(run.startswith("--mount=type=secret,id=ca-bundle ") for run in build_runs)
     final_runs = " ".join(instructions(final, "RUN"))

@@ -1,4 +1,4 @@
-"""The container image leaves rapport/stack.py out (deploy/Dockerfile): `rapport stack` then
+"""The container image leaves rapport/stack/ out (deploy/Dockerfile): `rapport stack` then
 says so in one line and exits 2 instead of a traceback."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ REPO = Path(__file__).resolve().parents[2]
 def test_stack_command_without_the_stack_module_says_it_is_not_installed(
     tmp_path: Path,
 ) -> None:
-    # As in the image: the rapport package without its stack.py (python -S: no site-packages,
-    # so the editable install's finder cannot bring the checkout's stack.py back).
+    # As in the image: the rapport package without its stack package (python -S: no site-packages,
+    # so the editable install's finder cannot bring the checkout's stack package back).
     shutil.copytree(
         REPO / "rapport",
         tmp_path / "rapport",
-        ignore=shutil.ignore_patterns("stack.py", "__pycache__"),
+        ignore=shutil.ignore_patterns("stack", "__pycache__"),
     )
     result = subprocess.run(
         [

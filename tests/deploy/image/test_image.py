@@ -52,7 +52,7 @@ THERAPIST = "th-1"
 START_TIMEOUT = 600.0
 FLOW_TIMEOUT = 300.0
 # What the image must not contain: compilers and build tools, package managers and pip, and
-# the local stack's tooling (rapport/stack.py installs and runs these in development).
+# the local stack's tooling (rapport/stack/ installs and runs these in development).
 TOOLS = (
     "gcc", "cc", "c++", "g++", "clang", "make", "ld", "as", "cargo", "rustc",
     "apt", "apt-get", "aptitude", "pip", "pip3", "pip3.11", "easy_install",
