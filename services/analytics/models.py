@@ -69,6 +69,9 @@ class AnalyticsAlert(SQLModel, table=True):
     suggestion: str = Field(default="", max_length=300)
     opened_at: datetime
     resolved_at: datetime | None = None
+    # Who acknowledged the alert and when (a risk alert stays open until a clinician does).
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = Field(default=None, max_length=128)
 
 
 class AnalyticsClosedEpisode(SQLModel, table=True):
