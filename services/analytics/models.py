@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.deployment import deployment_table
 from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
@@ -89,6 +90,8 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("analytics")
+# The topic prefix of the deployment these tables belong to (shared/deployment.py).
+DEPLOYMENT = deployment_table("analytics", SQLModel.metadata)
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("analytics", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("analytics", SQLModel.metadata)
