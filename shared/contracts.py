@@ -164,7 +164,9 @@ class AllianceAlert(EventData):
     episode_id: Id
     site_id: Id
     therapist_id: Id
-    status: Literal["opened", "resolved"]
+    # "acknowledged": a clinician acknowledged an alert that stays open until someone acts
+    # (risk); it is closed from then on. Consumers that act on openings ignore it.
+    status: Literal["opened", "resolved", "acknowledged"]
     kind: Code
     severity: Literal["urgent", "high", "routine"]
     rule: Code
@@ -309,7 +311,8 @@ ALLIANCE_ALERT = _t(
     AllianceAlert,
     "episode_id",
     "analytics",
-    "An alert was opened or resolved, with its rule and the numbers that fired it.",
+    "An alert was opened, resolved (its rule no longer holds) or acknowledged by a clinician "
+    "(a risk alert stays open until then), with its rule and the numbers that fired it.",
 )
 THERAPIST_EFFECTIVENESS_UPDATED = _t(
     "therapist.effectiveness.updated",

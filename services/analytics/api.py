@@ -1,21 +1,23 @@
-"""Analytics HTTP routes: episode timelines and charts, alerts, therapist and site summaries,
-and a site report a supervisor opens in a browser. Every read is scoped to the caller's sites;
-therapists see their own clients only; data analysts get aggregates only."""
+"""Analytics HTTP routes: episode timelines and charts, therapist and site summaries, and a
+site report a supervisor opens in a browser (the alerts and their acknowledgement are in
+``api_alerts``). Every read is scoped to the caller's sites; therapists see their own clients
+only; data analysts get aggregates only."""
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from datetime import datetime
 from html import escape
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.analytics.api_alerts import AlertOut, alert_out
+from services.analytics.api_alerts import router as alerts_router
 from services.analytics.charts import EpisodeChart, Panel, Series, render
 from services.analytics.effectiveness import ClosedEpisode, therapist_effectiveness
 from services.analytics.models import (
@@ -33,29 +35,10 @@ from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
+router.include_router(alerts_router)
 
 CLINICAL = ("therapist", "supervisor", "clinical_lead")
 AGGREGATES = ("supervisor", "clinical_lead", "data_analyst", "site_admin")
-
-
-class AlertOut(BaseModel):
-    alert_id: str
-    episode_id: str
-    site_id: str
-    therapist_id: str
-    kind: str
-    severity: str
-    rule: str
-    status: str
-    respondent: str | None
-    instrument: str | None
-    opened_session: int
-    resolved_session: int | None
-    inputs: dict[str, float | int | str | bool | None]
-    suggestion_code: str
-    suggestion: str
-    opened_at: datetime
-    resolved_at: datetime | None
 
 
 class ScoreOut(BaseModel):
@@ -113,28 +96,6 @@ def _runtime(request: Request) -> ServiceRuntime:
     return runtime_of(request, "analytics")
 
 
-def _alert_out(row: AnalyticsAlert) -> AlertOut:
-    return AlertOut(
-        alert_id=row.id,
-        episode_id=row.episode_id,
-        site_id=row.site_id,
-        therapist_id=row.therapist_id,
-        kind=row.kind,
-        severity=row.severity,
-        rule=row.rule,
-        status=row.status,
-        respondent=row.respondent,
-        instrument=row.instrument,
-        opened_session=row.opened_session,
-        resolved_session=row.resolved_session,
-        inputs=row.inputs,
-        suggestion_code=row.suggestion_code,
-        suggestion=row.suggestion,
-        opened_at=row.opened_at,
-        resolved_at=row.resolved_at,
-    )
-
-
 async def _visible_episode(
     session: AsyncSession, staff: Staff, episode_id: str
 ) -> AnalyticsEpisode:
@@ -147,43 +108,6 @@ async def _visible_episode(
     ):
         raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
     return episode
-
-
-@router.get(
-    "/alerts",
-    dependencies=[audited("analytics", "alerts.read", "alerts")],
-    response_model=list[AlertOut],
-    summary="Alerts at one site",
-)
-async def list_alerts(
-    request: Request,
-    staff: CurrentStaff,
-    site_id: Id,
-    status: Literal["open", "resolved", "all"] = "open",
-    kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
-    therapist_id: Id | None = None,
-    limit: PageLimit = DEFAULT_PAGE_SIZE,
-    offset: PageOffset = 0,
-) -> list[AlertOut]:
-    staff.require_role(*CLINICAL)
-    staff.require_site(site_id)
-    statement = select(AnalyticsAlert).where(AnalyticsAlert.site_id == site_id)
-    if status != "all":
-        statement = statement.where(AnalyticsAlert.status == status)
-    if kind is not None:
-        statement = statement.where(AnalyticsAlert.kind == kind)
-    if staff.role == "therapist":
-        statement = statement.where(AnalyticsAlert.therapist_id == staff.subject)
-    elif therapist_id is not None:
-        statement = statement.where(AnalyticsAlert.therapist_id == therapist_id)
-    statement = (
-        statement.order_by(col(AnalyticsAlert.opened_at).desc(), col(AnalyticsAlert.id))
-        .offset(offset)
-        .limit(limit)
-    )
-    async with _runtime(request).sessionmaker() as session:
-        rows = (await session.exec(statement)).all()
-    return [_alert_out(r) for r in rows]
 
 
 async def _timeline(session: AsyncSession, episode: AnalyticsEpisode) -> TimelineOut:
@@ -218,7 +142,7 @@ async def _timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timelin
             )
             for s in scores
         ],
-        alerts=[_alert_out(a) for a in alerts],
+        alerts=[alert_out(a) for a in alerts],
     )
 
 

@@ -24,7 +24,9 @@ per (kind, respondent, instrument) in an episode; it resolves when its condition
 and a recurrence opens a new one. Rules 6, 7, 10 and 11 are per episode: at most one open, keyed
 (kind, None, None), resolved at a later session where the condition is checked and does not
 hold. ``risk`` (rule 1) and ``repair`` (rule 5) are events: they open for every such record and
-stay nothing to resolve (``AlertChange.lasting`` is False).
+no rule resolves them (``AlertChange.lasting`` is False). A repair is closed as it opens; a risk
+alert stays open until a clinician acknowledges it (``AlertChange.awaits_acknowledgement``), which
+happens outside the rules and changes nothing in the episode's state.
 
 Late records ("Records are applied in session order per episode; a late record re-evaluates what
 it affects"): a record whose session is earlier than the latest session already applied to its
@@ -196,6 +198,8 @@ SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
 }
 
 ONE_SHOT: Final = frozenset({RISK, REPAIR})
+# Events that stay open until a clinician acknowledges them (nothing in the rules closes them).
+UNTIL_ACKNOWLEDGED: Final = frozenset({RISK})
 EPISODE_LEVEL: Final = frozenset(
     {SPLIT_ALLIANCE, RATING_DISCREPANCY, DROPOUT_RISK, REMATCH_SUGGESTED}
 )
@@ -272,8 +276,8 @@ class AlertChange:
     ``respondent_id`` and ``instrument`` are None for the episode-level rules (6, 7, 10, 11);
     ``triggered_by`` is always the respondent whose record produced the change. ``session`` is
     the session of that record; ``opened_session`` the session the alert opened at (same as
-    ``session`` for an open). ``lasting`` is False for events (risk, repair) that stay nothing to
-    resolve.
+    ``session`` for an open). ``lasting`` is False for events (risk, repair) that no rule
+    resolves; of those, a risk alert ``awaits_acknowledgement`` by a clinician.
 
     ``inputs`` are the numbers that fired the rule, JSON-ready: keys and string values are codes
     (lower case, no spaces) and numbers are floats or ints, as ``AllianceAlert.inputs`` requires.
@@ -298,6 +302,11 @@ class AlertChange:
     def respondent(self) -> str | None:
         """The alert's respondent (kept for the service's original field name)."""
         return self.respondent_id
+
+    @property
+    def awaits_acknowledgement(self) -> bool:
+        """An event alert that stays open until a clinician acknowledges it (risk)."""
+        return self.kind in UNTIL_ACKNOWLEDGED
 
     @property
     def key(self) -> AlertKey:
@@ -909,8 +918,9 @@ def _rule_1_risk(
     state: EpisodeState, record: ScoredRecord, th: InstrumentThresholds, out: list[AlertChange]
 ) -> None:
     """Rule 1 — risk: any risk item above 0 (PHQ-9 item 9, thoughts of self-harm; Kroenke,
-    Spitzer & Williams 2001). Urgent, for every such response (an event: nothing to resolve).
-    Confidentiality yields to a risk of harm: it must reach a clinician now."""
+    Spitzer & Williams 2001). Urgent, for every such response (an event: no rule resolves it;
+    it stays open until a clinician acknowledges it). Confidentiality yields to a risk of harm:
+    it must reach a clinician now."""
     items = record.items
     raised = [(item, items[item]) for item in th.risk_items if items.get(item, 0) > 0]
     if raised:

@@ -283,6 +283,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/analytics/alerts"): Operation(
         "client", CLINICAL, lambda w, s: Call("/analytics/alerts", params=_at(s))
     ),
+    ("POST", "/analytics/alerts/{alert_id}/acknowledge"): Operation(
+        "client",
+        CLINICAL,
+        lambda w, s: Call(f"/analytics/alerts/{s.risk_alert_id}/acknowledge"),
+        ("alert_id",),
+    ),
     ("GET", "/analytics/episodes/{episode_id}/timeline"): Operation(
         "client",
         CLINICAL,
