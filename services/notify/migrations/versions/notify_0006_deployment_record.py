@@ -1,7 +1,7 @@
 """notify: the topic prefix of the deployment the tables belong to
 
-Revision ID: notify_0005
-Revises: notify_0004
+Revision ID: notify_0006
+Revises: notify_0005
 Create Date: 2026-12-03 09:30:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "notify_0005"
-down_revision: str | None = "notify_0004"
+revision: str = "notify_0006"
+down_revision: str | None = "notify_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
