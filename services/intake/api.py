@@ -52,6 +52,10 @@ from shared.runtime import ServiceRuntime, runtime_of
 
 router = APIRouter(prefix="/intake", tags=["intake"])
 
+NOBODY_TO_OFFER = (
+    "No therapist can be offered at all (none registered, or every one inactive, conflicted or "
+    "a past therapist of the episode): nothing is stored; the problem names the reasons."
+)
 MANAGE_EPISODES = ("intake_coordinator", "clinical_lead", "site_admin")
 READ_EPISODES = ("intake_coordinator", "clinical_lead", "supervisor", "therapist")
 
@@ -625,6 +629,7 @@ def _preference_json(p: PreferenceIn | None) -> dict[str, Any] | None:
     status_code=201,
     response_model=IntakeOut,
     summary="Submit an intake and get the top therapist options, each explained",
+    responses={409: {"description": NOBODY_TO_OFFER}},
 )
 async def submit_intake(request: Request, body: IntakeIn, staff: CurrentStaff) -> IntakeOut:
     staff.require_role(*MATCHING_ROLES)
@@ -727,7 +732,8 @@ async def _intake_at_site(session: AsyncSession, staff: Staff, intake_id: str) -
     dependencies=[audited("intake", "intake.propose", "intake", "intake_id")],
     status_code=201,
     response_model=MatchOut,
-    summary="Propose again (excluding every therapist declined for this intake)",
+    summary="Propose again (therapists declined for this intake only as the last resort)",
+    responses={409: {"description": NOBODY_TO_OFFER}},
 )
 async def propose_again(request: Request, intake_id: Id, staff: CurrentStaff) -> MatchOut:
     staff.require_role(*MATCHING_ROLES)
@@ -848,6 +854,7 @@ async def decline_match(
     status_code=201,
     response_model=MatchOut,
     summary="Propose new therapists for an open episode, excluding its past therapists",
+    responses={409: {"description": NOBODY_TO_OFFER}},
 )
 async def rematch_episode(request: Request, episode_id: Id, staff: CurrentStaff) -> MatchOut:
     staff.require_role(*MATCHING_ROLES, "clinical_lead")

@@ -178,9 +178,10 @@ class SeverityWeights(_Frozen):
 
 class RelaxationCosts(_Frozen):
     """When no therapist meets every hard constraint, the closest options are those whose
-    violated constraints cost least in total. Being inactive, a recorded conflict or dual
-    relationship, and an exclusion by the client (declined, or a past therapist on rematch) are
-    never relaxed: such therapists are never offered."""
+    violated constraints cost least in total (then the fewest violated, then the best score).
+    Being inactive, a recorded conflict or dual relationship, and being a past therapist of the
+    episode on rematch are never relaxed: such therapists are never offered. A therapist the
+    client declined is offered again only after every other closest option."""
 
     gender: float = Field(default=1.0, gt=0)
     culture_faith: float = Field(default=1.0, gt=0)

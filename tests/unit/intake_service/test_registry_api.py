@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.settings import Settings
-from tests.unit.intake_service.desk import IntakeDesk, intake_desk, therapist_body
+from tests.unit.intake_service.desk import IntakeDesk, intake_body, intake_desk, therapist_body
 
 
 @pytest.fixture
@@ -105,8 +105,11 @@ async def test_a_deactivated_therapist_is_never_proposed(desk: IntakeDesk) -> No
     await desk.register(therapist_body("th-1"))
     done = await desk.http.post("/intake/therapists/th-1/deactivate", headers=desk.admin)
     assert done.status_code == 200 and done.json()["active"] is False
-    proposal = (await desk.submit())["match"]
-    assert proposal["status"] == "none" and proposal["options"] == []
+    refused = await desk.http.post("/intake/intakes", headers=desk.coordinator, json=intake_body())
+    assert refused.status_code == 409, refused.text
+    [error] = refused.json()["errors"]
+    assert error["rule"] == "no_therapist_to_offer"
+    assert "active excluded 1" in error["message"]
 
 
 async def test_bulk_import_registers_a_whole_site_and_then_updates(desk: IntakeDesk) -> None:
