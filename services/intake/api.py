@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -26,7 +26,18 @@ from services.intake.handlers import (
     single_option_proposal,
     therapist_of,
 )
-from services.intake.matching import FieldProblem, intake_problems, therapist_problems
+from services.intake.matching import (
+    COMPETENCE_SCOPES,
+    FORMATS,
+    GENDERS,
+    LANGUAGES,
+    MODALITIES,
+    PROBLEM_DOMAINS,
+    FieldProblem,
+    intake_problems,
+    therapist_problems,
+)
+from services.intake.matching_config import DECLINE_REASONS
 from services.intake.models import IntakeEpisode, IntakeIntake, IntakeMatch, IntakeTherapist
 from shared.audit import audited, note_site
 from shared.auth import CurrentStaff, Staff
@@ -49,6 +60,7 @@ from shared.events import Event
 from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
+from shared.vocabulary import one_of
 
 router = APIRouter(prefix="/intake", tags=["intake"])
 
@@ -78,7 +90,7 @@ class EpisodeIn(BaseModel):
         description="The clinic's own client reference; stored "
         "encrypted, published only as a pseudonym.",
     )
-    domains: list[Code] = Field(default=[], max_length=20)
+    domains: list[DomainCode] = Field(default=[], max_length=20)
     severity: Literal["mild", "moderate", "severe"] | None = None
     members: list[MemberIn] = Field(default=[], max_length=10)
 
@@ -252,6 +264,23 @@ MATCHING_ROLES = ("intake_coordinator", "site_admin")
 READ_MATCHES = ("intake_coordinator", "site_admin", "clinical_lead")
 
 ShortCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# The controlled vocabularies: enums in the OpenAPI, an unknown code refused naming the valid ones.
+if TYPE_CHECKING:
+    DomainCode = str
+    LanguageCode = str
+    ModalityCode = str
+    ScopeCode = str
+    GenderCode = str
+    FormatCode = str
+    DeclineReason = str
+else:
+    DomainCode = one_of(PROBLEM_DOMAINS, "problem domain")
+    LanguageCode = one_of(LANGUAGES, "language")
+    ModalityCode = one_of(MODALITIES, "modality")
+    ScopeCode = one_of(COMPETENCE_SCOPES, "competence scope")
+    GenderCode = one_of(GENDERS, "gender")
+    FormatCode = one_of(FORMATS, "format")
+    DeclineReason = one_of(DECLINE_REASONS, "decline reason")
 _RULES = (
     ("unknown code", "unknown_code"),
     ("needs 0 <= start_minute", "impossible_window"),
@@ -276,18 +305,18 @@ class SlotIn(BaseModel):
 class TherapistFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sites: list[Id] = Field(max_length=50)
-    languages: list[ShortCode] = Field(max_length=50)
+    languages: list[LanguageCode] = Field(max_length=50)
     capacity: int
     caseload: int | None = Field(
         default=None,
         description="Clients already seen (onboarding); later kept by confirmed matches and "
         "closed episodes. Left out on update: unchanged.",
     )
-    gender: ShortCode | None = None
+    gender: GenderCode | None = None
     background: list[Code] = Field(default=[], max_length=50)
-    modalities: list[ShortCode] = Field(default=[], max_length=50)
-    scopes: list[ShortCode] = Field(default=[], max_length=50)
-    domains: list[ShortCode] = Field(default=[], max_length=50)
+    modalities: list[ModalityCode] = Field(default=[], max_length=50)
+    scopes: list[ScopeCode] = Field(default=[], max_length=50)
+    domains: list[DomainCode] = Field(default=[], max_length=50)
     telehealth: bool = False
     availability: list[SlotIn] = Field(default=[], max_length=200)
     years_experience: float = 0.0
@@ -493,11 +522,11 @@ async def import_therapists(
             [{"field": "id", "rule": "unique", "message": "each therapist id at most once"}]
         )
     for k, item in enumerate(body):
-        _require_sites(staff, item.sites, f"[{k}].sites")
+        _require_sites(staff, item.sites, f"{k}.sites")
     errors: list[dict[str, str]] = []
     for k, item in enumerate(body):
         try:
-            _checked(item, item.id, f"[{k}].")
+            _checked(item, item.id, f"{k}.")
         except Problem as problem:
             errors += problem.errors
     if errors:
@@ -522,9 +551,27 @@ async def import_therapists(
 
 
 class PreferenceIn(BaseModel):
+    """Culture/faith tags and sites: the site's own codes."""
+
     model_config = ConfigDict(extra="forbid")
     codes: list[ShortCode] = Field(min_length=1, max_length=50)
     strength: Literal["required", "preferred"] = "preferred"
+
+
+class GenderPreferenceIn(PreferenceIn):
+    codes: list[GenderCode] = Field(min_length=1, max_length=50)
+
+
+class LanguagePreferenceIn(PreferenceIn):
+    codes: list[LanguageCode] = Field(min_length=1, max_length=50)
+
+
+class ModalityPreferenceIn(PreferenceIn):
+    codes: list[ModalityCode] = Field(min_length=1, max_length=50)
+
+
+class FormatPreferenceIn(PreferenceIn):
+    codes: list[FormatCode] = Field(min_length=1, max_length=50)
 
 
 class TimesIn(BaseModel):
@@ -535,18 +582,18 @@ class TimesIn(BaseModel):
 
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    gender: PreferenceIn | None = None
-    language: PreferenceIn | None = None
+    gender: GenderPreferenceIn | None = None
+    language: LanguagePreferenceIn | None = None
     culture_faith: PreferenceIn | None = None
-    modality: PreferenceIn | None = None
-    format: PreferenceIn | None = None
+    modality: ModalityPreferenceIn | None = None
+    format: FormatPreferenceIn | None = None
     site: PreferenceIn | None = None
     times: TimesIn | None = None
 
 
 class DomainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: ShortCode
+    code: DomainCode
     severity: Literal["mild", "moderate", "severe"] = "moderate"
 
 
@@ -564,7 +611,7 @@ class IntakeIn(BaseModel):
     site_id: Id
     client_reference: str = Field(min_length=1, max_length=128)
     domains: list[DomainIn] = Field(min_length=1, max_length=20)
-    languages: list[ShortCode] = Field(min_length=1, max_length=20)
+    languages: list[LanguageCode] = Field(min_length=1, max_length=20)
     risk: bool = False
     unit: Literal["individual", "couple", "family"] = "individual"
     age_group: Literal["child", "adolescent", "adult", "older_adult"] = "adult"
@@ -798,7 +845,7 @@ async def confirm_match(
 
 class DeclineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason_code: Code
+    reason_code: DeclineReason
     therapist_ids: list[Id] = Field(
         default=[], max_length=20, description="The options declined; all of them when empty."
     )

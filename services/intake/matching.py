@@ -407,18 +407,22 @@ class Proposal:
 
 def _unknown(field_name: str, codes: Iterable[str], known: frozenset[str]) -> list[FieldProblem]:
     bad = sorted(set(codes) - known)
-    return [FieldProblem(field_name, f"unknown code(s): {', '.join(bad)}")] if bad else []
+    if not bad:
+        return []
+    return [FieldProblem(field_name, f"unknown code(s): {', '.join(bad)}; valid: {_codes(known)}")]
 
 
 def _slot_problems(field_name: str, slots: Sequence[WeeklySlot]) -> list[FieldProblem]:
     out = []
     for i, s in enumerate(slots):
         if not 0 <= s.day <= 6:
-            out.append(FieldProblem(f"{field_name}[{i}].day", "must be 0 (Monday) to 6 (Sunday)"))
+            out.append(FieldProblem(f"{field_name}.{i}.day", "must be 0 (Monday) to 6 (Sunday)"))
         if not 0 <= s.start_minute < s.end_minute <= 24 * 60:
+            wrong = "start_minute" if not 0 <= s.start_minute < 24 * 60 else "end_minute"
             out.append(
                 FieldProblem(
-                    f"{field_name}[{i}]", "needs 0 <= start_minute < end_minute <= 1440 (same day)"
+                    f"{field_name}.{i}.{wrong}",
+                    "needs 0 <= start_minute < end_minute <= 1440 (same day)",
                 )
             )
     return out
@@ -468,7 +472,7 @@ def intake_problems(intake: Intake) -> list[FieldProblem]:
         out.append(FieldProblem("domains", "each problem domain at most once"))
     for k, d in enumerate(i.domains):
         if d.severity not in SEVERITIES:
-            out.append(FieldProblem(f"domains[{k}].severity", "mild, moderate or severe"))
+            out.append(FieldProblem(f"domains.{k}.severity", "mild, moderate or severe"))
     if not i.languages:
         out.append(FieldProblem("languages", "at least one language"))
     out += _unknown("languages", i.languages, LANGUAGES)

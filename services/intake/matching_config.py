@@ -113,6 +113,19 @@ _SIGN_LANGUAGES = "ase bfi asf fsl gsg sgg ise ssp swl dse nsl fse csl jsl kvk i
 LANGUAGES: Final = frozenset(_ISO_639_1.split()) | frozenset(_SIGN_LANGUAGES.split())
 
 GENDERS: Final = frozenset({"woman", "man", "non_binary"})
+# Why a client declined a proposal (``match.declined``'s ``reason_code``).
+DECLINE_REASONS: Final = frozenset(
+    {
+        "client_preference",  # would rather see someone else (no reason given)
+        "schedule",  # the session times do not suit
+        "location",  # the site or the format does not suit
+        "language",
+        "therapist_characteristics",  # gender, culture/faith, modality, experience
+        "wait_too_long",
+        "no_longer_seeking",  # the client no longer wants therapy now
+        "other",
+    }
+)
 FORMATS: Final = frozenset({"in_person", "telehealth"})
 SEVERITIES: Final = ("mild", "moderate", "severe")
 AGE_GROUPS: Final = frozenset({"child", "adolescent", "adult", "older_adult"})

@@ -100,8 +100,14 @@ async def test_an_intake_with_an_unknown_code_is_refused_naming_the_field(desk: 
         },
     )
     assert refused.status_code == 422
-    errors = {(e["field"], e["rule"]) for e in refused.json()["errors"]}
-    assert {("domains", "unknown_code"), ("preferences.modality.codes", "unknown_code")} <= errors
+    errors = {(e["field"], e["rule"]): e for e in refused.json()["errors"]}
+    assert {
+        ("domains.0.code", "unknown_code"),
+        ("preferences.modality.codes.0", "unknown_code"),
+    } <= set(errors)
+    domain = errors[("domains.0.code", "unknown_code")]
+    assert "depression" in domain["valid"] and "astrology" not in domain["valid"]
+    assert domain["message"].startswith("unknown problem domain 'astrology'; valid: anxiety, ")
 
 
 async def test_a_coordinator_of_another_site_cannot_submit_or_see(desk: IntakeDesk) -> None:
