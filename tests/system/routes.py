@@ -236,6 +236,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/feedback/fhir/QuestionnaireResponse"): Operation(
         "client", RECORDERS, lambda w, s: _fhir(s)
     ),
+    ("GET", "/feedback/responses/{response_id}"): Operation(
+        "client",
+        READERS,
+        lambda w, s: Call(f"/feedback/responses/{s.response_id}"),
+        ("response_id",),
+    ),
+    # The same answers again: amending changes no alert of the world's episode.
+    ("POST", "/feedback/responses/{response_id}/amend"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(f"/feedback/responses/{s.response_id}/amend", body={"items": HIGH_SRS}),
+        ("response_id",),
+    ),
     ("POST", "/feedback/sessions"): Operation(
         "client",
         RECORDERS,
