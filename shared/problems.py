@@ -177,8 +177,9 @@ def operation_outcome(problem: Problem) -> dict[str, Any]:
 
 
 def problem_response(problem: Problem, instance: str) -> JSONResponse:
-    """The error as problem+json, or as an OperationOutcome on a FHIR route."""
-    if is_fhir_path(instance):
+    """The error as problem+json, or as an OperationOutcome on a FHIR route (unless the route
+    composed its own answer: ``content``)."""
+    if is_fhir_path(instance) and problem.content is None:
         return JSONResponse(
             operation_outcome(problem),
             status_code=problem.status,

@@ -540,7 +540,7 @@ async def import_therapists(
                 row = IntakeTherapist(id=item.id, capacity=item.capacity, updated_at=now)
                 created += 1
             else:
-                _require_sites(staff, row.sites, f"[{k}].sites")
+                _require_sites(staff, row.sites, f"{k}.sites")
                 updated += 1
             _apply(row, item, now)
             session.add(row)
