@@ -417,6 +417,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 STAFF_SCOPES = ("site", "client", "deployment")
 
 
+def error_media_type(path: str) -> str:
+    """What an error is answered as: problem+json, or an OperationOutcome on FHIR routes."""
+    return "application/fhir+json" if "/fhir/" in path else "application/problem+json"
+
+
 def app_operations(app: FastAPI) -> list[tuple[str, str]]:
     """Every operation the app serves, from its OpenAPI document (which every route is in)."""
     paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
