@@ -56,6 +56,7 @@ from shared.instruments import Instrument
 __all__ = [
     "CLIENT_SIDE",
     "KINDS",
+    "NAMES",
     "AlertChange",
     "DropoutWeights",
     "EpisodeState",
@@ -67,6 +68,7 @@ __all__ = [
     "apply",
     "apply_all",
     "in_concern",
+    "plain_name",
     "resolve_thresholds",
     "score_total",
 ]
@@ -139,6 +141,28 @@ RULE_IDS: Final[dict[str, str]] = {
     DROPOUT_RISK: "rule-10-dropout-risk",
     REMATCH_SUGGESTED: "rule-11-rematch-suggested",
 }
+
+# What a clinic manager reads for each kind (reports, chart legends).
+NAMES: Final[dict[str, str]] = {
+    RISK: "Risk (self-harm item)",
+    LOW_ALLIANCE: "Low alliance",
+    EARLY_ALLIANCE_RISK: "Low alliance early on",
+    RUPTURE: "Rupture",
+    REPAIR: "Rupture repaired",
+    UNRESOLVED_RUPTURE: "Rupture not repaired",
+    SPLIT_ALLIANCE: "Split alliance (family members disagree)",
+    RATING_DISCREPANCY: "Therapist rates the alliance higher",
+    DETERIORATION: "Deterioration",
+    NOT_ON_TRACK: "Not on track",
+    DROPOUT_RISK: "Drop-out risk",
+    REMATCH_SUGGESTED: "Rematch suggested",
+}
+
+
+def plain_name(kind: str) -> str:
+    """The kind as people read it (a kind this version does not know: its code in words)."""
+    return NAMES.get(kind) or kind.replace("_", " ").capitalize()
+
 
 SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
     RISK: (
