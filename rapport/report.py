@@ -23,7 +23,7 @@ from rapport.report_charts import Row, alert_timeline_svg, forest_svg
 from rapport.simulate import Network
 from rapport.simulate_arms import MIN_EVENTS, Arms, Comparison, Difference
 from rapport.simulate_live import AlertInbox, LiveRun
-from services.analytics.domain import plain_name
+from services.analytics.domain import by_urgency, plain_name
 from services.analytics.effectiveness import MIN_CASES, not_enough_data
 from shared.auth import mint_token
 from shared.settings import Settings
@@ -194,8 +194,8 @@ def print_summary(result: Result, console: Console) -> None:
     kinds = Table(title="Alerts opened by kind")
     kinds.add_column("alert")
     kinds.add_column("opened", justify="right")
-    for kind, n in c["alerts_by_kind"].items():
-        kinds.add_row(plain_name(kind), str(n))
+    for kind in by_urgency(c["alerts_by_kind"]):
+        kinds.add_row(plain_name(kind), str(c["alerts_by_kind"][kind]))
     console.print(kinds if c["alerts_by_kind"] else "No alerts were raised in this run.")
 
     matches = Table(title="First matches and why")
@@ -375,8 +375,8 @@ def html(result: Result) -> str:
         return _difference(comparison.differences[index])
 
     kinds_rows = "".join(
-        f'<tr><td>{escape(plain_name(k))}</td><td class="n">{n}</td></tr>'
-        for k, n in c["alerts_by_kind"].items()
+        f'<tr><td>{escape(plain_name(k))}</td><td class="n">{c["alerts_by_kind"][k]}</td></tr>'
+        for k in by_urgency(c["alerts_by_kind"])
     )
     kinds = (
         f"<table><tr><th>alert</th><th>opened</th></tr>{kinds_rows}</table>"

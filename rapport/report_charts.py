@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from html import escape
 
 from services.analytics.charts import KIND_COLOURS, ticks
-from services.analytics.domain import plain_name
+from services.analytics.domain import by_urgency, plain_name
 
 BLUE, RED, GREY = "#1f6feb", "#cf222e", "#57606a"
 
@@ -37,10 +37,7 @@ def _svg_open(width: int, height: int, aria: str) -> list[str]:
 
 
 def alert_timeline_svg(by_week: dict[int, Counter[str]], weeks: int) -> str:
-    kinds = sorted(
-        {k for c in by_week.values() for k in c},
-        key=lambda k: list(KIND_COLOURS).index(k) if k in KIND_COLOURS else 99,
-    )
+    kinds = by_urgency({k for c in by_week.values() for k in c})
     width, height, left, right, top, bottom = 800, 300, 50, 250, 20, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     busiest = max((sum(c.values()) for c in by_week.values()), default=0)

@@ -67,6 +67,7 @@ __all__ = [
     "UnknownInstrumentError",
     "apply",
     "apply_all",
+    "by_urgency",
     "in_concern",
     "plain_name",
     "resolve_thresholds",
@@ -162,6 +163,11 @@ NAMES: Final[dict[str, str]] = {
 def plain_name(kind: str) -> str:
     """The kind as people read it (a kind this version does not know: its code in words)."""
     return NAMES.get(kind) or kind.replace("_", " ").capitalize()
+
+
+def by_urgency(kinds: Iterable[str]) -> list[str]:
+    """Kinds in the order people read them: risk first, as :data:`KINDS` lists them."""
+    return sorted(kinds, key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
 
 
 SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {

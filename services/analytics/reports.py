@@ -13,7 +13,7 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from services.analytics.charts import AlertMark, EpisodeChart, Panel, Series
-from services.analytics.domain import plain_name
+from services.analytics.domain import by_urgency, plain_name
 from services.analytics.effectiveness import not_enough_data, rate_with_interval
 from shared.instruments import Instrument
 
@@ -154,8 +154,8 @@ def effectiveness_words(t: DomainEffectivenessOut) -> str:
 
 def site_report_html(summary: SiteSummaryOut, charts: list[str]) -> str:
     rows = "".join(
-        f"<tr><td>{escape(plain_name(k))}</td><td>{n}</td></tr>"
-        for k, n in summary.alerts_opened.items()
+        f"<tr><td>{escape(plain_name(k))}</td><td>{summary.alerts_opened[k]}</td></tr>"
+        for k in by_urgency(summary.alerts_opened)
     )
     alerts = (
         f"<table><tr><th>alert</th><th>opened</th></tr>{rows}</table>"

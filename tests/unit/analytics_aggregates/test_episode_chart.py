@@ -160,6 +160,7 @@ def test_the_site_report_says_not_enough_data_below_the_minimum_and_uses_plain_n
     assert "not enough data (1 of 15 cases)" in html
     assert "50% [31%–69%]" in html
     assert "Low alliance" in html and "Risk (self-harm item)" in html
+    assert html.index("Risk (self-harm item)") < html.index("Low alliance")  # risk first
     assert "low_alliance" not in html
 
 
