@@ -105,7 +105,7 @@ def test_therapist_estimates_below_the_minimum_cases_say_not_enough_data(
     assert "n=1," not in section  # no estimate drawn from a single case
 
 
-def test_alert_kinds_are_named_plainly_with_notes_for_empty_sections(
+def test_alert_kinds_are_named_plainly(
     demo_run: tuple[Path, dict[str, Any]],
 ) -> None:
     out, summary = demo_run
