@@ -10,17 +10,111 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from html import escape
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from services.analytics.charts import AlertMark, EpisodeChart, Panel, Series
 from services.analytics.domain import by_urgency, plain_name
 from services.analytics.effectiveness import not_enough_data, rate_with_interval
 from shared.instruments import Instrument
 
-if TYPE_CHECKING:
-    from services.analytics.api import DomainEffectivenessOut, SiteSummaryOut, TimelineOut
-
 Points = list[tuple[int, float]]
+
+
+# What these pages read of the routes' answers (``services.analytics.api``), by shape.
+
+
+class Score(Protocol):
+    @property
+    def session_number(self) -> int: ...
+    @property
+    def respondent(self) -> str: ...
+    @property
+    def respondent_role(self) -> str: ...
+    @property
+    def instrument(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+
+
+class Alert(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def respondent(self) -> str | None: ...
+    @property
+    def instrument(self) -> str | None: ...
+    @property
+    def opened_session(self) -> int: ...
+    @property
+    def resolved_session(self) -> int | None: ...
+
+
+class Timeline(Protocol):
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def therapist_id(self) -> str: ...
+    @property
+    def phase(self) -> str: ...
+    @property
+    def scores(self) -> Sequence[Score]: ...
+    @property
+    def alerts(self) -> Sequence[Alert]: ...
+
+
+class Rate(Protocol):
+    @property
+    def estimate(self) -> float: ...
+    @property
+    def lower(self) -> float: ...
+    @property
+    def upper(self) -> float: ...
+
+
+class TherapistEstimate(Protocol):
+    @property
+    def therapist_id(self) -> str: ...
+    @property
+    def domain(self) -> str: ...
+    @property
+    def n(self) -> int: ...
+    @property
+    def min_cases(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reliable_improvement_rate(self) -> Rate | None: ...
+    @property
+    def classification(self) -> str: ...
+
+
+class SiteSummary(Protocol):
+    @property
+    def site_id(self) -> str: ...
+    @property
+    def episodes_active(self) -> int: ...
+    @property
+    def episodes_closed(self) -> int: ...
+    @property
+    def sessions_with_feedback(self) -> int: ...
+    @property
+    def alerts_opened(self) -> Mapping[str, int]: ...
+    @property
+    def alerts_per_100_sessions(self) -> float: ...
+    @property
+    def ruptures(self) -> int: ...
+    @property
+    def ruptures_repaired(self) -> int: ...
+    @property
+    def median_sessions_to_repair(self) -> float | None: ...
+    @property
+    def reliable_improvement_rate(self) -> float | None: ...
+    @property
+    def therapists(self) -> Sequence[TherapistEstimate]: ...
 
 
 def sessions_words(sessions: Sequence[int]) -> str:
@@ -30,7 +124,7 @@ def sessions_words(sessions: Sequence[int]) -> str:
     return f"session {first}" if first == last else f"sessions {first}–{last}"
 
 
-def chart_title(timeline: TimelineOut) -> str:
+def chart_title(timeline: Timeline) -> str:
     """What staff know an episode by: its site, therapist and sessions."""
     sessions = [s.session_number for s in timeline.scores]
     return (
@@ -38,7 +132,7 @@ def chart_title(timeline: TimelineOut) -> str:
     )
 
 
-def _alert_marks(timeline: TimelineOut) -> list[AlertMark]:
+def _alert_marks(timeline: Timeline) -> list[AlertMark]:
     marks = []
     for alert in sorted(timeline.alerts, key=lambda a: (a.opened_session, a.kind)):
         if alert.status == "open":
@@ -76,7 +170,7 @@ def _expected_band(client_ors: Points, top: float) -> list[tuple[int, float, flo
     ]
 
 
-def episode_chart(timeline: TimelineOut, instruments: Mapping[str, Instrument]) -> EpisodeChart:
+def episode_chart(timeline: Timeline, instruments: Mapping[str, Instrument]) -> EpisodeChart:
     alliance: dict[str, Points] = {}
     outcome: dict[str, Points] = {}
     concern: float | None = None
@@ -142,7 +236,7 @@ def episode_chart(timeline: TimelineOut, instruments: Mapping[str, Instrument]) 
     )
 
 
-def effectiveness_words(t: DomainEffectivenessOut) -> str:
+def effectiveness_words(t: TherapistEstimate) -> str:
     """A therapist's rate of reliable improvement as the site report prints it."""
     if t.status == "not_enough_data":
         return not_enough_data(t.n, t.min_cases)
@@ -152,7 +246,7 @@ def effectiveness_words(t: DomainEffectivenessOut) -> str:
     return rate_with_interval(rate.estimate, rate.lower, rate.upper)
 
 
-def site_report_html(summary: SiteSummaryOut, charts: list[str]) -> str:
+def site_report_html(summary: SiteSummary, charts: list[str]) -> str:
     rows = "".join(
         f"<tr><td>{escape(plain_name(k))}</td><td>{summary.alerts_opened[k]}</td></tr>"
         for k in by_urgency(summary.alerts_opened)
