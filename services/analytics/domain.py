@@ -58,6 +58,7 @@ from shared.instruments import Instrument
 __all__ = [
     "CLIENT_SIDE",
     "KINDS",
+    "NAMES",
     "AlertChange",
     "DropoutWeights",
     "EpisodeState",
@@ -68,7 +69,9 @@ __all__ = [
     "UnknownInstrumentError",
     "apply",
     "apply_all",
+    "by_urgency",
     "in_concern",
+    "plain_name",
     "resolve_thresholds",
     "score_total",
 ]
@@ -141,6 +144,33 @@ RULE_IDS: Final[dict[str, str]] = {
     DROPOUT_RISK: "rule-10-dropout-risk",
     REMATCH_SUGGESTED: "rule-11-rematch-suggested",
 }
+
+# What a clinic manager reads for each kind (reports, chart legends).
+NAMES: Final[dict[str, str]] = {
+    RISK: "Risk (self-harm item)",
+    LOW_ALLIANCE: "Low alliance",
+    EARLY_ALLIANCE_RISK: "Low alliance early on",
+    RUPTURE: "Rupture",
+    REPAIR: "Rupture repaired",
+    UNRESOLVED_RUPTURE: "Rupture not repaired",
+    SPLIT_ALLIANCE: "Split alliance (family members disagree)",
+    RATING_DISCREPANCY: "Therapist rates the alliance higher",
+    DETERIORATION: "Deterioration",
+    NOT_ON_TRACK: "Not on track",
+    DROPOUT_RISK: "Drop-out risk",
+    REMATCH_SUGGESTED: "Rematch suggested",
+}
+
+
+def plain_name(kind: str) -> str:
+    """The kind as people read it (a kind this version does not know: its code in words)."""
+    return NAMES.get(kind) or kind.replace("_", " ").capitalize()
+
+
+def by_urgency(kinds: Iterable[str]) -> list[str]:
+    """Kinds in the order people read them: risk first, as :data:`KINDS` lists them."""
+    return sorted(kinds, key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
+
 
 SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
     RISK: (

@@ -768,9 +768,11 @@ class Roster:
 class EffectivenessTable:
     """The latest ``therapist.effectiveness.updated`` per therapist × domain, with the reference
     each domain's estimates are compared with: given (e.g. the site mean from analytics), or
-    else the mean of all shrunken estimates in the domain (shrinkage pulls every estimate toward
-    the site mean, so their mean is an estimate of it). When several records arrive for the
-    same therapist and domain (two sites), the one with more cases wins."""
+    else the mean of all shrunken estimates in the domain weighted by their cases (shrinkage
+    pulls every estimate toward the site mean, so their mean is an estimate of it; a therapist
+    with one case counts as one case, so "not enough data" moves the reference no more than its
+    cases do, and never scores). When several records arrive for the same therapist and domain
+    (two sites), the one with more cases wins."""
 
     def __init__(
         self,
@@ -784,13 +786,15 @@ class EffectivenessTable:
             if held is None or r.n >= held.n:
                 latest[key] = r
         self.records = latest
-        improvement: dict[str, list[float]] = {}
-        deterioration: dict[str, list[float]] = {}
+        improvement: dict[str, list[tuple[float, int]]] = {}
+        deterioration: dict[str, list[tuple[float, int]]] = {}
         for r in latest.values():
             if r.reliable_improvement_rate is not None:
-                improvement.setdefault(r.domain, []).append(r.reliable_improvement_rate.estimate)
+                improvement.setdefault(r.domain, []).append(
+                    (r.reliable_improvement_rate.estimate, r.n)
+                )
             if r.deterioration_rate is not None:
-                deterioration.setdefault(r.domain, []).append(r.deterioration_rate.estimate)
+                deterioration.setdefault(r.domain, []).append((r.deterioration_rate.estimate, r.n))
         given = dict(reference or {})
         self.reference: dict[str, DomainReference] = {}
         for domain in set(improvement) | set(deterioration) | set(given):
@@ -798,8 +802,12 @@ class EffectivenessTable:
             imp = improvement.get(domain)
             det = deterioration.get(domain)
             self.reference[domain] = DomainReference(
-                g.improvement if g.improvement is not None else (_mean(imp) if imp else None),
-                g.deterioration if g.deterioration is not None else (_mean(det) if det else None),
+                g.improvement
+                if g.improvement is not None
+                else (_case_weighted_mean(imp) if imp else None),
+                g.deterioration
+                if g.deterioration is not None
+                else (_case_weighted_mean(det) if det else None),
             )
         self._aligned: dict[int, tuple[tuple[Therapist, ...], dict[str, FloatArray]]] = {}
 
@@ -847,8 +855,12 @@ class EffectivenessTable:
         return columns
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
+def _case_weighted_mean(values: Sequence[tuple[float, int]]) -> float:
+    """The mean of estimates weighted by their cases (equal weights when none has a case)."""
+    cases = sum(max(n, 0) for _, n in values)
+    if cases == 0:
+        return sum(v for v, _ in values) / len(values)
+    return sum(v * max(n, 0) for v, n in values) / cases
 
 
 # --- Evaluation: constraints and score parts over the whole roster ----------------------------
