@@ -1,4 +1,5 @@
-"""Client–therapist matching (DOMAIN.md, Matching and Therapist effectiveness; issue 3).
+"""Client–therapist matching (docs/clinical-rules.md, Matching and Therapist effectiveness;
+issue 3).
 
 Pure: no I/O, no database, no clock (``now`` is passed in, in the site's local time), no async.
 
@@ -1094,9 +1095,9 @@ def hard_constraints(
     intake: Intake, therapist: Therapist, config: MatchingConfig | None = None
 ) -> list[str]:
     """The hard constraints (codes of :data:`CONSTRAINTS`) that exclude ``therapist`` for
-    ``intake``; empty when the therapist may be offered (DOMAIN.md, Matching: language, site or
-    telehealth feasibility, capacity left, overlapping availability, competence scope,
-    exclusions)."""
+    ``intake``; empty when the therapist may be offered (docs/clinical-rules.md, Matching:
+    language, site or telehealth feasibility, capacity left, overlapping availability, competence
+    scope, exclusions)."""
     return [c.code for c in constraint_checks(intake, therapist, config) if not c.held]
 
 
@@ -1180,9 +1181,9 @@ def propose(
 ) -> Proposal:
     """The top options (``top``, else ``config.top``, default 3) for an intake, each with the
     constraints it meets and what each score part contributed, so that client and coordinator
-    decide together (DOMAIN.md, Matching). When no therapist meets every hard constraint, the
-    options that come closest (lowest total relaxation cost, then best score), each saying what
-    it misses; ``exclusions`` always says how many therapists each constraint excluded.
+    decide together (docs/clinical-rules.md, Matching). When no therapist meets every hard
+    constraint, the options that come closest (lowest total relaxation cost, then best score), each
+    saying what it misses; ``exclusions`` always says how many therapists each constraint excluded.
     Rematch: put the episode's past therapists in ``intake.excluded_therapists``."""
     roster = _as_roster(therapists)
     table = _as_table(effectiveness)
