@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -252,11 +253,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 connector=aiohttp.TCPConnector(limit=256),
                 timeout=aiohttp.ClientTimeout(total=30),
             ) as client:
+                answers = itertools.count()
 
-                async def send(n: int) -> int:
+                async def send(n: int, answers: Iterator[int] = answers) -> int:
+                    # Every request a new answer (one per episode, session, respondent and
+                    # instrument: a repeat would be refused with 409), whatever the phase's n.
+                    k = next(answers)
                     body = {
-                        "episode_id": f"ep-{n % EPISODES}",
-                        "session_number": 1 + n % 40,
+                        "episode_id": f"ep-{k % EPISODES}",
+                        "session_number": 1 + (k // EPISODES) % 1000,
                         "respondent_role": "client",
                         "instrument": "srs",
                         "items": SRS,

@@ -325,7 +325,7 @@ def versions(database_url: str, redis_url: str) -> dict[str, Any]:
     try:
         from rapport import stack
 
-        found["kafka"] = stack._kafka_version()
+        found["kafka"] = stack.kafka_version()
     except Exception as error:  # another origin of the broker (environment, containers)
         found["kafka"] = f"unknown ({type(error).__name__})"
     found["postgresql"] = _ask_postgres(database_url)

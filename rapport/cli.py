@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rapport.arguments import add_network_size
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -147,14 +149,22 @@ def cmd_settings(_: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
+def _add_demo_arguments(demo: argparse.ArgumentParser) -> None:
+    demo.add_argument("--serve", action="store_true", help="keep the API running afterwards")
+    demo.add_argument("--kafka", help="run against a real Kafka (bootstrap servers)")
+    demo.add_argument("--database-url", help="with --kafka: the real database (the app role)")
+    demo.add_argument(
+        "--migration-database-url",
+        help="with --kafka: the tables' owner, for migrations (default: --database-url)",
+    )
+    demo.add_argument("--redis-url", help="with --kafka: the real Redis")
+    demo.add_argument("--out", default=".rapport/demo", help="where to write the report")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--port", type=int, default=8000, help="with --serve: the API's port")
+    add_network_size(demo)
+    demo.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,24 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     demo = sub.add_parser("demo", help="run a simulated counselling network end to end")
-    demo.add_argument("--serve", action="store_true", help="keep the API running afterwards")
-    demo.add_argument("--kafka", help="run against a real Kafka (bootstrap servers)")
-    demo.add_argument("--database-url", help="with --kafka: the real database (the app role)")
-    demo.add_argument(
-        "--migration-database-url",
-        help="with --kafka: the tables' owner, for migrations (default: --database-url)",
-    )
-    demo.add_argument("--redis-url", help="with --kafka: the real Redis")
-    demo.add_argument("--out", default=".rapport/demo", help="where to write the report")
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--port", type=int, default=8000, help="with --serve: the API's port")
-    demo.add_argument("--sites", type=_positive, default=3)
-    demo.add_argument("--therapists", type=_positive, default=30)
-    demo.add_argument("--clients", type=_positive, default=300)
-    demo.add_argument("--weeks", type=_positive, default=16)
-    demo.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+    _add_demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
 
     from rapport.simulate_cli import add_arguments as add_simulate_arguments

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import logging
 import shutil
-import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,43 +29,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import event, func, select
 from sqlmodel import col
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 import services
 from rapport import report, simulate_arms
-from rapport.simulate import build_network
+from rapport.receiver import Receiver, free_port, serve
+from rapport.simulate import Network, build_network
 from rapport.simulate_live import AlertInbox, LiveDriver
-from services.notify import signing
 from shared.auth import mint_token
 from shared.host import Host
 from shared.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
-
-
-@dataclass
-class Receiver:
-    """The clinics' front-end: receives webhooks and checks their signatures."""
-
-    inbox: AlertInbox
-    secrets: dict[str, str]
-
-    async def hook(self, request: Request) -> Response:
-        body = await request.body()
-        site = request.path_params["site"]
-        expected = signing.sign(
-            self.secrets[site],
-            request.headers["webhook-id"],
-            int(request.headers["webhook-timestamp"]),
-            body,
-        )
-        if expected not in request.headers["webhook-signature"].split(" "):
-            self.inbox.rejected += 1
-            return Response(status_code=401)
-        self.inbox.received.append(json.loads(body))
-        return Response(status_code=204)
 
 
 def _throwaway_sqlite(dbapi_connection: Any, _: Any) -> None:
@@ -77,24 +48,6 @@ def _throwaway_sqlite(dbapi_connection: Any, _: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def _serve(app: Any, port: int) -> tuple[uvicorn.Server, asyncio.Task[None]]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    return server, task
 
 
 def settled(host: Host, quiet_seconds: float, endpoints: set[str]) -> Callable[[], Awaitable[None]]:
@@ -132,6 +85,55 @@ def settled(host: Host, quiet_seconds: float, endpoints: set[str]) -> Callable[[
     return wait
 
 
+@contextlib.contextmanager
+def _week_bar(console: Console, weeks: int, shown: bool) -> Iterator[Callable[[str, int], None]]:
+    """A progress bar of the weeks of sessions; yields the driver's progress callback (a line
+    per week when the console is not a terminal)."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=not shown,
+    ) as bar:
+        task = bar.add_task("weeks of sessions", total=weeks)
+
+        def progress(what: str, n: int) -> None:
+            if what != "week":
+                return
+            bar.update(task, completed=n)
+            if shown and not console.is_terminal:
+                console.print(f"  week {n}/{weeks} done")
+
+        yield progress
+
+
+def _print_how_to_try(console: Console, settings: Settings, network: Network, base: str) -> None:
+    """With ``--serve``: where the API runs, a clinical lead's token and requests to try."""
+    token = mint_token(settings, "lead", "clinical_lead", [s.id for s in network.sites])
+    site = network.sites[0].id
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    tries = [
+        f"/analytics/alerts?site_id={site}",
+        f"/analytics/sites/{site}/summary",
+        f"/intake/therapists?site_id={site}",
+        f"/notify/deliveries?site_id={site}",
+    ]
+    console.print(
+        f"\nThe API keeps running at {base} (Ctrl-C to stop). A clinical lead's "
+        f"development token for every site:\n  export TOKEN={token}\nTry:\n"
+        + "".join(f"  curl -s {auth} '{base}{path}'\n" for path in tries)
+        + f"  curl -s {auth} '{base}/analytics/sites/{site}/report' > site.html\n"
+        f"  {base}/docs in a browser (OpenAPI). Other roles: rapport token "
+        f"--role therapist --sites {site} --sub th-001",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,  # a token broken over two lines cannot be copied
+    )
+
+
 async def run(args: argparse.Namespace, settings: Settings, console: Console) -> report.Result:
     """Run the network through the services hosted here, write the report, return the result
     (with ``--serve``: only once the API is stopped)."""
@@ -145,9 +147,8 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
     )
     inbox = AlertInbox()
     receiver = Receiver(inbox, {})
-    receiver_port = _free_port()
-    hook_app = Starlette(routes=[Route("/hooks/{site}", receiver.hook, methods=["POST"])])
-    hook_server, hook_task = await _serve(hook_app, receiver_port)
+    receiver_port = free_port()
+    hook_server, hook_task = await serve(receiver.app(), receiver_port)
 
     embedded = not args.kafka
     if not embedded:  # a real database: bring every service's schema to head (idempotent)
@@ -170,7 +171,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
     api_task: asyncio.Task[None] | None = None
     base = f"http://127.0.0.1:{args.port}"
     if args.serve:
-        api_server, api_task = await _serve(app, args.port)
+        api_server, api_task = await serve(app, args.port)
     else:
         await host.start()
     for name in list(logging.root.manager.loggerDict):
@@ -191,24 +192,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
                 f"{len(network.therapists)} therapists, {len(network.clients)} clients, "
                 f"{network.weeks} weeks; {stack}"
             )
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                transient=False,
-                disable=not args.progress,
-            ) as bar:
-                weeks = bar.add_task("weeks of sessions", total=network.weeks)
-
-                def progress(what: str, n: int) -> None:
-                    if what != "week":
-                        return
-                    bar.update(weeks, completed=n)
-                    if args.progress and not console.is_terminal:
-                        console.print(f"  week {n}/{network.weeks} done")
-
+            with _week_bar(console, network.weeks, args.progress) as progress:
                 endpoints: set[str] = set()
                 driver = LiveDriver(
                     http,
@@ -238,26 +222,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
             f"\nReport: [bold]{written.resolve()}[/bold]  ({simulated:.0f} s)", soft_wrap=True
         )
         if args.serve:
-            token = mint_token(settings, "lead", "clinical_lead", [s.id for s in network.sites])
-            site = network.sites[0].id
-            auth = '-H "Authorization: Bearer $TOKEN"'
-            tries = [
-                f"/analytics/alerts?site_id={site}",
-                f"/analytics/sites/{site}/summary",
-                f"/intake/therapists?site_id={site}",
-                f"/notify/deliveries?site_id={site}",
-            ]
-            console.print(
-                f"\nThe API keeps running at {base} (Ctrl-C to stop). A clinical lead's "
-                f"development token for every site:\n  export TOKEN={token}\nTry:\n"
-                + "".join(f"  curl -s {auth} '{base}{path}'\n" for path in tries)
-                + f"  curl -s {auth} '{base}/analytics/sites/{site}/report' > site.html\n"
-                f"  {base}/docs in a browser (OpenAPI). Other roles: rapport token "
-                f"--role therapist --sites {site} --sub th-001",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,  # a token broken over two lines cannot be copied
-            )
+            _print_how_to_try(console, settings, network, base)
             assert api_task is not None
             await api_task
     finally:

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def _line(message: Any) -> str:
+def as_json_line(message: Any) -> str:
+    """One Kafka record as a JSON line: topic, key, the CloudEvent attributes and the data."""
     headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers or [])}
     try:
         data = json.loads(message.value)
@@ -71,7 +72,7 @@ async def read(args: argparse.Namespace) -> int:
             for message in (m for messages in batch.values() for m in messages):
                 if args.limit and seen >= args.limit:
                     break
-                print(_line(message), flush=True)
+                print(as_json_line(message), flush=True)
                 seen += 1
     finally:
         await consumer.stop()

@@ -328,12 +328,7 @@ class Course:
         """The next session, given the alert kinds the therapist received since the last one."""
         if self.ended is not None:
             raise RuntimeError(f"the episode of {self.client.id} has ended")
-        kinds = frozenset(received)
-        self.alerts_received += len(kinds)
-        self.rupture_known |= bool(kinds & RUPTURE_ALERTS) and self.rupture_depth > 0
-        self.split_known |= bool(kinds & SPLIT_ALERTS) and self.split_gap > 0
-        self.early_addressed |= bool(kinds & EARLY_ALERTS)
-        self.off_track_known |= bool(kinds & OFF_TRACK_ALERTS)
+        self._take_in(frozenset(received))
         self.session_number += 1
         s = self.session_number
         # Common random numbers: the same draws for this client and session under every arm.
@@ -341,23 +336,64 @@ class Course:
         u_rupture, u_depth, u_repair = rng.random(), rng.random(), rng.random()
         u_split, u_mend, u_turn, u_drop, u_risk = (rng.random() for _ in range(5))
         z_srs, z_partner, z_ors = rng.gauss(0, 1), rng.gauss(0, 1), rng.gauss(0, 1)
-        c, t = self.client, self.therapist
 
-        repaired = started = split_started = False
+        started, repaired = self._rupture_or_repair(s, u_rupture, u_depth, u_repair)
+        srs, partner, split_started = self._alliance(s, u_split, u_mend, u_depth, z_srs, z_partner)
+        self._progress(s, srs, partner, u_turn, z_ors)
+        answers, risk = self._answers(rng, s, srs, partner, u_risk)
+        ended = self._ending(s, started, u_drop)
+        self.ended = ended
+        result = SessionResult(
+            s,
+            answers,
+            srs,
+            partner,
+            self.ors,
+            started,
+            repaired,
+            split_started,
+            risk,
+            ended,
+        )
+        self.history.append(result)
+        return result
+
+    def _take_in(self, kinds: frozenset[str]) -> None:
+        """What the therapist learns from the alerts received since the last session."""
+        self.alerts_received += len(kinds)
+        self.rupture_known |= bool(kinds & RUPTURE_ALERTS) and self.rupture_depth > 0
+        self.split_known |= bool(kinds & SPLIT_ALERTS) and self.split_gap > 0
+        self.early_addressed |= bool(kinds & EARLY_ALERTS)
+        self.off_track_known |= bool(kinds & OFF_TRACK_ALERTS)
+
+    def _rupture_or_repair(
+        self, s: int, u_rupture: float, u_depth: float, u_repair: float
+    ) -> tuple[bool, bool]:
+        """An open rupture may be repaired (likelier when the therapist knows of it), else one
+        may start; (started, repaired)."""
+        t = self.therapist
         if self.rupture_depth > 0:
             chance = (REPAIR_SEEN if self.rupture_known else REPAIR_UNSEEN) * t.repair_skill
             if u_repair < chance:
                 self.rupture_depth = 0.0
-                repaired = True
                 self.repairs += 1
                 self.repairs_after_alert += self.rupture_known
                 self.rupture_known = False
+                return False, True
         elif s >= 2 and u_rupture < RUPTURE_HAZARD * (1.4 if t.alliance_skill < 0 else 1.0):
             low, high = RUPTURE_DEPTH
             self.rupture_depth = low + (high - low) * u_depth
-            started = True
             self.ruptures += 1
+            return True, False
+        return False, False
 
+    def _alliance(
+        self, s: int, u_split: float, u_mend: float, u_depth: float, z_srs: float, z_partner: float
+    ) -> tuple[float, float | None, bool]:
+        """The client's SRS and, for a couple, the partner's (a split may start or mend);
+        (srs, partner, split_started)."""
+        c, t = self.client, self.therapist
+        split_started = False
         level = (
             SRS_BASE
             + t.alliance_skill
@@ -379,7 +415,14 @@ class Course:
             partner = _clip(level - self.split_gap + SRS_NOISE * z_partner, 0.0, 40.0)
         if s <= 2 and srs < CONCERN:
             self.early_low = True
+        return srs, partner, split_started
 
+    def _progress(
+        self, s: int, srs: float, partner: float | None, u_turn: float, z_ors: float
+    ) -> None:
+        """The outcome (ORS) after this session: a deteriorating course may turn (likelier
+        when the therapist knows), else progress follows the alliance."""
+        c, t = self.client, self.therapist
         if self.deteriorating and u_turn < (
             CHANGE_COURSE_SEEN if self.off_track_known else CHANGE_COURSE_UNSEEN
         ):
@@ -397,6 +440,12 @@ class Course:
                     gain = min(gain, 0.0) - 0.3
             self.ors = _clip(self.ors + gain + ORS_NOISE * z_ors, 0.0, 40.0)
 
+    def _answers(
+        self, rng: random.Random, s: int, srs: float, partner: float | None, u_risk: float
+    ) -> tuple[tuple[Answer, ...], bool]:
+        """The questionnaires answered this session (SRS, the partner's SRS, ORS, PHQ-9 on
+        its sessions); (answers, a risk answer given)."""
+        c = self.client
         answers = [Answer("client", "srs", _srs_items(rng, srs))]
         if partner is not None:
             answers.append(Answer("partner", "srs", _srs_items(rng, partner)))
@@ -407,34 +456,26 @@ class Course:
             self.risk_answers += risk
             phq = round(_clip((40.0 - self.ors) * 0.62, 0, 24))
             answers.append(Answer("client", "phq-9", _phq9_items(rng, phq, risk)))
+        return tuple(answers), risk
 
+    def _ending(
+        self, s: int, rupture_started: bool, u_drop: float
+    ) -> Literal["completed", "dropped_out"] | None:
+        """Whether the episode ends with this session: a drop-out (its odds raised by a low
+        early alliance, an open rupture, an unmet preference) or completion."""
+        c = self.client
         odds = DROPOUT_HAZARD / (1 - DROPOUT_HAZARD)
         if self.early_low:
             odds *= DROPOUT_EARLY_LOW * (DROPOUT_ADDRESSED if self.early_addressed else 1.0)
-        if self.rupture_depth > 0 and not started:
+        if self.rupture_depth > 0 and not rupture_started:
             odds *= DROPOUT_RUPTURE
         if not self.preference_met:
             odds *= DROPOUT_PREFERENCE_UNMET
-        ended: Literal["completed", "dropped_out"] | None = None
         if u_drop < odds / (1 + odds) and s < c.planned_sessions:
-            ended = "dropped_out"
-        elif s >= c.planned_sessions or (s >= 6 and self.ors >= 33.0):
-            ended = "completed"
-        self.ended = ended
-        result = SessionResult(
-            s,
-            tuple(answers),
-            srs,
-            partner,
-            self.ors,
-            started,
-            repaired,
-            split_started,
-            risk,
-            ended,
-        )
-        self.history.append(result)
-        return result
+            return "dropped_out"
+        if s >= c.planned_sessions or (s >= 6 and self.ors >= 33.0):
+            return "completed"
+        return None
 
     def outcome(self) -> ClientOutcome:
         first, last = self.client.intake_ors, self.ors

@@ -22,15 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rapport.arguments import add_network_size
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from rapport.cli import _positive
-
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--sites", type=_positive, default=3)
-    parser.add_argument("--therapists", type=_positive, default=30)
-    parser.add_argument("--clients", type=_positive, default=300)
-    parser.add_argument("--weeks", type=_positive, default=16)
+    add_network_size(parser)
     parser.add_argument("--out", default="-", help="replay JSONL (default: stdout)")
     parser.add_argument("--labels", help="where to write the labels (JSONL)")
     parser.add_argument("--alerts", choices=["on", "off"], default="on")
@@ -111,10 +108,8 @@ def validation(args: argparse.Namespace) -> int:
 
 async def _live(args: argparse.Namespace) -> int:
     import httpx
-    from starlette.applications import Starlette
-    from starlette.routing import Route
 
-    from rapport.demo import Receiver, _free_port, _serve
+    from rapport.receiver import Receiver, free_port, serve
     from rapport.simulate import build_network
     from rapport.simulate_live import AlertInbox, LiveDriver
     from shared.settings import load_settings
@@ -123,10 +118,8 @@ async def _live(args: argparse.Namespace) -> int:
     network = build_network(args.seed, args.sites, args.therapists, args.clients, args.weeks)
     inbox = AlertInbox()
     receiver = Receiver(inbox, {})
-    port = _free_port()
-    server, task = await _serve(
-        Starlette(routes=[Route("/hooks/{site}", receiver.hook, methods=["POST"])]), port
-    )
+    port = free_port()
+    server, task = await serve(receiver.app(), port)
 
     async def quiet() -> None:
         # No access to the deployment's outboxes: wait until no webhook arrived for 2 s.

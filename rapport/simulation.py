@@ -196,79 +196,97 @@ def simulate(
         )
         for i in range(therapists)
     ]
-    simulated: list[SimEpisode] = []
-    for n in range(episodes):
-        therapist = staff[n % therapists]
-        episode = SimEpisode(
-            f"sim-{seed}-{n:05d}",
-            therapist.site_id,
-            therapist.id,
-            rng.choice(DOMAINS),
-            couple=rng.random() < 0.2,
-        )
-        client_id, partner_id = f"{episode.episode_id}-c", f"{episode.episode_id}-p"
-        early_low = rng.random() < 0.12
-        sessions = rng.randint(6, max_sessions)
-        if rng.random() < (0.35 if early_low else 0.17):  # drop-out (Swift & Greenberg 2012)
-            sessions = rng.randint(3, 5)
-            episode.dropped_out = True
-        level = 38.0 + therapist.alliance_skill  # 37.8–39.2: items stay ≥ 9
-        level = min(39.2, max(38.0, level))
-        client_path = _alliance_path(
-            rng, episode, client_id, sessions, level, feedback_on, early_low
-        )
-        partner_path = None
-        if episode.couple:
-            partner_path = _alliance_path(rng, episode, partner_id, sessions, level, feedback_on)
-            _split_labels(episode, client_path, partner_path)
-
-        # Outcome: on track (≥ RC better by session 4), flat, or deteriorating.
-        course = rng.choices(["on_track", "flat", "deteriorating"], [0.75, 0.18, 0.07])[0]
-        clinical = rng.random() < 0.8
-        first_ors = rng.uniform(12.0, 22.0) if clinical else rng.uniform(28.0, 32.0)
-        ors_slope = (2.5 + therapist.effect[episode.domain]) if course == "on_track" else 0.0
-        first_phq = 14
-        for s in range(1, sessions + 1):
-            episode.records.append(
-                _record(episode, s, "client", client_id, "srs", _srs(rng, client_path[s - 1]))
-            )
-            if partner_path is not None:
-                episode.records.append(
-                    _record(
-                        episode, s, "partner", partner_id, "srs", _srs(rng, partner_path[s - 1])
-                    )
-                )
-            ors = first_ors + (s - 1) * ors_slope + rng.uniform(-0.8, 0.8)
-            phq = first_phq - round(2.5 * (s - 1)) if course == "on_track" else first_phq
-            if course == "deteriorating" and s >= 3:
-                ors = first_ors - 7.5 - rng.uniform(0, 1)
-                phq = first_phq + 8
-            if s == 1:
-                ors = first_ors
-            episode.records.append(_record(episode, s, "client", client_id, "ors", _ors(rng, ors)))
-            if s % 2 == 1:
-                risk = rng.random() < 0.03
-                episode.records.append(
-                    _record(episode, s, "client", client_id, "phq-9", _phq9(rng, phq, risk))
-                )
-                if risk:
-                    episode.labels.append(Label(episode.episode_id, s, "risk", client_id))
-        if course == "deteriorating" and sessions >= 3:
-            for instrument in ("ors", "phq-9"):
-                episode.labels.append(
-                    Label(episode.episode_id, 3, "deterioration", client_id, instrument)
-                )
-        if course != "on_track":
-            if clinical and sessions >= 4:  # ORS: evaluated at session 4
-                episode.labels.append(
-                    Label(episode.episode_id, 4, "not_on_track", client_id, "ors")
-                )
-            if sessions >= 5:  # PHQ-9 (odd sessions; first 14 is clinical): at session 5
-                episode.labels.append(
-                    Label(episode.episode_id, 5, "not_on_track", client_id, "phq-9")
-                )
-        simulated.append(episode)
+    simulated = [
+        _episode(rng, f"sim-{seed}-{n:05d}", staff[n % therapists], max_sessions, feedback_on)
+        for n in range(episodes)
+    ]
     return Network(staff, simulated)
+
+
+def _episode(
+    rng: random.Random,
+    episode_id: str,
+    therapist: SimTherapist,
+    max_sessions: int,
+    feedback_on: bool,
+) -> SimEpisode:
+    """One episode: its alliance path (the client's and, for a couple, the partner's), then
+    its outcome course and the records of every session, with their labels."""
+    episode = SimEpisode(
+        episode_id,
+        therapist.site_id,
+        therapist.id,
+        rng.choice(DOMAINS),
+        couple=rng.random() < 0.2,
+    )
+    client_id, partner_id = f"{episode.episode_id}-c", f"{episode.episode_id}-p"
+    early_low = rng.random() < 0.12
+    sessions = rng.randint(6, max_sessions)
+    if rng.random() < (0.35 if early_low else 0.17):  # drop-out (Swift & Greenberg 2012)
+        sessions = rng.randint(3, 5)
+        episode.dropped_out = True
+    level = 38.0 + therapist.alliance_skill  # 37.8–39.2: items stay ≥ 9
+    level = min(39.2, max(38.0, level))
+    client_path = _alliance_path(rng, episode, client_id, sessions, level, feedback_on, early_low)
+    partner_path = None
+    if episode.couple:
+        partner_path = _alliance_path(rng, episode, partner_id, sessions, level, feedback_on)
+        _split_labels(episode, client_path, partner_path)
+
+    _outcome_and_records(rng, episode, therapist, sessions, client_path, partner_path)
+    return episode
+
+
+def _outcome_and_records(
+    rng: random.Random,
+    episode: SimEpisode,
+    therapist: SimTherapist,
+    sessions: int,
+    client_path: list[float],
+    partner_path: list[float] | None,
+) -> None:
+    """The outcome course (on track, flat or deteriorating), every session's records (SRS,
+    ORS, PHQ-9 on odd sessions) and the labels the rules must raise."""
+    client_id, partner_id = f"{episode.episode_id}-c", f"{episode.episode_id}-p"
+    # On track (≥ RC better by session 4), flat, or deteriorating.
+    course = rng.choices(["on_track", "flat", "deteriorating"], [0.75, 0.18, 0.07])[0]
+    clinical = rng.random() < 0.8
+    first_ors = rng.uniform(12.0, 22.0) if clinical else rng.uniform(28.0, 32.0)
+    ors_slope = (2.5 + therapist.effect[episode.domain]) if course == "on_track" else 0.0
+    first_phq = 14
+    for s in range(1, sessions + 1):
+        episode.records.append(
+            _record(episode, s, "client", client_id, "srs", _srs(rng, client_path[s - 1]))
+        )
+        if partner_path is not None:
+            episode.records.append(
+                _record(episode, s, "partner", partner_id, "srs", _srs(rng, partner_path[s - 1]))
+            )
+        ors = first_ors + (s - 1) * ors_slope + rng.uniform(-0.8, 0.8)
+        phq = first_phq - round(2.5 * (s - 1)) if course == "on_track" else first_phq
+        if course == "deteriorating" and s >= 3:
+            ors = first_ors - 7.5 - rng.uniform(0, 1)
+            phq = first_phq + 8
+        if s == 1:
+            ors = first_ors
+        episode.records.append(_record(episode, s, "client", client_id, "ors", _ors(rng, ors)))
+        if s % 2 == 1:
+            risk = rng.random() < 0.03
+            episode.records.append(
+                _record(episode, s, "client", client_id, "phq-9", _phq9(rng, phq, risk))
+            )
+            if risk:
+                episode.labels.append(Label(episode.episode_id, s, "risk", client_id))
+    if course == "deteriorating" and sessions >= 3:
+        for instrument in ("ors", "phq-9"):
+            episode.labels.append(
+                Label(episode.episode_id, 3, "deterioration", client_id, instrument)
+            )
+    if course != "on_track":
+        if clinical and sessions >= 4:  # ORS: evaluated at session 4
+            episode.labels.append(Label(episode.episode_id, 4, "not_on_track", client_id, "ors"))
+        if sessions >= 5:  # PHQ-9 (odd sessions; first 14 is clinical): at session 5
+            episode.labels.append(Label(episode.episode_id, 5, "not_on_track", client_id, "phq-9"))
 
 
 def write_jsonl(records: Sequence[dict[str, Any]], path: Path) -> None:

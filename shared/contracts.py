@@ -123,6 +123,13 @@ class FeedbackRecorded(EventData):
     reliable_change: Literal["improved", "deteriorated", "no_reliable_change"] | None = None
     clinically_significant_change: bool | None = None
     answered_at: datetime
+    # Sent only on an amendment, so every other event reads as it did before the field existed.
+    amends: Id | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="An amendment: the response_id of the answer this one replaces (same "
+        "episode, session, respondent and instrument). Count this one instead of that one.",
+    )
 
 
 class RiskFlagged(EventData):

@@ -210,6 +210,12 @@ class Host:
                 checks["kafka"] = f"unavailable: {type(error).__name__}"
         return checks
 
+    async def warnings(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for runtime in self.runtimes.values():
+            found.update(await runtime.warnings())
+        return found
+
     def http_app(self) -> FastAPI:
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -223,6 +229,7 @@ class Host:
             title="Rapport " + ", ".join(self.runtimes),
             routers=[r.definition.router for r in self.runtimes.values()],
             readiness=self.readiness,
+            warnings=self.warnings,
             lifespan=lifespan,
             max_body_bytes=self.settings.max_body_bytes,
             state={

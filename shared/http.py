@@ -139,6 +139,7 @@ def create_http_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
     max_body_bytes: int,
     state: dict[str, Any],
+    warnings: Readiness | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -159,16 +160,18 @@ def create_http_app(
     @app.get(
         "/readyz",
         tags=["operations"],
-        summary="Readiness (Kafka, database, Redis)",
+        summary="Readiness (Kafka, database, Redis); warnings that need an operator but do "
+        "not make the service unready are listed under warnings",
         responses={503: {"description": "A dependency is not reachable"}},
     )
     async def readyz() -> JSONResponse:
         checks = await readiness()
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        body: dict[str, Any] = {"status": "ready" if ready else "not_ready", "checks": checks}
+        found = await warnings() if warnings is not None else {}
+        if found:
+            body["warnings"] = found
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:

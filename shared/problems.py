@@ -64,6 +64,9 @@ class Problem(Exception):
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
         type_: str = "about:blank",
+        extensions: dict[str, Any] | None = None,
+        media_type: str = PROBLEM_JSON,
+        content: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -72,6 +75,11 @@ class Problem(Exception):
         self.errors = errors or []
         self.headers = headers or {}
         self.type = type_
+        # RFC 9457 extension members (e.g. the resource a 409 conflicts with).
+        self.extensions = extensions or {}
+        # A route that speaks another error format (FHIR: an OperationOutcome) sends that.
+        self.media_type = media_type
+        self.content = content
 
     def body(self, instance: str) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -83,15 +91,15 @@ class Problem(Exception):
         }
         if self.errors:
             body["errors"] = self.errors
-        return body
+        return {**self.extensions, **body}
 
 
 def problem_response(problem: Problem, instance: str) -> JSONResponse:
     return JSONResponse(
-        problem.body(instance),
+        problem.content if problem.content is not None else problem.body(instance),
         status_code=problem.status,
         headers=problem.headers,
-        media_type=PROBLEM_JSON,
+        media_type=problem.media_type,
     )
 
 

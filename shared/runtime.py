@@ -54,6 +54,9 @@ class ServiceDefinition:
     background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
     # Loading of configuration data (e.g. instrument definitions) when the runtime is built.
     on_init: Sequence[Callable[[ServiceRuntime], None]] = ()
+    # Conditions an operator must hear of that do not make the service unready (``/readyz``
+    # stays 200 and lists them under ``warnings``): name → one line, no identifiers.
+    warnings: Sequence[Callable[[ServiceRuntime], Awaitable[dict[str, str]]]] = ()
     description: str = ""
 
 
@@ -309,6 +312,17 @@ class ServiceRuntime:
         except Exception as error:
             checks[f"{self.name}.database"] = f"unavailable: {type(error).__name__}"
         return checks
+
+    async def warnings(self) -> dict[str, str]:
+        """The definition's warnings; one that cannot be worked out (the database is away:
+        the readiness check says so) is left out."""
+        found: dict[str, str] = {}
+        for warning in self.definition.warnings:
+            try:
+                found.update(await asyncio.wait_for(warning(self), 3))
+            except Exception as error:
+                log.warning("readiness warning unavailable", error=type(error).__name__)
+        return found
 
 
 def runtime_of(request: Request, service: str) -> ServiceRuntime:

@@ -61,6 +61,8 @@ EXPECTED_FORM: dict[str, str] = {
     "notify_retry_jitter": "a fraction from 0 to 0.5",
     "notify_scheduler_seconds": "a number of seconds above 0 and at most 60",
     "notify_secret_rotation_seconds": "an integer number of seconds from 0 to 2592000",
+    "notify_ops_fallback_email": "an email address of the deployment's operations team, e.g. "
+    "ops@clinic.example",
 }
 
 
@@ -148,6 +150,9 @@ class Settings(BaseSettings):
     notify_scheduler_seconds: float = Field(default=1.0, gt=0, le=60)
     # How long the previous webhook secret stays valid after a rotation.
     notify_secret_rotation_seconds: int = Field(default=86_400, ge=0, le=2_592_000)
+    # Who hears of an urgent notice (risk) that no channel of its site can carry, when the site
+    # has no fallback address of its own (PUT /notify/fallbacks/{site}). Needs email (SMTP).
+    notify_ops_fallback_email: str | None = None
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -224,12 +229,21 @@ class Settings(BaseSettings):
             raise ValueError("not a file")
         return value
 
-    @field_validator("notify_smtp_from")
+    @field_validator("notify_smtp_from", "notify_ops_fallback_email")
     @classmethod
-    def _address(cls, value: str) -> str:
-        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", value):
             raise ValueError("bad address")
         return value
+
+    @model_validator(mode="after")
+    def _ops_fallback_by_email(self) -> Settings:
+        if self.notify_ops_fallback_email and not self.notify_smtp_host:
+            raise ValueError(
+                "notify_ops_fallback_email: the ops fallback is told by email; "
+                "set RAPPORT_NOTIFY_SMTP_HOST too"
+            )
+        return self
 
     @field_validator("notify_retry_schedule")
     @classmethod

@@ -228,9 +228,10 @@ class ScoredRecord(NamedTuple):
     instrument: str
     items: Mapping[str, Decimal | int]
     total: Decimal
+    response_id: str | None = None  # which answer this is (an amendment names the one it replaces)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "episode_id": self.episode_id,
             "site_id": self.site_id,
             "therapist_id": self.therapist_id,
@@ -242,6 +243,9 @@ class ScoredRecord(NamedTuple):
             "items": {k: str(v) for k, v in self.items.items()},
             "total": str(self.total),
         }
+        if self.response_id is not None:
+            out["response_id"] = self.response_id
+        return out
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ScoredRecord:
@@ -257,6 +261,7 @@ class ScoredRecord(NamedTuple):
             instrument=data["instrument"],
             items={k: Decimal(str(v)) for k, v in data["items"].items()},
             total=Decimal(str(data["total"])),
+            response_id=data.get("response_id"),
         )
 
 
@@ -607,12 +612,15 @@ def apply(
     record: ScoredRecord,
     instruments: Mapping[str, Instrument],
     config: RuleConfig,
+    replaces: str | None = None,
 ) -> tuple[EpisodeState, list[AlertChange]]:
     """Apply one scored record to its episode's state: the state to use next and the alert
     changes, in the order the rules fire (rule 1 first, then 2 … 11).
 
     ``state`` None starts a new episode. Takes ownership of ``state`` (see the module docstring).
-    A record earlier than the episode's latest session rebuilds the episode (late data).
+    A record earlier than the episode's latest session rebuilds the episode (late data). An
+    amendment (``replaces``: the response id of the record it replaces) rebuilds the episode
+    with the amended record in the place of the one it replaces, so it never counts twice.
     Raises :class:`UnknownInstrumentError` for an instrument not in ``instruments``, and
     ``ValueError`` for a record of another episode than ``state``'s.
     """
@@ -623,6 +631,8 @@ def apply(
         state = EpisodeState(record.episode_id)
     elif record.episode_id != state.episode_id:
         raise ValueError(f"record of episode {record.episode_id} applied to {state.episode_id}")
+    elif replaces is not None:
+        return _rebuild(state, record, instruments, config, replaces)
     elif record.session < state.last_session:
         return _rebuild(state, record, instruments, config)
     state.records.append(record)
@@ -650,9 +660,11 @@ def _rebuild(
     record: ScoredRecord,
     instruments: Mapping[str, Instrument],
     config: RuleConfig,
+    replaces: str | None = None,
 ) -> tuple[EpisodeState, list[AlertChange]]:
-    """Late record: re-apply the episode in session order, report the difference."""
-    records = [*old.records, record]
+    """Late record or amendment: re-apply the episode in session order (an amendment in the
+    place of the record it replaces), report the difference."""
+    records = _with_amendment(old.records, record, replaces)
     new = EpisodeState(old.episode_id, records=records, rebuilds=old.rebuilds + 1)
     history: list[AlertChange] = []
     for r in sorted(records, key=_session_of):  # stable: arrival order within a session
@@ -671,6 +683,11 @@ def _rebuild(
             del reported_open[ident]
             out.append(change)
     still_open = {a.identity for a in new.open_alerts.values()}
+    withdrawn: dict[str, InputValue] = (
+        {"reason": "amended", "amended_session": record.session}
+        if replaces is not None
+        else {"reason": "late-record", "late_session": record.session}
+    )
     for ident, opened in reported_open.items():
         if ident not in still_open:  # the re-evaluated history no longer has it open
             out.append(
@@ -682,7 +699,7 @@ def _rebuild(
                     opened.instrument,
                     old.last_session,  # withdrawn now, i.e. at the episode's latest session
                     opened.opened_session,
-                    {"reason": "late-record", "late_session": record.session},
+                    dict(withdrawn),
                     record.respondent_id,
                 )
             )
@@ -692,6 +709,28 @@ def _rebuild(
             out.append(alert)  # reported resolved before, open in the rebuilt history
     new.opened_log |= reported
     return new, out
+
+
+def _with_amendment(
+    records: list[ScoredRecord], record: ScoredRecord, replaces: str | None
+) -> list[ScoredRecord]:
+    """The episode's records with ``record`` added: in the place of the record it replaces
+    (by response id; for a state kept before records carried ids, the latest record of the
+    same session, respondent and instrument), else at the end."""
+    if replaces is not None:
+        position = next((i for i, r in enumerate(records) if r.response_id == replaces), None)
+        if position is None:
+            same = [
+                i
+                for i, r in enumerate(records)
+                if r.response_id is None
+                and (r.session, r.respondent_id, r.instrument)
+                == (record.session, record.respondent_id, record.instrument)
+            ]
+            position = same[-1] if same else None
+        if position is not None:
+            return [*records[:position], record, *records[position + 1 :]]
+    return [*records, record]
 
 
 def _session_of(record: ScoredRecord) -> int:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, update
+from sqlalchemy import Row, Table, delete, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -95,6 +95,7 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
             instrument=data.instrument,
             items={k: Decimal(str(v)) for k, v in data.items.items()},
             total=Decimal(str(data.total)),
+            response_id=data.response_id,
         )
         # The hot path (every response) in SQLAlchemy Core: no ORM objects to build and flush.
         found = await _episode_for_update(session, data.episode_id)
@@ -106,10 +107,12 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
         state = domain.EpisodeState.from_json(found.state) if found and found.state else None
         rebuilds_before = state.rebuilds if state else 0
         config = rules.for_site(data.site_id)
-        state, changes = domain.apply(state, record, instruments, config)
+        state, changes = domain.apply(state, record, instruments, config, replaces=data.amends)
         if state.rebuilds > rebuilds_before:
             log.info(
-                "late record re-evaluated the episode",
+                "amendment re-evaluated the episode"
+                if data.amends
+                else "late record re-evaluated the episode",
                 episode_id=data.episode_id,
                 session=data.session_number,
                 last_session=state.last_session,
@@ -141,6 +144,8 @@ def make_feedback_handler(instruments: Mapping[str, Instrument], rules: SiteRule
             if instrument.kind == "alliance"
             else data.in_concern_or_clinical_range
         )
+        if data.amends is not None:  # the amended answer's score takes the replaced one's place
+            await session.execute(delete(SCORES).where(SCORES.c.response_id == data.amends))
         await session.execute(
             insert(SCORES).values(
                 response_id=data.response_id,

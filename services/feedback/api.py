@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
@@ -23,9 +23,12 @@ from services.feedback.models import (
 from services.feedback.recording import (
     Recorded,
     Submission,
+    already_answered,
+    fingerprint,
     instruments_of,
     record,
     replay,
+    standing_answer,
     use_episode_site,
 )
 from shared.audit import audited, note_site
@@ -108,6 +111,24 @@ class ResponseOut(BaseModel):
     change_from_first: float | None
     reliable_change: str | None
     clinically_significant_change: bool | None
+    amends: str | None = Field(
+        default=None, description="The response this amendment replaced (None: a first answer)."
+    )
+
+
+class AmendmentIn(BaseModel):
+    """New answers for a response already recorded: they replace it (same episode, session,
+    respondent and instrument) and the episode's alerts are re-evaluated."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: dict[Annotated[str, Field(max_length=64)], ItemValue] = Field(max_length=100)
+    answered_at: datetime | None = None
+    comment: str | None = Field(
+        default=None,
+        max_length=4000,
+        description="Free text for the amended answer (the replaced answer keeps its own); "
+        "stored encrypted, never published.",
+    )
 
 
 class InstrumentOut(BaseModel):
@@ -174,6 +195,10 @@ class StoredResponse(BaseModel):
     late: bool
     source: str
     answered_at: datetime
+    amends: str | None = None
+    replaced_by: str | None = Field(
+        default=None, description="Set when an amendment replaced this answer: it no longer counts."
+    )
 
 
 def _runtime(request: Request) -> ServiceRuntime:
@@ -208,6 +233,7 @@ def _out(result: Recorded) -> ResponseOut:
         change_from_first=event.change_from_first,
         reliable_change=event.reliable_change,
         clinically_significant_change=event.clinically_significant_change,
+        amends=event.amends,
     )
 
 
@@ -270,7 +296,7 @@ async def _record_one(
     staff.require_role(*STAFF_WHO_RECORD)
     runtime = _runtime(request)
     if submission.idempotency_key is not None:
-        earlier = await _by_idempotency_key(runtime, staff, submission.idempotency_key)
+        earlier = await _by_idempotency_key(runtime, staff, submission)
         if earlier is not None:
             response.status_code = 200
             return earlier
@@ -278,23 +304,32 @@ async def _record_one(
         async with runtime.transaction() as session:
             result = await record(runtime, session, submission, _may_see(staff))
     except IntegrityError:
-        if submission.idempotency_key is None:
+        # A concurrent request won: the same Idempotency-Key (a retry), or another answer for
+        # the same episode, session, respondent and instrument (the unique index held).
+        if submission.idempotency_key is not None:
+            earlier = await _by_idempotency_key(runtime, staff, submission)
+            if earlier is not None:
+                response.status_code = 200
+                return earlier
+        async with runtime.sessionmaker() as session:
+            standing = await standing_answer(runtime, session, submission)
+        if standing is None:
             raise
-        earlier = await _by_idempotency_key(runtime, staff, submission.idempotency_key)
-        if earlier is None:
-            raise
-        response.status_code = 200
-        return earlier
+        raise already_answered(standing) from None
     return _out(result)
 
 
 async def _by_idempotency_key(
-    runtime: ServiceRuntime, staff: Staff, key: str
+    runtime: ServiceRuntime, staff: Staff, submission: Submission
 ) -> ResponseOut | None:
+    """The original answer to a retry (None: the key is new). The key must come with the same
+    request: another request under a used key is refused (422), not answered with the first."""
     async with runtime.sessionmaker() as session:
         row = (
             await session.exec(
-                select(FeedbackResponse).where(FeedbackResponse.idempotency_key == key)
+                select(FeedbackResponse).where(
+                    FeedbackResponse.idempotency_key == submission.idempotency_key
+                )
             )
         ).first()
         if row is None:
@@ -307,6 +342,14 @@ async def _by_idempotency_key(
                 "Idempotency key in use",
                 "This Idempotency-Key was already used for another request.",
                 errors=[{"field": "Idempotency-Key", "rule": "reused"}],
+            )
+        if row.request_fingerprint not in (None, fingerprint(runtime, submission)):
+            raise Problem(
+                422,
+                "Idempotency key reused for a different request",
+                "Idempotency-Key: this key was used for a request with other content; a retry "
+                "must repeat the same request, and a new request needs a new key.",
+                errors=[{"field": "Idempotency-Key", "rule": "same_key_same_request"}],
             )
         return _out((await replay(runtime, session, [row]))[0])
 
@@ -397,21 +440,118 @@ async def record_fhir_response(
                 "authored: not an ISO 8601 date-time",
                 errors=[{"field": "authored", "rule": "datetime"}],
             ) from None
+    submission = Submission(
+        episode_id=parsed.episode_id,
+        session_number=parsed.session_number,
+        respondent_role=parsed.respondent_role,
+        respondent_ref=parsed.respondent_ref,
+        instrument=parsed.instrument,
+        items=parsed.items,
+        answered_at=answered_at,
+        idempotency_key=idempotency_key,
+        source="fhir",
+        amends_standing=parsed.amended,
+        amended_by=staff.subject if parsed.amended else None,
+    )
+    try:
+        return await _record_one(request, response, staff, submission)
+    except Problem as problem:
+        if problem.status != 409:
+            raise
+        existing = problem.extensions.get("existing_response_id")
+        raise Problem(
+            409,
+            problem.title,
+            problem.detail,
+            errors=problem.errors,
+            extensions=problem.extensions,
+            media_type=FHIR_JSON,
+            content=fhir.operation_outcome(409, problem.title, problem.detail, existing),
+        ) from None
+
+
+@router.get(
+    "/responses/{response_id}",
+    dependencies=[audited("feedback", "response.read", "response", "response_id")],
+    response_model=StoredResponse,
+    summary="One stored response (also the one a 409 names)",
+)
+async def stored_response(request: Request, response_id: Id, staff: CurrentStaff) -> StoredResponse:
+    staff.require_role(*STAFF_WHO_READ)
+    row, episode = await _response_and_episode(_runtime(request), staff, response_id)
+    note_site(request, episode.site_id)
+    return _stored(row)
+
+
+@router.post(
+    "/responses/{response_id}/amend",
+    status_code=201,
+    response_model=ResponseOut,
+    summary="Amend a response: the new answers replace it and the episode is re-evaluated",
+    responses={200: {"model": ResponseOut, "description": "Idempotent replay"}},
+    dependencies=[audited("feedback", "response.amend", "response", "response_id"), JsonBody],
+)
+async def amend_response(
+    request: Request,
+    response: Response,
+    response_id: Id,
+    body: AmendmentIn,
+    staff: CurrentStaff,
+    idempotency_key: IdempotencyKey = None,
+) -> ResponseOut:
+    staff.require_role(*STAFF_WHO_RECORD)
+    original, episode = await _response_and_episode(_runtime(request), staff, response_id)
+    note_site(request, episode.site_id)
     return await _record_one(
         request,
         response,
         staff,
         Submission(
-            episode_id=parsed.episode_id,
-            session_number=parsed.session_number,
-            respondent_role=parsed.respondent_role,
-            respondent_ref=parsed.respondent_ref,
-            instrument=parsed.instrument,
-            items=parsed.items,
-            answered_at=answered_at,
+            episode_id=original.episode_id,
+            session_number=original.session_number,
+            respondent_role=original.respondent_role,
+            respondent=original.respondent,
+            instrument=original.instrument,
+            items=dict(body.items),
+            answered_at=body.answered_at,
+            comment=body.comment,
             idempotency_key=idempotency_key,
-            source="fhir",
+            amends=original.id,
+            amended_by=staff.subject,
         ),
+    )
+
+
+async def _response_and_episode(
+    runtime: ServiceRuntime, staff: Staff, response_id: str
+) -> tuple[FeedbackResponse, FeedbackEpisode]:
+    async with runtime.sessionmaker() as session:
+        row = await session.get(FeedbackResponse, response_id)
+        episode = await session.get(FeedbackEpisode, row.episode_id) if row else None
+    if row is None or episode is None or not _may_see(staff)(episode):
+        raise Problem(
+            404,
+            "Response not found",
+            f"No response {response_id!r} that you may see.",
+            errors=[{"field": "response_id", "rule": "not_found"}],
+        )
+    return row, episode
+
+
+def _stored(r: FeedbackResponse) -> StoredResponse:
+    return StoredResponse(
+        response_id=r.id,
+        session_number=r.session_number,
+        respondent=r.respondent,
+        respondent_role=r.respondent_role,
+        instrument=r.instrument,
+        total=float(r.total),
+        items={k: float(v) for k, v in r.items.items()},
+        late=r.late,
+        source=r.source,
+        answered_at=r.answered_at,
+        amends=r.amends,
+        replaced_by=r.replaced_by,
     )
 
 
@@ -550,29 +690,27 @@ async def answer_link(
                 f"responses[{index}].instrument: this link does not ask for {answer.instrument!r}",
                 errors=[{"field": f"responses[{index}].instrument", "rule": "not_in_link"}],
             )
+    submissions = [
+        Submission(
+            episode_id=grant.episode_id,
+            session_number=grant.session_number,
+            respondent_role=grant.role,
+            respondent=grant.respondent,
+            instrument=answer.instrument,
+            items=dict(answer.items),
+            comment=body.comment if index == 0 else None,
+            source="link",
+            token_id=grant.token_id,
+        )
+        for index, answer in enumerate(body.responses)
+    ]
     try:
         async with runtime.transaction() as session:
             if await session.get(FeedbackTokenUse, grant.token_id) is None:
-                results = []
-                for index, answer in enumerate(body.responses):
-                    results.append(
-                        await record(
-                            runtime,
-                            session,
-                            Submission(
-                                episode_id=grant.episode_id,
-                                session_number=grant.session_number,
-                                respondent_role=grant.role,
-                                respondent=grant.respondent,
-                                instrument=answer.instrument,
-                                items=dict(answer.items),
-                                comment=body.comment if index == 0 else None,
-                                source="link",
-                                token_id=grant.token_id,
-                            ),
-                            lambda _: True,
-                        )
-                    )
+                results = [
+                    await record(runtime, session, submission, lambda _: True)
+                    for submission in submissions
+                ]
                 session.add(
                     FeedbackTokenUse(
                         token_id=grant.token_id,
@@ -583,7 +721,15 @@ async def answer_link(
                 )
                 return [_out(r) for r in results]
     except IntegrityError:
-        pass  # answered concurrently through the same link: return what was recorded
+        # Answered concurrently through the same link: return what was recorded. Or another
+        # answer for the same session landed first (the unique index held): 409, link unused.
+        async with runtime.sessionmaker() as session:
+            if await session.get(FeedbackTokenUse, grant.token_id) is None:
+                for submission in submissions:
+                    standing = await standing_answer(runtime, session, submission)
+                    if standing is not None:
+                        raise already_answered(standing) from None
+                raise
     response.status_code = 200
     async with runtime.sessionmaker() as session:
         rows = (
@@ -606,6 +752,9 @@ async def episode_responses(
     staff: CurrentStaff,
     limit: PageLimit = DEFAULT_PAGE_SIZE,
     offset: PageOffset = 0,
+    include_replaced: Annotated[
+        bool, Query(description="Also list answers an amendment replaced (they do not count).")
+    ] = False,
 ) -> list[StoredResponse]:
     staff.require_role(*STAFF_WHO_READ)
     runtime = _runtime(request)
@@ -614,27 +763,16 @@ async def episode_responses(
         if episode is None or not _may_see(staff)(episode):
             raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
         note_site(request, episode.site_id)
+        query = select(FeedbackResponse).where(FeedbackResponse.episode_id == episode_id)
+        if not include_replaced:
+            query = query.where(col(FeedbackResponse.replaced_by).is_(None))
         rows = (
             await session.exec(
-                select(FeedbackResponse)
-                .where(FeedbackResponse.episode_id == episode_id)
-                .order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
+                query.order_by(
+                    col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at)
+                )
                 .offset(offset)
                 .limit(limit)
             )
         ).all()
-    return [
-        StoredResponse(
-            response_id=r.id,
-            session_number=r.session_number,
-            respondent=r.respondent,
-            respondent_role=r.respondent_role,
-            instrument=r.instrument,
-            total=float(r.total),
-            items={k: float(v) for k, v in r.items.items()},
-            late=r.late,
-            source=r.source,
-            answered_at=r.answered_at,
-        )
-        for r in rows
-    ]
+    return [_stored(r) for r in rows]

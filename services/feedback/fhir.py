@@ -5,6 +5,11 @@ Rapport-specific context travels in extensions on the QuestionnaireResponse:
 ``urn:rapport:fhir:episode-id`` (valueString), ``urn:rapport:fhir:session-number``
 (valueInteger), ``urn:rapport:fhir:respondent-role`` (valueCode client|partner|family|therapist)
 and, for partners and family, ``urn:rapport:fhir:respondent-ref`` (valueString).
+
+``status: amended`` replaces the answer already recorded for the same episode, session,
+respondent and questionnaire; ``completed`` when there is one is refused with an
+OperationOutcome (409) whose issue names the standing response
+(``urn:rapport:fhir:existing-response``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ EXT_EPISODE = "urn:rapport:fhir:episode-id"
 EXT_SESSION = "urn:rapport:fhir:session-number"
 EXT_ROLE = "urn:rapport:fhir:respondent-role"
 EXT_REF = "urn:rapport:fhir:respondent-ref"
+EXT_EXISTING = "urn:rapport:fhir:existing-response"
 LOINC = "http://loinc.org"
 CANONICAL_PREFIX = "urn:rapport:questionnaire:"
 
@@ -40,6 +46,7 @@ class ParsedResponse:
     instrument: str
     items: dict[str, object]
     authored: str | None
+    amended: bool = False
 
 
 def canonical(instrument: Instrument) -> str:
@@ -226,4 +233,29 @@ def parse_questionnaire_response(
         instrument=instrument.id,
         items=items,
         authored=resource.get("authored") if isinstance(resource.get("authored"), str) else None,
+        amended=resource.get("status") == "amended",
     )
+
+
+# FHIR R4 IssueType codes for the HTTP statuses a QuestionnaireResponse can be refused with.
+ISSUE_CODES = {409: "duplicate", 404: "not-found", 403: "forbidden", 422: "invalid"}
+
+
+def operation_outcome(
+    status: int, title: str, detail: str, existing_response_id: str | None = None
+) -> dict[str, Any]:
+    """An R4 OperationOutcome with one error issue; a duplicate names the standing response."""
+    issue: dict[str, Any] = {
+        "severity": "error",
+        "code": ISSUE_CODES.get(status, "processing"),
+        "details": {"text": title},
+        "diagnostics": detail,
+    }
+    if existing_response_id is not None:
+        issue["extension"] = [
+            {
+                "url": EXT_EXISTING,
+                "valueReference": {"reference": f"QuestionnaireResponse/{existing_response_id}"},
+            }
+        ]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

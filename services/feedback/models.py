@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
@@ -24,9 +24,26 @@ class FeedbackEpisode(SQLModel, table=True):
     confirmed_at: datetime
 
 
+# One standing answer per episode, session, respondent and instrument: a second one is refused
+# (409), an amendment replaces the first (which keeps its row, with ``replaced_by`` set).
+STANDING = "replaced_by IS NULL"
+
+
 class FeedbackResponse(SQLModel, table=True):
     __tablename__ = "feedback_responses"
-    __table_args__ = (UniqueConstraint("idempotency_key", name="uq_feedback_idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_feedback_idempotency_key"),
+        Index(
+            "uq_feedback_one_answer",
+            "episode_id",
+            "session_number",
+            "respondent",
+            "instrument",
+            unique=True,
+            postgresql_where=text(STANDING),
+            sqlite_where=text(STANDING),
+        ),
+    )
     id: str = Field(primary_key=True, max_length=64)
     episode_id: str = Field(index=True, max_length=64)
     site_id: str = Field(index=True, max_length=64)
@@ -42,9 +59,14 @@ class FeedbackResponse(SQLModel, table=True):
     answered_at: datetime
     recorded_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=200)
+    # HMAC of what was asked with the key: the same key with another request is refused (422).
+    request_fingerprint: str | None = Field(default=None, max_length=64)
     source: str = Field(default="api", max_length=10)  # api | fhir | link
     token_id: str | None = Field(default=None, index=True, max_length=64)
     comment_sealed: str | None = None  # free text, encrypted with the client's data key
+    amends: str | None = Field(default=None, max_length=64)  # the response this one replaced
+    replaced_by: str | None = Field(default=None, max_length=64)  # set when amended
+    amended_by: str | None = Field(default=None, max_length=128)  # the staff member who amended
 
 
 class FeedbackSession(SQLModel, table=True):

@@ -3,10 +3,19 @@ store the same rows and emit the same events.
 
 In one transaction: the response row (with its comment sealed under the client's data key),
 ``risk.flagged`` first when a risk item is above 0, then ``feedback.recorded``.
+
+One answer per respondent, instrument and session of an episode: a second one is refused (409
+naming the standing one) unless it is an amendment, which marks the standing row
+``replaced_by`` the new one and publishes ``feedback.recorded`` with ``amends`` (analytics then
+re-evaluates the episode with the amended answer in place of the first). The database holds the
+rule too (a unique index on the standing answers), so concurrent duplicates cannot both land.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,6 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -43,6 +53,58 @@ class Submission:
     idempotency_key: str | None = None
     source: str = "api"
     token_id: str | None = None
+    amends: str | None = None  # the standing response this one replaces (amendment route)
+    amends_standing: bool = False  # replaces the standing answer, if any (FHIR ``amended``)
+    amended_by: str | None = None  # the staff member amending
+
+
+def fingerprint(runtime: ServiceRuntime, submission: Submission) -> str:
+    """A keyed hash of what was asked (not of how it was sent): a retry with the same
+    Idempotency-Key must ask the same thing. Keyed, because the comment is free text."""
+    asked = {
+        "episode_id": submission.episode_id,
+        "session_number": submission.session_number,
+        "respondent_role": submission.respondent_role,
+        "respondent_ref": submission.respondent_ref,
+        "instrument": submission.instrument,
+        "items": {k: _canonical(v) for k, v in submission.items.items()},
+        "answered_at": submission.answered_at.isoformat() if submission.answered_at else None,
+        "comment": submission.comment,
+        "amends": submission.amends,
+        "amends_standing": submission.amends_standing,
+    }
+    key = derive_key(runtime.settings.pseudonym_key.get_secret_value(), "feedback-idempotency")
+    text = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    """9, 9.0 and 9.00 are the same answer."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = Decimal(str(value))
+        return str(number.normalize()) if number.is_finite() else str(value)
+    return value
+
+
+def already_answered(existing: FeedbackResponse | str) -> Problem:
+    """409 naming the response that stands for this episode, session, respondent and
+    instrument (and how to change it)."""
+    existing_id = existing if isinstance(existing, str) else existing.id
+    url = f"/feedback/responses/{existing_id}"
+    return Problem(
+        409,
+        "Already answered",
+        "This respondent already answered this instrument for this session of the episode "
+        f"(response {existing_id}). To change that answer, amend it: POST {url}/amend.",
+        errors=[
+            {
+                "field": "session_number",
+                "rule": "one_answer_per_session",
+                "existing_response_id": existing_id,
+            }
+        ],
+        extensions={"existing_response_id": existing_id, "existing_response": url},
+    )
 
 
 @dataclass(frozen=True)
@@ -135,24 +197,31 @@ async def record(
         )
     key = runtime.settings.pseudonym_key.get_secret_value()
     respondent = _respondent(key, episode, submission)
-    # One query for both: is a later session already in (this one is late), and what was
-    # the first score of this respondent on this instrument (change from first)?
+    # One query for all three: is a later session already in (this one is late), what was the
+    # first score of this respondent on this instrument (change from first), and is there a
+    # standing answer for this session already (refused, or replaced by an amendment)?
     series = (
         await session.execute(
-            select(FeedbackResponse.session_number, FeedbackResponse.total)
+            select(FeedbackResponse.id, FeedbackResponse.session_number, FeedbackResponse.total)
             .where(
                 FeedbackResponse.episode_id == episode.episode_id,
                 FeedbackResponse.respondent == respondent,
                 FeedbackResponse.instrument == instrument.id,
+                col(FeedbackResponse.replaced_by).is_(None),
             )
             .order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
         )
     ).all()
-    later = any(number > submission.session_number for number, _ in series)
+    standing = next((s for s in series if s.session_number == submission.session_number), None)
+    row_id = str(uuid.uuid4())
+    replaced = await _replace(session, submission, standing, row_id)
+    if replaced is not None:
+        series = [s for s in series if s.id != replaced.id]
+    later = any(s.session_number > submission.session_number for s in series)
     first = series[0] if series else None
     now = datetime.now(UTC)
     row = FeedbackResponse(
-        id=str(uuid.uuid4()),
+        id=row_id,
         episode_id=episode.episode_id,
         site_id=episode.site_id,
         therapist_id=episode.therapist_id,
@@ -167,8 +236,13 @@ async def record(
         answered_at=submission.answered_at or now,
         recorded_at=now,
         idempotency_key=submission.idempotency_key,
+        request_fingerprint=(
+            fingerprint(runtime, submission) if submission.idempotency_key else None
+        ),
         source=submission.source,
         token_id=submission.token_id,
+        amends=replaced.id if replaced else None,
+        amended_by=submission.amended_by if replaced else None,
     )
     if submission.comment:
         row.comment_sealed = seal(
@@ -182,7 +256,7 @@ async def record(
         change = domain.change_from_first(instrument, Decimal(first.total), scored.total)
     event = recorded_event(row, instrument, scored, change)
     events: list[Event[Any]] = []
-    if scored.risk_items:  # the urgent event goes out first
+    if _flags_risk(scored, replaced):  # the urgent event goes out first
         events.append(
             Event(
                 RISK_FLAGGED,
@@ -204,6 +278,69 @@ async def record(
     events.append(Event(FEEDBACK_RECORDED, event, source=runtime.outbox.source))
     await runtime.emit(session, *events)
     return Recorded(row, event)
+
+
+async def standing_answer(
+    runtime: ServiceRuntime, session: AsyncSession, submission: Submission
+) -> FeedbackResponse | None:
+    """The answer that stands for the submission's episode, session, respondent and
+    instrument (after a concurrent duplicate lost the race to the unique index)."""
+    episode = await session.get(FeedbackEpisode, submission.episode_id)
+    if episode is None:
+        return None
+    key = runtime.settings.pseudonym_key.get_secret_value()
+    return (
+        await session.exec(
+            select(FeedbackResponse).where(
+                FeedbackResponse.episode_id == episode.episode_id,
+                FeedbackResponse.session_number == submission.session_number,
+                FeedbackResponse.respondent == _respondent(key, episode, submission),
+                FeedbackResponse.instrument == submission.instrument,
+                col(FeedbackResponse.replaced_by).is_(None),
+            )
+        )
+    ).first()
+
+
+async def _replace(
+    session: AsyncSession, submission: Submission, standing: Any, row_id: str
+) -> FeedbackResponse | None:
+    """The standing answer this submission replaces, marked ``replaced_by`` the new row (None
+    when there is nothing to replace). A second answer that is no amendment: 409."""
+    if submission.amends is not None:
+        if standing is None:
+            raise Problem(
+                409,
+                "Response already amended",
+                f"Response {submission.amends} no longer stands: it was amended already.",
+                errors=[{"field": "response_id", "rule": "already_amended"}],
+            )
+        if standing.id != submission.amends:
+            raise already_answered(standing.id)
+    elif standing is None:
+        return None
+    elif not submission.amends_standing:
+        raise already_answered(standing.id)
+    marked = await session.execute(
+        update(FeedbackResponse)
+        .where(
+            col(FeedbackResponse.id) == standing.id,
+            col(FeedbackResponse.replaced_by).is_(None),
+        )
+        .values(replaced_by=row_id)
+    )
+    if getattr(marked, "rowcount", 1) != 1:  # amended concurrently
+        raise already_answered(standing.id)
+    return await session.get(FeedbackResponse, standing.id)
+
+
+def _flags_risk(scored: domain.Scored, replaced: FeedbackResponse | None) -> bool:
+    """A risk item above 0 is flagged; an amendment flags it again only when it raises a risk
+    item above what the replaced answer said (the first answer's flag already went out)."""
+    if replaced is None:
+        return bool(scored.risk_items)
+    before = {k: Decimal(v) for k, v in replaced.items.items()}
+    return any(value > before.get(item, Decimal(0)) for item, value in scored.risk_items.items())
 
 
 def recorded_event(
@@ -235,6 +372,7 @@ def recorded_event(
             "reliable_change": change.reliable_change if change else None,
             "clinically_significant_change": change.clinically_significant if change else None,
             "answered_at": row.answered_at,
+            "amends": row.amends,
         }
     )
 
@@ -254,6 +392,8 @@ async def replay(
                     FeedbackResponse.episode_id == row.episode_id,
                     FeedbackResponse.respondent == row.respondent,
                     FeedbackResponse.instrument == row.instrument,
+                    col(FeedbackResponse.replaced_by).is_(None)
+                    | (col(FeedbackResponse.id) == row.id),
                 )
                 .order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
                 .limit(1)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import col, select
 
-from services.notify import api_routing, domain, signing
+from services.notify import api_routing, api_undelivered, domain, signing
 from services.notify.context import NotifyContext
 from services.notify.models import NotifyDelivery, NotifyNotice, NotifyWebhook
 from shared.audit import audited
@@ -27,6 +27,7 @@ from shared.runtime import ServiceRuntime, runtime_of
 
 router = APIRouter(prefix="/notify", tags=["notify"])
 router.include_router(api_routing.router)
+router.include_router(api_undelivered.router)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$"
 PathId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.notify import api, dispatch, erasure, handlers, models, scheduler
+from services.notify import api, dispatch, erasure, handlers, models, rerouting, scheduler
 from services.notify.context import NotifyContext
 from shared.contracts import (
     ALLIANCE_ALERT,
@@ -64,6 +64,7 @@ def definition() -> ServiceDefinition:
         produces=[NOTIFICATION_DELIVERED, NOTIFICATION_FAILED],
         background=[dispatch.dispatch_forever, scheduler.schedule_forever],
         on_init=[init],
+        warnings=[rerouting.readiness_warnings],
         description="Alerts to clinicians, feedback invitations to clients: signed webhooks, "
         "email and SMS, each delivered once",
     )

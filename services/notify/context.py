@@ -23,7 +23,7 @@ from services.notify.models import (
     NotifyWebhook,
 )
 from services.notify.policy import PolicyBook, RoutingPolicy, load_policy_file
-from shared.consumer import HandlerRejected
+from services.notify.undelivered import Looked
 from shared.crypto import (
     derive_key,
     is_client_sealed,
@@ -103,6 +103,11 @@ def contact_point(row: NotifyStaffContact) -> domain.ContactPoint:
     )
 
 
+def fallback_owner(site_id: str) -> str:
+    """What a site's fallback address is sealed to (its associated data)."""
+    return f"fallback:{site_id}"
+
+
 @dataclass(frozen=True)
 class SiteRouting:
     """What routing a notice of a site needs: its policy, who can be reached, and where."""
@@ -110,16 +115,19 @@ class SiteRouting:
     policy: RoutingPolicy
     contacts: list[domain.ContactPoint]  # active staff contacts, every role
     endpoints: list[str]  # active webhook endpoints
+    set_up: bool = True  # anything registered for the site (a policy, a webhook or a contact)
 
 
 @dataclass
 class Policies:
     """Resolves a site's policy (stored, else configured, else default), its contacts and
-    endpoints, and whether notify knows the site at all (a policy, a webhook or a contact).
+    endpoints, and whether anything is set up for the site at all (a policy, a webhook or a
+    contact). A site nobody set up gets the default policy and no channel: its notices are
+    recorded as undeliverable and wait for a route (``undelivered``), never dead-lettered.
 
-    A known site's routing is cached for ``ttl`` seconds, so a burst of alerts does not
-    re-read it for every event: a change made through this replica's API is seen at once,
-    one made through another replica (or a 410 there) within ``ttl`` seconds."""
+    A site's routing is cached for ``ttl`` seconds, so a burst of alerts does not re-read it
+    for every event: a change made through this replica's API is seen at once, one made
+    through another replica (or a 410 there) within ``ttl`` seconds."""
 
     book: PolicyBook
     ttl: float = 2.0
@@ -145,15 +153,15 @@ class Policies:
         )
         return (await session.execute(probes)).first() is not None
 
-    async def routing(self, session: AsyncSession, site_id: str) -> SiteRouting | None:
-        """The site's routing, or None for a site notify knows nothing of."""
+    async def routing(self, session: AsyncSession, site_id: str) -> SiteRouting:
+        """The site's routing; for a site nobody set up, the configured (default) policy with
+        no contact and no endpoint."""
         cached = self._cache.get(site_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         policy = await self.stored(session, site_id)
+        set_up = policy is not None or await self.known(session, site_id)
         if policy is None:
-            if not await self.known(session, site_id):
-                return None
             policy = self.book.configured_for(site_id)
         contacts = (
             await session.exec(
@@ -170,24 +178,14 @@ class Policies:
                 )
             )
         ).all()
-        routing = SiteRouting(policy, [contact_point(c) for c in contacts], sorted(endpoints))
+        routing = SiteRouting(
+            policy, [contact_point(c) for c in contacts], sorted(endpoints), set_up
+        )
         self._cache[site_id] = (time.monotonic() + self.ttl, routing)
         return routing
 
-    async def for_site(self, session: AsyncSession, site_id: str) -> RoutingPolicy | None:
-        routing = await self.routing(session, site_id)
-        return None if routing is None else routing.policy
-
-    async def require(self, session: AsyncSession, site_id: str) -> SiteRouting:
-        """For handlers: an event for a site notify does not know goes to the DLQ (it can be
-        replayed once the site is set up) rather than vanishing."""
-        routing = await self.routing(session, site_id)
-        if routing is None:
-            raise HandlerRejected(
-                f"unknown site {site_id!r}: no routing policy, webhook or contact is "
-                "registered for it"
-            )
-        return routing
+    async def for_site(self, session: AsyncSession, site_id: str) -> RoutingPolicy:
+        return (await self.routing(session, site_id)).policy
 
 
 class NotifyContext:
@@ -199,6 +197,9 @@ class NotifyContext:
         self._fast: FastPath | None = None
         self._policies: Policies | None = None
         self.runtime: Any = None
+        # The last look at each site's undeliverable notices (only spares needless work:
+        # the notices' own rows say what waits).
+        self.looked: dict[str, Looked] = {}
 
     def bind(self, runtime: Any) -> None:
         settings: Settings = runtime.settings
@@ -240,6 +241,11 @@ class NotifyContext:
         if settings.notify_sms_provider_url:
             available.add("sms")
         return frozenset(available)
+
+    @property
+    def ops_fallback(self) -> str | None:
+        """The deployment's ops fallback address, when email can reach it."""
+        return self.settings.notify_ops_fallback_email if "email" in self.channels else None
 
     # -- personal data, sealed ------------------------------------------------------------
     def _key(self, purpose: str) -> bytes:

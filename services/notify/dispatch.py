@@ -42,12 +42,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import domain
 from services.notify.channels import Attempt, Channels, webhook_secrets
-from services.notify.context import NotifyContext, contact_point
+from services.notify.context import NotifyContext, contact_point, fallback_owner
 from services.notify.invitations import client_quiet
 from services.notify.models import (
     NotifyClientContact,
     NotifyDelivery,
     NotifyNotice,
+    NotifySiteFallback,
     NotifyStaffContact,
     NotifyWebhook,
 )
@@ -106,6 +107,7 @@ class Batch:
     clients: dict[str, NotifyClientContact] = field(default_factory=dict)
     client_keys: dict[str, bytes] = field(default_factory=dict)  # by respondent pseudonym
     policies: dict[str, RoutingPolicy] = field(default_factory=dict)
+    fallbacks: dict[str, NotifySiteFallback] = field(default_factory=dict)  # by site
 
 
 _STOP: Any = object()
@@ -375,9 +377,16 @@ class Dispatcher:
             batch.client_keys = await self.ctx.client_keys().existing_many(
                 session, [c.respondent for c in batch.clients.values()]
             )
+        fallback_sites = {r.site_id for r in batch.rows if r.recipient == "fallback:site"}
+        if fallback_sites:
+            found = await session.execute(
+                select(NotifySiteFallback).where(
+                    col(NotifySiteFallback.site_id).in_(fallback_sites)
+                )
+            )
+            batch.fallbacks = {f.site_id: f for f in found.scalars().all()}
         for site in {r.site_id for r in batch.rows if r.channel != "webhook"}:
-            policy = await self.ctx.policies.for_site(session, site)
-            batch.policies[site] = policy or self.ctx.policies.book.default
+            batch.policies[site] = await self.ctx.policies.for_site(session, site)
 
     # -- send ------------------------------------------------------------------------------
     async def _start(self, batch: Batch) -> None:
@@ -462,6 +471,14 @@ class Dispatcher:
         self, row: NotifyDelivery, batch: Batch
     ) -> tuple[str | None, domain.QuietHours | None, str | None]:
         """The address to use, the person's quiet hours, and why not to send at all."""
+        if row.recipient == "fallback:ops":
+            return self.ctx.settings.notify_ops_fallback_email, None, None
+        if row.recipient == "fallback:site":
+            fallback = batch.fallbacks.get(row.site_id)
+            if fallback is None:
+                return None, None, None
+            owner = fallback_owner(row.site_id)
+            return self.ctx.unseal_address(fallback.email_sealed, owner), None, None
         if row.recipient.startswith("client:"):
             client = batch.clients.get(row.endpoint_id)
             if client is None:
@@ -653,7 +670,7 @@ class Dispatcher:
             return None, False
         if attempt.verdict == "gone":
             await self._disable_endpoint(session, row, now)
-        if row.urgent and row.notice_id and row.kind != "escalation":
+        if row.urgent and row.notice_id and row.kind not in {"escalation", "fallback"}:
             # When no way of telling the urgent notice's recipients is left, escalate now
             # rather than after the timeout.
             still_going = await session.scalar(

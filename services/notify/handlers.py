@@ -96,7 +96,7 @@ def make_handlers(ctx: NotifyContext) -> dict[str, Handler]:
         alert = delivery.event.data
         if not an_opened_alert(delivery.event):
             return []
-        routing = await ctx.policies.require(delivery.session, alert.site_id)
+        routing = await ctx.policies.routing(delivery.session, alert.site_id)
         notice = alert_notice(delivery.event.id, alert)
         await open_notice(ctx, delivery.session, notice, routing, delivery.after_commit)
         return []
@@ -104,14 +104,14 @@ def make_handlers(ctx: NotifyContext) -> dict[str, Handler]:
     async def on_risk_flagged(delivery: Delivery[RiskFlagged]) -> Sequence[Event[Any]]:
         """Rule 1: the earliest word of a risk response; urgent to therapist and lead."""
         risk = delivery.event.data
-        routing = await ctx.policies.require(delivery.session, risk.site_id)
+        routing = await ctx.policies.routing(delivery.session, risk.site_id)
         notice = risk_notice(delivery.event.id, risk)
         await open_notice(ctx, delivery.session, notice, routing, delivery.after_commit)
         return []
 
     async def on_match_proposed(delivery: Delivery[MatchProposed]) -> Sequence[Event[Any]]:
         proposed = delivery.event.data
-        routing = await ctx.policies.require(delivery.session, proposed.site_id)
+        routing = await ctx.policies.routing(delivery.session, proposed.site_id)
         notice = NoticeSpec(
             key=domain.event_notice_key("match_proposed", delivery.event.id),
             site_id=proposed.site_id,
@@ -128,7 +128,7 @@ def make_handlers(ctx: NotifyContext) -> dict[str, Handler]:
         """Learn the episode's members (for invitations) and tell the intake coordinator."""
         confirmed = delivery.event.data
         session = delivery.session
-        routing = await ctx.policies.require(session, confirmed.site_id)
+        routing = await ctx.policies.routing(session, confirmed.site_id)
         members = [m.model_dump() for m in confirmed.members] or [
             {"respondent": confirmed.client, "role": "client"}
         ]
@@ -173,7 +173,7 @@ def make_handlers(ctx: NotifyContext) -> dict[str, Handler]:
         """Invite the episode's client-side members to give feedback on the session."""
         completed = delivery.event.data
         session = delivery.session
-        routing = await ctx.policies.require(session, completed.site_id)
+        routing = await ctx.policies.routing(session, completed.site_id)
         row = {
             "id": str(uuid.uuid4()),
             "episode_id": completed.episode_id,

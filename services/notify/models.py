@@ -101,6 +101,26 @@ class NotifyNotice(SQLModel, table=True):
     escalated_at: datetime | None = None
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = Field(default=None, max_length=128)
+    # Undeliverable: no channel of the site could carry it when it arrived (no webhook, no
+    # contact for its recipients). It waits (``awaiting_route_since``, cleared once routed)
+    # and is delivered as soon as a route exists (``routed_at``); an urgent one is told to the
+    # site's fallback address or the deployment's ops fallback once (``fallback_*``).
+    undeliverable_reason: str | None = Field(default=None, max_length=40)
+    awaiting_route_since: datetime | None = Field(default=None, index=True)
+    routed_at: datetime | None = None
+    fallback_at: datetime | None = None
+    fallback_to: str | None = Field(default=None, max_length=10)
+
+
+class NotifySiteFallback(SQLModel, table=True):
+    """Where a site wants to hear of urgent notices none of its channels can carry: one
+    address (sealed), e.g. the clinic's on-call mailbox."""
+
+    __tablename__ = "notify_site_fallbacks"
+    site_id: str = Field(primary_key=True, max_length=64)
+    email_sealed: str
+    updated_at: datetime
+    updated_by: str = Field(max_length=128)
 
 
 class NotifyPolicy(SQLModel, table=True):

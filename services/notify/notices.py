@@ -4,22 +4,31 @@ transaction. Sending happens later, in the dispatcher; nothing here waits on the
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify import domain
+from services.notify import domain, undelivered
 from services.notify.context import NotifyContext, SiteRouting, contact_point
 from services.notify.models import NotifyDelivery, NotifyNotice, NotifyStaffContact, NotifyWebhook
 from services.notify.policy import RoutingPolicy
 from shared.db import dialect_of
+from shared.logs import get_logger
 
+log = get_logger(__name__)
+UNDELIVERABLE = Counter(
+    "rapport_notify_undeliverable_total",
+    "Notices no channel of their site could carry when they arrived (they wait for a route)",
+    ["kind", "severity"],
+)
 DELIVERIES = SQLModel.metadata.tables[NotifyDelivery.__tablename__]
 NOTICES = SQLModel.metadata.tables[NotifyNotice.__tablename__]
 
@@ -158,6 +167,56 @@ async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -
     return len(result.all())
 
 
+def plan_notice(
+    ctx: NotifyContext, notice: NoticeSpec, routing: SiteRouting
+) -> list[domain.Planned]:
+    """The messages a notice needs now, on the channels this deployment has."""
+    return domain.plan(
+        [
+            i
+            for i in domain.route(routing.policy, notice.kind, notice.severity)
+            if i.channel in ctx.channels
+        ],
+        therapist_id=notice.therapist_id,
+        contacts=routing.contacts,
+        endpoints=routing.endpoints,
+    )
+
+
+def delivery_kind(notice_kind: str) -> str:
+    return "match" if notice_kind in {"match_proposed", "match_confirmed"} else "alert"
+
+
+def notice_rows(
+    notice: NoticeSpec, planned: list[domain.Planned], policy: RoutingPolicy, notice_id: str
+) -> list[dict[str, Any]]:
+    """A notice's deliveries: the same keys whenever they are made (at once, or later when a
+    route appears), so each message exists once."""
+    return delivery_rows(
+        notice,
+        planned,
+        policy,
+        datetime.now(UTC),
+        notice_id=notice_id,
+        key_base=notice.key,
+        delivery_kind=delivery_kind(notice.kind),
+    )
+
+
+def spec_of(notice: NotifyNotice) -> NoticeSpec:
+    return NoticeSpec(
+        key=notice.notice_key,
+        site_id=notice.site_id,
+        kind=notice.kind,
+        severity=notice.severity,
+        source_event_id=notice.source_event_id,
+        source_type=notice.source_type,
+        data=json.loads(notice.data),
+        episode_id=notice.episode_id,
+        therapist_id=notice.therapist_id,
+    )
+
+
 async def open_notice(
     ctx: NotifyContext,
     session: AsyncSession,
@@ -167,32 +226,17 @@ async def open_notice(
 ) -> bool:
     """Record the notice once and create its deliveries; False if it was already known (the
     same alert under another event id, or the second of risk.flagged / alliance.alert for one
-    risk response): the notice key is unique in PostgreSQL."""
+    risk response): the notice key is unique in PostgreSQL.
+
+    A notice no channel of the site can carry is recorded as undeliverable: it waits for a
+    route (``undelivered``) and is not escalated as unacknowledged until it has one."""
     policy = routing.policy
     now = datetime.now(UTC)
     urgent = domain.is_urgent(notice.kind, notice.severity)
     notice_id = str(uuid.uuid4())
-    planned = domain.plan(
-        [
-            i
-            for i in domain.route(policy, notice.kind, notice.severity)
-            if i.channel in ctx.channels
-        ],
-        therapist_id=notice.therapist_id,
-        contacts=routing.contacts,
-        endpoints=routing.endpoints,
-    )
-    rows = delivery_rows(
-        notice,
-        planned,
-        policy,
-        now,
-        notice_id=notice_id,
-        key_base=notice.key,
-        delivery_kind="alert"
-        if notice.kind not in {"match_proposed", "match_confirmed"}
-        else "match",
-    )
+    planned = plan_notice(ctx, notice, routing)
+    rows = notice_rows(notice, planned, policy, notice_id)
+    reason = undelivered.undeliverable_reason(len(rows), routing.set_up)
     claim_notice = (
         _insert(session)(NOTICES)
         .values(
@@ -209,8 +253,10 @@ async def open_notice(
             data=json.dumps(notice.data, separators=(",", ":"), default=str),
             created_at=now,
             escalate_at=now + timedelta(seconds=policy.risk.escalate_after_seconds)
-            if urgent
+            if urgent and reason is None
             else None,
+            undeliverable_reason=reason,
+            awaiting_route_since=now if reason is not None else None,
         )
         .on_conflict_do_nothing(index_elements=["notice_key"])
         .returning(NOTICES.c.id)
@@ -220,7 +266,25 @@ async def open_notice(
     await insert_deliveries(session, rows)
     if rows:
         after_commit.append(ctx.wake_dispatcher)
+    else:
+        after_commit.append(lambda: recorded_undeliverable(notice, reason))
     return True
+
+
+def recorded_undeliverable(notice: NoticeSpec, reason: str | None) -> None:
+    UNDELIVERABLE.labels(metric_code(notice.kind), notice.severity).inc()
+    log.warning(
+        "notice undeliverable: no channel of its site reaches its recipients",
+        site_id=notice.site_id,
+        kind=notice.kind,
+        severity=notice.severity,
+        reason=reason,
+    )
+
+
+def metric_code(kind: str) -> str:
+    """A kind as a metric label: a short code, never anything else."""
+    return kind if re.fullmatch(r"[a-z0-9_.\-]{1,40}", kind) else "other"
 
 
 async def escalate(
@@ -228,17 +292,7 @@ async def escalate(
 ) -> int:
     """An urgent notice nobody acknowledged in time: tell the policy's second contacts now."""
     now = datetime.now(UTC)
-    spec = NoticeSpec(
-        key=notice.notice_key,
-        site_id=notice.site_id,
-        kind=notice.kind,
-        severity=notice.severity,
-        source_event_id=notice.source_event_id,
-        source_type=notice.source_type,
-        data=json.loads(notice.data),
-        episode_id=notice.episode_id,
-        therapist_id=notice.therapist_id,
-    )
+    spec = spec_of(notice)
     intents = [i for i in domain.escalation_intents(policy) if i.channel in ctx.channels]
     planned = domain.plan(
         intents,

@@ -1,5 +1,6 @@
 """Work that falls due with time rather than with an event: escalations of unacknowledged urgent
-notices, digests whose window closed, and reminders of unanswered feedback invitations. Each
+notices, undeliverable notices whose site has a route now (or whose fallback must hear of
+them), digests whose window closed, and reminders of unanswered feedback invitations. Each
 kind runs in its own short transaction; PostgreSQL's ``SKIP LOCKED`` lets replicas share it."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from services.notify import domain, invitations
+from services.notify import domain, invitations, rerouting
 from services.notify.context import NotifyContext, contact_point
 from services.notify.models import NotifyDelivery, NotifyNotice, NotifyStaffContact
 from services.notify.notices import escalate, insert_deliveries
@@ -42,7 +43,7 @@ async def escalations_due(ctx: NotifyContext, runtime: ServiceRuntime, limit: in
             statement = statement.with_for_update(skip_locked=True)
         for notice in (await session.exec(statement)).all():
             policy = await ctx.policies.for_site(session, notice.site_id)
-            created += await escalate(ctx, session, notice, policy or ctx.policies.book.default)
+            created += await escalate(ctx, session, notice, policy)
             notice.escalated_at = now
             notice.escalate_at = None  # out of the index of escalations to come
             session.add(notice)
@@ -133,7 +134,7 @@ async def reminders_due(ctx: NotifyContext, runtime: ServiceRuntime) -> int:
 
 async def run_due(ctx: NotifyContext, runtime: ServiceRuntime) -> int:
     created = 0
-    for work in (escalations_due, digests_due, reminders_due):
+    for work in (rerouting.route_waiting, escalations_due, digests_due, reminders_due):
         try:
             created += await work(ctx, runtime)
         except Exception as error:  # one failing kind must not stop the others

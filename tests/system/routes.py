@@ -36,6 +36,7 @@ READERS = ("therapist", "supervisor", "clinical_lead")
 CLINICAL = ("therapist", "supervisor", "clinical_lead")
 AGGREGATES = ("supervisor", "clinical_lead", "data_analyst", "site_admin")
 LOG_READERS = ("site_admin", "clinical_lead", "supervisor")
+UNDELIVERED_READERS = ("clinical_lead", "site_admin")
 CONTACT_EDITORS = ("site_admin", "intake_coordinator", "therapist", "clinical_lead")
 ADMIN = ("site_admin",)
 EVERY_ROLE = (
@@ -236,6 +237,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/feedback/fhir/QuestionnaireResponse"): Operation(
         "client", RECORDERS, lambda w, s: _fhir(s)
     ),
+    ("GET", "/feedback/responses/{response_id}"): Operation(
+        "client",
+        READERS,
+        lambda w, s: Call(f"/feedback/responses/{s.response_id}"),
+        ("response_id",),
+    ),
+    # The same answers again: amending changes no alert of the world's episode.
+    ("POST", "/feedback/responses/{response_id}/amend"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(f"/feedback/responses/{s.response_id}/amend", body={"items": HIGH_SRS}),
+        ("response_id",),
+    ),
     ("POST", "/feedback/sessions"): Operation(
         "client",
         RECORDERS,
@@ -364,7 +378,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/notify/client-contacts/{site_id}/{respondent}"): Operation(
         "client", CONTACT_EDITORS, lambda w, s: Call(f"/notify/client-contacts/{s.id}/{s.client}")
     ),
+    ("GET", "/notify/undelivered"): Operation(
+        "client", UNDELIVERED_READERS, lambda w, s: Call("/notify/undelivered", params=_at(s))
+    ),
+    ("PUT", "/notify/fallbacks/{site_id}"): Operation(
+        "site",
+        ADMIN,
+        lambda w, s: Call(f"/notify/fallbacks/{s.id}", body={"email": f"on-call@{s.id}.test"}),
+    ),
+    ("GET", "/notify/fallbacks/{site_id}"): Operation(
+        "site", UNDELIVERED_READERS, lambda w, s: Call(f"/notify/fallbacks/{s.id}")
+    ),
     # Deletions last: the controls of the routes above need what they delete.
+    ("DELETE", "/notify/fallbacks/{site_id}"): Operation(
+        "site", ADMIN, lambda w, s: Call(f"/notify/fallbacks/{s.id}")
+    ),
     ("DELETE", "/notify/policies/{site_id}"): Operation(
         "site", ADMIN, lambda w, s: Call(f"/notify/policies/{s.id}")
     ),

@@ -78,6 +78,7 @@ class Site:
     contact_email: str = ""
     delivery_id: str = ""
     feedback_link: str = ""
+    response_id: str = ""  # the episode's session-1 SRS
 
     def secrets(self) -> list[str]:
         """What a response to another site's staff must never contain."""
@@ -242,7 +243,7 @@ async def _record_feedback(world: World, site: Site) -> None:
         (2, "srs", LOW_SRS),
         (2, "phq-9", PHQ9_RISK),
     ]:
-        await _ok(
+        recorded = await _ok(
             await world.http.post(
                 "/feedback/responses",
                 json={
@@ -255,6 +256,7 @@ async def _record_feedback(world: World, site: Site) -> None:
                 headers=therapist,
             )
         )
+        site.response_id = site.response_id or recorded["response_id"]
 
 
 async def _await_effects(world: World, site: Site) -> None:

@@ -179,3 +179,45 @@ async def test_site_summary_and_report(desk: FeedbackDesk) -> None:
     )
     assert denied.status_code == 403
     assert json.loads(denied.text)["errors"][0]["rule"] == "role_scope"
+
+
+async def test_an_amended_answer_replaces_the_first_in_the_episode_and_its_alerts(
+    desk: FeedbackDesk,
+) -> None:
+    """A low SRS opened low_alliance (and early_alliance_risk); amended to a high one, the
+    episode holds only the amended score, and those alerts are resolved."""
+    episode_id = await desk.open_episode()
+    await record(desk, episode_id, 1, "srs", HIGH)
+    first = await desk.http.post(
+        "/feedback/responses",
+        headers=desk.auth("therapist"),
+        json={
+            "episode_id": episode_id,
+            "session_number": 2,
+            "respondent_role": "client",
+            "instrument": "srs",
+            "items": LOW,
+        },
+    )
+    await analysed(desk, episode_id, 2)
+    timeline_url = f"/analytics/episodes/{episode_id}/timeline"
+    before = (await desk.http.get(timeline_url, headers=desk.auth("therapist"))).json()
+    assert {(a["kind"], a["status"]) for a in before["alerts"]} >= {("low_alliance", "open")}
+
+    amended = await desk.http.post(
+        f"/feedback/responses/{first.json()['response_id']}/amend",
+        headers=desk.auth("therapist"),
+        json={"items": HIGH},
+    )
+    assert amended.status_code == 201, amended.text
+
+    async def re_evaluated() -> bool:
+        got = (await desk.http.get(timeline_url, headers=desk.auth("therapist"))).json()
+        return [(s["session_number"], s["score"]) for s in got["scores"]] == [(1, 38.0), (2, 38.0)]
+
+    await eventually(re_evaluated, what="analytics to replace the amended score")
+    after = (await desk.http.get(timeline_url, headers=desk.auth("therapist"))).json()
+    by_kind = {a["kind"]: a for a in after["alerts"] if a["opened_session"] == 2}
+    for kind in ("low_alliance", "early_alliance_risk", "rupture"):
+        assert (by_kind[kind]["status"], by_kind[kind]["resolved_session"]) == ("resolved", 2)
+    assert not [a for a in after["alerts"] if a["status"] == "open"]

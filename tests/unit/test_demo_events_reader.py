@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from rapport.events import _line
+from rapport.events import as_json_line
 
 
 def test_an_event_is_one_json_line_with_its_cloudevents_attributes() -> None:
@@ -20,7 +20,7 @@ def test_an_event_is_one_json_line_with_its_cloudevents_attributes() -> None:
             ("ce_time", b"2026-01-05T09:00:00Z"),
         ],
     )
-    assert json.loads(_line(message)) == {
+    assert json.loads(as_json_line(message)) == {
         "topic": "rapport.alliance.alert.v1",
         "key": "ep-1",
         "type": "org.rapport.alliance.alert.v1",
@@ -32,6 +32,6 @@ def test_an_event_is_one_json_line_with_its_cloudevents_attributes() -> None:
 
 def test_a_body_that_is_not_json_is_printed_as_text() -> None:
     message = SimpleNamespace(topic="t", key=None, value=b"\xffnot json", headers=[])
-    line = json.loads(_line(message))
+    line = json.loads(as_json_line(message))
     assert line["key"] is None and line["type"] is None
     assert line["data"].endswith("not json")

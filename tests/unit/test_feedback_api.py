@@ -466,3 +466,276 @@ async def test_a_site_adds_its_own_instrument_without_code(
         assert answered.status_code == 201, answered.text
         assert answered.json()["total"] == 6.0
         assert answered.json()["in_concern_or_clinical_range"] is True
+
+
+# -- one answer per respondent, instrument and session ----------------------------------------
+
+
+def srs_body(episode_id: str, session_number: int = 1, **items: float) -> dict[str, Any]:
+    return {
+        "episode_id": episode_id,
+        "session_number": session_number,
+        "respondent_role": "client",
+        "instrument": "srs",
+        "items": {**SRS, **items},
+    }
+
+
+def link_for(desk: FeedbackDesk, episode_id: str, client: str, session_number: int) -> str:
+    return mint(
+        desk.settings.encryption_key.get_secret_value(),
+        episode_id=episode_id,
+        session_number=session_number,
+        respondent=client,
+        role="client",
+        instruments=("srs",),
+        ttl_seconds=3600,
+    )
+
+
+async def client_of(desk: FeedbackDesk, episode_id: str) -> str:
+    from services.feedback.models import FeedbackEpisode
+
+    async with desk.host.runtimes["feedback"].sessionmaker() as session:
+        episode = await session.get(FeedbackEpisode, episode_id)
+        assert episode is not None
+        return episode.client
+
+
+def assert_names_the_first(refused: Any, first_id: str) -> None:
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    body = refused.json()
+    assert body["existing_response_id"] == first_id
+    assert body["existing_response"] == f"/feedback/responses/{first_id}"
+    assert body["errors"][0]["rule"] == "one_answer_per_session"
+    assert first_id in body["detail"]
+
+
+async def test_a_second_answer_for_the_same_session_is_refused_naming_the_first(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    first = await desk.http.post(
+        "/feedback/responses", headers=desk.auth("therapist"), json=srs_body(episode_id, 3)
+    )
+    assert first.status_code == 201, first.text
+    first_id = first.json()["response_id"]
+
+    again = await desk.http.post(
+        "/feedback/responses", headers=desk.auth("therapist"), json=srs_body(episode_id, 3)
+    )
+    other = await desk.http.post(
+        "/feedback/responses",
+        headers=desk.auth("therapist"),
+        json=srs_body(episode_id, 3, overall=2.0),
+    )
+
+    assert_names_the_first(again, first_id)
+    assert_names_the_first(other, first_id)
+    assert await response_count(desk) == 1
+    assert [t for t, _ in await emitted(desk)] == ["org.rapport.feedback.recorded.v1"]
+    named = await desk.http.get(f"/feedback/responses/{first_id}", headers=desk.auth("therapist"))
+    assert named.status_code == 200 and named.json()["response_id"] == first_id
+    # Another session, respondent or instrument is another answer.
+    partner = {**srs_body(episode_id, 3), "respondent_role": "partner", "respondent_ref": "p"}
+    for body in (srs_body(episode_id, 4), partner):
+        answered = await desk.http.post(
+            "/feedback/responses", headers=desk.auth("therapist"), json=body
+        )
+        assert answered.status_code == 201, answered.text
+
+
+async def test_fhir_refuses_a_second_completed_answer_with_an_operation_outcome(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    headers = {**desk.auth("therapist"), "content-type": "application/fhir+json"}
+    first = await desk.http.post(
+        "/feedback/fhir/QuestionnaireResponse",
+        headers=headers,
+        content=json.dumps(fhir_phq9(episode_id, 2)),
+    )
+    assert first.status_code == 201, first.text
+    first_id = first.json()["response_id"]
+
+    again = await desk.http.post(
+        "/feedback/fhir/QuestionnaireResponse",
+        headers=headers,
+        content=json.dumps(fhir_phq9(episode_id, 2)),
+    )
+
+    assert again.status_code == 409, again.text
+    assert again.headers["content-type"] == "application/fhir+json"
+    outcome = again.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    (issue,) = outcome["issue"]
+    assert (issue["severity"], issue["code"]) == ("error", "duplicate")
+    assert issue["extension"] == [
+        {
+            "url": "urn:rapport:fhir:existing-response",
+            "valueReference": {"reference": f"QuestionnaireResponse/{first_id}"},
+        }
+    ]
+    assert await response_count(desk) == 1
+    assert len(await emitted(desk)) == 2  # risk.flagged and feedback.recorded, once
+
+
+async def test_a_link_for_an_answered_session_is_refused_and_stays_unused(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    first = await desk.http.post(
+        "/feedback/responses", headers=desk.auth("therapist"), json=srs_body(episode_id, 4)
+    )
+    assert first.status_code == 201
+    token = link_for(desk, episode_id, await client_of(desk, episode_id), 4)
+
+    refused = await desk.http.post(
+        f"/feedback/r/{token}", json={"responses": [{"instrument": "srs", "items": SRS}]}
+    )
+
+    assert_names_the_first(refused, first.json()["response_id"])
+    assert (await desk.http.get(f"/feedback/r/{token}")).status_code == 200  # not consumed
+    assert await response_count(desk) == 1
+    assert len(await emitted(desk)) == 1
+
+
+async def test_an_amendment_replaces_the_answer_and_says_which_it_replaced(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    first = await desk.http.post(
+        "/feedback/responses", headers=desk.auth("therapist"), json=srs_body(episode_id, 2)
+    )
+    first_id = first.json()["response_id"]
+
+    amended = await desk.http.post(
+        f"/feedback/responses/{first_id}/amend",
+        headers=desk.auth("therapist", sub="th-1"),
+        json={"items": {**SRS, "overall": 5.0}},
+    )
+
+    assert amended.status_code == 201, amended.text
+    body = amended.json()
+    assert body["amends"] == first_id
+    assert body["total"] == 32.6
+    assert (body["session_number"], body["instrument"]) == (2, "srs")
+    recorded = [d for t, d in await emitted(desk) if t.endswith("feedback.recorded.v1")]
+    assert [d.get("amends") for d in recorded] == [None, first_id]
+    assert "amends" not in recorded[0]  # a first answer's event reads as it always did
+    listed = await desk.http.get(
+        f"/feedback/episodes/{episode_id}/responses", headers=desk.auth("therapist")
+    )
+    assert [r["response_id"] for r in listed.json()] == [body["response_id"]]
+    history = await desk.http.get(
+        f"/feedback/episodes/{episode_id}/responses?include_replaced=true",
+        headers=desk.auth("therapist"),
+    )
+    assert {r["response_id"]: r["replaced_by"] for r in history.json()} == {
+        first_id: body["response_id"],
+        body["response_id"]: None,
+    }
+    async with desk.host.runtimes["feedback"].sessionmaker() as session:
+        row = await session.get(FeedbackResponse, body["response_id"])
+    assert row is not None and row.amended_by == "th-1"
+    # The replaced answer can no longer be amended: the 409 names the one that stands.
+    twice = await desk.http.post(
+        f"/feedback/responses/{first_id}/amend",
+        headers=desk.auth("therapist"),
+        json={"items": SRS},
+    )
+    assert_names_the_first(twice, body["response_id"])
+    # The amendment is one answer too: a plain second answer is still refused.
+    plain = await desk.http.post(
+        "/feedback/responses", headers=desk.auth("therapist"), json=srs_body(episode_id, 2)
+    )
+    assert_names_the_first(plain, body["response_id"])
+
+
+async def test_an_amendment_is_only_for_staff_who_may_record_for_the_episode(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode(therapist="th-1")
+    first = await desk.http.post(
+        "/feedback/responses", headers=desk.auth("therapist"), json=srs_body(episode_id)
+    )
+    first_id = first.json()["response_id"]
+    amend = f"/feedback/responses/{first_id}/amend"
+    other = await desk.http.post(
+        amend, headers=desk.auth("therapist", sub="th-2"), json={"items": SRS}
+    )
+    site_b = await desk.http.post(
+        amend, headers=desk.auth("clinical_lead", sites=("site-b",)), json={"items": SRS}
+    )
+    assert (other.status_code, site_b.status_code) == (404, 404)
+    bad = await desk.http.post(
+        amend, headers=desk.auth("therapist"), json={"items": {**SRS, "overall": 11}}
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "items.overall"
+    assert await response_count(desk) == 1
+
+
+async def test_a_fhir_amended_response_replaces_the_answer_it_amends(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    headers = {**desk.auth("therapist"), "content-type": "application/fhir+json"}
+    first = await desk.http.post(
+        "/feedback/fhir/QuestionnaireResponse",
+        headers=headers,
+        content=json.dumps(fhir_phq9(episode_id, 1)),
+    )
+    resource = fhir_phq9(episode_id, 1, status="amended")
+    resource["item"][8]["answer"] = [{"valueCoding": {"code": ANSWER_CODES[0]}}]  # item 9: 0
+
+    amended = await desk.http.post(
+        "/feedback/fhir/QuestionnaireResponse", headers=headers, content=json.dumps(resource)
+    )
+
+    assert amended.status_code == 201, amended.text
+    assert amended.json()["amends"] == first.json()["response_id"]
+    assert amended.json()["risk_items"] == []
+    listed = await desk.http.get(
+        f"/feedback/episodes/{episode_id}/responses", headers=desk.auth("therapist")
+    )
+    assert [r["response_id"] for r in listed.json()] == [amended.json()["response_id"]]
+    # No new risk in the amendment: the first answer's flag is not sent again.
+    assert [t for t, _ in await emitted(desk)] == [
+        "org.rapport.risk.flagged.v1",
+        "org.rapport.feedback.recorded.v1",
+        "org.rapport.feedback.recorded.v1",
+    ]
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_refused(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    headers = {**desk.auth("therapist"), "Idempotency-Key": "key-1"}
+    first = await desk.http.post(
+        "/feedback/responses", headers=headers, json=srs_body(episode_id, 1)
+    )
+    assert first.status_code == 201
+
+    other_body = await desk.http.post(
+        "/feedback/responses", headers=headers, json=srs_body(episode_id, 2)
+    )
+    other_items = await desk.http.post(
+        "/feedback/responses", headers=headers, json=srs_body(episode_id, 1, overall=1.0)
+    )
+    same = await desk.http.post(
+        "/feedback/responses",
+        headers=headers,
+        json={**srs_body(episode_id, 1), "items": {k: v for k, v in reversed(SRS.items())}},
+    )
+
+    for refused in (other_body, other_items):
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["errors"] == [
+            {"field": "Idempotency-Key", "rule": "same_key_same_request"}
+        ]
+    assert same.status_code == 200 and same.json() == first.json()
+    assert await response_count(desk) == 1
+    assert len(await emitted(desk)) == 1

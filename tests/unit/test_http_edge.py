@@ -33,6 +33,7 @@ class Edge:
     def __init__(self) -> None:
         self.ran: list[str] = []
         self.checks: dict[str, str] = {"database": "ok", "kafka": "ok", "redis": "ok"}
+        self.warnings: dict[str, str] = {}
         router = APIRouter()
 
         @router.post("/orders")
@@ -48,6 +49,9 @@ class Edge:
         async def readiness() -> dict[str, str]:
             return dict(self.checks)
 
+        async def warnings() -> dict[str, str]:
+            return dict(self.warnings)
+
         self.app: FastAPI = create_http_app(
             title="edge test",
             routers=[router],
@@ -55,6 +59,7 @@ class Edge:
             lifespan=None,
             max_body_bytes=MAX_BODY,
             state={},
+            warnings=warnings,
         )
 
 
@@ -323,6 +328,25 @@ async def test_readyz_is_503_with_the_checks_when_one_is_not_ok(
             "redis": "ok",
         },
     }
+
+
+async def test_readyz_stays_200_and_lists_a_warning(http: httpx.AsyncClient, edge: Edge) -> None:
+    edge.warnings["notify.undelivered"] = "1 urgent notice waits for a channel"
+
+    response = await http.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "kafka": "ok", "redis": "ok"},
+        "warnings": {"notify.undelivered": "1 urgent notice waits for a channel"},
+    }
+
+
+async def test_readyz_without_warnings_has_no_warnings_key(http: httpx.AsyncClient) -> None:
+    response = await http.get("/readyz")
+
+    assert "warnings" not in response.json()
 
 
 async def test_metrics_serves_prometheus_text(http: httpx.AsyncClient) -> None:

@@ -279,3 +279,33 @@ def test_cli_settings_prints_the_effective_settings_without_secrets(
     assert '"topic_partitions": 6' in out
     assert GOOD_SECRET not in out
     assert DEV_SECRET not in out
+
+
+# -- the ops fallback of undeliverable urgent notices ----------------------------------------------
+
+
+def test_the_ops_fallback_email_needs_an_smtp_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = error_for(monkeypatch, RAPPORT_NOTIFY_OPS_FALLBACK_EMAIL="ops@clinic.example")
+
+    assert message.startswith("RAPPORT_NOTIFY_OPS_FALLBACK_EMAIL: ")
+    assert "RAPPORT_NOTIFY_SMTP_HOST" in message
+
+
+def test_a_malformed_ops_fallback_email_names_the_variable_and_the_form(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = error_for(
+        monkeypatch,
+        RAPPORT_NOTIFY_OPS_FALLBACK_EMAIL="not an address",
+        RAPPORT_NOTIFY_SMTP_HOST="smtp.clinic.example",
+    )
+
+    assert message.startswith("RAPPORT_NOTIFY_OPS_FALLBACK_EMAIL: expected an email address")
+
+
+def test_the_ops_fallback_email_with_an_smtp_host_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAPPORT_NOTIFY_OPS_FALLBACK_EMAIL", "ops@clinic.example")
+    monkeypatch.setenv("RAPPORT_NOTIFY_SMTP_HOST", "smtp.clinic.example")
+
+    assert load_settings().notify_ops_fallback_email == "ops@clinic.example"
+    assert load_settings(notify_smtp_host="smtp.x").notify_ops_fallback_email is not None

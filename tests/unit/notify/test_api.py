@@ -265,11 +265,28 @@ async def test_an_alert_becomes_log_entries_without_personal_data_and_nothing_is
     assert other_site.status_code == 403
 
 
-async def test_an_alert_for_an_unknown_site_is_rejected_not_dropped(desk: Desk) -> None:
+async def test_an_alert_for_an_unknown_site_is_recorded_undeliverable_not_dead_lettered(
+    desk: Desk,
+) -> None:
     event = alert("site-unknown")
 
     await desk.publish(event)
 
-    dead = await desk.rows("select count(*) from notify_inbox")
-    assert dead[0][0] == 0  # not applied (the embedded broker's DLQ topic took it)
+    assert await desk.rows("select count(*) from notify_inbox") == [(1,)]  # applied
+    assert await desk.rows(
+        "select kind, undeliverable_reason, awaiting_route_since is not null from notify_notices"
+    ) == [("rupture", "site_not_set_up", 1)]
     assert await desk.rows("select * from notify_deliveries") == []
+    listed = await desk.http.get(
+        "/notify/undelivered",
+        params={"site_id": "site-unknown"},
+        headers=desk.auth("site_admin", "site-unknown"),
+    )
+    assert listed.status_code == 200, listed.text
+    (notice,) = listed.json()
+    assert (notice["kind"], notice["status"], notice["reason"]) == (
+        "rupture",
+        "waiting",
+        "site_not_set_up",
+    )
+    assert notice["episode_id"] is None  # a site admin sees what to set up, not the episode
