@@ -1,4 +1,4 @@
-"""Alert rules 1–11 of DOMAIN.md ("Alert rules"), applied incrementally per episode.
+"""Alert rules 1–11 of docs/clinical-rules.md ("Alert rules"), applied incrementally per episode.
 
 Pure: no I/O, no clock, no database. The service (Kafka handler, persisted state) and
 ``rapport replay`` (offline) run exactly this code:
@@ -9,7 +9,7 @@ Pure: no I/O, no clock, no database. The service (Kafka handler, persisted state
   the instrument's precision and every threshold is compared exactly (cross-multiplied where a
   mean or a rescale is involved), so a drop of exactly RC counts.
 * ``config`` (:class:`RuleConfig`, ``services/analytics/rules_config.py``) holds every number the
-  rules use; defaults are DOMAIN.md's and the instrument definitions'.
+  rules use; defaults are those of docs/clinical-rules.md and the instrument definitions.
 * ``state`` (:class:`EpisodeState`) is a small value per episode with running sums and flags, so
   an in-order record costs O(1) work. It serialises with ``to_json()`` / ``from_json()``.
 * ``changes`` are :class:`AlertChange` values (open / resolve), each naming its kind, severity,
@@ -113,8 +113,8 @@ KINDS: Final[tuple[str, ...]] = (
     REMATCH_SUGGESTED,
 )
 
-# DOMAIN.md: urgent for risk; high for rupture, unresolved_rupture, early_alliance_risk,
-# deterioration, rematch_suggested; routine otherwise.
+# docs/clinical-rules.md: urgent for risk; high for rupture, unresolved_rupture,
+# early_alliance_risk, deterioration, rematch_suggested; routine otherwise.
 SEVERITY: Final[dict[str, Severity]] = {
     RISK: "urgent",
     LOW_ALLIANCE: "routine",
@@ -390,7 +390,7 @@ class AlertChange:
 class Series:
     """One respondent's scores on one instrument in the episode, as running sums.
 
-    ``before_*`` cover the sessions before ``cur_session`` (the *baseline* of DOMAIN.md is
+    ``before_*`` cover the sessions before ``cur_session`` (the *baseline* of the rules is
     ``before_sum / before_n``; the *previous score* is ``before_last``); ``cur_*`` the scores of
     the latest session. An open rupture keeps its pre-rupture baseline as ``rupture_sum`` /
     ``rupture_n`` so that repair compares exactly.
@@ -577,8 +577,8 @@ def score_total(instrument: Instrument, items: Mapping[str, Decimal | int]) -> D
 def in_concern(
     th: InstrumentThresholds, total: Decimal, items: Mapping[str, Decimal | int]
 ) -> bool:
-    """The instrument's concern condition (DOMAIN.md "Concern"; SRS: total < 36 or any item < 9,
-    Duncan et al. 2003; WAI-SR: total < 36, the 'weak' band)."""
+    """The instrument's concern condition (docs/clinical-rules.md, "Concern"; SRS: total < 36
+    or any item < 9, Duncan et al. 2003; WAI-SR: total < 36, the 'weak' band)."""
     if th.concern_total_below is not None and total < th.concern_total_below:
         return True
     below = th.concern_any_item_below
@@ -1301,8 +1301,8 @@ def _outcome_inputs(
 def _rule_10_dropout(
     state: EpisodeState, record: ScoredRecord, config: RuleConfig, out: list[AlertChange]
 ) -> None:
-    """Rule 10 — dropout_risk: a transparent points score of the drop-out predictors DOMAIN.md
-    names (low early alliance, Sharf et al. 2010; open and unresolved ruptures, Muran et al.
+    """Rule 10 — dropout_risk: a transparent points score of the drop-out predictors the rules
+    name (low early alliance, Sharf et al. 2010; open and unresolved ruptures, Muran et al.
     2009; sessions without client-side alliance feedback; sessions missed, from the gaps between
     session dates), opened when the score is above ``config.dropout_threshold``. Base drop-out
     rate about 20% (Swift & Greenberg 2012). One per episode, checked at every record (the score

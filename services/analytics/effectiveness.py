@@ -1,5 +1,5 @@
-"""Therapist effectiveness per problem domain, shrunk toward the site (DOMAIN.md, Therapist
-effectiveness). Pure: no I/O.
+"""Therapist effectiveness per problem domain, shrunk toward the site (docs/clinical-rules.md,
+Therapist effectiveness). Pure: no I/O.
 
 Therapists account for about 5–7% of outcome variance (Wampold & Brown 2005; Schiefele et al.
 2017), so a raw mean over three cases is mostly noise. Each therapist's mean is shrunk toward the

@@ -1,4 +1,5 @@
-"""Client–therapist matching (DOMAIN.md, Matching and Therapist effectiveness; issue 3).
+"""Client–therapist matching (docs/clinical-rules.md, Matching and Therapist effectiveness;
+issue 3).
 
 Pure: no I/O, no database, no clock (``now`` is passed in, in the site's local time), no async.
 
@@ -1122,9 +1123,9 @@ def hard_constraints(
     intake: Intake, therapist: Therapist, config: MatchingConfig | None = None
 ) -> list[str]:
     """The hard constraints (codes of :data:`CONSTRAINTS`) that exclude ``therapist`` for
-    ``intake``; empty when the therapist may be offered (DOMAIN.md, Matching: language, site or
-    telehealth feasibility, capacity left, overlapping availability, competence scope,
-    exclusions)."""
+    ``intake``; empty when the therapist may be offered (docs/clinical-rules.md, Matching:
+    language, site or telehealth feasibility, capacity left, overlapping availability, competence
+    scope, exclusions)."""
     return [c.code for c in constraint_checks(intake, therapist, config) if not c.held]
 
 
@@ -1208,7 +1209,7 @@ def propose(
 ) -> Proposal:
     """The top options (``top``, else ``config.top``, default 3) for an intake, each with the
     constraints it meets and what each score part contributed, so that client and coordinator
-    decide together (DOMAIN.md, Matching). When no therapist meets every hard constraint, the
+    decide together (docs/clinical-rules.md, Matching). When no therapist meets every hard constraint, the
     options that come closest (not declined by the client, then the lowest total relaxation
     cost, the fewest violated constraints, the best score), each saying what it misses;
     ``exclusions`` always says how many therapists each constraint excluded. The options are

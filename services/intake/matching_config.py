@@ -1,5 +1,5 @@
-"""Matching vocabularies and per-site matching weights, as data (DOMAIN.md, Matching; issue 3:
-"weights per site in configuration").
+"""Matching vocabularies and per-site matching weights, as data (docs/clinical-rules.md,
+Matching; issue 3: "weights per site in configuration").
 
 Two things live here because both are data the API validates against and the matching engine
 reads:

@@ -6,8 +6,9 @@ checked in (``policy_defaults.json``); a deployment may ship its own file
 admin may store a site's own policy through the API. The most specific one wins: the site's
 stored policy, else the file's entry for the site, else the file's default, else the checked-in
 default. Whatever a policy says, rule 1 (``risk``) always reaches the therapist and the clinical
-lead at once (DOMAIN.md: "Urgent: to the clinical lead and the therapist at once, never batched,
-never held by quiet hours"); a policy only chooses its channels and its escalation.
+lead at once (docs/clinical-rules.md, rule 1: urgent, to the clinical lead and the therapist at
+once, never batched, never held by quiet hours); a policy only chooses its channels and its
+escalation.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Hard constraints (DOMAIN.md, Matching): each with a case that holds and one that excludes,
-at the boundary where there is one."""
+"""Hard constraints (docs/clinical-rules.md, Matching): each with a case that holds and one
+that excludes, at the boundary where there is one."""
 
 from __future__ import annotations
 

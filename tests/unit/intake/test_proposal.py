@@ -1,5 +1,5 @@
 """Proposals: the top options with their reasons, the closest options when nothing fits, and
-rematch (DOMAIN.md, Matching; issue 3, capabilities 3, 6 and 7)."""
+rematch (docs/clinical-rules.md, Matching; issue 3, capabilities 3, 6 and 7)."""
 
 from __future__ import annotations
 
