@@ -21,7 +21,7 @@ Score = Annotated[float, Field(allow_inf_nan=False)]
 SessionNumber = Annotated[int, Field(ge=1, le=1000)]
 RespondentRole = Literal["client", "partner", "family", "therapist"]
 Scalar = float | int | Code | bool | None  # strings in events are codes, never free text
-# The kinds of ``alliance.alert`` (docs/clinical-rules.md: the eleven rules), as consumers filter on.
+# The kinds of ``alliance.alert`` (docs/clinical-rules.md), as consumers filter on.
 ALERT_KINDS: tuple[str, ...] = (
     "risk",
     "low_alliance",
