@@ -1210,9 +1210,10 @@ def propose(
     """The top options (``top``, else ``config.top``, default 3) for an intake, each with the
     constraints it meets and what each score part contributed, so that client and coordinator
     decide together (docs/clinical-rules.md, Matching). When no therapist meets every hard
-    constraint, the options that come closest (not declined by the client, then the lowest total relaxation
-    cost, the fewest violated constraints, the best score), each saying what it misses;
-    ``exclusions`` always says how many therapists each constraint excluded. The options are
+    constraint, the options that come closest (not declined by the client, then the lowest
+    total relaxation cost, the fewest violated constraints, the best score), each saying what
+    it misses; ``exclusions`` always says how many therapists each constraint excluded. The
+    options are
     empty (status ``none``) only when every therapist is inactive, conflicted or excluded.
     Rematch: put the episode's past therapists in ``intake.excluded_therapists``."""
     roster = _as_roster(therapists)
