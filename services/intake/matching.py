@@ -1213,8 +1213,8 @@ def propose(
     constraint, the options that come closest (not declined by the client, then the lowest
     total relaxation cost, the fewest violated constraints, the best score), each saying what
     it misses; ``exclusions`` always says how many therapists each constraint excluded. The
-    options are
-    empty (status ``none``) only when every therapist is inactive, conflicted or excluded.
+    options are empty (status ``none``) only when every therapist is inactive, conflicted or
+    excluded.
     Rematch: put the episode's past therapists in ``intake.excluded_therapists``."""
     roster = _as_roster(therapists)
     table = _as_table(effectiveness)
