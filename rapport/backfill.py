@@ -27,6 +27,7 @@ import services
 from shared.consumer import Delivery
 from shared.contracts import REGISTRY
 from shared.db import all_sites, site_scope
+from shared.deployment import claim_tables
 from shared.events import InvalidEvent, decode, header_dict
 from shared.kafka_security import client_options
 from shared.logs import configure_logging, get_logger
@@ -48,6 +49,13 @@ async def backfill(settings: Settings) -> dict[str, int]:
 
     host = Host(settings, services.definitions(["analytics"]))
     runtime: ServiceRuntime = host.runtimes["analytics"]
+    # The tables it empties and rebuilds must be this deployment's (shared/deployment.py).
+    try:
+        await claim_tables(runtime.engine, "analytics", settings.topic_prefix)
+    except BaseException:
+        await runtime.close()
+        await host.redis.aclose()
+        raise
     by_topic = {runtime.topic(s.event_type): s for s in runtime.definition.subscriptions}
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -175,7 +183,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rapport: bad setting: {error}", file=sys.stderr)
         return 2
     configure_logging("backfill", settings.log_level, settings.log_json)
-    counts = asyncio.run(backfill(settings))
+    try:
+        counts = asyncio.run(backfill(settings))
+    except SettingsError as error:  # the tables belong to another deployment
+        print(f"rapport: bad setting: {error}", file=sys.stderr)
+        return 2
     print(
         f"analytics rebuilt: {counts['applied']} events applied, {counts['invalid']} invalid, "
         f"{counts['duplicates']} duplicates skipped",

@@ -25,6 +25,8 @@ def _settings(**overrides: object) -> object:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
     import uvicorn
 
     import services
@@ -46,6 +48,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         host = Host(settings, services.definitions(names), embedded=args.embedded)
+        # Before serving: tables of another deployment stop the process with one line (the
+        # host checks again, and records the prefix where none is, when it starts).
+        asyncio.run(host.check_deployment())
     except SettingsError as error:  # a configuration file named by a setting is wrong
         print(f"rapport: bad setting: {error}", file=sys.stderr)
         return 2
@@ -65,7 +70,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     import services
     from shared.logs import configure_logging
     from shared.migrations import migrate
-    from shared.settings import Settings
+    from shared.settings import Settings, SettingsError
 
     settings = _settings()
     assert isinstance(settings, Settings)
@@ -76,7 +81,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             return 2
         # As the tables' owner (RAPPORT_MIGRATION_DATABASE_URL), granting the application
         # role of RAPPORT_DATABASE_URL what it needs.
-        migrate(name, settings.migration_database_url_for(name), settings.database_url_for(name))
+        try:
+            migrate(
+                name,
+                settings.migration_database_url_for(name),
+                settings.database_url_for(name),
+                settings.topic_prefix,
+            )
+        except SettingsError as error:  # the tables belong to another deployment
+            print(f"rapport: bad setting: {error}", file=sys.stderr)
+            return 2
         print(f"{name}: migrated to head")
     return 0
 

@@ -160,6 +160,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
                 name,
                 settings.migration_database_url_for(name),
                 settings.database_url_for(name),
+                settings.topic_prefix,
             )
     host = Host(settings, services.definitions(), embedded=embedded, create_tables=embedded)
     if embedded:
@@ -271,4 +272,7 @@ def run_demo(args: argparse.Namespace) -> int:
         result = asyncio.run(run(args, settings, console))
     except KeyboardInterrupt:
         return 130
+    except SettingsError as error:  # e.g. the database's tables belong to another deployment
+        print(f"rapport: bad setting: {error}", file=sys.stderr)
+        return 2
     return 0 if result.inbox.rejected == 0 else 1

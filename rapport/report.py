@@ -19,26 +19,14 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from rapport.report_charts import Row, alert_timeline_svg, forest_svg
 from rapport.simulate import Network
-from rapport.simulate_arms import Arms, Comparison
+from rapport.simulate_arms import MIN_EVENTS, Arms, Comparison, Difference
 from rapport.simulate_live import AlertInbox, LiveRun
+from services.analytics.domain import by_urgency, plain_name
+from services.analytics.effectiveness import MIN_CASES, not_enough_data
 from shared.auth import mint_token
 from shared.settings import Settings
-
-KIND_COLOURS = {
-    "risk": "#cf222e",
-    "low_alliance": "#fb8f44",
-    "early_alliance_risk": "#bf8700",
-    "rupture": "#8250df",
-    "unresolved_rupture": "#6639ba",
-    "repair": "#2da44e",
-    "split_alliance": "#0a7b83",
-    "rating_discrepancy": "#57606a",
-    "deterioration": "#a40e26",
-    "not_on_track": "#1f6feb",
-    "dropout_risk": "#e16f24",
-    "rematch_suggested": "#116329",
-}
 
 
 @dataclass
@@ -204,11 +192,11 @@ def print_summary(result: Result, console: Console) -> None:
     console.print(table)
 
     kinds = Table(title="Alerts opened by kind")
-    kinds.add_column("kind")
-    kinds.add_column("alerts", justify="right")
-    for kind, n in c["alerts_by_kind"].items():
-        kinds.add_row(kind, str(n))
-    console.print(kinds)
+    kinds.add_column("alert")
+    kinds.add_column("opened", justify="right")
+    for kind in by_urgency(c["alerts_by_kind"]):
+        kinds.add_row(plain_name(kind), str(c["alerts_by_kind"][kind]))
+    console.print(kinds if c["alerts_by_kind"] else "No alerts were raised in this run.")
 
     matches = Table(title="First matches and why")
     matches.add_column("client")
@@ -225,12 +213,7 @@ def print_summary(result: Result, console: Console) -> None:
         t.add_column(comparison.arm_b, justify="right")
         t.add_column("difference, points [95% CI]", justify="right")
         for d in comparison.differences:
-            t.add_row(
-                d.measure,
-                _pct(d.a.value),
-                _pct(d.b.value),
-                f"{_pp(d.estimate)} [{_pp(d.low)}, {_pp(d.high)}]",
-            )
+            t.add_row(d.measure, _pct(d.a.value), _pct(d.b.value), _difference(d, "").strip())
         console.print(t)
 
 
@@ -250,133 +233,6 @@ def _explanation(options: Sequence[dict[str, Any]], chosen: str) -> str:
     return ""
 
 
-# --- SVG charts ---------------------------------------------------------------------------------
-
-
-def alert_timeline_svg(by_week: dict[int, Counter[str]], weeks: int) -> str:
-    kinds = sorted(
-        {k for c in by_week.values() for k in c},
-        key=lambda k: list(KIND_COLOURS).index(k) if k in KIND_COLOURS else 99,
-    )
-    width, height, left, right, top, bottom = 760, 300, 50, 190, 20, 40
-    plot_w, plot_h = width - left - right, height - top - bottom
-    peak = max((sum(c.values()) for c in by_week.values()), default=1) or 1
-    bar_w = plot_w / max(1, weeks)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" role="img" '
-        'aria-label="Alerts delivered per week, by kind" class="chart">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#f6f8fa" stroke="#d0d7de"/>',
-    ]
-    for tick in range(5):
-        value = peak * tick / 4
-        y = top + plot_h - plot_h * tick / 4
-        parts.append(
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#57606a">{value:.0f}</text>'
-        )
-    for week in range(1, weeks + 1):
-        x = left + (week - 1) * bar_w
-        y = top + plot_h
-        for kind in kinds:
-            n = by_week.get(week, Counter()).get(kind, 0)
-            if not n:
-                continue
-            h = plot_h * n / peak
-            y -= h
-            parts.append(
-                f'<rect x="{x + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
-                f'fill="{KIND_COLOURS.get(kind, "#999")}"><title>week {week}: {n} {escape(kind)}</title></rect>'
-            )
-        parts.append(
-            f'<text x="{x + bar_w / 2:.1f}" y="{top + plot_h + 15}" text-anchor="middle" fill="#57606a">{week}</text>'
-        )
-    parts.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="#57606a">week</text>'
-    )
-    for i, kind in enumerate(kinds):
-        y = top + 10 + i * 17
-        parts.append(
-            f'<rect x="{left + plot_w + 10}" y="{y - 9}" width="12" height="12" fill="{KIND_COLOURS.get(kind, "#999")}"/>'
-        )
-        parts.append(f'<text x="{left + plot_w + 28}" y="{y + 1}">{escape(kind)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def forest_svg(
-    rows: Sequence[tuple[str, float, float, float]],
-    *,
-    label: str,
-    reference: float | None = 0.0,
-    low: float | None = None,
-    high: float | None = None,
-    percent: bool = True,
-    aria: str = "",
-) -> str:
-    """Point estimates with 95% intervals, one row each: (label, estimate, lower, upper)."""
-    width, left, right, top, row_h = 760, 300, 30, 24, 24
-    height = top + row_h * max(1, len(rows)) + 44
-    lo = min(
-        [r[2] for r in rows]
-        + ([reference] if reference is not None else [])
-        + ([low] if low is not None else []),
-        default=0.0,
-    )
-    hi = max(
-        [r[3] for r in rows]
-        + ([reference] if reference is not None else [])
-        + ([high] if high is not None else []),
-        default=1.0,
-    )
-    if low is not None:
-        lo = low
-    if high is not None:
-        hi = high
-    span = (hi - lo) or 1.0
-    lo, hi = lo - 0.05 * span, hi + 0.05 * span
-    plot_w = width - left - right
-
-    def x(v: float) -> float:
-        return left + (v - lo) / (hi - lo) * plot_w
-
-    def fmt(v: float) -> str:
-        return f"{100 * v:.0f}" if percent else f"{v:.1f}"
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" role="img" '
-        f'aria-label="{escape(aria or label)}" class="chart">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<rect x="{left}" y="{top - 12}" width="{plot_w}" height="{row_h * max(1, len(rows)) + 4}" fill="#f6f8fa" stroke="#d0d7de"/>',
-    ]
-    bottom = top + row_h * max(1, len(rows))
-    for tick in range(6):
-        v = lo + (hi - lo) * tick / 5
-        parts.append(
-            f'<text x="{x(v):.1f}" y="{bottom + 18}" text-anchor="middle" fill="#57606a">{fmt(v)}</text>'
-        )
-    if reference is not None:
-        parts.append(
-            f'<line x1="{x(reference):.1f}" x2="{x(reference):.1f}" y1="{top - 12}" y2="{bottom - 8}" stroke="#cf222e" stroke-dasharray="5 4"/>'
-        )
-    for i, (name, est, lower, upper) in enumerate(rows):
-        y = top + i * row_h
-        parts.append(f'<text x="{left - 8}" y="{y + 4}" text-anchor="end">{escape(name)}</text>')
-        parts.append(
-            f'<line x1="{x(lower):.1f}" x2="{x(upper):.1f}" y1="{y}" y2="{y}" stroke="#1f6feb" stroke-width="2"/>'
-        )
-        parts.append(
-            f'<rect x="{x(est) - 4:.1f}" y="{y - 4}" width="8" height="8" fill="#1f6feb">'
-            f"<title>{escape(name)}: {fmt(est)} [{fmt(lower)}, {fmt(upper)}]</title></rect>"
-        )
-    parts.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="#57606a">{escape(label)}</text>'
-    )
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
 # --- HTML --------------------------------------------------------------------------------------
 
 CSS = """
@@ -389,7 +245,7 @@ th{background:#f6f8fa} td.n{text-align:right;font-variant-numeric:tabular-nums}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:1em 0}
 .card{border:1px solid #d0d7de;border-radius:6px;padding:10px 14px;min-width:140px}
 .card b{display:block;font-size:26px} .why{color:#57606a;font-size:14px;max-width:760px}
-figure{margin:1em 0} svg{max-width:100%;height:auto}
+figure{margin:1em 0} svg{max-width:100%;height:auto} .none{color:#57606a;font-style:italic}
 """
 
 
@@ -397,8 +253,15 @@ def _card(value: Any, label: str) -> str:
     return f'<div class="card"><b>{escape(str(value))}</b>{escape(label)}</div>'
 
 
-def _ci(estimate: float, low: float, high: float) -> str:
-    return f"{_pp(estimate)} points [{_pp(low)}, {_pp(high)}]"
+def _difference(d: Difference, unit: str = " points") -> str:
+    """A difference between arms: with its 95% interval, or saying why there is none."""
+    if d.low is None or d.high is None:
+        return f"{_pp(d.estimate)}{unit} ({d.note})"
+    return f"{_pp(d.estimate)}{unit} [{_pp(d.low)}, {_pp(d.high)}]"
+
+
+def _note(text: str) -> str:
+    return f'<p class="none">{escape(text)}</p>'
 
 
 def _comparison_html(comparison: Comparison) -> str:
@@ -406,17 +269,25 @@ def _comparison_html(comparison: Comparison) -> str:
         f"<tr><td>{escape(d.measure)}</td>"
         f'<td class="n">{_pct(d.a.value)} [{_pct(d.a.low)}–{_pct(d.a.high)}]</td>'
         f'<td class="n">{_pct(d.b.value)} [{_pct(d.b.low)}–{_pct(d.b.high)}]</td>'
-        f'<td class="n">{_ci(d.estimate, d.low, d.high)}</td></tr>'
+        f'<td class="n">{_difference(d)}</td></tr>'
         for d in comparison.differences
     )
     est, low, high = comparison.ors_difference
+    ors = (
+        f"{est:+.1f} (too few clients or no variation for an interval)"
+        if low is None or high is None
+        else f"{est:+.1f} [{low:+.1f}, {high:+.1f}]"
+    )
     rows += (
         f'<tr><td>mean ORS change (points)</td><td class="n">{comparison.ors_change_a:+.1f}</td>'
-        f'<td class="n">{comparison.ors_change_b:+.1f}</td>'
-        f'<td class="n">{est:+.1f} [{low:+.1f}, {high:+.1f}]</td></tr>'
+        f'<td class="n">{comparison.ors_change_b:+.1f}</td><td class="n">{ors}</td></tr>'
     )
+    if comparison.n == 0:
+        return f"<h3>{escape(comparison.title)}</h3>" + _note(
+            "No client was in both arms: nothing to compare."
+        )
     chart = forest_svg(
-        [(d.measure, d.estimate, d.low, d.high) for d in comparison.differences],
+        [Row(d.measure, d.estimate, d.low, d.high, d.note) for d in comparison.differences],
         label="difference in percentage points (left column minus right column)",
         aria=comparison.title,
     )
@@ -430,37 +301,68 @@ def _comparison_html(comparison: Comparison) -> str:
 
 
 def _effectiveness(result: Result) -> tuple[str, str]:
-    """Per therapist, for the commonest domain: shrunken rate of reliable improvement."""
+    """Per therapist, for the commonest domain: the shrunken rate of reliable improvement with
+    its interval for those with enough closed cases, "not enough data (n of 15 cases)" for the
+    rest (as the site report prints it)."""
     entries = [t for s in result.observed.summaries.values() for t in s.get("therapists", [])]
-    domains = Counter(t["domain"] for t in entries if t.get("reliable_improvement_rate"))
+    domains = Counter(t["domain"] for t in entries)
     if not domains:
-        return "", ""
+        return "", _note("No closed episodes yet: nothing to estimate.")
     domain = domains.most_common(1)[0][0]
     best: dict[str, dict[str, Any]] = {}  # one row per therapist: the estimate with most cases
     for t in entries:
-        if t["domain"] == domain and t.get("reliable_improvement_rate"):
+        if t["domain"] == domain:
             if t["therapist_id"] not in best or t["n"] > best[t["therapist_id"]]["n"]:
                 best[t["therapist_id"]] = t
-    rows = sorted(
-        (
+    estimated = [
+        t
+        for t in best.values()
+        if t.get("status", "estimated") == "estimated" and t.get("reliable_improvement_rate")
+    ]
+    too_few = sorted(
+        (t for t in best.values() if t not in estimated), key=lambda t: (-t["n"], t["therapist_id"])
+    )
+    parts = []
+    if estimated:
+        rows = sorted(
             (
-                f"{t['therapist_id']} (n={t['n']}, {t['classification'].replace('_', ' ')})",
-                t["reliable_improvement_rate"]["estimate"],
-                t["reliable_improvement_rate"]["lower"],
-                t["reliable_improvement_rate"]["upper"],
+                Row(
+                    f"{t['therapist_id']} (n={t['n']}, {t['classification'].replace('_', ' ')})",
+                    t["reliable_improvement_rate"]["estimate"],
+                    t["reliable_improvement_rate"]["lower"],
+                    t["reliable_improvement_rate"]["upper"],
+                )
+                for t in estimated
+            ),
+            key=lambda r: -r.estimate,
+        )
+        figure = forest_svg(
+            rows,
+            label=f"rate of reliable improvement in {domain} (%), shrunk toward the site mean",
+            reference=None,
+            low=0.0,
+            high=1.0,
+            aria=f"Therapist effectiveness in {domain} with 95% intervals",
+        )
+        parts.append(f"<figure>{figure}</figure>")
+    else:
+        parts.append(
+            _note(
+                f"No therapist has {MIN_CASES} closed cases in {domain} yet, so none has an "
+                "estimate: a rate from fewer cases would look more certain than it is."
             )
-            for t in best.values()
-        ),
-        key=lambda r: -r[1],
-    )
-    return domain, forest_svg(
-        rows,
-        label=f"rate of reliable improvement in {domain} (%), shrunk toward the site mean",
-        reference=None,
-        low=0.0,
-        high=1.0,
-        aria=f"Therapist effectiveness in {domain} with 95% intervals",
-    )
+        )
+    if too_few:
+        cells = "".join(
+            f"<tr><td>{escape(t['therapist_id'])}</td>"
+            f"<td>{escape(not_enough_data(t['n'], t.get('min_cases', MIN_CASES)))}</td></tr>"
+            for t in too_few
+        )
+        parts.append(
+            f"<table><tr><th>therapist</th><th>reliable improvement in {escape(domain)}</th></tr>"
+            f"{cells}</table>"
+        )
+    return domain, "".join(parts)
 
 
 def html(result: Result) -> str:
@@ -470,21 +372,39 @@ def html(result: Result) -> str:
     match_cmp = result.arms.comparisons[1]
 
     def headline(comparison: Comparison, index: int) -> str:
-        d = comparison.differences[index]
-        return _ci(d.estimate, d.low, d.high)
+        return _difference(comparison.differences[index])
 
     kinds_rows = "".join(
-        f'<tr><td>{escape(k)}</td><td class="n">{n}</td></tr>'
-        for k, n in c["alerts_by_kind"].items()
+        f'<tr><td>{escape(plain_name(k))}</td><td class="n">{c["alerts_by_kind"][k]}</td></tr>'
+        for k in by_urgency(c["alerts_by_kind"])
+    )
+    kinds = (
+        f"<table><tr><th>alert</th><th>opened</th></tr>{kinds_rows}</table>"
+        if kinds_rows
+        else _note("No alerts were raised in this run.")
     )
     match_rows = "".join(
         f"<tr><td>{escape(m.client_id)}</td><td>{escape(m.chosen)}</td>"
         f"<td>{escape(_explanation(m.options, m.chosen))}</td><td>{escape(m.summary)}</td></tr>"
         for m in result.live.matches[:8]
     )
+    matches = (
+        "<table><tr><th>client</th><th>therapist</th><th>why this therapist</th>"
+        f"<th>proposal</th></tr>{match_rows}</table>"
+        if match_rows
+        else _note("No client was matched in this run.")
+    )
     charts = "".join(
         f'<h3>{escape(title)}</h3><p class="why">{escape(why)}</p><figure>{svg}</figure>'
         for title, why, svg in result.observed.charts
+    ) or _note(
+        "No episode in this run reached six sessions with a rupture, a split alliance or a "
+        "deterioration to show."
+    )
+    timeline = (
+        f"<figure>{alert_timeline_svg(result.live.alerts_by_week, net.weeks)}</figure>"
+        if any(result.live.alerts_by_week.values())
+        else _note("No alerts were delivered in this run.")
     )
     domain, effectiveness = _effectiveness(result)
     arm_rows = "".join(
@@ -534,36 +454,39 @@ simulator's assumptions imply, not a clinical trial result.</p>
 </table>
 
 <h3>Alerts by kind</h3>
-<table><tr><th>kind</th><th>opened</th></tr>{kinds_rows}</table>
+{kinds}
 
 <h2>Matches and their explanations</h2>
 <p class="why">Each intake gets the top options with the reasons for each; here the client takes the
 first. The first few of the run:</p>
-<table><tr><th>client</th><th>therapist</th><th>why this therapist</th><th>proposal</th></tr>{match_rows}</table>
+{matches}
 
 <h2>Alliance trajectories</h2>
 <p class="why">Charts drawn by the analytics service (<code>/analytics/episodes/{{id}}/chart.svg</code>):
-the alliance (SRS; concern below 36) and the outcome (ORS; clinical cutoff 25) by session.</p>
+the alliance (SRS; concern below 36) and the outcome (ORS; clinical cutoff 25) by session, and every
+alert the episode raised, each titled with its site, therapist and sessions.</p>
 {charts}
 
 <h2>Alert timeline</h2>
 <p class="why">Alerts delivered to therapists' front-ends (signed webhooks) per week, by kind. Early
 weeks bring early-alliance alerts as clients start; ruptures, deterioration and not-on-track follow.</p>
-<figure>{alert_timeline_svg(result.live.alerts_by_week, net.weeks)}</figure>
+{timeline}
 
 <h2>Therapist effectiveness{f" in {escape(domain)}" if domain else ""}</h2>
 <p class="why">Analytics' estimates from closed episodes: each therapist's rate of reliable improvement,
 shrunk toward the site mean (empirical Bayes), with its 95% interval and number of cases. A therapist
-is classed effective or ineffective only with at least 15 cases and an interval that excludes the site's
-rate; in a 16-week run most are "not enough data" — which is the point of shrinkage.</p>
-<figure>{effectiveness or "<p>No closed episodes yet.</p>"}</figure>
+is estimated only with at least {MIN_CASES} closed cases in a domain, and classed effective or ineffective
+only when its interval excludes the site's rate; below that it is "not enough data" — in a 16-week run,
+most are.</p>
+{effectiveness}
 
 <h2>Alerts on vs off, matching vs first available</h2>
 <p class="why">The same clients, with the same random draws, under other conditions: the live run
 (matched by the intake service, therapists receiving what notify delivered) against the same
 therapists without alerts, and against the first therapist with a free place (with and without
 alerts, the analytics rules run offline). Rates with Wilson 95% intervals; differences with 95%
-intervals for paired data. For recovery and improvement a positive difference favours the left
+intervals for paired data, given only when each arm has at least {MIN_EVENTS} clients with the outcome
+and {MIN_EVENTS} without (else "too few events for an interval"). For recovery and improvement a positive difference favours the left
 column; for deterioration and drop-out a negative one does.</p>
 <table><tr><th>arm</th><th>clients</th><th>recovered</th><th>deteriorated</th><th>dropped out</th></tr>{arm_rows}</table>
 {"".join(_comparison_html(x) for x in result.arms.comparisons)}
@@ -597,8 +520,9 @@ def write(result: Result, out: Path) -> Path:
                     "a": d.a.value,
                     "b": d.b.value,
                     "estimate": d.estimate,
-                    "low": d.low,
+                    "low": d.low,  # null: no interval, "note" says why
                     "high": d.high,
+                    "note": d.note,
                 }
                 for d in x.differences
             ],

@@ -17,7 +17,7 @@ comes from its own generator seeded by ``(seed, c, s)`` and is drawn whether or 
 so the same client meets the same luck under every arm and the arms differ only by what the
 arm changes (the therapist, or whether alerts arrive).
 
-Parameters and their sources (../shared/DOMAIN.md; docs/simulation.md has the full table):
+Parameters and their sources (docs/clinical-rules.md; docs/simulation.md has the full table):
 
 * alliance–outcome association r ≈ .28 (Flückiger et al. 2018): each SRS point above 36 adds
   ``ALLIANCE_GAIN`` ORS points of progress per session;
@@ -61,7 +61,7 @@ GENDERS = ("woman", "man")
 WEEKDAY_HOURS = [{"day": d, "start_minute": 9 * 60, "end_minute": 18 * 60} for d in range(5)]
 
 # --- parameters (see the module docstring and docs/simulation.md for their sources) ---------
-SRS_BASE = 37.2  # typical client SRS total; concern below 36 (DOMAIN.md)
+SRS_BASE = 37.2  # typical client SRS total; concern below 36 (docs/clinical-rules.md)
 SRS_NOISE = 0.8  # session-to-session SD of a stable alliance (well inside RC 5)
 CLIENT_ALLIANCE_SD = 1.3  # clients differ in how they rate any therapist
 THERAPIST_ALLIANCE_SD = 1.0  # therapists differ in alliance-building skill

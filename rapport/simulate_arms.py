@@ -13,7 +13,10 @@ the same luck (common random numbers, see ``rapport.simulate``), are then run of
 
 Effect sizes are differences in rates between two arms over the same clients, with 95%
 confidence intervals for paired data (each client contributes the difference of their own two
-outcomes). Pure apart from loading the instrument definitions.
+outcomes). The interval is a normal approximation, so it is given only when each arm has at
+least ``MIN_EVENTS`` clients with the outcome and as many without; below that (a small network,
+a rare outcome) the difference says "too few events for an interval" rather than a false
+``[+0.0, +0.0]``. Pure apart from loading the instrument definitions.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ if TYPE_CHECKING:
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 Z95 = 1.959964
+MIN_EVENTS = 5  # the usual rule for a normal approximation: np ≥ 5 and n(1 − p) ≥ 5 per arm
+TOO_FEW_EVENTS = "too few events for an interval"
+NO_CLIENT_DIFFERED = "no client's outcome differed between the arms"
 
 
 def replay_records(
@@ -124,14 +130,16 @@ class Rate:
 
 @dataclass(frozen=True)
 class Difference:
-    """``a − b`` over the same clients, with a 95% interval for paired data."""
+    """``a − b`` over the same clients, with a 95% interval for paired data, or none and
+    ``note`` saying why (too few events; every client alike in both arms)."""
 
     measure: str
     a: Rate
     b: Rate
     estimate: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,7 @@ class Comparison:
     differences: tuple[Difference, ...]
     ors_change_a: float
     ors_change_b: float
-    ors_difference: tuple[float, float, float]  # estimate, low, high (ORS points)
+    ors_difference: tuple[float, float | None, float | None]  # estimate, low, high (ORS points)
 
 
 def wilson(count: int, n: int) -> Rate:
@@ -156,17 +164,24 @@ def wilson(count: int, n: int) -> Rate:
     return Rate(count, n, max(0.0, centre - half), min(1.0, centre + half))
 
 
-def paired_mean(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean of paired differences with a normal-approximation 95% interval."""
+def paired_mean(values: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """Mean of paired differences with a normal-approximation 95% interval; no interval (None)
+    from fewer than two pairs or when every pair differs alike (no variance to estimate)."""
     n = len(values)
     if n == 0:
-        return 0.0, 0.0, 0.0
+        return 0.0, None, None
     mean = sum(values) / n
     if n < 2:
-        return mean, mean, mean
+        return mean, None, None
     variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    if variance == 0:
+        return mean, None, None
     half = Z95 * math.sqrt(variance / n)
     return mean, mean - half, mean + half
+
+
+def too_few_events(a: Rate, b: Rate) -> bool:
+    return min(a.count, b.count, a.n - a.count, b.n - b.count) < MIN_EVENTS
 
 
 MEASURES = (
@@ -190,14 +205,17 @@ def compare(
     for field_name, label in MEASURES:
         xs = [bool(getattr(x, field_name)) for x, _ in pairs]
         ys = [bool(getattr(y, field_name)) for _, y in pairs]
+        rate_a, rate_b = wilson(sum(xs), len(xs)), wilson(sum(ys), len(ys))
         estimate, low, high = paired_mean(
             [float(x) - float(y) for x, y in zip(xs, ys, strict=True)]
         )
-        differences.append(
-            Difference(
-                label, wilson(sum(xs), len(xs)), wilson(sum(ys), len(ys)), estimate, low, high
-            )
-        )
+        note = ""
+        if too_few_events(rate_a, rate_b):
+            low = high = None
+            note = TOO_FEW_EVENTS
+        elif low is None:
+            note = NO_CLIENT_DIFFERED
+        differences.append(Difference(label, rate_a, rate_b, estimate, low, high, note))
     change_a = [x.ors_change for x, _ in pairs]
     change_b = [y.ors_change for _, y in pairs]
     return Comparison(

@@ -122,10 +122,20 @@ class LiveDriver:
             self._tokens[key] = {"Authorization": f"Bearer {token}"}
         return self._tokens[key]
 
-    async def _call(self, method: str, url: str, headers: dict[str, str], body: Any) -> Any:
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: Any,
+        *,
+        none_on: int | None = None,
+    ) -> Any:
         async with self._limit:
             response = await self.http.request(method, url, headers=headers, json=body)
         self.run.requests += 1
+        if none_on is not None and response.status_code == none_on:
+            return None
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {url} → {response.status_code}: {response.text[:500]}")
         return response.json() if response.content else None
@@ -152,11 +162,16 @@ class LiveDriver:
 
     async def _admit(self, client: SimClient) -> None:
         coordinator = self.auth("intake_coordinator", client.site_id)
-        intake = await self._call("POST", "/intake/intakes", coordinator, client.intake_request())
+        intake = await self._call(
+            "POST", "/intake/intakes", coordinator, client.intake_request(), none_on=409
+        )
+        if intake is None:  # nobody can be offered at all (409 naming the reasons)
+            self.run.unmatched.append(client.id)
+            return
         match = intake["match"]
         options = match["options"]
         fitting = [o for o in options if not o.get("violated")] or options
-        if match["status"] == "none" or not fitting:
+        if not fitting:
             self.run.unmatched.append(client.id)
             return
         # Shared decision: the client takes the first option offered.

@@ -2,7 +2,7 @@
 deterioration, risk and drop-out, written as replay records with their labels.
 
 Used by ``rapport simulate``, the demo, the analytics validation test and the benchmarks.
-Deterministic by seed. Parameters follow the literature in ../shared/DOMAIN.md:
+Deterministic by seed. Parameters follow the literature in docs/clinical-rules.md:
 
 * drop-out about 20% of episodes (Swift & Greenberg 2012), twice as likely after a low early
   alliance (Sharf et al. 2010, d = .55);
@@ -15,9 +15,10 @@ Deterministic by seed. Parameters follow the literature in ../shared/DOMAIN.md:
 * therapists differ in outcome by a random effect of about 5–7% of the variance (Wampold &
   Brown 2005), drawn per problem domain and hidden from the engine.
 
-Every injected event is far enough from the thresholds that the rules of DOMAIN.md either must
-fire (the label) or must not (the noise): session-to-session noise on a stable alliance stays
-well below the reliable-change threshold and above the concern line.
+Every injected event is far enough from the thresholds that the rules of
+docs/clinical-rules.md either must fire (the label) or must not (the noise): session-to-session
+noise on a stable alliance stays well below the reliable-change threshold and above the concern
+line.
 """
 
 from __future__ import annotations

@@ -21,6 +21,21 @@ Score = Annotated[float, Field(allow_inf_nan=False)]
 SessionNumber = Annotated[int, Field(ge=1, le=1000)]
 RespondentRole = Literal["client", "partner", "family", "therapist"]
 Scalar = float | int | Code | bool | None  # strings in events are codes, never free text
+# The kinds of ``alliance.alert`` (docs/clinical-rules.md), as consumers filter on.
+ALERT_KINDS: tuple[str, ...] = (
+    "risk",
+    "low_alliance",
+    "early_alliance_risk",
+    "rupture",
+    "repair",
+    "unresolved_rupture",
+    "split_alliance",
+    "rating_discrepancy",
+    "deterioration",
+    "not_on_track",
+    "dropout_risk",
+    "rematch_suggested",
+)
 
 
 class IntakeSubmitted(EventData):
@@ -164,7 +179,9 @@ class AllianceAlert(EventData):
     episode_id: Id
     site_id: Id
     therapist_id: Id
-    status: Literal["opened", "resolved"]
+    # "acknowledged": a clinician acknowledged an alert that stays open until someone acts
+    # (risk); it is closed from then on. Consumers that act on openings ignore it.
+    status: Literal["opened", "resolved", "acknowledged"]
     kind: Code
     severity: Literal["urgent", "high", "routine"]
     rule: Code
@@ -309,7 +326,8 @@ ALLIANCE_ALERT = _t(
     AllianceAlert,
     "episode_id",
     "analytics",
-    "An alert was opened or resolved, with its rule and the numbers that fired it.",
+    "An alert was opened, resolved (its rule no longer holds) or acknowledged by a clinician "
+    "(a risk alert stays open until then), with its rule and the numbers that fired it.",
 )
 THERAPIST_EFFECTIVENESS_UPDATED = _t(
     "therapist.effectiveness.updated",

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel
 
+from shared.deployment import check_tables, claim_tables
 from shared.http import create_http_app
 from shared.kafka_security import broker_security, client_options
 from shared.logs import get_logger
@@ -157,6 +158,10 @@ class Host:
         if self.embedded or self.create_tables:
             for runtime in self.runtimes.values():
                 await create_tables(runtime.engine, runtime.definition)
+        # Nothing is read, claimed or published before the tables are known to be this
+        # deployment's (shared/deployment.py): another prefix's stop the start here.
+        for runtime in self.runtimes.values():
+            await claim_tables(runtime.engine, runtime.name, self.settings.topic_prefix)
         if self.embedded:
             await stack.enter_async_context(TestKafkaBroker(self.broker))
         else:
@@ -168,6 +173,13 @@ class Host:
             await self.broker.start()
             stack.push_async_callback(self.broker.stop)
         log.info("services started", services=list(self.runtimes), embedded=self.embedded)
+
+    async def check_deployment(self) -> None:
+        """Refuse (:class:`shared.deployment.DeploymentMismatch`) tables that belong to a
+        deployment with another topic prefix, before anything starts (``rapport serve``)."""
+        for runtime in self.runtimes.values():
+            url = self.settings.database_url_for(runtime.name)
+            await check_tables(url, runtime.name, self.settings.topic_prefix)
 
     async def stop(self) -> None:
         """Graceful: stop consuming (an in-flight handler finishes or rolls back, and its

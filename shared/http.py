@@ -10,15 +10,26 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.logs import get_logger
 from shared.metrics import HTTP_REQUESTS
-from shared.problems import PROBLEM_JSON, PROBLEM_RESPONSES, install_problem_handlers
+from shared.problems import (
+    FHIR_JSON,
+    OPERATION_OUTCOME_SCHEMA,
+    PROBLEM_JSON,
+    PROBLEM_RESPONSES,
+    Problem,
+    install_problem_handlers,
+    is_fhir_path,
+    operation_outcome,
+    unsupported_media_type,
+)
 from shared.tracing import HTTP_CORRELATION_HEADER, TRACEPARENT, bound, from_headers
 
 log = get_logger("rapport.http")
@@ -38,6 +49,48 @@ PageLimit = Annotated[
 PageOffset = Annotated[int, Query(ge=0, le=100_000, description="Items to skip.")]
 
 Readiness = Callable[[], Awaitable[dict[str, str]]]
+
+
+def accepted_media_types(route: Any) -> tuple[str, ...]:
+    """The media types a route takes its body in (empty: it takes none): FastAPI's body
+    parameter's, and those a route declares itself in ``openapi_extra`` (FHIR's), plus JSON."""
+    if not isinstance(route, APIRoute):
+        return ()
+    declared: list[str] = []
+    if route.body_field is not None:
+        declared.append(getattr(route.body_field.field_info, "media_type", "application/json"))
+    extra = (route.openapi_extra or {}).get("requestBody", {}).get("content", {})
+    if extra:
+        declared += [*extra, "application/json"]
+    return tuple(dict.fromkeys(declared))
+
+
+async def require_declared_media_type(request: Request) -> None:
+    """415 (problem+json naming ``content-type`` and the accepted types) for a body sent as
+    anything but what the route declares, on every route that takes one; an empty body is
+    left to the body's own validation (``missing``)."""
+    accepted = accepted_media_types(request.scope.get("route"))
+    if not accepted or not await request.body():
+        return
+    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if given not in accepted:
+        raise unsupported_media_type(given, accepted)
+
+
+def _fhir_error_responses(spec: dict[str, Any]) -> dict[str, Any]:
+    """Document FHIR routes' errors as what they are: OperationOutcome, not problem+json."""
+    spec.setdefault("components", {}).setdefault("schemas", {})["OperationOutcome"] = (
+        OPERATION_OUTCOME_SCHEMA
+    )
+    outcome = {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}
+    for path, operations in spec.get("paths", {}).items():
+        if not is_fhir_path(path):
+            continue
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = dict(outcome)
+    return spec
 
 
 class EdgeMiddleware:
@@ -107,21 +160,16 @@ class EdgeMiddleware:
     async def _too_large(
         self, scope: Scope, send: Send, correlation_id: str, traceparent: str
     ) -> None:
-        body = json.dumps(
-            {
-                "type": "about:blank",
-                "title": "Body too large",
-                "status": 413,
-                "detail": self._limit_detail(),
-                "instance": scope.get("path", ""),
-            }
-        ).encode()
+        path = scope.get("path", "")
+        problem = Problem(413, "Body too large", self._limit_detail())
+        fhir = is_fhir_path(path)
+        body = json.dumps(operation_outcome(problem) if fhir else problem.body(path)).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-type", (FHIR_JSON if fhir else PROBLEM_JSON).encode()),
                     (b"content-length", str(len(body)).encode()),
                     (HTTP_CORRELATION_HEADER.lower().encode(), correlation_id.encode()),
                     (TRACEPARENT.encode(), traceparent.encode()),
@@ -151,7 +199,19 @@ def create_http_app(
         setattr(app.state, key, value)
     install_problem_handlers(app)
     for router in routers:
-        app.include_router(router, responses=PROBLEM_RESPONSES)
+        app.include_router(
+            router,
+            responses=PROBLEM_RESPONSES,
+            dependencies=[Depends(require_declared_media_type)],
+        )
+    documented = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _fhir_error_responses(documented())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", tags=["operations"], summary="Liveness (process is up)")
     async def healthz() -> dict[str, str]:

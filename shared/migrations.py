@@ -18,6 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_engine_from_config, create_async_engine
 from sqlmodel import SQLModel
 
+from shared.deployment import check_tables, claim_tables_at
+
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
 
@@ -69,11 +71,21 @@ APPEND_ONLY = "SELECT, INSERT"
 APPEND_ONLY_SUFFIXES = ("_audit",)
 
 
-def migrate(service: str, migration_url: str, app_url: str) -> None:
+def migrate(
+    service: str, migration_url: str, app_url: str, topic_prefix: str | None = None
+) -> None:
     """``rapport migrate`` for one service: upgrade as the owner, then let the application
     role (the user of ``app_url``, when it is not the owner) read and write the service's
-    tables — no DDL, no ownership, so row-level security applies to it."""
+    tables — no DDL, no ownership, so row-level security applies to it.
+
+    With ``topic_prefix`` (the deployment's), tables that belong to another deployment are
+    refused before anything changes (:class:`shared.deployment.DeploymentMismatch`), and
+    tables that belong to none yet are recorded as this deployment's."""
+    if topic_prefix is not None:
+        asyncio.run(check_tables(migration_url, service, topic_prefix))
     upgrade(service, migration_url)
+    if topic_prefix is not None:
+        asyncio.run(claim_tables_at(migration_url, service, topic_prefix))
     owner, app = make_url(migration_url), make_url(app_url)
     if owner.get_backend_name() == "postgresql" and app.username and app.username != owner.username:
         asyncio.run(grant_app_role(service, migration_url, app.username))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +25,7 @@ from shared.errors import (
     Unavailable,
 )
 from shared.logs import get_logger
+from shared.vocabulary import UNKNOWN_CODE, unknown_code_message
 
 PROBLEM_JSON = "application/problem+json"
 log = get_logger(__name__)
@@ -103,7 +106,95 @@ class Problem(Exception):
         return {**self.extensions, **body}
 
 
+# FHIR routes (every path with a ``/fhir/`` segment) answer errors as a FHIR R4
+# OperationOutcome instead: one issue per error, its ``expression`` the same dotted field path.
+FHIR_JSON = "application/fhir+json"
+_FHIR_ISSUE_TYPES = {
+    400: "structure",
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    410: "expired",
+    413: "too-costly",
+    415: "not-supported",
+    422: "invalid",
+    429: "throttled",
+    503: "transient",
+}
+
+OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "FHIR R4 OperationOutcome: what a FHIR route answers instead of "
+    "problem+json (issue.expression: the field; issue.details.coding: the rule).",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"type": "string", "enum": ["OperationOutcome"]},
+        "issue": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string", "enum": ["fatal", "error"]},
+                    "code": {"type": "string"},
+                    "diagnostics": {"type": "string"},
+                    "expression": {"type": "array", "items": {"type": "string"}},
+                    "details": {"type": "object"},
+                },
+            },
+        },
+    },
+}
+
+
+def is_fhir_path(path: str) -> bool:
+    return "/fhir/" in path
+
+
+def operation_outcome(problem: Problem) -> dict[str, Any]:
+    code = _FHIR_ISSUE_TYPES.get(problem.status, "exception")
+    severity = "fatal" if problem.status >= 500 else "error"
+    issues: list[dict[str, Any]] = []
+    for error in problem.errors:
+        field = str(error.get("field", ""))
+        rule = str(error.get("rule", "invalid"))
+        issue: dict[str, Any] = {
+            "severity": severity,
+            "code": code,
+            "diagnostics": f"{field}: {error.get('message', rule)}",
+            "details": {
+                "coding": [{"system": "urn:rapport:problem:rule", "code": rule}],
+                "text": problem.title,
+            },
+        }
+        if field:
+            issue["expression"] = [field]
+        issues.append(issue)
+    if not issues:
+        issues.append(
+            {
+                "severity": severity,
+                "code": code,
+                "diagnostics": problem.detail,
+                "details": {"text": problem.title},
+            }
+        )
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
 def problem_response(problem: Problem, instance: str) -> JSONResponse:
+    """The error as problem+json, or as an OperationOutcome on a FHIR route (unless the route
+    composed its own answer: ``content``)."""
+    if is_fhir_path(instance) and problem.content is None:
+        return JSONResponse(
+            operation_outcome(problem),
+            status_code=problem.status,
+            headers=problem.headers,
+            media_type=FHIR_JSON,
+        )
     return JSONResponse(
         problem.content if problem.content is not None else problem.body(instance),
         status_code=problem.status,
@@ -112,22 +203,125 @@ def problem_response(problem: Problem, instance: str) -> JSONResponse:
     )
 
 
+def unsupported_media_type(given: str, accepted: Sequence[str]) -> Problem:
+    return Problem(
+        415,
+        "Unsupported media type",
+        f"Send the body as {' or '.join(accepted)}, not {given or 'nothing'}.",
+        errors=[
+            {
+                "field": "content-type",
+                "rule": "media_type",
+                "message": f"{given or 'nothing'} is not {' or '.join(accepted)}",
+                "valid": list(accepted),
+            }
+        ],
+    )
+
+
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
+    """A field path, dotted everywhere: ``items.goals``, ``availability.0.start_minute``,
+    ``kind`` (a query parameter), ``idempotency-key`` (a header)."""
     parts = [str(p) for p in loc]
-    if parts and parts[0] in {"body", "query", "path", "header"}:
+    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
         parts = parts[1:] or parts
     return ".".join(parts) or "(body)"
 
 
+# How pydantic names the members of a union in an error's ``loc`` (``float``, ``int``,
+# ``constrained-str``, ``list[int]``, ``PreferenceIn`` …), and what a client would call them.
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "a boolean",
+    "none": "null",
+    "date": "a date",
+    "datetime": "a date-time",
+}
+
+
+def _union_member(part: Any) -> str | None:
+    """The type a union member stands for, when ``part`` is such a member's tag."""
+    if not isinstance(part, str) or not part:
+        return None
+    base = part.split("[", 1)[0]
+    if base in _TYPE_WORDS:
+        return _TYPE_WORDS[base]
+    if base.startswith("constrained-"):
+        return _TYPE_WORDS.get(base.removeprefix("constrained-"), "a " + base[12:])
+    if base in {"list", "tuple", "set", "frozenset"}:
+        return "an array"
+    if base in {"dict", "typed-dict"} or part[:1].isupper():
+        return "an object"
+    if base in {"literal", "function-after", "function-before", "function-wrap", "nullable"}:
+        return "a value of the documented form"
+    return None
+
+
+def _collapse_unions(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One error per wrongly typed value: pydantic reports a value that fits none of a union's
+    types once per type (``items.goals.float``, ``items.goals.int``); keep one, at the value's
+    own path, naming every accepted type."""
+    groups: dict[tuple[str, ...], list[tuple[str, dict[str, Any]]]] = {}
+    for e in raw:
+        loc = tuple(e.get("loc", ()))
+        for i in range(len(loc) - 1, 0, -1):  # the innermost union (a key may look like a tag)
+            member = _union_member(loc[i])
+            if member is not None:
+                groups.setdefault(tuple(map(str, loc[:i])), []).append((member, e))
+                break
+    out: list[dict[str, Any]] = []
+    done: set[tuple[str, ...]] = set()
+    for e in raw:
+        key = next((k for k, members in groups.items() if any(m[1] is e for m in members)), None)
+        if key is None or len({m for m, _ in groups[key]}) < 2:
+            out.append(e)
+            continue
+        if key in done:
+            continue
+        done.add(key)
+        expected = list(dict.fromkeys(m for m, _ in groups[key]))
+        words = ", ".join(expected[:-1]) + f" or {expected[-1]}"
+        out.append(
+            {
+                "loc": key,
+                "type": "wrong_type",
+                "msg": f"must be {words}",
+                "input": e.get("input"),
+            }
+        )
+    return out
+
+
+def _valid_codes(e: dict[str, Any]) -> list[str] | None:
+    ctx = e.get("ctx") or {}
+    if isinstance(ctx.get("valid"), list):
+        return [str(v) for v in ctx["valid"]]
+    if e.get("type") in {"literal_error", "enum"} and isinstance(ctx.get("expected"), str):
+        return re.findall(r"'([^']*)'", ctx["expected"])
+    return None
+
+
+def field_error(e: dict[str, Any]) -> dict[str, Any]:
+    """One pydantic error as the API reports it: the dotted ``field``, the ``rule`` and a
+    ``message``; an unknown code also gets ``valid`` (the codes that would do)."""
+    error: dict[str, Any] = {
+        "field": _field(e.get("loc", ())),
+        "rule": str(e.get("type", "invalid")),
+        "message": str(e.get("msg", "invalid")),
+    }
+    valid = _valid_codes(e)
+    if valid is not None:
+        error["rule"] = UNKNOWN_CODE
+        error["valid"] = valid
+        if e.get("type") != UNKNOWN_CODE:
+            error["message"] = unknown_code_message(e.get("input"), valid)
+    return error
+
+
 def validation_problem(error: RequestValidationError) -> Problem:
-    errors = [
-        {
-            "field": _field(e.get("loc", ())),
-            "rule": str(e.get("type", "invalid")),
-            "message": str(e.get("msg", "invalid")),
-        }
-        for e in error.errors()
-    ]
+    errors = [field_error(e) for e in _collapse_unions(list(error.errors()))]
     first = errors[0] if errors else {"field": "(body)", "message": "invalid"}
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return Problem(

@@ -1,22 +1,23 @@
-"""Analytics HTTP routes: episode timelines and charts, alerts, therapist and site summaries,
-and a site report a supervisor opens in a browser. Every read is scoped to the caller's sites;
-therapists see their own clients only; data analysts get aggregates only."""
+"""Analytics HTTP routes: episode timelines and charts, therapist and site summaries, and a
+site report a supervisor opens in a browser (the alerts and their acknowledgement are in
+``api_alerts``). Every read is scoped to the caller's sites; therapists see their own clients
+only; data analysts get aggregates only."""
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter
-from datetime import datetime
-from html import escape
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.analytics.charts import EpisodeChart, Panel, Series, render
+from services.analytics.api_alerts import AlertOut, alert_out
+from services.analytics.api_alerts import router as alerts_router
+from services.analytics.charts import render
 from services.analytics.effectiveness import ClosedEpisode, therapist_effectiveness
 from services.analytics.models import (
     AnalyticsAlert,
@@ -24,38 +25,19 @@ from services.analytics.models import (
     AnalyticsEpisode,
     AnalyticsScore,
 )
+from services.analytics.reports import episode_chart, site_report_html
 from shared.audit import audited
 from shared.auth import CurrentStaff, Staff
 from shared.contracts import Id
 from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
-from shared.instruments import Instrument
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])
+router.include_router(alerts_router)
 
 CLINICAL = ("therapist", "supervisor", "clinical_lead")
 AGGREGATES = ("supervisor", "clinical_lead", "data_analyst", "site_admin")
-
-
-class AlertOut(BaseModel):
-    alert_id: str
-    episode_id: str
-    site_id: str
-    therapist_id: str
-    kind: str
-    severity: str
-    rule: str
-    status: str
-    respondent: str | None
-    instrument: str | None
-    opened_session: int
-    resolved_session: int | None
-    inputs: dict[str, float | int | str | bool | None]
-    suggestion_code: str
-    suggestion: str
-    opened_at: datetime
-    resolved_at: datetime | None
 
 
 class ScoreOut(BaseModel):
@@ -84,9 +66,15 @@ class EstimateOut(BaseModel):
 
 
 class DomainEffectivenessOut(BaseModel):
+    """One therapist × domain. Below ``min_cases`` closed cases there is no estimate: the
+    status is ``not_enough_data`` and the three estimates are null (never a number that looks
+    certain)."""
+
     therapist_id: str
     domain: str
     n: int
+    min_cases: int
+    status: Literal["estimated", "not_enough_data"]
     mean_alliance: EstimateOut | None
     reliable_improvement_rate: EstimateOut | None
     deterioration_rate: EstimateOut | None
@@ -113,28 +101,6 @@ def _runtime(request: Request) -> ServiceRuntime:
     return runtime_of(request, "analytics")
 
 
-def _alert_out(row: AnalyticsAlert) -> AlertOut:
-    return AlertOut(
-        alert_id=row.id,
-        episode_id=row.episode_id,
-        site_id=row.site_id,
-        therapist_id=row.therapist_id,
-        kind=row.kind,
-        severity=row.severity,
-        rule=row.rule,
-        status=row.status,
-        respondent=row.respondent,
-        instrument=row.instrument,
-        opened_session=row.opened_session,
-        resolved_session=row.resolved_session,
-        inputs=row.inputs,
-        suggestion_code=row.suggestion_code,
-        suggestion=row.suggestion,
-        opened_at=row.opened_at,
-        resolved_at=row.resolved_at,
-    )
-
-
 async def _visible_episode(
     session: AsyncSession, staff: Staff, episode_id: str
 ) -> AnalyticsEpisode:
@@ -147,43 +113,6 @@ async def _visible_episode(
     ):
         raise Problem(404, "Episode not found", f"No episode {episode_id!r} that you may see.")
     return episode
-
-
-@router.get(
-    "/alerts",
-    dependencies=[audited("analytics", "alerts.read", "alerts")],
-    response_model=list[AlertOut],
-    summary="Alerts at one site",
-)
-async def list_alerts(
-    request: Request,
-    staff: CurrentStaff,
-    site_id: Id,
-    status: Literal["open", "resolved", "all"] = "open",
-    kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
-    therapist_id: Id | None = None,
-    limit: PageLimit = DEFAULT_PAGE_SIZE,
-    offset: PageOffset = 0,
-) -> list[AlertOut]:
-    staff.require_role(*CLINICAL)
-    staff.require_site(site_id)
-    statement = select(AnalyticsAlert).where(AnalyticsAlert.site_id == site_id)
-    if status != "all":
-        statement = statement.where(AnalyticsAlert.status == status)
-    if kind is not None:
-        statement = statement.where(AnalyticsAlert.kind == kind)
-    if staff.role == "therapist":
-        statement = statement.where(AnalyticsAlert.therapist_id == staff.subject)
-    elif therapist_id is not None:
-        statement = statement.where(AnalyticsAlert.therapist_id == therapist_id)
-    statement = (
-        statement.order_by(col(AnalyticsAlert.opened_at).desc(), col(AnalyticsAlert.id))
-        .offset(offset)
-        .limit(limit)
-    )
-    async with _runtime(request).sessionmaker() as session:
-        rows = (await session.exec(statement)).all()
-    return [_alert_out(r) for r in rows]
 
 
 async def _timeline(session: AsyncSession, episode: AnalyticsEpisode) -> TimelineOut:
@@ -218,7 +147,7 @@ async def _timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timelin
             )
             for s in scores
         ],
-        alerts=[_alert_out(a) for a in alerts],
+        alerts=[alert_out(a) for a in alerts],
     )
 
 
@@ -232,82 +161,6 @@ async def episode_timeline(request: Request, episode_id: Id, staff: CurrentStaff
     async with _runtime(request).sessionmaker() as session:
         episode = await _visible_episode(session, staff, episode_id)
         return await _timeline(session, episode)
-
-
-def episode_chart(timeline: TimelineOut, instruments: dict[str, Instrument]) -> EpisodeChart:
-    alliance: dict[str, list[tuple[int, float]]] = {}
-    outcome: dict[str, list[tuple[int, float]]] = {}
-    concern: float | None = None
-    cutoff: float | None = None
-    outcome_range = (0.0, 40.0)
-    for score in timeline.scores:
-        instrument = instruments.get(score.instrument)
-        if instrument is None:
-            continue
-        label = f"{score.respondent_role} · {score.instrument}"
-        if instrument.kind == "alliance":
-            alliance.setdefault(label, []).append((score.session_number, score.score))
-            if instrument.concern and instrument.concern.total_below is not None:
-                concern = float(instrument.concern.total_below)
-        elif score.respondent_role != "therapist" and instrument.id == "ors":
-            outcome.setdefault(label, []).append((score.session_number, score.score))
-            if instrument.clinical is not None:
-                cutoff = float(instrument.clinical.cutoff)
-            outcome_range = (float(instrument.total_min), float(instrument.total_max))
-    points = {(s.session_number, s.respondent, s.instrument): s.score for s in timeline.scores}
-    ruptures = [
-        (
-            a.opened_session,
-            points.get((a.opened_session, a.respondent or "", a.instrument or ""), 0.0),
-        )
-        for a in timeline.alerts
-        if a.kind == "rupture"
-    ]
-    repairs = [
-        (
-            a.opened_session,
-            points.get((a.opened_session, a.respondent or "", a.instrument or ""), 0.0),
-        )
-        for a in timeline.alerts
-        if a.kind == "repair"
-    ]
-    band: list[tuple[int, float, float]] = []
-    client_ors = outcome.get("client · ors")
-    if client_ors:
-        # Expected band: improving by about one point a session from the first score (the
-        # site's own expected-treatment-response band replaces this once it has enough data).
-        first_session, first_score = client_ors[0]
-        last = max(s for s, _ in client_ors)
-        band = [
-            (
-                s,
-                min(outcome_range[1], first_score + 0.5 * (s - first_session)),
-                min(outcome_range[1], first_score + 1.8 * (s - first_session)),
-            )
-            for s in range(first_session, last + 1)
-        ]
-    panels = [
-        Panel(
-            "Alliance",
-            0,
-            40 if concern is None or concern <= 40 else 60,
-            [Series(k, v) for k, v in alliance.items()],
-            reference=concern,
-            reference_label="concern" if concern is not None else "",
-            ruptures=ruptures,
-            repairs=repairs,
-        ),
-        Panel(
-            "Outcome (ORS)",
-            outcome_range[0],
-            outcome_range[1],
-            [Series(k, v) for k, v in outcome.items()],
-            reference=cutoff,
-            reference_label="clinical cutoff" if cutoff is not None else "",
-            band=band,
-        ),
-    ]
-    return EpisodeChart(f"Episode {timeline.episode_id}", panels)
 
 
 @router.get(
@@ -360,9 +213,13 @@ async def _effectiveness(session: AsyncSession, site_id: str) -> list[DomainEffe
             therapist_id=r.therapist_id,
             domain=r.domain,
             n=r.n,
-            mean_alliance=estimate(r.mean_alliance),
-            reliable_improvement_rate=estimate(r.reliable_improvement_rate),
-            deterioration_rate=estimate(r.deterioration_rate),
+            min_cases=r.min_cases,
+            status="estimated" if r.enough_data else "not_enough_data",
+            mean_alliance=estimate(r.mean_alliance) if r.enough_data else None,
+            reliable_improvement_rate=(
+                estimate(r.reliable_improvement_rate) if r.enough_data else None
+            ),
+            deterioration_rate=estimate(r.deterioration_rate) if r.enough_data else None,
             classification=r.classification,
         )
         for r in results
@@ -489,51 +346,6 @@ async def site_report(request: Request, site_id: Id, staff: CurrentStaff) -> HTM
                 timeline = await _timeline(session, episode)
                 charts.append(render(episode_chart(timeline, runtime.state["instruments"])))
     return HTMLResponse(site_report_html(summary, charts))
-
-
-def site_report_html(summary: SiteSummaryOut, charts: list[str]) -> str:
-    rows = "".join(
-        f"<tr><td>{escape(k)}</td><td>{n}</td></tr>" for k, n in summary.alerts_opened.items()
-    )
-    therapists = "".join(
-        f"<tr><td>{escape(t.therapist_id)}</td><td>{escape(t.domain)}</td><td>{t.n}</td>"
-        f"<td>{_interval(t.reliable_improvement_rate)}</td><td>{escape(t.classification)}</td>"
-        "</tr>"
-        for t in summary.therapists
-    )
-
-    def value(v: float | None) -> str:
-        return "—" if v is None else f"{v:g}"
-
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Rapport — {escape(summary.site_id)}</title>
-<style>body{{font-family:sans-serif;margin:2em;color:#24292f}} table{{border-collapse:collapse;
-margin:1em 0}} td,th{{border:1px solid #d0d7de;padding:4px 10px;text-align:left}}
-.cards{{display:flex;gap:1em;flex-wrap:wrap}} .card{{border:1px solid #d0d7de;border-radius:6px;
-padding:10px 16px}} .card b{{font-size:1.6em;display:block}}</style></head>
-<body><h1>Site report: {escape(summary.site_id)}</h1>
-<div class="cards">
-<div class="card"><b>{summary.episodes_active}</b>active episodes</div>
-<div class="card"><b>{summary.episodes_closed}</b>closed episodes</div>
-<div class="card"><b>{summary.sessions_with_feedback}</b>sessions with feedback</div>
-<div class="card"><b>{summary.alerts_per_100_sessions:g}</b>alerts per 100 sessions</div>
-<div class="card"><b>{summary.ruptures_repaired}/{summary.ruptures}</b>ruptures repaired</div>
-<div class="card"><b>{value(summary.median_sessions_to_repair)}</b>median sessions to repair</div>
-<div class="card"><b>{value(summary.reliable_improvement_rate)}</b>reliable improvement</div>
-</div>
-<h2>Alerts by kind</h2><table><tr><th>kind</th><th>opened</th></tr>{rows}</table>
-<h2>Therapist effectiveness (shrunken, 95% interval; classed only with ≥ 15 cases)</h2>
-<table><tr><th>therapist</th><th>domain</th><th>n</th><th>reliable improvement</th>
-<th>class</th></tr>{therapists}</table>
-<h2>Episodes with the most alliance alerts</h2>
-{"".join(f"<figure>{c}</figure>" for c in charts) or "<p>No alliance alerts yet.</p>"}
-</body></html>"""
-
-
-def _interval(value: EstimateOut | None) -> str:
-    if value is None:
-        return "—"
-    return f"{value.estimate:.2f} [{value.lower:.2f}, {value.upper:.2f}]"
 
 
 __all__ = ["router"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.analytics import api, erasure, handlers, models
+from services.analytics.effectiveness import MIN_CASES
 from services.analytics.rules_config import RuleConfig, SiteRules, site_rules
 from shared.contracts import (
     ALLIANCE_ALERT,
@@ -18,8 +19,6 @@ from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
 from shared.settings import config_file_error
 from shared.tables import service_tables
-
-MIN_CASES_PER_DOMAIN = 15  # Constantino et al. 2021 profiled therapists on >= 15 cases
 
 
 def definition() -> ServiceDefinition:
@@ -37,7 +36,7 @@ def definition() -> ServiceDefinition:
         runtime.state["rules"] = rules
 
     feedback = handlers.make_feedback_handler(instruments, rules)
-    closed = handlers.make_closed_handler(instruments, MIN_CASES_PER_DOMAIN)
+    closed = handlers.make_closed_handler(instruments, MIN_CASES)
 
     return ServiceDefinition(
         name="analytics",

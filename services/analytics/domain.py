@@ -1,4 +1,4 @@
-"""Alert rules 1–11 of DOMAIN.md ("Alert rules"), applied incrementally per episode.
+"""Alert rules 1–11 of docs/clinical-rules.md ("Alert rules"), applied incrementally per episode.
 
 Pure: no I/O, no clock, no database. The service (Kafka handler, persisted state) and
 ``rapport replay`` (offline) run exactly this code:
@@ -9,7 +9,7 @@ Pure: no I/O, no clock, no database. The service (Kafka handler, persisted state
   the instrument's precision and every threshold is compared exactly (cross-multiplied where a
   mean or a rescale is involved), so a drop of exactly RC counts.
 * ``config`` (:class:`RuleConfig`, ``services/analytics/rules_config.py``) holds every number the
-  rules use; defaults are DOMAIN.md's and the instrument definitions'.
+  rules use; defaults are those of docs/clinical-rules.md and the instrument definitions.
 * ``state`` (:class:`EpisodeState`) is a small value per episode with running sums and flags, so
   an in-order record costs O(1) work. It serialises with ``to_json()`` / ``from_json()``.
 * ``changes`` are :class:`AlertChange` values (open / resolve), each naming its kind, severity,
@@ -24,7 +24,9 @@ per (kind, respondent, instrument) in an episode; it resolves when its condition
 and a recurrence opens a new one. Rules 6, 7, 10 and 11 are per episode: at most one open, keyed
 (kind, None, None), resolved at a later session where the condition is checked and does not
 hold. ``risk`` (rule 1) and ``repair`` (rule 5) are events: they open for every such record and
-stay nothing to resolve (``AlertChange.lasting`` is False).
+no rule resolves them (``AlertChange.lasting`` is False). A repair is closed as it opens; a risk
+alert stays open until a clinician acknowledges it (``AlertChange.awaits_acknowledgement``), which
+happens outside the rules and changes nothing in the episode's state.
 
 Late records ("Records are applied in session order per episode; a late record re-evaluates what
 it affects"): a record whose session is earlier than the latest session already applied to its
@@ -56,6 +58,7 @@ from shared.instruments import Instrument
 __all__ = [
     "CLIENT_SIDE",
     "KINDS",
+    "NAMES",
     "AlertChange",
     "DropoutWeights",
     "EpisodeState",
@@ -66,7 +69,9 @@ __all__ = [
     "UnknownInstrumentError",
     "apply",
     "apply_all",
+    "by_urgency",
     "in_concern",
+    "plain_name",
     "resolve_thresholds",
     "score_total",
 ]
@@ -108,8 +113,8 @@ KINDS: Final[tuple[str, ...]] = (
     REMATCH_SUGGESTED,
 )
 
-# DOMAIN.md: urgent for risk; high for rupture, unresolved_rupture, early_alliance_risk,
-# deterioration, rematch_suggested; routine otherwise.
+# docs/clinical-rules.md: urgent for risk; high for rupture, unresolved_rupture,
+# early_alliance_risk, deterioration, rematch_suggested; routine otherwise.
 SEVERITY: Final[dict[str, Severity]] = {
     RISK: "urgent",
     LOW_ALLIANCE: "routine",
@@ -139,6 +144,33 @@ RULE_IDS: Final[dict[str, str]] = {
     DROPOUT_RISK: "rule-10-dropout-risk",
     REMATCH_SUGGESTED: "rule-11-rematch-suggested",
 }
+
+# What a clinic manager reads for each kind (reports, chart legends).
+NAMES: Final[dict[str, str]] = {
+    RISK: "Risk (self-harm item)",
+    LOW_ALLIANCE: "Low alliance",
+    EARLY_ALLIANCE_RISK: "Low alliance early on",
+    RUPTURE: "Rupture",
+    REPAIR: "Rupture repaired",
+    UNRESOLVED_RUPTURE: "Rupture not repaired",
+    SPLIT_ALLIANCE: "Split alliance (family members disagree)",
+    RATING_DISCREPANCY: "Therapist rates the alliance higher",
+    DETERIORATION: "Deterioration",
+    NOT_ON_TRACK: "Not on track",
+    DROPOUT_RISK: "Drop-out risk",
+    REMATCH_SUGGESTED: "Rematch suggested",
+}
+
+
+def plain_name(kind: str) -> str:
+    """The kind as people read it (a kind this version does not know: its code in words)."""
+    return NAMES.get(kind) or kind.replace("_", " ").capitalize()
+
+
+def by_urgency(kinds: Iterable[str]) -> list[str]:
+    """Kinds in the order people read them: risk first, as :data:`KINDS` lists them."""
+    return sorted(kinds, key=lambda k: (KINDS.index(k) if k in KINDS else len(KINDS), k))
+
 
 SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
     RISK: (
@@ -196,6 +228,8 @@ SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
 }
 
 ONE_SHOT: Final = frozenset({RISK, REPAIR})
+# Events that stay open until a clinician acknowledges them (nothing in the rules closes them).
+UNTIL_ACKNOWLEDGED: Final = frozenset({RISK})
 EPISODE_LEVEL: Final = frozenset(
     {SPLIT_ALLIANCE, RATING_DISCREPANCY, DROPOUT_RISK, REMATCH_SUGGESTED}
 )
@@ -272,8 +306,8 @@ class AlertChange:
     ``respondent_id`` and ``instrument`` are None for the episode-level rules (6, 7, 10, 11);
     ``triggered_by`` is always the respondent whose record produced the change. ``session`` is
     the session of that record; ``opened_session`` the session the alert opened at (same as
-    ``session`` for an open). ``lasting`` is False for events (risk, repair) that stay nothing to
-    resolve.
+    ``session`` for an open). ``lasting`` is False for events (risk, repair) that no rule
+    resolves; of those, a risk alert ``awaits_acknowledgement`` by a clinician.
 
     ``inputs`` are the numbers that fired the rule, JSON-ready: keys and string values are codes
     (lower case, no spaces) and numbers are floats or ints, as ``AllianceAlert.inputs`` requires.
@@ -298,6 +332,11 @@ class AlertChange:
     def respondent(self) -> str | None:
         """The alert's respondent (kept for the service's original field name)."""
         return self.respondent_id
+
+    @property
+    def awaits_acknowledgement(self) -> bool:
+        """An event alert that stays open until a clinician acknowledges it (risk)."""
+        return self.kind in UNTIL_ACKNOWLEDGED
 
     @property
     def key(self) -> AlertKey:
@@ -351,7 +390,7 @@ class AlertChange:
 class Series:
     """One respondent's scores on one instrument in the episode, as running sums.
 
-    ``before_*`` cover the sessions before ``cur_session`` (the *baseline* of DOMAIN.md is
+    ``before_*`` cover the sessions before ``cur_session`` (the *baseline* of the rules is
     ``before_sum / before_n``; the *previous score* is ``before_last``); ``cur_*`` the scores of
     the latest session. An open rupture keeps its pre-rupture baseline as ``rupture_sum`` /
     ``rupture_n`` so that repair compares exactly.
@@ -538,8 +577,8 @@ def score_total(instrument: Instrument, items: Mapping[str, Decimal | int]) -> D
 def in_concern(
     th: InstrumentThresholds, total: Decimal, items: Mapping[str, Decimal | int]
 ) -> bool:
-    """The instrument's concern condition (DOMAIN.md "Concern"; SRS: total < 36 or any item < 9,
-    Duncan et al. 2003; WAI-SR: total < 36, the 'weak' band)."""
+    """The instrument's concern condition (docs/clinical-rules.md, "Concern"; SRS: total < 36
+    or any item < 9, Duncan et al. 2003; WAI-SR: total < 36, the 'weak' band)."""
     if th.concern_total_below is not None and total < th.concern_total_below:
         return True
     below = th.concern_any_item_below
@@ -909,8 +948,9 @@ def _rule_1_risk(
     state: EpisodeState, record: ScoredRecord, th: InstrumentThresholds, out: list[AlertChange]
 ) -> None:
     """Rule 1 — risk: any risk item above 0 (PHQ-9 item 9, thoughts of self-harm; Kroenke,
-    Spitzer & Williams 2001). Urgent, for every such response (an event: nothing to resolve).
-    Confidentiality yields to a risk of harm: it must reach a clinician now."""
+    Spitzer & Williams 2001). Urgent, for every such response (an event: no rule resolves it;
+    it stays open until a clinician acknowledges it). Confidentiality yields to a risk of harm:
+    it must reach a clinician now."""
     items = record.items
     raised = [(item, items[item]) for item in th.risk_items if items.get(item, 0) > 0]
     if raised:
@@ -1261,8 +1301,8 @@ def _outcome_inputs(
 def _rule_10_dropout(
     state: EpisodeState, record: ScoredRecord, config: RuleConfig, out: list[AlertChange]
 ) -> None:
-    """Rule 10 — dropout_risk: a transparent points score of the drop-out predictors DOMAIN.md
-    names (low early alliance, Sharf et al. 2010; open and unresolved ruptures, Muran et al.
+    """Rule 10 — dropout_risk: a transparent points score of the drop-out predictors the rules
+    name (low early alliance, Sharf et al. 2010; open and unresolved ruptures, Muran et al.
     2009; sessions without client-side alliance feedback; sessions missed, from the gaps between
     session dates), opened when the score is above ``config.dropout_threshold``. Base drop-out
     rate about 20% (Swift & Greenberg 2012). One per episode, checked at every record (the score

@@ -1,5 +1,5 @@
-"""Therapist effectiveness per problem domain, shrunk toward the site (DOMAIN.md, Therapist
-effectiveness). Pure: no I/O.
+"""Therapist effectiveness per problem domain, shrunk toward the site (docs/clinical-rules.md,
+Therapist effectiveness). Pure: no I/O.
 
 Therapists account for about 5–7% of outcome variance (Wampold & Brown 2005; Schiefele et al.
 2017), so a raw mean over three cases is mostly noise. Each therapist's mean is shrunk toward the
@@ -8,7 +8,15 @@ components): ``estimate = site mean + (1 − B)(therapist mean − site mean)`` 
 ``B = (σ²/n) / (σ²/n + τ²)``, and a 95% interval from the posterior variance ``(1 − B)σ²/n``.
 As in the Match trial (Constantino et al. 2021), a therapist is classed effective / neutral /
 ineffective in a domain only with at least ``min_cases`` closed episodes there, and only when the
-interval excludes the site's expected value; below that: ``not_enough_data``.
+interval excludes the site's expected value; below that: ``not_enough_data``, and what is shown to
+people (the API, the site report, the demo report) is "not enough data (n of 15 cases)", never a
+number.
+
+No false certainty: a rate with every case the same (one case, or none improved) has no
+within-therapist variance to estimate, so its sampling variance is bounded below by the
+Agresti–Coull proportion ``p̃(1 − p̃)``, ``p̃ = (x + 2)/(n + 4)``; a score whose variance cannot
+be estimated at all (a single case) takes the widest its scale allows; every interval stays
+within the scale.
 """
 
 from __future__ import annotations
@@ -17,10 +25,13 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 Classification = Literal["effective", "neutral", "ineffective", "not_enough_data"]
 Z95 = 1.959964
+MIN_CASES = 15  # Constantino et al. 2021 profiled therapists on >= 15 cases
+RATE: Final = (0.0, 1.0)
+ALLIANCE: Final = (0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -52,19 +63,28 @@ class DomainEffectiveness:
     reliable_improvement_rate: Estimate | None
     deterioration_rate: Estimate | None
     classification: Classification
+    min_cases: int = MIN_CASES
+
+    @property
+    def enough_data(self) -> bool:
+        return self.n >= self.min_cases
 
 
-def shrink(groups: dict[str, list[float]]) -> dict[str, Estimate]:
-    """Empirical-Bayes estimates for each group's mean (random intercepts, method of moments)."""
+def shrink(
+    groups: dict[str, list[float]],
+    bounds: tuple[float, float] | None = None,
+    rate: bool = False,
+) -> dict[str, Estimate]:
+    """Empirical-Bayes estimates for each group's mean (random intercepts, method of moments).
+
+    ``bounds`` is the scale's range (intervals are kept within it; a variance that cannot be
+    estimated takes the widest the scale allows); ``rate`` marks 0/1 outcomes, whose variance is
+    never taken as smaller than the Agresti–Coull proportion's."""
     values = [v for vs in groups.values() for v in vs]
     if not values:
         return {}
     grand = sum(values) / len(values)
-    within_ss = sum((v - sum(vs) / len(vs)) ** 2 for vs in groups.values() for v in vs)
-    within_df = len(values) - len(groups)
-    sigma2 = within_ss / within_df if within_df > 0 else _variance(values)
-    if sigma2 <= 0:
-        sigma2 = 1e-9
+    sigma2 = _within_variance(groups, values, bounds, rate)
     means = {g: sum(vs) / len(vs) for g, vs in groups.items() if vs}
     if len(means) > 1:
         spread = _variance(list(means.values()))
@@ -82,8 +102,36 @@ def shrink(groups: dict[str, list[float]]) -> dict[str, Estimate]:
             if weight > 0
             else Z95 * math.sqrt(sigma2 / len(values))
         )
-        result[group] = Estimate(estimate, estimate - half, estimate + half)
+        low, high = estimate - half, estimate + half
+        if bounds is not None:
+            low, high = max(bounds[0], low), min(bounds[1], high)
+        result[group] = Estimate(estimate, low, high)
     return result
+
+
+def _within_variance(
+    groups: dict[str, list[float]],
+    values: Sequence[float],
+    bounds: tuple[float, float] | None,
+    rate: bool,
+) -> float:
+    within_df = len(values) - sum(1 for vs in groups.values() if vs)
+    if within_df > 0:
+        sigma2: float | None = (
+            sum((v - sum(vs) / len(vs)) ** 2 for vs in groups.values() for v in vs) / within_df
+        )
+    elif len(values) > 1:
+        sigma2 = _variance(values)
+    else:
+        sigma2 = None  # one case: nothing to estimate a variance from
+    if rate:
+        adjusted = (sum(values) + 2) / (len(values) + 4)
+        return max(sigma2 or 0.0, adjusted * (1 - adjusted))
+    if sigma2 is None:
+        if bounds is None:
+            raise ValueError("one case and no bounds: the variance cannot be estimated")
+        return ((bounds[1] - bounds[0]) / 2) ** 2
+    return max(sigma2, 1e-9)
 
 
 def _variance(values: Sequence[float]) -> float:
@@ -106,7 +154,7 @@ def _classify(
 
 
 def therapist_effectiveness(
-    episodes: Iterable[ClosedEpisode], min_cases: int = 15
+    episodes: Iterable[ClosedEpisode], min_cases: int = MIN_CASES
 ) -> list[DomainEffectiveness]:
     """Per therapist × domain, within each site (the site is the shrinkage target)."""
     by_site_domain: dict[tuple[str, str], dict[str, list[ClosedEpisode]]] = defaultdict(
@@ -121,13 +169,18 @@ def therapist_effectiveness(
             {
                 t: [e.mean_alliance for e in es if e.mean_alliance is not None]
                 for t, es in by_therapist.items()
-            }
+            },
+            ALLIANCE,
         )
         improved = shrink(
-            {t: [float(e.reliably_improved) for e in es] for t, es in by_therapist.items()}
+            {t: [float(e.reliably_improved) for e in es] for t, es in by_therapist.items()},
+            RATE,
+            rate=True,
         )
         deteriorated = shrink(
-            {t: [float(e.deteriorated) for e in es] for t, es in by_therapist.items()}
+            {t: [float(e.deteriorated) for e in es] for t, es in by_therapist.items()},
+            RATE,
+            rate=True,
         )
         all_episodes = [e for es in by_therapist.values() for e in es]
         site_rate = sum(e.reliably_improved for e in all_episodes) / len(all_episodes)
@@ -143,6 +196,17 @@ def therapist_effectiveness(
                     reliable_improvement_rate=improvement,
                     deterioration_rate=deteriorated.get(therapist),
                     classification=_classify(len(cases), improvement, site_rate, min_cases),
+                    min_cases=min_cases,
                 )
             )
     return results
+
+
+def not_enough_data(n: int, min_cases: int) -> str:
+    """What a person reads instead of an estimate below the minimum number of cases."""
+    return f"not enough data ({n} of {min_cases} cases)"
+
+
+def rate_with_interval(estimate: float, lower: float, upper: float) -> str:
+    """A rate as people read it: ``42% [30%–55%]``."""
+    return f"{estimate:.0%} [{lower:.0%}–{upper:.0%}]"

@@ -257,7 +257,9 @@ async def _open_alerts(
     ids = [str(uuid.uuid4()) for _ in changes]
     rows = []
     for alert_id, change in zip(ids, changes, strict=True):
-        resolved = not change.lasting  # risk and repair are events: nothing stays open
+        # Events no rule resolves: a repair closes as it opens; a risk alert stays open until a
+        # clinician acknowledges it (POST /analytics/alerts/{alert_id}/acknowledge).
+        resolved = not change.lasting and not change.awaits_acknowledgement
         rows.append(
             {
                 "id": alert_id,

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.deployment import deployment_table
 from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
@@ -69,6 +70,9 @@ class AnalyticsAlert(SQLModel, table=True):
     suggestion: str = Field(default="", max_length=300)
     opened_at: datetime
     resolved_at: datetime | None = None
+    # Who acknowledged the alert and when (a risk alert stays open until a clinician does).
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = Field(default=None, max_length=128)
 
 
 class AnalyticsClosedEpisode(SQLModel, table=True):
@@ -86,6 +90,8 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("analytics")
+# The topic prefix of the deployment these tables belong to (shared/deployment.py).
+DEPLOYMENT = deployment_table("analytics", SQLModel.metadata)
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("analytics", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("analytics", SQLModel.metadata)

@@ -1,10 +1,10 @@
-"""Per-site configuration of the alert rules, as data (DOMAIN.md, Alert rules: "every rule here
-is a default: clinics must be able to change the numbers per site through configuration").
+"""Per-site configuration of the alert rules, as data (docs/clinical-rules.md, Alert rules:
+every number is a default that a clinic can change for its site through configuration).
 
-Every number a rule uses lives here. Defaults are DOMAIN.md's; instrument thresholds default to
-the instrument definitions (``shared/instrument_definitions``) and can be overridden per site
-and instrument. ``RuleConfig.for_site(overrides)`` deep-merges a site's overrides over the
-defaults (or over a network-wide ``base``) and validates the result.
+Every number a rule uses lives here. Defaults are those of docs/clinical-rules.md; instrument
+thresholds default to the instrument definitions (``shared/instrument_definitions``) and can be
+overridden per site and instrument. ``RuleConfig.for_site(overrides)`` deep-merges a site's
+overrides over the defaults (or over a network-wide ``base``) and validates the result.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class InstrumentThresholds:
 
 
 class RuleConfig(BaseModel):
-    """Every number the alert rules use; defaults are DOMAIN.md's."""
+    """Every number the alert rules use; defaults are those of docs/clinical-rules.md."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -687,8 +687,8 @@ async def answer_link(
             raise Problem(
                 422,
                 "Invalid answers",
-                f"responses[{index}].instrument: this link does not ask for {answer.instrument!r}",
-                errors=[{"field": f"responses[{index}].instrument", "rule": "not_in_link"}],
+                f"responses.{index}.instrument: this link does not ask for {answer.instrument!r}",
+                errors=[{"field": f"responses.{index}.instrument", "rule": "not_in_link"}],
             )
     submissions = [
         Submission(

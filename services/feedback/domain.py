@@ -1,7 +1,7 @@
 """Questionnaire scoring: instruments as data, answers checked and scored. Pure: no I/O.
 
 Scores keep the instrument's precision exactly (``Decimal``), so a threshold is compared on the
-value the client gave, with no floating-point slop (see DOMAIN.md, Instruments).
+value the client gave, with no floating-point slop (see docs/clinical-rules.md, Instruments).
 """
 
 from __future__ import annotations

@@ -214,7 +214,7 @@ def parse_questionnaire_response(
         raise FhirError("item", "required", "item must be a list of answered items")
     for index, entry in enumerate(raw_items):
         if not isinstance(entry, dict) or not isinstance(entry.get("linkId"), str):
-            raise FhirError(f"item[{index}].linkId", "required", "each item needs a linkId")
+            raise FhirError(f"item.{index}.linkId", "required", "each item needs a linkId")
         given: str = entry["linkId"]
         link_id = by_loinc.get(given, given)
         answers = entry.get("answer")

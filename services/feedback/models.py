@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.deployment import deployment_table
 from shared.erasure import erasure_tables
 from shared.tables import messaging_tables
 
@@ -103,6 +104,8 @@ class FeedbackClientKey(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("feedback")
+# The topic prefix of the deployment these tables belong to (shared/deployment.py).
+DEPLOYMENT = deployment_table("feedback", SQLModel.metadata)
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("feedback", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("feedback", SQLModel.metadata)

@@ -37,6 +37,7 @@ from shared.events import Event
 from shared.instruments import Instrument
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime
+from shared.vocabulary import UNKNOWN_CODE, unknown_code_message
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,15 @@ def checked(runtime: ServiceRuntime, submission: Submission) -> tuple[Instrument
     """Validate the answers against the instrument; 422 naming every item and rule."""
     instrument = instruments_of(runtime).get(submission.instrument)
     if instrument is None:
+        valid = sorted(instruments_of(runtime))
+        message = unknown_code_message(submission.instrument, valid, "instrument")
         raise Problem(
             422,
             "Invalid answers",
-            f"instrument: unknown instrument {submission.instrument!r}",
-            errors=[{"field": "instrument", "rule": "unknown_instrument"}],
+            f"instrument: {message}",
+            errors=[
+                {"field": "instrument", "rule": UNKNOWN_CODE, "message": message, "valid": valid}
+            ],
         )
     problems = domain.check_answers(instrument, submission.respondent_role, submission.items)
     if problems:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -26,7 +26,18 @@ from services.intake.handlers import (
     single_option_proposal,
     therapist_of,
 )
-from services.intake.matching import FieldProblem, intake_problems, therapist_problems
+from services.intake.matching import (
+    COMPETENCE_SCOPES,
+    FORMATS,
+    GENDERS,
+    LANGUAGES,
+    MODALITIES,
+    PROBLEM_DOMAINS,
+    FieldProblem,
+    intake_problems,
+    therapist_problems,
+)
+from services.intake.matching_config import DECLINE_REASONS
 from services.intake.models import IntakeEpisode, IntakeIntake, IntakeMatch, IntakeTherapist
 from shared.audit import audited, note_site
 from shared.auth import CurrentStaff, Staff
@@ -49,9 +60,14 @@ from shared.events import Event
 from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 from shared.problems import Problem
 from shared.runtime import ServiceRuntime, runtime_of
+from shared.vocabulary import one_of
 
 router = APIRouter(prefix="/intake", tags=["intake"])
 
+NOBODY_TO_OFFER = (
+    "No therapist can be offered at all (none registered, or every one inactive, conflicted or "
+    "a past therapist of the episode): nothing is stored; the problem names the reasons."
+)
 MANAGE_EPISODES = ("intake_coordinator", "clinical_lead", "site_admin")
 READ_EPISODES = ("intake_coordinator", "clinical_lead", "supervisor", "therapist")
 
@@ -74,7 +90,7 @@ class EpisodeIn(BaseModel):
         description="The clinic's own client reference; stored "
         "encrypted, published only as a pseudonym.",
     )
-    domains: list[Code] = Field(default=[], max_length=20)
+    domains: list[DomainCode] = Field(default=[], max_length=20)
     severity: Literal["mild", "moderate", "severe"] | None = None
     members: list[MemberIn] = Field(default=[], max_length=10)
 
@@ -248,6 +264,23 @@ MATCHING_ROLES = ("intake_coordinator", "site_admin")
 READ_MATCHES = ("intake_coordinator", "site_admin", "clinical_lead")
 
 ShortCode = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# The controlled vocabularies: enums in the OpenAPI, an unknown code refused naming the valid ones.
+if TYPE_CHECKING:
+    DomainCode = str
+    LanguageCode = str
+    ModalityCode = str
+    ScopeCode = str
+    GenderCode = str
+    FormatCode = str
+    DeclineReason = str
+else:
+    DomainCode = one_of(PROBLEM_DOMAINS, "problem domain")
+    LanguageCode = one_of(LANGUAGES, "language")
+    ModalityCode = one_of(MODALITIES, "modality")
+    ScopeCode = one_of(COMPETENCE_SCOPES, "competence scope")
+    GenderCode = one_of(GENDERS, "gender")
+    FormatCode = one_of(FORMATS, "format")
+    DeclineReason = one_of(DECLINE_REASONS, "decline reason")
 _RULES = (
     ("unknown code", "unknown_code"),
     ("needs 0 <= start_minute", "impossible_window"),
@@ -272,18 +305,18 @@ class SlotIn(BaseModel):
 class TherapistFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sites: list[Id] = Field(max_length=50)
-    languages: list[ShortCode] = Field(max_length=50)
+    languages: list[LanguageCode] = Field(max_length=50)
     capacity: int
     caseload: int | None = Field(
         default=None,
         description="Clients already seen (onboarding); later kept by confirmed matches and "
         "closed episodes. Left out on update: unchanged.",
     )
-    gender: ShortCode | None = None
+    gender: GenderCode | None = None
     background: list[Code] = Field(default=[], max_length=50)
-    modalities: list[ShortCode] = Field(default=[], max_length=50)
-    scopes: list[ShortCode] = Field(default=[], max_length=50)
-    domains: list[ShortCode] = Field(default=[], max_length=50)
+    modalities: list[ModalityCode] = Field(default=[], max_length=50)
+    scopes: list[ScopeCode] = Field(default=[], max_length=50)
+    domains: list[DomainCode] = Field(default=[], max_length=50)
     telehealth: bool = False
     availability: list[SlotIn] = Field(default=[], max_length=200)
     years_experience: float = 0.0
@@ -489,11 +522,11 @@ async def import_therapists(
             [{"field": "id", "rule": "unique", "message": "each therapist id at most once"}]
         )
     for k, item in enumerate(body):
-        _require_sites(staff, item.sites, f"[{k}].sites")
+        _require_sites(staff, item.sites, f"{k}.sites")
     errors: list[dict[str, str]] = []
     for k, item in enumerate(body):
         try:
-            _checked(item, item.id, f"[{k}].")
+            _checked(item, item.id, f"{k}.")
         except Problem as problem:
             errors += problem.errors
     if errors:
@@ -507,7 +540,7 @@ async def import_therapists(
                 row = IntakeTherapist(id=item.id, capacity=item.capacity, updated_at=now)
                 created += 1
             else:
-                _require_sites(staff, row.sites, f"[{k}].sites")
+                _require_sites(staff, row.sites, f"{k}.sites")
                 updated += 1
             _apply(row, item, now)
             session.add(row)
@@ -518,9 +551,27 @@ async def import_therapists(
 
 
 class PreferenceIn(BaseModel):
+    """Culture/faith tags and sites: the site's own codes."""
+
     model_config = ConfigDict(extra="forbid")
     codes: list[ShortCode] = Field(min_length=1, max_length=50)
     strength: Literal["required", "preferred"] = "preferred"
+
+
+class GenderPreferenceIn(PreferenceIn):
+    codes: list[GenderCode] = Field(min_length=1, max_length=50)
+
+
+class LanguagePreferenceIn(PreferenceIn):
+    codes: list[LanguageCode] = Field(min_length=1, max_length=50)
+
+
+class ModalityPreferenceIn(PreferenceIn):
+    codes: list[ModalityCode] = Field(min_length=1, max_length=50)
+
+
+class FormatPreferenceIn(PreferenceIn):
+    codes: list[FormatCode] = Field(min_length=1, max_length=50)
 
 
 class TimesIn(BaseModel):
@@ -531,18 +582,18 @@ class TimesIn(BaseModel):
 
 class PreferencesIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    gender: PreferenceIn | None = None
-    language: PreferenceIn | None = None
+    gender: GenderPreferenceIn | None = None
+    language: LanguagePreferenceIn | None = None
     culture_faith: PreferenceIn | None = None
-    modality: PreferenceIn | None = None
-    format: PreferenceIn | None = None
+    modality: ModalityPreferenceIn | None = None
+    format: FormatPreferenceIn | None = None
     site: PreferenceIn | None = None
     times: TimesIn | None = None
 
 
 class DomainIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    code: ShortCode
+    code: DomainCode
     severity: Literal["mild", "moderate", "severe"] = "moderate"
 
 
@@ -560,7 +611,7 @@ class IntakeIn(BaseModel):
     site_id: Id
     client_reference: str = Field(min_length=1, max_length=128)
     domains: list[DomainIn] = Field(min_length=1, max_length=20)
-    languages: list[ShortCode] = Field(min_length=1, max_length=20)
+    languages: list[LanguageCode] = Field(min_length=1, max_length=20)
     risk: bool = False
     unit: Literal["individual", "couple", "family"] = "individual"
     age_group: Literal["child", "adolescent", "adult", "older_adult"] = "adult"
@@ -625,6 +676,7 @@ def _preference_json(p: PreferenceIn | None) -> dict[str, Any] | None:
     status_code=201,
     response_model=IntakeOut,
     summary="Submit an intake and get the top therapist options, each explained",
+    responses={409: {"description": NOBODY_TO_OFFER}},
 )
 async def submit_intake(request: Request, body: IntakeIn, staff: CurrentStaff) -> IntakeOut:
     staff.require_role(*MATCHING_ROLES)
@@ -727,7 +779,8 @@ async def _intake_at_site(session: AsyncSession, staff: Staff, intake_id: str) -
     dependencies=[audited("intake", "intake.propose", "intake", "intake_id")],
     status_code=201,
     response_model=MatchOut,
-    summary="Propose again (excluding every therapist declined for this intake)",
+    summary="Propose again (therapists declined for this intake only as the last resort)",
+    responses={409: {"description": NOBODY_TO_OFFER}},
 )
 async def propose_again(request: Request, intake_id: Id, staff: CurrentStaff) -> MatchOut:
     staff.require_role(*MATCHING_ROLES)
@@ -792,7 +845,7 @@ async def confirm_match(
 
 class DeclineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason_code: Code
+    reason_code: DeclineReason
     therapist_ids: list[Id] = Field(
         default=[], max_length=20, description="The options declined; all of them when empty."
     )
@@ -848,6 +901,7 @@ async def decline_match(
     status_code=201,
     response_model=MatchOut,
     summary="Propose new therapists for an open episode, excluding its past therapists",
+    responses={409: {"description": NOBODY_TO_OFFER}},
 )
 async def rematch_episode(request: Request, episode_id: Id, staff: CurrentStaff) -> MatchOut:
     staff.require_role(*MATCHING_ROLES, "clinical_lead")

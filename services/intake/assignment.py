@@ -1,5 +1,5 @@
-"""Batch waiting-list assignment (DOMAIN.md, Matching: "batch mode assigns a whole waiting list
-optimally under capacities"; issue 3, capability 5).
+"""Batch waiting-list assignment (docs/clinical-rules.md, Matching: a whole waiting list is
+assigned optimally under the therapists' capacities; issue 3, capability 5).
 
 Pure: no I/O, no clock (``now`` is passed in), no async.
 

@@ -194,7 +194,8 @@ def _preference(value: dict[str, Any] | None) -> Preference | None:
 
 
 def intake_of(row: IntakeIntake, excluded: Sequence[str] = ()) -> Intake:
-    """The engine's view of a stored intake; ``excluded`` adds therapists never to offer."""
+    """The engine's view of a stored intake; ``excluded`` names therapists never to offer (the
+    episode's past therapists on rematch)."""
     r = row.request
     p = r.get("preferences") or {}
     times = p.get("times")
@@ -221,7 +222,8 @@ def intake_of(row: IntakeIntake, excluded: Sequence[str] = ()) -> Intake:
         ),
         prior_therapy=bool(r.get("prior_therapy", False)),
         difficult_past_relationships=bool(r.get("difficult_past_relationships", False)),
-        excluded_therapists=frozenset(row.declined_therapists) | frozenset(excluded),
+        excluded_therapists=frozenset(excluded),
+        declined_therapists=frozenset(row.declined_therapists),
     )
 
 
@@ -273,6 +275,26 @@ def _proposed_event(match: IntakeMatch) -> Event[MatchProposed]:
     )
 
 
+class NobodyToOffer(Problem):
+    """No therapist can be offered at all (none registered, or every one inactive, conflicted
+    or a past therapist of the episode): a 409 naming the reasons, never an empty proposal."""
+
+    def __init__(self, proposal: Proposal, field_name: str) -> None:
+        super().__init__(
+            409,
+            "No therapist can be offered",
+            f"{proposal.summary} Register or reactivate a therapist who can see this client, "
+            "then propose again; nothing was stored.",
+            errors=[
+                {
+                    "field": field_name,
+                    "rule": "no_therapist_to_offer",
+                    "message": proposal.summary,
+                }
+            ],
+        )
+
+
 async def propose_for(
     session: AsyncSession,
     context: MatchingContext,
@@ -281,13 +303,16 @@ async def propose_for(
     excluded: Sequence[str] = (),
     rematch_of_episode: str | None = None,
 ) -> tuple[IntakeMatch, list[Event[Any]]]:
-    """Run the engine for a stored intake and store its proposal (``match.proposed``)."""
+    """Run the engine for a stored intake and store its proposal (``match.proposed``); raises
+    :class:`NobodyToOffer` rather than store a proposal without options."""
     roster = await context.roster(session)
     table = await context.effectiveness(session)
     now = datetime.now(UTC)
     proposal: Proposal = propose(
         intake_of(intake, excluded), roster, table, context.config_for(intake.site_id), now
     )
+    if not proposal.options:
+        raise NobodyToOffer(proposal, "episode_id" if rematch_of_episode else "site_id")
     match = IntakeMatch(
         id=str(uuid.uuid4()),
         intake_id=intake.id,
@@ -653,7 +678,10 @@ def alliance_alert_subscriber(context: MatchingContext) -> Any:
         )
         if pending.scalar_one():
             return []
-        _, events = await rematch(session, context, episode)
+        try:
+            _, events = await rematch(session, context, episode)
+        except NobodyToOffer:
+            return []  # nobody else to offer: the alert itself still reaches the clinicians
         return events
 
     return on_alliance_alert

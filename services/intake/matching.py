@@ -1,4 +1,5 @@
-"""Client–therapist matching (DOMAIN.md, Matching and Therapist effectiveness; issue 3).
+"""Client–therapist matching (docs/clinical-rules.md, Matching and Therapist effectiveness;
+issue 3).
 
 Pure: no I/O, no database, no clock (``now`` is passed in, in the site's local time), no async.
 
@@ -7,10 +8,10 @@ Pure: no I/O, no database, no clock (``now`` is passed in, in the site's local t
     proposal = propose(intake, roster, table, config, now)
 
 * **Hard constraints** (:data:`CONSTRAINTS`) decide who may be offered at all: active, capacity
-  left, no recorded conflict or dual relationship, not excluded by the client (declined earlier,
-  or a past therapist of the episode on rematch), a shared language, in-person site or telehealth
-  feasibility, a common session time, competence scope (age group, couple/family, and problem
-  domains such as eating disorders), and each *required* preference.
+  left, no recorded conflict or dual relationship, not a past therapist of the episode (on
+  rematch), not declined by the client for this intake, a shared language, in-person site or
+  telehealth feasibility, a common session time, competence scope (age group, couple/family,
+  and problem domains such as eating disorders), and each *required* preference.
 * **Score**: a transparent weighted sum of parts (:class:`ScorePart`), each a fraction of its
   weight in :class:`MatchWeights`: problem-domain effectiveness (the shrunken estimate's distance
   from the network reference, weighted by severity; "not enough data" counts as neutral, as in
@@ -21,8 +22,14 @@ Pure: no I/O, no database, no clock (``now`` is passed in, in the site's local t
   optimises whole milli-points.
 * **Proposal**: the top options with, for each, which constraints held and what each part
   contributed, in words for a coordinator. When nobody meets every hard constraint: the options
-  that come closest (cheapest violated constraints, :class:`RelaxationCosts`) and how many
-  therapists each constraint excluded — never an empty answer without reasons.
+  that come closest, each saying what it misses, and how many therapists each constraint
+  excluded — never an empty answer while anyone can be offered. Closest means: the cheapest
+  violated constraints in total (:class:`RelaxationCosts`), then the fewest violated, then the
+  best score; therapists the client declined come last, after every other near miss, marked
+  ``not_declined`` (the client may change their mind; they are never offered ahead of someone
+  they have not turned down). Inactive therapists, a recorded conflict or dual relationship and
+  the episode's past therapists on rematch are never relaxed (:data:`NEVER_RELAXED`): when
+  nobody else is registered the proposal's status is ``none``, with the reasons.
 
 One implementation serves one therapist and ten thousand: the :class:`Roster` keeps the registry
 as column arrays (a boolean array per site, language, scope … code and a weekly availability
@@ -131,6 +138,7 @@ CONSTRAINTS: Final = (
     "active",
     "no_conflict",
     "not_excluded",
+    "not_declined",
     "capacity",
     "language",
     "location",
@@ -236,8 +244,9 @@ class Intake:
 
     ``languages`` are the languages therapy can be held in (a shared one is a hard constraint;
     a ``preferences.language`` adds a required or preferred narrower choice).
-    ``excluded_therapists`` are therapist ids never to offer: declined earlier, and on rematch
-    the episode's past therapists."""
+    ``excluded_therapists`` are therapist ids never to offer (on rematch, the episode's past
+    therapists); ``declined_therapists`` those the client declined for this intake: offered
+    again only as the last of the closest options, when nobody meets every hard constraint."""
 
     client: str
     site: str
@@ -250,6 +259,7 @@ class Intake:
     prior_therapy: bool = False
     difficult_past_relationships: bool = False
     excluded_therapists: frozenset[str] = frozenset()
+    declined_therapists: frozenset[str] = frozenset()
 
     @property
     def severity(self) -> Severity:
@@ -398,18 +408,22 @@ class Proposal:
 
 def _unknown(field_name: str, codes: Iterable[str], known: frozenset[str]) -> list[FieldProblem]:
     bad = sorted(set(codes) - known)
-    return [FieldProblem(field_name, f"unknown code(s): {', '.join(bad)}")] if bad else []
+    if not bad:
+        return []
+    return [FieldProblem(field_name, f"unknown code(s): {', '.join(bad)}; valid: {_codes(known)}")]
 
 
 def _slot_problems(field_name: str, slots: Sequence[WeeklySlot]) -> list[FieldProblem]:
     out = []
     for i, s in enumerate(slots):
         if not 0 <= s.day <= 6:
-            out.append(FieldProblem(f"{field_name}[{i}].day", "must be 0 (Monday) to 6 (Sunday)"))
+            out.append(FieldProblem(f"{field_name}.{i}.day", "must be 0 (Monday) to 6 (Sunday)"))
         if not 0 <= s.start_minute < s.end_minute <= 24 * 60:
+            wrong = "start_minute" if not 0 <= s.start_minute < 24 * 60 else "end_minute"
             out.append(
                 FieldProblem(
-                    f"{field_name}[{i}]", "needs 0 <= start_minute < end_minute <= 1440 (same day)"
+                    f"{field_name}.{i}.{wrong}",
+                    "needs 0 <= start_minute < end_minute <= 1440 (same day)",
                 )
             )
     return out
@@ -459,7 +473,7 @@ def intake_problems(intake: Intake) -> list[FieldProblem]:
         out.append(FieldProblem("domains", "each problem domain at most once"))
     for k, d in enumerate(i.domains):
         if d.severity not in SEVERITIES:
-            out.append(FieldProblem(f"domains[{k}].severity", "mild, moderate or severe"))
+            out.append(FieldProblem(f"domains.{k}.severity", "mild, moderate or severe"))
     if not i.languages:
         out.append(FieldProblem("languages", "at least one language"))
     out += _unknown("languages", i.languages, LANGUAGES)
@@ -755,9 +769,11 @@ class Roster:
 class EffectivenessTable:
     """The latest ``therapist.effectiveness.updated`` per therapist × domain, with the reference
     each domain's estimates are compared with: given (e.g. the site mean from analytics), or
-    else the mean of all shrunken estimates in the domain (shrinkage pulls every estimate toward
-    the site mean, so their mean is an estimate of it). When several records arrive for the
-    same therapist and domain (two sites), the one with more cases wins."""
+    else the mean of all shrunken estimates in the domain weighted by their cases (shrinkage
+    pulls every estimate toward the site mean, so their mean is an estimate of it; a therapist
+    with one case counts as one case, so "not enough data" moves the reference no more than its
+    cases do, and never scores). When several records arrive for the same therapist and domain
+    (two sites), the one with more cases wins."""
 
     def __init__(
         self,
@@ -771,13 +787,15 @@ class EffectivenessTable:
             if held is None or r.n >= held.n:
                 latest[key] = r
         self.records = latest
-        improvement: dict[str, list[float]] = {}
-        deterioration: dict[str, list[float]] = {}
+        improvement: dict[str, list[tuple[float, int]]] = {}
+        deterioration: dict[str, list[tuple[float, int]]] = {}
         for r in latest.values():
             if r.reliable_improvement_rate is not None:
-                improvement.setdefault(r.domain, []).append(r.reliable_improvement_rate.estimate)
+                improvement.setdefault(r.domain, []).append(
+                    (r.reliable_improvement_rate.estimate, r.n)
+                )
             if r.deterioration_rate is not None:
-                deterioration.setdefault(r.domain, []).append(r.deterioration_rate.estimate)
+                deterioration.setdefault(r.domain, []).append((r.deterioration_rate.estimate, r.n))
         given = dict(reference or {})
         self.reference: dict[str, DomainReference] = {}
         for domain in set(improvement) | set(deterioration) | set(given):
@@ -785,8 +803,12 @@ class EffectivenessTable:
             imp = improvement.get(domain)
             det = deterioration.get(domain)
             self.reference[domain] = DomainReference(
-                g.improvement if g.improvement is not None else (_mean(imp) if imp else None),
-                g.deterioration if g.deterioration is not None else (_mean(det) if det else None),
+                g.improvement
+                if g.improvement is not None
+                else (_case_weighted_mean(imp) if imp else None),
+                g.deterioration
+                if g.deterioration is not None
+                else (_case_weighted_mean(det) if det else None),
             )
         self._aligned: dict[int, tuple[tuple[Therapist, ...], dict[str, FloatArray]]] = {}
 
@@ -834,8 +856,12 @@ class EffectivenessTable:
         return columns
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
+def _case_weighted_mean(values: Sequence[tuple[float, int]]) -> float:
+    """The mean of estimates weighted by their cases (equal weights when none has a case)."""
+    cases = sum(max(n, 0) for _, n in values)
+    if cases == 0:
+        return sum(v for v, _ in values) / len(values)
+    return sum(v * max(n, 0) for v, n in values) / cases
 
 
 # --- Evaluation: constraints and score parts over the whole roster ----------------------------
@@ -924,6 +950,9 @@ def _violations(req: _Request, roster: Roster) -> dict[str, BoolArray]:
     excluded = np.zeros(n, dtype=np.bool_)
     excluded[[roster.index[t] for t in intake.excluded_therapists if t in roster.index]] = True
     out["not_excluded"] = excluded
+    declined = np.zeros(n, dtype=np.bool_)
+    declined[[roster.index[t] for t in intake.declined_therapists if t in roster.index]] = True
+    out["not_declined"] = declined
     out["capacity"] = roster.capacity_left <= 0
     if req.languages:  # none stated is a bad intake (intake_problems), not a filter
         out["language"] = ~roster.has_any("language", req.languages)
@@ -1094,9 +1123,9 @@ def hard_constraints(
     intake: Intake, therapist: Therapist, config: MatchingConfig | None = None
 ) -> list[str]:
     """The hard constraints (codes of :data:`CONSTRAINTS`) that exclude ``therapist`` for
-    ``intake``; empty when the therapist may be offered (DOMAIN.md, Matching: language, site or
-    telehealth feasibility, capacity left, overlapping availability, competence scope,
-    exclusions)."""
+    ``intake``; empty when the therapist may be offered (docs/clinical-rules.md, Matching:
+    language, site or telehealth feasibility, capacity left, overlapping availability, competence
+    scope, exclusions)."""
     return [c.code for c in constraint_checks(intake, therapist, config) if not c.held]
 
 
@@ -1180,9 +1209,12 @@ def propose(
 ) -> Proposal:
     """The top options (``top``, else ``config.top``, default 3) for an intake, each with the
     constraints it meets and what each score part contributed, so that client and coordinator
-    decide together (DOMAIN.md, Matching). When no therapist meets every hard constraint, the
-    options that come closest (lowest total relaxation cost, then best score), each saying what
-    it misses; ``exclusions`` always says how many therapists each constraint excluded.
+    decide together (docs/clinical-rules.md, Matching). When no therapist meets every hard
+    constraint, the options that come closest (not declined by the client, then the lowest
+    total relaxation cost, the fewest violated constraints, the best score), each saying what
+    it misses; ``exclusions`` always says how many therapists each constraint excluded. The
+    options are empty (status ``none``) only when every therapist is inactive, conflicted or
+    excluded.
     Rematch: put the episode's past therapists in ``intake.excluded_therapists``."""
     roster = _as_roster(therapists)
     table = _as_table(effectiveness)
@@ -1195,20 +1227,14 @@ def propose(
     if eligible_rows.shape[0] > 0:
         status: ProposalStatus = "matched"
         scores = _score_rows(req, roster, table, now, eligible_rows)
-        chosen = _best(scores.total, np.zeros(eligible_rows.shape[0], dtype=np.int64), want)
+        chosen = _best(scores.total, want)
     else:
         barred = np.zeros(roster.size, dtype=np.bool_)
         for code in NEVER_RELAXED:
             barred |= violations[code]
         candidate_rows = np.flatnonzero(~barred).astype(np.int64)
         scores = _score_rows(req, roster, table, now, candidate_rows)
-        costs = config.relaxation_costs
-        cost = np.zeros(candidate_rows.shape[0], dtype=np.int64)
-        for code, column in violations.items():
-            if code not in NEVER_RELAXED:
-                price = round(getattr(costs, code) * 1000)
-                cost += price * column[candidate_rows]
-        chosen = _best(scores.total, cost, want)
+        chosen = _closest(scores.total, _nearness(violations, candidate_rows, config), want)
         status = "closest" if chosen.shape[0] else "none"
     options = []
     for rank, position in enumerate(chosen.tolist(), start=1):
@@ -1239,17 +1265,52 @@ def propose(
     )
 
 
-def _best(total: IntArray, cost: IntArray, want: int) -> IntArray:
-    """Positions of the ``want`` best: lowest cost, then highest total, then roster order."""
+@dataclass(frozen=True, slots=True)
+class _Nearness:
+    """How near each candidate comes to meeting every hard constraint (aligned with its rows)."""
+
+    declined: IntArray  # 1 when the client declined the therapist: ranked after all others
+    cost: IntArray  # total relaxation cost of the violated constraints, in milli-units
+    misses: IntArray  # how many relaxable constraints are violated
+
+
+def _nearness(
+    violations: Mapping[str, BoolArray], rows: IntArray, config: MatchingConfig
+) -> _Nearness:
+    m = rows.shape[0]
+    cost = np.zeros(m, dtype=np.int64)
+    misses = np.zeros(m, dtype=np.int64)
+    for code, column in violations.items():
+        if code in NEVER_RELAXED or code == "not_declined":
+            continue
+        missed = column[rows].astype(np.int64)
+        cost += round(getattr(config.relaxation_costs, code) * 1000) * missed
+        misses += missed
+    declined = violations["not_declined"][rows].astype(np.int64)
+    return _Nearness(declined, cost, misses)
+
+
+def _closest(total: IntArray, near: _Nearness, want: int) -> IntArray:
+    """Positions of the ``want`` closest: not declined by the client first, then the lowest
+    relaxation cost, the fewest violated constraints, the highest score, roster order."""
     m = total.shape[0]
     if m == 0 or want <= 0:
         return np.zeros(0, dtype=np.int64)
-    if m > 4 * want and not cost.any():
+    order = np.lexsort((np.arange(m), -total, near.misses, near.cost, near.declined))
+    return order[:want].astype(np.int64)
+
+
+def _best(total: IntArray, want: int) -> IntArray:
+    """Positions of the ``want`` best: highest total, then roster order."""
+    m = total.shape[0]
+    if m == 0 or want <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if m > 4 * want:
         # Partition first: a unique key (total, then roster order) keeps the result exact.
         key = total * (m + 1) + (m - np.arange(m, dtype=np.int64))
         top = np.argpartition(-key, want - 1)[:want]
         return top[np.argsort(-key[top], kind="stable")].astype(np.int64)
-    order = np.lexsort((np.arange(m), -total, cost))
+    order = np.lexsort((np.arange(m), -total))
     return order[:want].astype(np.int64)
 
 
@@ -1291,9 +1352,16 @@ def _checks(
             )
         elif code == "not_excluded":
             detail = (
-                "Not declined earlier and not a past therapist of this episode"
+                "Not a past therapist of this episode"
                 if held
-                else "Declined earlier or a past therapist of this episode"
+                else "A past therapist of this episode: not offered again on rematch"
+            )
+        elif code == "not_declined":
+            detail = (
+                "Not declined by the client for this intake"
+                if held
+                else "Declined by the client for this intake: offered again only because "
+                "nobody meets every hard constraint"
             )
         elif code == "capacity":
             left = int(roster.capacity_left[k])
@@ -1502,5 +1570,5 @@ def _summary(
         return "No therapists are registered."
     return (
         f"No therapist of {considered} can be offered: each is inactive, has a recorded "
-        f"conflict, or was excluded for this client. {reasons}."
+        f"conflict, or is a past therapist of this episode. {reasons}."
     )

@@ -1,5 +1,5 @@
-"""Matching vocabularies and per-site matching weights, as data (DOMAIN.md, Matching; issue 3:
-"weights per site in configuration").
+"""Matching vocabularies and per-site matching weights, as data (docs/clinical-rules.md,
+Matching; issue 3: "weights per site in configuration").
 
 Two things live here because both are data the API validates against and the matching engine
 reads:
@@ -113,6 +113,19 @@ _SIGN_LANGUAGES = "ase bfi asf fsl gsg sgg ise ssp swl dse nsl fse csl jsl kvk i
 LANGUAGES: Final = frozenset(_ISO_639_1.split()) | frozenset(_SIGN_LANGUAGES.split())
 
 GENDERS: Final = frozenset({"woman", "man", "non_binary"})
+# Why a client declined a proposal (``match.declined``'s ``reason_code``).
+DECLINE_REASONS: Final = frozenset(
+    {
+        "client_preference",  # would rather see someone else (no reason given)
+        "schedule",  # the session times do not suit
+        "location",  # the site or the format does not suit
+        "language",
+        "therapist_characteristics",  # gender, culture/faith, modality, experience
+        "wait_too_long",
+        "no_longer_seeking",  # the client no longer wants therapy now
+        "other",
+    }
+)
 FORMATS: Final = frozenset({"in_person", "telehealth"})
 SEVERITIES: Final = ("mild", "moderate", "severe")
 AGE_GROUPS: Final = frozenset({"child", "adolescent", "adult", "older_adult"})
@@ -178,9 +191,10 @@ class SeverityWeights(_Frozen):
 
 class RelaxationCosts(_Frozen):
     """When no therapist meets every hard constraint, the closest options are those whose
-    violated constraints cost least in total. Being inactive, a recorded conflict or dual
-    relationship, and an exclusion by the client (declined, or a past therapist on rematch) are
-    never relaxed: such therapists are never offered."""
+    violated constraints cost least in total (then the fewest violated, then the best score).
+    Being inactive, a recorded conflict or dual relationship, and being a past therapist of the
+    episode on rematch are never relaxed: such therapists are never offered. A therapist the
+    client declined is offered again only after every other closest option."""
 
     gender: float = Field(default=1.0, gt=0)
     culture_faith: float = Field(default=1.0, gt=0)

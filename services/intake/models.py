@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, text
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.deployment import deployment_table
 from shared.erasure import client_keys_table, erasure_tables
 from shared.tables import messaging_tables
 
@@ -124,6 +125,8 @@ class IntakeEffectiveness(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("intake")
+# The topic prefix of the deployment these tables belong to (shared/deployment.py).
+DEPLOYMENT = deployment_table("intake", SQLModel.metadata)
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("intake", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("intake", SQLModel.metadata)

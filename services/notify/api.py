@@ -36,6 +36,7 @@ ACKNOWLEDGERS = ("therapist", "supervisor", "clinical_lead", "site_admin", "inta
 DeliveryStatus = Literal[
     "pending", "sending", "digest", "batched", "delivered", "failed", "cancelled"
 ]
+DeliveryKind = Literal["alert", "escalation", "digest", "invitation", "reminder"]
 
 
 class WebhookIn(BaseModel):
@@ -275,7 +276,7 @@ async def list_deliveries(
     limit: PageLimit = DEFAULT_PAGE_SIZE,
     offset: PageOffset = 0,
     status: DeliveryStatus | None = None,
-    kind: Annotated[str | None, Query(pattern=r"^[a-z_]{1,40}$")] = None,
+    kind: Annotated[DeliveryKind | None, Query()] = None,
 ) -> list[DeliveryOut]:
     staff.require_role(*LOG_READERS)
     staff.require_site(site_id)

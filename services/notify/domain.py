@@ -138,7 +138,7 @@ MAX_KEY = 300
 
 def is_urgent(kind: str, severity: str) -> bool:
     """Rule 1 (risk) and anything analytics marks urgent: at once, never batched, never held by
-    quiet hours, escalated when unacknowledged (DOMAIN.md, rule 1)."""
+    quiet hours, escalated when unacknowledged (docs/clinical-rules.md, rule 1)."""
     return kind == RISK or severity == "urgent"
 
 

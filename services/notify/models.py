@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.deployment import deployment_table
 from shared.erasure import client_keys_table, erasure_tables
 from shared.tables import messaging_tables
 
@@ -225,6 +226,8 @@ class NotifyInvitation(SQLModel, table=True):
 
 
 OUTBOX, INBOX = messaging_tables("notify")
+# The topic prefix of the deployment these tables belong to (shared/deployment.py).
+DEPLOYMENT = deployment_table("notify", SQLModel.metadata)
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("notify", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("notify", SQLModel.metadata)

@@ -6,8 +6,9 @@ checked in (``policy_defaults.json``); a deployment may ship its own file
 admin may store a site's own policy through the API. The most specific one wins: the site's
 stored policy, else the file's entry for the site, else the file's default, else the checked-in
 default. Whatever a policy says, rule 1 (``risk``) always reaches the therapist and the clinical
-lead at once (DOMAIN.md: "Urgent: to the clinical lead and the therapist at once, never batched,
-never held by quiet hours"); a policy only chooses its channels and its escalation.
+lead at once (docs/clinical-rules.md, rule 1: urgent, to the clinical lead and the therapist at
+once, never batched, never held by quiet hours); a policy only chooses its channels and its
+escalation.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -28,16 +29,22 @@ from pydantic import (
     model_validator,
 )
 
+from shared.contracts import ALERT_KINDS
+from shared.vocabulary import one_of
+
 Recipient = Literal["therapist", "supervisor", "clinical_lead", "intake_coordinator", "site_admin"]
 Channel = Literal["webhook", "email", "sms"]
 Severity = Literal["urgent", "high", "routine"]
 Mode = Literal["immediate", "digest"]
 InvitedRole = Literal["client", "partner", "family"]
-KindPattern = Annotated[str, StringConstraints(pattern=r"^(\*|[a-z0-9][a-z0-9_.\-]{0,63})$")]
+MATCH_KINDS = frozenset({"match_proposed", "match_confirmed"})
+if TYPE_CHECKING:
+    KindPattern = str
+else:  # an enum in the OpenAPI; an unknown kind is refused naming the valid ones
+    KindPattern = one_of({"*", *ALERT_KINDS, *MATCH_KINDS}, "alert kind")
 InstrumentId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")]
 ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
-MATCH_KINDS = frozenset({"match_proposed", "match_confirmed"})
 SEVERITIES: tuple[Severity, ...] = ("urgent", "high", "routine")
 DEFAULTS_FILE = Path(__file__).with_name("policy_defaults.json")
 

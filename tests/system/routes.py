@@ -283,6 +283,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/analytics/alerts"): Operation(
         "client", CLINICAL, lambda w, s: Call("/analytics/alerts", params=_at(s))
     ),
+    ("POST", "/analytics/alerts/{alert_id}/acknowledge"): Operation(
+        "client",
+        CLINICAL,
+        lambda w, s: Call(f"/analytics/alerts/{s.risk_alert_id}/acknowledge"),
+        ("alert_id",),
+    ),
     ("GET", "/analytics/episodes/{episode_id}/timeline"): Operation(
         "client",
         CLINICAL,
@@ -409,6 +415,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 }
 
 STAFF_SCOPES = ("site", "client", "deployment")
+
+
+def error_media_type(path: str) -> str:
+    """What an error is answered as: problem+json, or an OperationOutcome on FHIR routes."""
+    return "application/fhir+json" if "/fhir/" in path else "application/problem+json"
 
 
 def app_operations(app: FastAPI) -> list[tuple[str, str]]:

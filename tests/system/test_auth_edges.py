@@ -24,7 +24,7 @@ from shared import tokens
 from shared.auth import mint_token
 from shared.settings import Settings, load_settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
-from tests.system.routes import OPERATIONS, STAFF_SCOPES, app_operations
+from tests.system.routes import OPERATIONS, STAFF_SCOPES, app_operations, error_media_type
 from tests.system.world import HIGH_SRS, LOW_SRS
 
 OTHER_SECRET = "another-deployment-secret-of-32-characters"
@@ -131,7 +131,7 @@ async def test_every_staff_operation_refuses_a_bad_token_with_401(
         if not (
             answer.status_code == 401
             and answer.headers.get("www-authenticate") == "Bearer"
-            and answer.headers["content-type"] == "application/problem+json"
+            and answer.headers["content-type"] == error_media_type(path)
         ):
             failures.append(f"{method} {path} → {answer.status_code}")
     assert failures == []

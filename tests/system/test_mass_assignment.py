@@ -15,7 +15,14 @@ import pytest
 from sqlmodel import SQLModel
 
 from shared.settings import load_settings
-from tests.system.routes import OPERATIONS, Call, app_operations, ordered, send
+from tests.system.routes import (
+    OPERATIONS,
+    Call,
+    app_operations,
+    error_media_type,
+    ordered,
+    send,
+)
 from tests.system.world import SERVICES, World, build_world
 
 MARK = "injected-7f3a"
@@ -181,7 +188,7 @@ async def test_every_write_operation_refuses_an_oversized_body_with_413(world: W
         for how, answer in answers:
             if not (
                 answer.status_code == 413
-                and answer.headers["content-type"] == "application/problem+json"
+                and answer.headers["content-type"] == error_media_type(path)
             ):
                 failures.append(f"{how}: {method} {path} → {answer.status_code}")
     assert failures == []

@@ -77,6 +77,7 @@ class Site:
     erasable_reference: str = ""  # a client of its own, whom the erasure route may erase
     contact_email: str = ""
     delivery_id: str = ""
+    risk_alert_id: str = ""  # the episode's risk alert (PHQ-9 item 9), open until acknowledged
     feedback_link: str = ""
     response_id: str = ""  # the episode's session-1 SRS
 
@@ -273,9 +274,11 @@ async def _await_effects(world: World, site: Site) -> None:
         )
         if alerts.status_code != 200 or deliveries.status_code != 200:
             return False
-        if not alerts.json() or not deliveries.json():
+        risk = [a for a in alerts.json() if a["kind"] == "risk"]
+        if not risk or not deliveries.json():
             return False
         site.delivery_id = deliveries.json()[0]["id"]
+        site.risk_alert_id = risk[0]["alert_id"]
         return True
 
     await eventually(alerts_and_deliveries, timeout=60, what=f"{site.id}'s alerts and deliveries")

@@ -15,6 +15,7 @@ from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
 from tests.support.waiting import eventually
 
+SVG = "{http://www.w3.org/2000/svg}"
 HIGH = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}  # 38.0
 LOW = {"relationship": 7.5, "goals": 7.5, "approach": 7.5, "overall": 7.5}  # 30.0
 ORS = {"individually": 4.0, "interpersonally": 5.0, "socially": 5.0, "overall": 4.0}
@@ -179,6 +180,85 @@ async def test_site_summary_and_report(desk: FeedbackDesk) -> None:
     )
     assert denied.status_code == 403
     assert json.loads(denied.text)["errors"][0]["rule"] == "role_scope"
+
+
+async def close(desk: FeedbackDesk, episode_id: str) -> None:
+    closed = await desk.http.post(
+        f"/intake/episodes/{episode_id}/close",
+        headers=desk.auth("intake_coordinator"),
+        json={"reason": "completed"},
+    )
+    assert closed.status_code == 200, closed.text
+
+
+async def test_one_closed_case_is_not_enough_data_in_the_api_and_the_site_report(
+    desk: FeedbackDesk,
+) -> None:
+    await close(desk, await rupture_and_repair(desk))
+
+    async def estimated() -> bool:
+        got = await desk.http.get(
+            "/analytics/therapists/th-1/effectiveness",
+            params={"site_id": "site-a"},
+            headers=desk.auth("supervisor"),
+        )
+        return got.status_code == 200 and len(got.json()) > 0
+
+    await eventually(estimated, what="the closed episode to reach analytics")
+    (estimate,) = (
+        await desk.http.get(
+            "/analytics/therapists/th-1/effectiveness",
+            params={"site_id": "site-a"},
+            headers=desk.auth("supervisor"),
+        )
+    ).json()
+    assert estimate["status"] == "not_enough_data"
+    assert (estimate["n"], estimate["min_cases"]) == (1, 15)
+    assert estimate["reliable_improvement_rate"] is None
+    assert estimate["mean_alliance"] is None and estimate["deterioration_rate"] is None
+    summary = (
+        await desk.http.get("/analytics/sites/site-a/summary", headers=desk.auth("supervisor"))
+    ).json()
+    assert summary["therapists"] == [estimate]
+    report = (
+        await desk.http.get("/analytics/sites/site-a/report", headers=desk.auth("supervisor"))
+    ).text
+    assert "not enough data (1 of 15 cases)" in report
+    assert "0.00" not in report
+
+
+async def test_the_chart_is_titled_as_staff_know_the_episode_with_every_alert_named(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await rupture_and_repair(desk)
+    svg = (
+        await desk.http.get(
+            f"/analytics/episodes/{episode_id}/chart.svg", headers=desk.auth("supervisor")
+        )
+    ).text
+    root = ET.fromstring(svg)
+    title = next(t.text for t in root.iter(f"{SVG}text") if t.get("class") == "title")
+    assert title == "Site site-a · therapist th-1 · sessions 1–4"
+    assert episode_id not in svg
+    timeline = (
+        await desk.http.get(
+            f"/analytics/episodes/{episode_id}/timeline", headers=desk.auth("supervisor")
+        )
+    ).json()
+    lane = [e.get("data-kind") for e in root.iter() if e.get("class") == "alert"]
+    assert sorted(lane) == sorted(a["kind"] for a in timeline["alerts"])
+    assert {"low_alliance", "rupture", "repair"} <= set(lane)
+    legend = {t.text for g in root.iter(f"{SVG}g") if g.get("class") == "legend-entry" for t in g}
+    assert {"Low alliance", "Rupture", "Rupture repaired"} <= legend
+
+
+async def test_the_site_report_names_alert_kinds_plainly(desk: FeedbackDesk) -> None:
+    await rupture_and_repair(desk)
+    report = (
+        await desk.http.get("/analytics/sites/site-a/report", headers=desk.auth("supervisor"))
+    ).text
+    assert "<td>Low alliance</td>" in report and "<td>Rupture repaired</td>" in report
+    assert "<td>low_alliance</td>" not in report and "<td>repair</td>" not in report
 
 
 async def test_an_amended_answer_replaces_the_first_in_the_episode_and_its_alerts(

@@ -52,7 +52,10 @@ def test_the_report_states_the_effect_sizes_of_this_run(
     for comparison in summary["comparisons"]:
         for d in comparison["differences"]:
             stated = (
-                f"{100 * d['estimate']:+.1f} points [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}]"
+                f"{100 * d['estimate']:+.1f} points ({d['note']})"
+                if d["low"] is None
+                else f"{100 * d['estimate']:+.1f} points [{100 * d['low']:+.1f}, "
+                f"{100 * d['high']:+.1f}]"
             )
             assert stated in html, f"{comparison['title']}: {d['measure']} not in the report"
     assert re.search(r"<h2>Alerts on vs off, matching vs first available</h2>", html)
@@ -75,3 +78,50 @@ def test_the_report_renders_in_chromium_with_its_charts(
     assert near(colours, (0x1F, 0x6F, 0xEB)), "no alliance line or interval drawn"
     assert near(colours, (0xFB, 0x8F, 0x44)), "no low-alliance bars in the alert timeline"
     assert near(colours, (0xCF, 0x22, 0x2E)), "no concern line or reference line drawn"
+
+
+def test_a_small_network_says_too_few_events_rather_than_a_zero_interval(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    html = (out / "report" / "index.html").read_text()
+    assert "[+0.0, +0.0]" not in html
+    without = [d for c in summary["comparisons"] for d in c["differences"] if d["low"] is None]
+    assert without, "24 clients over 7 weeks: some outcome has fewer than 5 events in an arm"
+    assert {d["note"] for d in without} <= {
+        "too few events for an interval",
+        "no client's outcome differed between the arms",
+    }
+    assert "too few events for an interval" in html
+
+
+def test_therapist_estimates_below_the_minimum_cases_say_not_enough_data(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, _ = demo_run
+    html = (out / "report" / "index.html").read_text()
+    section = html.split("<h2>Therapist effectiveness", 1)[1].split("<h2>", 1)[0]
+    assert re.search(r"not enough data \(\d+ of 15 cases\)", section)
+    assert "n=1," not in section  # no estimate drawn from a single case
+
+
+def test_alert_kinds_are_named_plainly(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    html = (out / "report" / "index.html").read_text()
+    assert "<td>Low alliance</td>" in html
+    assert not re.search(r"<td>[a-z]+_[a-z_]+</td>", html)  # no alert codes as names
+    assert summary["alerts_by_kind"]  # the codes stay in the machine-readable summary
+    timeline = html.split("<h2>Alert timeline</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "Low alliance</text>" in timeline and "low_alliance</text>" not in timeline
+
+
+def test_every_report_chart_axis_has_a_zero_tick(demo_run: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = demo_run
+    html = (out / "report" / "index.html").read_text()
+    charts = re.findall(r'<svg [^>]*class="chart">.*?</svg>', html, flags=re.S)
+    assert len(charts) >= 4  # the alert timeline and the three comparisons
+    for svg in charts:
+        ticks = re.findall(r'class="tick">([^<]*)</text>', svg)
+        assert "0" in ticks, ticks

@@ -214,7 +214,14 @@ async def test_wrong_content_type_gets_415(desk: FeedbackDesk) -> None:
         content=b"hello",
     )
     assert answered.status_code == 415
-    assert answered.json()["errors"] == [{"field": "Content-Type", "rule": "media_type"}]
+    assert answered.json()["errors"] == [
+        {
+            "field": "content-type",
+            "rule": "media_type",
+            "message": "text/plain is not application/json",
+            "valid": ["application/json"],
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -243,7 +250,12 @@ async def test_a_bad_fhir_resource_is_refused_with_the_field_and_rule(
         content=json.dumps(resource),
     )
     assert answered.status_code == 422, answered.text
-    assert answered.json()["errors"] == [{"field": field, "rule": rule}]
+    assert answered.headers["content-type"] == "application/fhir+json"
+    outcome = answered.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert [(i["expression"], i["details"]["coding"][0]["code"]) for i in outcome["issue"]] == [
+        ([field], rule)
+    ]
     assert await response_count(desk) == 0
 
 

@@ -1,7 +1,7 @@
 """Questionnaire scoring (services/feedback/domain.py) with the shipped instrument definitions.
 
 Totals are hand-computed; thresholds are checked at, just below and just above each edge
-(DOMAIN.md, Instruments). Scores are exact decimals: 9.2 + 9.2 + 9.2 + 9.4 is 37.0, not
+(docs/clinical-rules.md, Instruments). Scores are exact decimals: 9.2 + 9.2 + 9.2 + 9.4 is 37.0, not
 36.99999….
 """
 

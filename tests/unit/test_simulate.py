@@ -11,7 +11,14 @@ import pytest
 
 from rapport import simulate
 from rapport.simulate import ClientOutcome, Course, build_network, first_available
-from rapport.simulate_arms import compare, paired_mean, run_arm, wilson
+from rapport.simulate_arms import (
+    NO_CLIENT_DIFFERED,
+    TOO_FEW_EVENTS,
+    compare,
+    paired_mean,
+    run_arm,
+    wilson,
+)
 
 RUPTURE_KINDS = frozenset({"rupture"})
 
@@ -141,6 +148,41 @@ def test_a_comparison_pairs_the_same_clients() -> None:
     assert comparison.n == 2
     assert (recovered.a.count, recovered.b.count) == (2, 1)
     assert recovered.estimate == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("events", "interval"), [(4, False), (5, True)])
+def test_a_difference_has_an_interval_only_with_five_events_in_each_arm(
+    events: int, interval: bool
+) -> None:
+    # Arm A: the first `events` clients recovered; arm B: the next `events` (all discordant).
+    a = [_outcome(f"c{i}", recovered=i < events) for i in range(20)]
+    b = [_outcome(f"c{i}", recovered=events <= i < 2 * events) for i in range(20)]
+    recovered = compare("t", "A", a, "B", b).differences[0]
+    assert recovered.estimate == 0.0
+    if interval:
+        assert recovered.low is not None and recovered.high is not None
+        assert recovered.low < 0.0 < recovered.high and recovered.note == ""
+    else:
+        assert (recovered.low, recovered.high, recovered.note) == (None, None, TOO_FEW_EVENTS)
+
+
+def test_an_arm_with_no_events_has_no_interval_not_a_zero_one() -> None:
+    a = [_outcome(f"c{i}") for i in range(24)]
+    recovered = compare("t", "A", a, "B", list(a)).differences[0]
+    assert (recovered.estimate, recovered.low, recovered.high) == (0.0, None, None)
+    assert recovered.note == TOO_FEW_EVENTS
+
+
+def test_every_client_alike_in_both_arms_has_no_interval_and_says_so() -> None:
+    a = [_outcome(f"c{i}", recovered=i < 10) for i in range(20)]
+    recovered = compare("t", "A", a, "B", list(a)).differences[0]
+    assert (recovered.low, recovered.high, recovered.note) == (None, None, NO_CLIENT_DIFFERED)
+
+
+def test_paired_mean_without_variation_or_pairs_has_no_interval() -> None:
+    assert paired_mean([0.0, 0.0, 0.0]) == (0.0, None, None)
+    assert paired_mean([2.0]) == (2.0, None, None)
+    assert paired_mean([]) == (0.0, None, None)
 
 
 def test_the_effect_of_alerts_comes_from_the_simulated_clients(

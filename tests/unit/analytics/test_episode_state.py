@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +16,10 @@ from services.analytics.domain import (
     apply,
     score_total,
 )
+from tests.fixtures import REPLAY_SAMPLE
 from tests.unit.analytics.builders import INSTRUMENTS, Episode
 
-SAMPLE = Path(__file__).resolve().parents[3].parent / "shared" / "examples" / "replay_sample.jsonl"
+SAMPLE = REPLAY_SAMPLE
 
 
 def _sample_records() -> list[ScoredRecord]:

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 from rapport import replay
 from services.analytics.domain import AlertChange
 from shared.contracts import Code, Scalar
+from tests.fixtures import REPLAY_SAMPLE
 
 BASE = {
     "episode_id": "ep-1",
@@ -259,9 +260,8 @@ def test_every_alert_of_the_worked_example_fits_the_alliance_alert_event(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Inputs go out on ``alliance.alert``: codes as keys, numbers or codes as values."""
-    sample = Path(__file__).resolve().parents[3].parent / "shared/examples/replay_sample.jsonl"
     out = tmp_path / "out.jsonl"
-    replay.main([str(sample), "--out", str(out), "--include-resolved"])
+    replay.main([str(REPLAY_SAMPLE), "--out", str(out), "--include-resolved"])
     inputs = TypeAdapter(dict[Code, Scalar])
     codes = TypeAdapter(Code)
 

@@ -1,6 +1,6 @@
-"""The worked example beside DOMAIN.md (``../shared/examples``): replaying it opens exactly the
-expected alerts of rules 1–9, in order. A worked example, not the suite: every rule has its own
-boundary tests beside this file."""
+"""The worked example of the rules (``tests/fixtures``, see its README): replaying it opens
+exactly the expected alerts of rules 1–9, in order. A worked example, not the suite: every rule has
+its own boundary tests beside this file."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from rapport import cli, replay
+from tests.fixtures import REPLAY_SAMPLE as SAMPLE
+from tests.fixtures import REPLAY_SAMPLE_EXPECTED as EXPECTED
 
-REPO = Path(__file__).resolve().parents[3]
-EXAMPLES = REPO.parent / "shared" / "examples"
-SAMPLE = EXAMPLES / "replay_sample.jsonl"
-EXPECTED = EXAMPLES / "replay_sample_expected.jsonl"
 NOT_IN_THE_EXAMPLE = {"dropout_risk", "rematch_suggested"}  # rules 10-11
 # Six SRS lines of the example carry an item above the instrument's maximum of 10 (10.1, 10.2);
 # the expected alerts were computed with those lines replayed.
@@ -32,8 +30,10 @@ def _keys(path: Path) -> list[Key]:
     ]
 
 
-def test_the_worked_example_is_where_ci_keeps_it() -> None:
-    assert SAMPLE.is_file() and EXPECTED.is_file(), f"expected the shared examples in {EXAMPLES}"
+def test_the_worked_example_is_part_of_the_repository() -> None:
+    repo = Path(__file__).resolve().parents[3]
+    for path in (SAMPLE, EXPECTED):
+        assert path.is_file() and path.resolve().is_relative_to(repo)
 
 
 def test_replay_opens_exactly_the_expected_alerts_of_rules_1_to_9_in_order(

@@ -47,6 +47,18 @@ def test_risk_is_an_event_that_stays_nothing_to_resolve() -> None:
     assert episode.resolved("risk") == []
 
 
+def test_a_risk_alert_awaits_a_clinicians_acknowledgement_and_no_other_alert_does() -> None:
+    """No rule resolves a risk alert; it stays open until a clinician acknowledges it."""
+    episode = Episode()
+
+    (risk,) = episode.add(1, "phq-9", 12, item_9=1)
+    others = episode.add(1, "srs", 38) + episode.add(2, "srs", 28) + episode.add(3, "srs", 38)
+
+    assert risk.awaits_acknowledgement is True
+    assert {c.kind for c in others} >= {"rupture", "repair"}
+    assert [c.kind for c in others if c.awaits_acknowledgement] == []
+
+
 def test_instruments_without_risk_items_never_raise_risk() -> None:
     episode = Episode()
 

@@ -1,4 +1,4 @@
-"""Per-site configuration: every number of the rules, defaults from DOMAIN.md and the
+"""Per-site configuration: every number of the rules, defaults from docs/clinical-rules.md and the
 instrument definitions, site overrides merged over them."""
 
 from __future__ import annotations

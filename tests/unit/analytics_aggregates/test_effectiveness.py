@@ -70,3 +70,44 @@ def test_estimates_are_per_domain_and_site() -> None:
     mixed = episodes("t1", 20, 10, domain="anxiety") + episodes("t1", 20, 10, site="other")
     keys = {(r.site_id, r.domain) for r in therapist_effectiveness(mixed)}
     assert keys == {("s", "anxiety"), ("other", "depression")}
+
+
+# --- No false certainty (issue 23, item 5) -----------------------------------------------------
+
+
+def test_one_case_has_an_honest_interval_not_a_point() -> None:
+    (result,) = therapist_effectiveness(episodes("solo", 1, 0))
+    rate = result.reliable_improvement_rate
+    assert rate is not None
+    assert rate.upper - rate.lower >= 0.9  # one case says almost nothing about a rate
+    assert 0.0 <= rate.lower <= rate.estimate <= rate.upper <= 1.0
+    alliance = result.mean_alliance
+    assert alliance is not None and alliance.upper - alliance.lower >= 90  # of the 0–100 scale
+    assert result.classification == "not_enough_data" and not result.enough_data
+
+
+@pytest.mark.parametrize("improved", [0, 20])
+def test_every_case_alike_still_has_an_interval(improved: int) -> None:
+    (result,) = therapist_effectiveness(episodes("same", 20, improved))
+    rate = result.reliable_improvement_rate
+    assert rate is not None
+    assert rate.upper - rate.lower > 0.05
+    assert 0.0 <= rate.lower and rate.upper <= 1.0
+
+
+def test_rates_stay_within_zero_and_one() -> None:
+    cohort = [e for i in range(6) for e in episodes(f"avg{i}", 30, 2)] + episodes("low", 3, 0)
+    for result in therapist_effectiveness(cohort):
+        for rate in (result.reliable_improvement_rate, result.deterioration_rate):
+            assert rate is not None and 0.0 <= rate.lower and rate.upper <= 1.0
+
+
+@pytest.mark.parametrize(("n", "enough"), [(14, False), (15, True)])
+def test_enough_data_from_the_minimum_number_of_cases(n: int, enough: bool) -> None:
+    (result,) = therapist_effectiveness(episodes("t", n, 5))
+    assert result.enough_data is enough and result.min_cases == 15
+
+
+def test_a_single_score_without_bounds_is_refused_rather_than_made_certain() -> None:
+    with pytest.raises(ValueError, match="cannot be estimated"):
+        shrink({"a": [50.0]})

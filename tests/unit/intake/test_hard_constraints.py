@@ -1,5 +1,5 @@
-"""Hard constraints (DOMAIN.md, Matching): each with a case that holds and one that excludes,
-at the boundary where there is one."""
+"""Hard constraints (docs/clinical-rules.md, Matching): each with a case that holds and one
+that excludes, at the boundary where there is one."""
 
 from __future__ import annotations
 
@@ -342,9 +342,10 @@ def test_a_valid_therapist_and_intake_have_no_problems() -> None:
         ({"capacity": -1}, "capacity"),
         ({"caseload": -1}, "caseload"),
         ({"years_experience": -2.0}, "years_experience"),
-        ({"availability": (WeeklySlot(0, 600, 540),)}, "availability[0]"),
-        ({"availability": (WeeklySlot(7, 540, 600),)}, "availability[0].day"),
-        ({"availability": (WeeklySlot(0, 540, 1441),)}, "availability[0]"),
+        ({"availability": (WeeklySlot(0, 600, 540),)}, "availability.0.end_minute"),
+        ({"availability": (WeeklySlot(7, 540, 600),)}, "availability.0.day"),
+        ({"availability": (WeeklySlot(0, 540, 1441),)}, "availability.0.end_minute"),
+        ({"availability": (WeeklySlot(0, 1440, 1441),)}, "availability.0.start_minute"),
         ({"sites": frozenset()}, "sites"),
     ],
 )
@@ -359,7 +360,7 @@ def test_therapist_problems_name_the_field(changes: dict[str, Any], field: str) 
         ({"domains": (ProblemDomain("sadness"),)}, "domains"),
         ({"domains": ()}, "domains"),
         ({"domains": (ProblemDomain("depression"), ProblemDomain("depression"))}, "domains"),
-        ({"domains": (ProblemDomain("depression", "extreme"),)}, "domains[0].severity"),  # type: ignore[arg-type]
+        ({"domains": (ProblemDomain("depression", "extreme"),)}, "domains.0.severity"),  # type: ignore[arg-type]
         ({"languages": frozenset()}, "languages"),
         ({"unit": "group"}, "unit"),
         ({"age_group": "toddler"}, "age_group"),
@@ -371,7 +372,7 @@ def test_therapist_problems_name_the_field(changes: dict[str, Any], field: str) 
         ({"preferences": preferences(modality=required())}, "preferences.modality.codes"),
         (
             {"preferences": preferences(times=windows("required", (0, 600, 600)))},
-            "preferences.times.windows[0]",
+            "preferences.times.windows.0.end_minute",
         ),
         ({"preferences": preferences(times=windows("required"))}, "preferences.times.windows"),
     ],

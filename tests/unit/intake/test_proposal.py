@@ -1,9 +1,10 @@
 """Proposals: the top options with their reasons, the closest options when nothing fits, and
-rematch (DOMAIN.md, Matching; issue 3, capabilities 3, 6 and 7)."""
+rematch (docs/clinical-rules.md, Matching; issue 3, capabilities 3, 6 and 7)."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -190,6 +191,80 @@ def test_inactive_conflicted_and_excluded_therapists_are_never_offered() -> None
     assert proposal.options[0].violated == ("competence",)
 
 
+def test_equal_cost_the_fewer_violated_constraints_come_first() -> None:
+    client = intake(preferences=preferences(gender=required("woman")))
+    people = [
+        # location 3 + gender 1 = 4, in two constraints; a free caseload scores higher
+        therapist("th-a", gender="man", sites=frozenset({"site-b"})),
+        therapist("th-b", caseload=10),  # capacity: 4, in one constraint
+    ]
+    proposal = propose(client, people, [], CONFIG, NOW)
+    assert [o.therapist_id for o in proposal.options] == ["th-b", "th-a"]
+    assert proposal.options[0].score.total < proposal.options[1].score.total
+    assert [o.violated for o in proposal.options] == [("capacity",), ("location", "gender")]
+
+
+def test_equal_cost_and_misses_the_better_score_comes_first() -> None:
+    client = intake(preferences=preferences(gender=required("woman")))
+    people, effects = team(0.40, 0.70)
+    people = [replace(t, gender="man") for t in people]
+    proposal = propose(client, people, effects, CONFIG, NOW)
+    assert [o.therapist_id for o in proposal.options] == ["th-2", "th-1"]
+    assert proposal.options[0].score.total > proposal.options[1].score.total
+
+
+def test_a_therapist_the_client_declined_comes_after_every_other_near_miss() -> None:
+    client = intake(declined_therapists=frozenset({"th-declined"}))
+    people = [
+        therapist("th-declined"),  # meets everything else
+        therapist("th-child-only", scopes=frozenset({"children_adolescents"})),  # competence: 8
+        therapist("th-es", languages=frozenset({"es"})),  # language: 6
+    ]
+    proposal = propose(client, people, [], CONFIG, NOW)
+    assert proposal.status == "closest" and proposal.eligible == 0
+    assert [o.therapist_id for o in proposal.options] == ["th-es", "th-child-only", "th-declined"]
+    declined = proposal.options[-1]
+    assert declined.violated == ("not_declined",)
+    [check] = [c for c in declined.constraints if not c.held]
+    assert check.detail.startswith("Declined by the client for this intake")
+    excluded = {e.constraint: (e.excluded, e.only_reason) for e in proposal.exclusions}
+    assert excluded["not_declined"] == (1, 1)
+
+
+def test_declined_therapists_are_not_offered_while_someone_meets_every_constraint() -> None:
+    people, effects = team(0.70, 0.45)
+    client = intake(declined_therapists=frozenset({"th-1"}))
+    proposal = propose(client, people, effects, CONFIG, NOW)
+    assert proposal.status == "matched"
+    assert [o.therapist_id for o in proposal.options] == ["th-2"]
+
+
+def test_when_the_only_therapist_was_declined_they_are_offered_again_marked_declined() -> None:
+    client = intake(declined_therapists=frozenset({"th-1"}))
+    proposal = propose(client, [therapist("th-1")], [], CONFIG, NOW)
+    assert proposal.status == "closest"
+    [option] = proposal.options
+    assert option.therapist_id == "th-1" and option.violated == ("not_declined",)
+    assert option.explanation.startswith("Misses 1 hard constraint(s): Declined by the client")
+
+
+def test_only_inactive_conflicted_and_past_therapists_are_never_offered() -> None:
+    client = intake(
+        excluded_therapists=frozenset({"th-past"}), declined_therapists=frozenset({"th-declined"})
+    )
+    people = [
+        therapist("th-inactive", active=False),
+        therapist("th-conflict", exclusions=frozenset({CLIENT})),
+        therapist("th-past"),
+        therapist("th-declined", languages=frozenset({"es"})),
+    ]
+    proposal = propose(client, people, [], CONFIG, NOW)
+    assert [o.therapist_id for o in proposal.options] == ["th-declined"]
+    assert proposal.options[0].violated == ("not_declined", "language")
+    alone = propose(client, people[:3], [], CONFIG, NOW)
+    assert alone.status == "none" and alone.options == ()
+
+
 def test_when_nobody_can_be_offered_at_all_the_reasons_still_come() -> None:
     people = [therapist("th-1", active=False), therapist("th-2", exclusions=frozenset({CLIENT}))]
     proposal = propose(intake(), people, [], CONFIG, NOW)
@@ -227,7 +302,7 @@ def test_rematch_with_only_past_therapists_left_offers_nobody() -> None:
 
 def test_a_declined_therapist_is_excluded_from_the_next_proposal() -> None:
     people, effects = team(0.70, 0.60)
-    declined = intake(excluded_therapists=frozenset({"th-1"}))
+    declined = intake(declined_therapists=frozenset({"th-1"}))
     assert [o.therapist_id for o in propose(declined, people, effects, CONFIG, NOW).options] == [
         "th-2"
     ]

@@ -110,6 +110,20 @@ def test_the_reference_defaults_to_the_mean_of_the_network_estimates() -> None:
     assert points("effectiveness", effects=effects) == 1.5
 
 
+def test_not_enough_data_does_not_count_as_zero_in_the_reference() -> None:
+    # One closed case, none improved: the estimate reads 0 but says almost nothing. It weighs
+    # as one case against forty, not as one therapist against one.
+    effects = EffectivenessTable(
+        [
+            record("th-1", "depression", 0.55, n=40, classification="effective"),
+            record("th-2", "depression", 0.0, n=1, classification="not_enough_data"),
+        ]
+    )
+    assert effects.reference["depression"].improvement == pytest.approx(0.55 * 40 / 41)
+    few = effects.get("th-2", "depression")
+    assert few is not None and effects.signal(few) is None  # neutral, not 0 % improvement
+
+
 def test_the_record_with_more_cases_wins_when_two_arrive() -> None:
     effects = table(
         record("th-1", "depression", 0.90, n=40), record("th-1", "depression", 0.45, n=20)

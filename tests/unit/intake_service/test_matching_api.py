@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from services.intake.models import IntakeEffectiveness
+from services.intake.models import IntakeEffectiveness, IntakeIntake
 from shared.contracts import (
     ALLIANCE_ALERT,
     THERAPIST_EFFECTIVENESS_UPDATED,
@@ -21,7 +21,7 @@ from shared.contracts import (
 from shared.events import Event, encode
 from shared.settings import Settings
 from tests.support.waiting import eventually
-from tests.unit.intake_service.desk import IntakeDesk, intake_desk, therapist_body
+from tests.unit.intake_service.desk import IntakeDesk, intake_body, intake_desk, therapist_body
 
 
 @pytest.fixture
@@ -100,8 +100,14 @@ async def test_an_intake_with_an_unknown_code_is_refused_naming_the_field(desk: 
         },
     )
     assert refused.status_code == 422
-    errors = {(e["field"], e["rule"]) for e in refused.json()["errors"]}
-    assert {("domains", "unknown_code"), ("preferences.modality.codes", "unknown_code")} <= errors
+    errors = {(e["field"], e["rule"]): e for e in refused.json()["errors"]}
+    assert {
+        ("domains.0.code", "unknown_code"),
+        ("preferences.modality.codes.0", "unknown_code"),
+    } <= set(errors)
+    domain = errors[("domains.0.code", "unknown_code")]
+    assert "depression" in domain["valid"] and "astrology" not in domain["valid"]
+    assert domain["message"].startswith("unknown problem domain 'astrology'; valid: anxiety, ")
 
 
 async def test_a_coordinator_of_another_site_cannot_submit_or_see(desk: IntakeDesk) -> None:
@@ -229,8 +235,104 @@ async def test_a_decline_is_published_and_the_next_proposal_excludes_the_decline
     second = again.json()
     assert not {o["therapist_id"] for o in second["options"]} & set(offered)
     assert len(second["options"]) == 2
-    excluded = next(e for e in second["exclusions"] if e["constraint"] == "not_excluded")
+    excluded = next(e for e in second["exclusions"] if e["constraint"] == "not_declined")
     assert excluded["excluded"] == 3
+
+
+async def test_after_the_only_fitting_therapist_is_declined_the_closest_come_with_reasons(
+    desk: IntakeDesk,
+) -> None:
+    await desk.register(
+        therapist_body("th-fits"),
+        therapist_body("th-fr", languages=["fr"]),
+        therapist_body("th-full", capacity=0),
+    )
+    submitted = await desk.submit()
+    first = submitted["match"]
+    assert first["status"] == "matched"
+    assert [o["therapist_id"] for o in first["options"]] == ["th-fits"]
+    declined = await desk.http.post(
+        f"/intake/matches/{first['match_id']}/decline",
+        headers=desk.coordinator,
+        json={"reason_code": "client_preference"},
+    )
+    assert declined.status_code == 200, declined.text
+    again = await desk.http.post(
+        f"/intake/intakes/{submitted['intake_id']}/propose", headers=desk.coordinator
+    )
+    assert again.status_code == 201, again.text
+    second = again.json()
+    assert second["status"] == "closest"
+    assert [o["therapist_id"] for o in second["options"]] == ["th-full", "th-fr", "th-fits"]
+    assert [o["violated"] for o in second["options"]] == [
+        ["capacity"],
+        ["language"],
+        ["not_declined"],
+    ]
+    for option in second["options"]:
+        missed = [c for c in option["constraints"] if not c["held"]]
+        assert [c["code"] for c in missed] == option["violated"]
+        assert all(c["detail"] for c in missed)
+        assert option["explanation"].startswith("Misses 1 hard constraint(s): ")
+    assert "Declined by the client" in second["options"][-1]["explanation"]
+
+
+async def test_a_declined_therapist_can_still_be_chosen_when_offered_again(
+    desk: IntakeDesk,
+) -> None:
+    await desk.register(therapist_body("th-1"))
+    submitted = await desk.submit()
+    match_id = submitted["match"]["match_id"]
+    await desk.http.post(
+        f"/intake/matches/{match_id}/decline",
+        headers=desk.coordinator,
+        json={"reason_code": "client_preference"},
+    )
+    again = await desk.http.post(
+        f"/intake/intakes/{submitted['intake_id']}/propose", headers=desk.coordinator
+    )
+    assert again.status_code == 201, again.text
+    [option] = again.json()["options"]
+    assert option["therapist_id"] == "th-1" and option["violated"] == ["not_declined"]
+    episode = await confirm(desk, again.json()["match_id"], "th-1")
+    assert episode["therapist_id"] == "th-1"
+
+
+async def test_with_no_therapist_at_all_the_intake_is_refused_with_409_and_nothing_stored(
+    desk: IntakeDesk,
+) -> None:
+    refused = await desk.http.post(
+        "/intake/intakes", headers=desk.coordinator, json=intake_body("c-1")
+    )
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["title"] == "No therapist can be offered"
+    assert "No therapists are registered." in problem["detail"]
+    assert problem["errors"] == [
+        {
+            "field": "site_id",
+            "rule": "no_therapist_to_offer",
+            "message": "No therapists are registered.",
+        }
+    ]
+    assert await desk.emitted() == []
+    async with desk.host.runtimes["intake"].sessionmaker() as session:
+        assert (await session.execute(select(IntakeIntake))).first() is None
+
+
+async def test_a_rematch_with_nobody_else_registered_is_a_409_naming_the_episode(
+    desk: IntakeDesk,
+) -> None:
+    await desk.register(therapist_body("th-0"))
+    episode = await confirm(desk, (await desk.submit())["match"]["match_id"], "th-0")
+    refused = await desk.http.post(
+        f"/intake/episodes/{episode['episode_id']}/rematch", headers=desk.coordinator
+    )
+    assert refused.status_code == 409, refused.text
+    [error] = refused.json()["errors"]
+    assert (error["field"], error["rule"]) == ("episode_id", "no_therapist_to_offer")
+    assert "past therapist of this episode" in error["message"]
 
 
 async def test_effectiveness_events_are_stored_and_raise_the_effective_therapist(

@@ -1,6 +1,6 @@
 """Who hears about what, on which channel, now or in a digest (services/notify/domain.py:
 route, plan, escalation_intents). Rule 1 (risk) always reaches the therapist and the clinical
-lead at once, whatever the site's policy says (DOMAIN.md, rule 1)."""
+lead at once, whatever the site's policy says (docs/clinical-rules.md, rule 1)."""
 
 from __future__ import annotations
 
