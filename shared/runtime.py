@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
@@ -54,6 +55,9 @@ class ServiceDefinition:
     background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
     # Loading of configuration data (e.g. instrument definitions) when the runtime is built.
     on_init: Sequence[Callable[[ServiceRuntime], None]] = ()
+    # The service's Alembic history (``services/<name>/migrations``), handed to the kernel's
+    # ``shared.migrations`` by ``services.migrate``.
+    migrations: Path | None = None
     # Builds the service's one typed dependencies object, once, when the runtime is built
     # (after ``on_init``); routes and subscribers reach it through the service's own accessors.
     dependencies: Callable[[ServiceRuntime], object] | None = None
