@@ -51,8 +51,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
 from shared.db import all_sites
+from shared.errors import DomainError
 from shared.logs import get_logger
-from shared.problems import Problem
+from shared.problems import Problem, problem_from_domain_error
 
 log = get_logger(__name__)
 
@@ -298,6 +299,9 @@ def audited(service: str, action: str, resource: str, *params: str) -> Any:
             status = int(getattr(route, "status_code", None) or 200)
         except Problem as problem:
             status = problem.status
+            raise
+        except DomainError as error:  # a use case's refusal: the status its problem answers
+            status = problem_from_domain_error(error).status
             raise
         except RequestValidationError:
             status = 422

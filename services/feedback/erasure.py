@@ -4,10 +4,9 @@ so any comment sealed under it that survives anywhere (a backup, a copy) can nev
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import delete
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.feedback.models import (
     ERASED,
@@ -19,17 +18,15 @@ from services.feedback.models import (
     FeedbackSession,
     FeedbackTokenUse,
 )
-from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
 from shared.erasure import ErasureRegister, rows_affected, shred_client_keys, table_of
-from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
 
 
-async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> list[Event[Any]]:
-    data = delivery.event.data
-    session = delivery.session
+async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> None:
+    """Delete the client's episodes, responses, sessions and used links, shred their data key,
+    and record the erasure (its outcome goes out through the outbox)."""
     known = await session.execute(
         select(FeedbackEpisode.episode_id).where(FeedbackEpisode.client == data.client)
     )
@@ -47,4 +44,3 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
     await REGISTER.conclude(
         session, data, outbox=OUTBOX, clients=[data.client], episodes=episodes, removed=removed
     )
-    return []

@@ -15,9 +15,11 @@ OperationOutcome (409) whose issue names the standing response
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from shared.errors import Invalid
 from shared.instruments import Instrument
 
 EXT_EPISODE = "urn:rapport:fhir:episode-id"
@@ -29,9 +31,13 @@ LOINC = "http://loinc.org"
 CANONICAL_PREFIX = "urn:rapport:questionnaire:"
 
 
-class FhirError(Exception):
+class FhirError(Invalid):
+    """A QuestionnaireResponse that cannot be read: the field (a FHIR path) and the rule."""
+
+    title = "Invalid QuestionnaireResponse"
+
     def __init__(self, field: str, rule: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{field}: {message}", errors=[{"field": field, "rule": rule}])
         self.field = field
         self.rule = rule
         self.message = message
@@ -47,6 +53,15 @@ class ParsedResponse:
     items: dict[str, object]
     authored: str | None
     amended: bool = False
+
+    def answered_at(self) -> datetime | None:
+        """When the respondent answered (``authored``), None when the resource does not say."""
+        if not self.authored:
+            return None
+        try:
+            return datetime.fromisoformat(self.authored.replace("Z", "+00:00"))
+        except ValueError:
+            raise FhirError("authored", "datetime", "not an ISO 8601 date-time") from None
 
 
 def canonical(instrument: Instrument) -> str:

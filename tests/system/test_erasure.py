@@ -18,7 +18,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 import services
 from rapport.backfill import backfill
 from rapport.topics import topic_names
-from services.feedback.recording import client_key
+from services.feedback.usecases.responses import client_key
 from services.intake.handlers import unseal_reference
 from services.intake.models import CLIENT_KEYS
 from shared.auth import mint_token

@@ -225,6 +225,31 @@ async def test_wrong_content_type_gets_415(desk: FeedbackDesk) -> None:
 
 
 @pytest.mark.parametrize(
+    "path",
+    ["/feedback/responses", "/feedback/sessions", "/feedback/responses/r-1/amend", "/feedback/r/t"],
+)
+async def test_an_empty_body_is_left_to_validation_as_on_every_route(
+    desk: FeedbackDesk, path: str
+) -> None:
+    """The kernel's one media-type rule: an empty body is 422 ``missing``, not 415."""
+    answered = await desk.http.post(path, headers=desk.auth("therapist"))
+    assert answered.status_code == 422, answered.text
+    assert [e["rule"] for e in answered.json()["errors"]] == ["missing"]
+
+
+async def test_an_empty_fhir_body_is_malformed_json_as_an_operation_outcome(
+    desk: FeedbackDesk,
+) -> None:
+    answered = await desk.http.post(
+        "/feedback/fhir/QuestionnaireResponse", headers=desk.auth("therapist")
+    )
+    assert answered.status_code == 400, answered.text
+    assert answered.headers["content-type"] == "application/fhir+json"
+    [issue] = answered.json()["issue"]
+    assert (issue["expression"], issue["details"]["coding"][0]["code"]) == (["(body)"], "json")
+
+
+@pytest.mark.parametrize(
     ("resource", "field", "rule"),
     [
         ({"resourceType": "Patient"}, "resourceType", "not_questionnaire_response"),

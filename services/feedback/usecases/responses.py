@@ -21,23 +21,38 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.feedback import domain
+from services.feedback.dependencies import FeedbackDependencies
+from services.feedback.errors import (
+    AlreadyAmended,
+    EpisodeNotFound,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidAnswers,
+    ResponseNotFound,
+    already_answered,
+)
+from services.feedback.mapping import recorded_event
 from services.feedback.models import FeedbackClientKey, FeedbackEpisode, FeedbackResponse
+from services.feedback.usecases.episodes import may_see
+from shared.auth import Staff
 from shared.contracts import FEEDBACK_RECORDED, RISK_FLAGGED, FeedbackRecorded, RiskFlagged
 from shared.crypto import derive_key, pseudonymise, seal
-from shared.db import all_sites, use_sites
 from shared.erasure import ClientKeys
+from shared.errors import Invalid
 from shared.events import Event
 from shared.instruments import Instrument
-from shared.problems import Problem
-from shared.runtime import ServiceRuntime
+from shared.settings import Settings
 from shared.vocabulary import UNKNOWN_CODE, unknown_code_message
+
+MayRecord = Callable[[FeedbackEpisode], bool]
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,20 @@ class Submission:
     amended_by: str | None = None  # the staff member amending
 
 
-def fingerprint(runtime: ServiceRuntime, submission: Submission) -> str:
+@dataclass(frozen=True)
+class Recorded:
+    row: FeedbackResponse
+    event: FeedbackRecorded
+
+
+class HasSettings(Protocol):
+    """The service's dependencies, or its runtime: anything that carries the settings."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+
+def fingerprint(settings: Settings, submission: Submission) -> str:
     """A keyed hash of what was asked (not of how it was sent): a retry with the same
     Idempotency-Key must ask the same thing. Keyed, because the comment is free text."""
     asked = {
@@ -74,7 +102,7 @@ def fingerprint(runtime: ServiceRuntime, submission: Submission) -> str:
         "amends": submission.amends,
         "amends_standing": submission.amends_standing,
     }
-    key = derive_key(runtime.settings.pseudonym_key.get_secret_value(), "feedback-idempotency")
+    key = derive_key(settings.pseudonym_key.get_secret_value(), "feedback-idempotency")
     text = json.dumps(asked, sort_keys=True, separators=(",", ":"), default=str)
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
@@ -87,47 +115,13 @@ def _canonical(value: object) -> object:
     return value
 
 
-def already_answered(existing: FeedbackResponse | str) -> Problem:
-    """409 naming the response that stands for this episode, session, respondent and
-    instrument (and how to change it)."""
-    existing_id = existing if isinstance(existing, str) else existing.id
-    url = f"/feedback/responses/{existing_id}"
-    return Problem(
-        409,
-        "Already answered",
-        "This respondent already answered this instrument for this session of the episode "
-        f"(response {existing_id}). To change that answer, amend it: POST {url}/amend.",
-        errors=[
-            {
-                "field": "session_number",
-                "rule": "one_answer_per_session",
-                "existing_response_id": existing_id,
-            }
-        ],
-        extensions={"existing_response_id": existing_id, "existing_response": url},
-    )
-
-
-@dataclass(frozen=True)
-class Recorded:
-    row: FeedbackResponse
-    event: FeedbackRecorded
-
-
-def instruments_of(runtime: ServiceRuntime) -> dict[str, Instrument]:
-    loaded: dict[str, Instrument] = runtime.state["instruments"]
-    return loaded
-
-
-def checked(runtime: ServiceRuntime, submission: Submission) -> tuple[Instrument, domain.Scored]:
+def checked(deps: FeedbackDependencies, submission: Submission) -> tuple[Instrument, domain.Scored]:
     """Validate the answers against the instrument; 422 naming every item and rule."""
-    instrument = instruments_of(runtime).get(submission.instrument)
+    instrument = deps.instruments.get(submission.instrument)
     if instrument is None:
-        valid = sorted(instruments_of(runtime))
+        valid = sorted(deps.instruments)
         message = unknown_code_message(submission.instrument, valid, "instrument")
-        raise Problem(
-            422,
-            "Invalid answers",
+        raise InvalidAnswers(
             f"instrument: {message}",
             errors=[
                 {"field": "instrument", "rule": UNKNOWN_CODE, "message": message, "valid": valid}
@@ -137,9 +131,7 @@ def checked(runtime: ServiceRuntime, submission: Submission) -> tuple[Instrument
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise Problem(
-            422,
-            "Invalid answers",
+        raise InvalidAnswers(
             f"{first.field}: {first.message}{more}",
             errors=[{"field": p.field, "rule": p.rule, "message": p.message} for p in problems],
         )
@@ -154,75 +146,46 @@ def _respondent(key: str, episode: FeedbackEpisode, submission: Submission) -> s
     if submission.respondent_role == "therapist":
         return pseudonymise(key, f"therapist:{episode.therapist_id}")
     if submission.respondent_ref is None:
-        raise Problem(
-            422,
-            "Invalid request",
+        raise Invalid(
             "respondent_ref: a partner or family member needs the front-end's reference for them",
             errors=[{"field": "respondent_ref", "rule": "required_for_role"}],
         )
     return pseudonymise(key, f"{episode.episode_id}:{submission.respondent_ref}")
 
 
-def client_keys(runtime: ServiceRuntime) -> ClientKeys:
+def client_keys(settings: Settings) -> ClientKeys:
     """Each client's data key, wrapped by the service key (erasure deletes it)."""
-    master = derive_key(runtime.settings.encryption_key.get_secret_value(), "feedback-client-keys")
+    master = derive_key(settings.encryption_key.get_secret_value(), "feedback-client-keys")
     return ClientKeys(FeedbackClientKey.__table__, master)  # type: ignore[attr-defined]
 
 
-async def client_key(runtime: ServiceRuntime, session: AsyncSession, client: str) -> bytes:
-    return await client_keys(runtime).key(session, client)
-
-
-async def use_episode_site(runtime: ServiceRuntime, episode_id: str) -> None:
-    """A one-time link carries no staff token: its (verified) episode decides the site the
-    request's transactions see (row-level security)."""
-    with all_sites():
-        async with runtime.sessionmaker() as session:
-            site = await session.scalar(
-                select(FeedbackEpisode.site_id).where(FeedbackEpisode.episode_id == episode_id)
-            )
-    use_sites([site] if site else [])
+async def client_key(owner: HasSettings, session: AsyncSession, client: str) -> bytes:
+    """The client's data key (created on first use), which seals their comments."""
+    return await client_keys(owner.settings).key(session, client)
 
 
 async def record(
-    runtime: ServiceRuntime,
+    deps: FeedbackDependencies,
     session: AsyncSession,
     submission: Submission,
-    may_record: Callable[[FeedbackEpisode], bool],
+    may_record: MayRecord,
 ) -> Recorded:
     """Store and emit one response inside the caller's transaction."""
-    instrument, scored = checked(runtime, submission)
+    instrument, scored = checked(deps, submission)
     episode = await session.get(FeedbackEpisode, submission.episode_id)
     if episode is None or not may_record(episode):
-        raise Problem(
-            404,
-            "Episode not found",
+        raise EpisodeNotFound(
             f"No episode {submission.episode_id!r} that you may record for.",
             errors=[{"field": "episode_id", "rule": "not_found"}],
         )
-    key = runtime.settings.pseudonym_key.get_secret_value()
+    key = deps.settings.pseudonym_key.get_secret_value()
     respondent = _respondent(key, episode, submission)
-    # One query for all three: is a later session already in (this one is late), what was the
-    # first score of this respondent on this instrument (change from first), and is there a
-    # standing answer for this session already (refused, or replaced by an amendment)?
-    series = (
-        await session.execute(
-            select(FeedbackResponse.id, FeedbackResponse.session_number, FeedbackResponse.total)
-            .where(
-                FeedbackResponse.episode_id == episode.episode_id,
-                FeedbackResponse.respondent == respondent,
-                FeedbackResponse.instrument == instrument.id,
-                col(FeedbackResponse.replaced_by).is_(None),
-            )
-            .order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
-        )
-    ).all()
+    series = await _series(session, episode.episode_id, respondent, instrument.id)
     standing = next((s for s in series if s.session_number == submission.session_number), None)
     row_id = str(uuid.uuid4())
     replaced = await _replace(session, submission, standing, row_id)
     if replaced is not None:
         series = [s for s in series if s.id != replaced.id]
-    later = any(s.session_number > submission.session_number for s in series)
     first = series[0] if series else None
     now = datetime.now(UTC)
     row = FeedbackResponse(
@@ -237,12 +200,12 @@ async def record(
         instrument_version=instrument.version,
         items={k: str(v) for k, v in scored.items.items()},
         total=str(scored.total),
-        late=later,
+        late=any(s.session_number > submission.session_number for s in series),
         answered_at=submission.answered_at or now,
         recorded_at=now,
         idempotency_key=submission.idempotency_key,
         request_fingerprint=(
-            fingerprint(runtime, submission) if submission.idempotency_key else None
+            fingerprint(deps.settings, submission) if submission.idempotency_key else None
         ),
         source=submission.source,
         token_id=submission.token_id,
@@ -251,49 +214,67 @@ async def record(
     )
     if submission.comment:
         row.comment_sealed = seal(
-            await client_key(runtime, session, episode.client),
-            submission.comment,
-            associated=row.id,
+            await client_key(deps, session, episode.client), submission.comment, associated=row.id
         )
     session.add(row)
     change = None
     if first is not None and first.session_number <= submission.session_number:
         change = domain.change_from_first(instrument, Decimal(first.total), scored.total)
     event = recorded_event(row, instrument, scored, change)
+    source = deps.runtime.outbox.source
     events: list[Event[Any]] = []
     if _flags_risk(scored, replaced):  # the urgent event goes out first
-        events.append(
-            Event(
-                RISK_FLAGGED,
-                RiskFlagged(
-                    response_id=row.id,
-                    episode_id=row.episode_id,
-                    site_id=row.site_id,
-                    therapist_id=row.therapist_id,
-                    session_number=row.session_number,
-                    respondent=respondent,
-                    respondent_role=event.respondent_role,
-                    instrument=instrument.id,
-                    risk_items={k: float(v) for k, v in scored.risk_items.items()},
-                    answered_at=row.answered_at,
-                ),
-                source=runtime.outbox.source,
-            )
-        )
-    events.append(Event(FEEDBACK_RECORDED, event, source=runtime.outbox.source))
-    await runtime.emit(session, *events)
+        events.append(Event(RISK_FLAGGED, _risk_flagged(row, scored), source=source))
+    events.append(Event(FEEDBACK_RECORDED, event, source=source))
+    await deps.runtime.emit(session, *events)
     return Recorded(row, event)
 
 
+async def _series(
+    session: AsyncSession, episode_id: str, respondent: str, instrument: str
+) -> Sequence[Any]:
+    """In one query, the standing answers of this respondent on this instrument in the episode
+    (id, session number, total), oldest session first: is a later session already in (this one
+    is late), what was the first score (change from first), and is there a standing answer for
+    this session already (refused, or replaced by an amendment)?"""
+    return (
+        await session.execute(
+            select(FeedbackResponse.id, FeedbackResponse.session_number, FeedbackResponse.total)
+            .where(
+                FeedbackResponse.episode_id == episode_id,
+                FeedbackResponse.respondent == respondent,
+                FeedbackResponse.instrument == instrument,
+                col(FeedbackResponse.replaced_by).is_(None),
+            )
+            .order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
+        )
+    ).all()
+
+
+def _risk_flagged(row: FeedbackResponse, scored: domain.Scored) -> RiskFlagged:
+    return RiskFlagged(
+        response_id=row.id,
+        episode_id=row.episode_id,
+        site_id=row.site_id,
+        therapist_id=row.therapist_id,
+        session_number=row.session_number,
+        respondent=row.respondent,
+        respondent_role=row.respondent_role,
+        instrument=row.instrument,
+        risk_items={k: float(v) for k, v in scored.risk_items.items()},
+        answered_at=row.answered_at,
+    )
+
+
 async def standing_answer(
-    runtime: ServiceRuntime, session: AsyncSession, submission: Submission
+    deps: FeedbackDependencies, session: AsyncSession, submission: Submission
 ) -> FeedbackResponse | None:
     """The answer that stands for the submission's episode, session, respondent and
     instrument (after a concurrent duplicate lost the race to the unique index)."""
     episode = await session.get(FeedbackEpisode, submission.episode_id)
     if episode is None:
         return None
-    key = runtime.settings.pseudonym_key.get_secret_value()
+    key = deps.settings.pseudonym_key.get_secret_value()
     return (
         await session.exec(
             select(FeedbackResponse).where(
@@ -314,9 +295,7 @@ async def _replace(
     when there is nothing to replace). A second answer that is no amendment: 409."""
     if submission.amends is not None:
         if standing is None:
-            raise Problem(
-                409,
-                "Response already amended",
+            raise AlreadyAmended(
                 f"Response {submission.amends} no longer stands: it was amended already.",
                 errors=[{"field": "response_id", "rule": "already_amended"}],
             )
@@ -348,47 +327,13 @@ def _flags_risk(scored: domain.Scored, replaced: FeedbackResponse | None) -> boo
     return any(value > before.get(item, Decimal(0)) for item, value in scored.risk_items.items())
 
 
-def recorded_event(
-    row: FeedbackResponse,
-    instrument: Instrument,
-    scored: domain.Scored,
-    change: domain.Change | None,
-) -> FeedbackRecorded:
-    return FeedbackRecorded.model_validate(
-        {
-            "response_id": row.id,
-            "episode_id": row.episode_id,
-            "site_id": row.site_id,
-            "therapist_id": row.therapist_id,
-            "session_number": row.session_number,
-            "respondent": row.respondent,
-            "respondent_role": row.respondent_role,
-            "instrument": instrument.id,
-            "instrument_version": instrument.version,
-            "items": {k: float(v) for k, v in scored.items.items()},
-            "total": float(scored.total),
-            "subscales": {k: float(v) for k, v in scored.subscales.items()},
-            "band": scored.band,
-            "in_concern_or_clinical_range": scored.in_concern_or_clinical_range,
-            "risk_items": sorted(scored.risk_items),
-            "late": row.late,
-            "first_total": float(change.first_total) if change else None,
-            "change_from_first": float(change.change_from_first) if change else None,
-            "reliable_change": change.reliable_change if change else None,
-            "clinically_significant_change": change.clinically_significant if change else None,
-            "answered_at": row.answered_at,
-            "amends": row.amends,
-        }
-    )
-
-
 async def replay(
-    runtime: ServiceRuntime, session: AsyncSession, rows: Sequence[FeedbackResponse]
+    deps: FeedbackDependencies, session: AsyncSession, rows: Sequence[FeedbackResponse]
 ) -> list[Recorded]:
     """Rebuild the result of responses already recorded (idempotent resubmission)."""
     results = []
     for row in rows:
-        instrument = instruments_of(runtime)[row.instrument]
+        instrument = deps.instruments[row.instrument]
         scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
         first = (
             await session.exec(
@@ -409,3 +354,100 @@ async def replay(
             change = domain.change_from_first(instrument, Decimal(first.total), scored.total)
         results.append(Recorded(row, recorded_event(row, instrument, scored, change)))
     return results
+
+
+async def record_response(
+    deps: FeedbackDependencies, staff: Staff, submission: Submission
+) -> tuple[Recorded, bool]:
+    """Record one response a member of staff sent (JSON, FHIR or an amendment), in its own
+    transaction; with whether it is the replay of an earlier request (same Idempotency-Key)."""
+    runtime = deps.runtime
+    if submission.idempotency_key is not None:
+        earlier = await answer_to_retry(deps, staff, submission)
+        if earlier is not None:
+            return earlier, True
+    try:
+        async with runtime.transaction() as session:
+            return await record(deps, session, submission, may_see(staff)), False
+    except IntegrityError:
+        # A concurrent request won: the same Idempotency-Key (a retry), or another answer for
+        # the same episode, session, respondent and instrument (the unique index held).
+        if submission.idempotency_key is not None:
+            earlier = await answer_to_retry(deps, staff, submission)
+            if earlier is not None:
+                return earlier, True
+        async with runtime.sessionmaker() as session:
+            standing = await standing_answer(deps, session, submission)
+        if standing is None:
+            raise
+        raise already_answered(standing.id) from None
+
+
+async def answer_to_retry(
+    deps: FeedbackDependencies, staff: Staff, submission: Submission
+) -> Recorded | None:
+    """The original answer to a retry (None: the key is new). The key must come with the same
+    request: another request under a used key is refused (422), not answered with the first."""
+    async with deps.runtime.sessionmaker() as session:
+        row = (
+            await session.exec(
+                select(FeedbackResponse).where(
+                    FeedbackResponse.idempotency_key == submission.idempotency_key
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        episode = await session.get(FeedbackEpisode, row.episode_id)
+        if episode is None or not may_see(staff)(episode):
+            # Not yours (another site, or another therapist's client): say nothing about it.
+            raise IdempotencyKeyInUse(
+                "This Idempotency-Key was already used for another request.",
+                errors=[{"field": "Idempotency-Key", "rule": "reused"}],
+            )
+        if row.request_fingerprint not in (None, fingerprint(deps.settings, submission)):
+            raise IdempotencyKeyReused(
+                "Idempotency-Key: this key was used for a request with other content; a retry "
+                "must repeat the same request, and a new request needs a new key.",
+                errors=[{"field": "Idempotency-Key", "rule": "same_key_same_request"}],
+            )
+        return (await replay(deps, session, [row]))[0]
+
+
+async def response_and_episode(
+    deps: FeedbackDependencies, staff: Staff, response_id: str
+) -> tuple[FeedbackResponse, FeedbackEpisode]:
+    """A stored response the caller may see, and its episode."""
+    async with deps.runtime.sessionmaker() as session:
+        row = await session.get(FeedbackResponse, response_id)
+        episode = await session.get(FeedbackEpisode, row.episode_id) if row else None
+    if row is None or episode is None or not may_see(staff)(episode):
+        raise ResponseNotFound(
+            f"No response {response_id!r} that you may see.",
+            errors=[{"field": "response_id", "rule": "not_found"}],
+        )
+    return row, episode
+
+
+def amendment(
+    original: FeedbackResponse,
+    staff: Staff,
+    items: dict[str, object],
+    answered_at: datetime | None,
+    comment: str | None,
+    idempotency_key: str | None,
+) -> Submission:
+    """New answers for ``original``: same episode, session, respondent and instrument."""
+    return Submission(
+        episode_id=original.episode_id,
+        session_number=original.session_number,
+        respondent_role=original.respondent_role,
+        respondent=original.respondent,
+        instrument=original.instrument,
+        items=items,
+        answered_at=answered_at,
+        comment=comment,
+        idempotency_key=idempotency_key,
+        amends=original.id,
+        amended_by=staff.subject,
+    )

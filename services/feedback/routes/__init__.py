@@ -1,0 +1,12 @@
+"""Feedback's HTTP routes, one module per resource: staff front-ends (JSON and FHIR R4) and
+clients' one-time links. ``router`` is what the service definition mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from services.feedback.routes import fhir, instruments, links, responses, sessions
+
+router = APIRouter(prefix="/feedback", tags=["feedback"])
+for resource in (instruments, fhir, responses, sessions, links):
+    router.include_router(resource.router)

@@ -1,0 +1,25 @@
+"""Kafka entrypoints of the feedback service: decode the delivery, call the use case, return
+what it emitted (decode → state → outbox, in the delivery's one transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from services.feedback.erasure import erase_client
+from services.feedback.usecases.episodes import learn_episode
+from shared.consumer import Delivery
+from shared.contracts import ClientErasureRequested, MatchConfirmed
+from shared.events import Event
+
+
+async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Event[Any]]:
+    """Learn the episode so that responses for it can be accepted and attributed."""
+    await learn_episode(delivery.session, delivery.event.data)
+    return []
+
+
+async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> Sequence[Event[Any]]:
+    """Feedback's share of the client's erasure."""
+    await erase_client(delivery.session, delivery.event.data)
+    return []

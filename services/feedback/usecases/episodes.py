@@ -1,0 +1,68 @@
+"""Episodes as feedback knows them: learnt from ``match.confirmed``, seen by the staff who care
+for them, and their responses read back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.feedback.errors import EpisodeNotFound
+from services.feedback.models import FeedbackEpisode, FeedbackResponse
+from shared.auth import Staff
+from shared.contracts import MatchConfirmed
+
+
+def may_see(staff: Staff) -> Callable[[FeedbackEpisode], bool]:
+    """Whether ``staff`` may see (and record for) an episode: one of their sites, and for a
+    therapist only their own clients' episodes."""
+
+    def check(episode: FeedbackEpisode) -> bool:
+        if not staff.can_access_site(episode.site_id):
+            return False
+        return staff.role != "therapist" or staff.subject == episode.therapist_id
+
+    return check
+
+
+async def learn_episode(session: AsyncSession, match: MatchConfirmed) -> None:
+    """Learn (or update) the episode so that responses for it can be accepted and attributed."""
+    episode = await session.get(FeedbackEpisode, match.episode_id)
+    if episode is None:
+        episode = FeedbackEpisode(
+            episode_id=match.episode_id,
+            site_id=match.site_id,
+            therapist_id=match.therapist_id,
+            client=match.client,
+            confirmed_at=match.confirmed_at,
+        )
+    episode.therapist_id = match.therapist_id
+    episode.members = [m.model_dump() for m in match.members]
+    session.add(episode)
+
+
+async def episode_responses(
+    session: AsyncSession,
+    staff: Staff,
+    episode_id: str,
+    *,
+    include_replaced: bool,
+    offset: int,
+    limit: int,
+) -> tuple[FeedbackEpisode, Sequence[FeedbackResponse]]:
+    """An episode the caller may see and a page of its responses, oldest session first."""
+    episode = await session.get(FeedbackEpisode, episode_id)
+    if episode is None or not may_see(staff)(episode):
+        raise EpisodeNotFound(f"No episode {episode_id!r} that you may see.")
+    query = select(FeedbackResponse).where(FeedbackResponse.episode_id == episode_id)
+    if not include_replaced:
+        query = query.where(col(FeedbackResponse.replaced_by).is_(None))
+    rows = (
+        await session.exec(
+            query.order_by(col(FeedbackResponse.session_number), col(FeedbackResponse.recorded_at))
+            .offset(offset)
+            .limit(limit)
+        )
+    ).all()
+    return episode, rows
