@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from services.intake.domain.episodes import CloseReason
 from services.intake.domain.matching import (
     COMPETENCE_SCOPES,
     FORMATS,
@@ -115,7 +116,7 @@ class EpisodeOut(BaseModel):
 
 class CloseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: Literal["completed", "dropped_out", "withdrawn"]
+    reason: CloseReason
 
 
 class SlotIn(BaseModel):

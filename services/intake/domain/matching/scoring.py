@@ -94,23 +94,7 @@ def score_rows(
     # Earliest common session (and the time preference): cells from this week's Monday 00:00.
     week_start = monday_of(now)
     now_minutes = (now - week_start).total_seconds() / 60
-    now_cell = math.ceil(now_minutes / CELL_MINUTES - 1e-9)
-    day = week_start.date()
-    cells = req.session_cells
-    if req.client_starts is not None:
-        # Within the client's windows where there is a common time, else (preferred windows,
-        # or a closest option) the therapist's own first time.
-        common = roster.common_times(cells, req.client_starts)[rows]
-        session_cell = np.empty(m, dtype=np.int64)
-        within = rows[common]
-        session_cell[common] = roster.first_sessions(
-            cells, day, now_cell, within, req.client_starts
-        )
-        outside = rows[~common]
-        session_cell[~common] = roster.first_sessions(cells, day, now_cell, outside)
-    else:
-        common = np.ones(m, dtype=np.bool_)
-        session_cell = roster.first_sessions(cells, day, now_cell, rows)
+    session_cell, common = _first_sessions(req, roster, week_start, now_minutes, rows)
     if p.times is not None and p.times.strength == "preferred":
         met["time"] = common
         parts["time"] = w.time * common
@@ -134,3 +118,26 @@ def score_rows(
     millis: dict[str, IntArray] = dict(zip(codes, stacked, strict=True))
     total: IntArray = stacked.sum(axis=0)
     return Scores(rows, millis, met, total, session_cell, week_start, now_minutes)
+
+
+def _first_sessions(
+    req: ResolvedIntake, roster: Roster, week_start: datetime, now_minutes: float, rows: IntArray
+) -> tuple[IntArray, BoolArray]:
+    """Per therapist at ``rows``, the cell of the first session (-1 when none) and whether it
+    falls within the client's windows (all True when the client gave none): within the windows
+    where there is a common time, else (preferred windows, or a closest option) the
+    therapist's own first time."""
+    now_cell = math.ceil(now_minutes / CELL_MINUTES - 1e-9)
+    day = week_start.date()
+    cells = req.session_cells
+    if req.client_starts is None:
+        return roster.first_sessions(cells, day, now_cell, rows), np.ones(
+            rows.shape[0], dtype=np.bool_
+        )
+    common = roster.common_times(cells, req.client_starts)[rows]
+    session_cell = np.empty(rows.shape[0], dtype=np.int64)
+    within = rows[common]
+    session_cell[common] = roster.first_sessions(cells, day, now_cell, within, req.client_starts)
+    outside = rows[~common]
+    session_cell[~common] = roster.first_sessions(cells, day, now_cell, outside)
+    return session_cell, common

@@ -46,6 +46,9 @@ def _when(moment: datetime) -> str:
 def constraint_words(
     req: ResolvedIntake, roster: Roster, k: int, violations: Mapping[str, BoolArray]
 ) -> list[ConstraintCheck]:
+    """Every applied hard constraint for the therapist at roster index ``k``, held or not, in
+    words. One branch per constraint in the order they are reported (a little over 80 lines:
+    kept together so that every sentence a coordinator may read is seen at once)."""
     t = roster.therapists[k]
     intake = req.intake
     p = intake.preferences
