@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from scipy.optimize import linear_sum_assignment
 
-from services.intake.assignment import MatchGraph, assign, match_graph, solve
-from services.intake.matching import (
+from services.intake.domain.assignment import MatchGraph, assign, match_graph, solve
+from services.intake.domain.matching import (
     DomainReference,
     Effectiveness,
     EffectivenessTable,

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     instruments_dir: str | None = None
     # Analytics alert-rule configuration: {"default": {...}, "sites": {"<site>": {...}}}.
     rules_file: str | None = None
-    # Intake matching weights, same shape (fields of services/intake/matching_config.py).
+    # Intake matching weights, same shape (fields of services/intake/domain/matching/config.py).
     matching_file: str | None = None
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)

@@ -1,11 +1,10 @@
-"""Erasure of a client on request (intake): the staff route that starts it, and intake's own
-share of it.
+"""Erasure of a client on request (intake): the request, and intake's own share of it.
 
-``POST /intake/erasures`` (site admin or clinical lead of the client's site) records the
-request (who, when, which site and pseudonym) and emits ``client.erasure.requested`` with the
-client's episode ids; every service, intake included, consumes it. Intake deletes the client's
-intakes, matches and episodes (freeing a reserved place), destroys the client's data key and
-registers the pseudonym and episodes as erased. Therapists' caseloads and effectiveness stay.
+A site admin or clinical lead of the client's site records the request (who, when, which site
+and pseudonym); ``client.erasure.requested`` carries the client's episode ids to every service,
+intake included. Intake deletes the client's intakes, matches and episodes (freeing a reserved
+place), destroys the client's data key and registers the pseudonym and episodes as erased.
+Therapists' caseloads and effectiveness stay.
 """
 
 from __future__ import annotations
@@ -14,13 +13,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.intake.handlers import free_place
+from services.intake.dependencies import IntakeDependencies
+from services.intake.domain.episodes import is_closed
+from services.intake.errors import ClientNotFound, broken
+from services.intake.mapping import SOURCE, ErasureIn, ErasureOut
 from services.intake.models import (
     CLIENT_KEYS,
     ERASED,
@@ -30,39 +30,14 @@ from services.intake.models import (
     IntakeIntake,
     IntakeMatch,
 )
-from shared.audit import audited
-from shared.auth import CurrentStaff
-from shared.consumer import Delivery
-from shared.contracts import CLIENT_ERASURE_REQUESTED, ClientErasureRequested, Id
-from shared.crypto import pseudonymise
+from services.intake.usecases.places import free_place
+from services.intake.usecases.references import client_pseudonym
+from shared.auth import Staff
+from shared.contracts import CLIENT_ERASURE_REQUESTED, ClientErasureRequested
 from shared.erasure import ErasureRegister, rows_affected, shred_client_keys, table_of
 from shared.events import Event
-from shared.problems import Problem
-from shared.runtime import runtime_of
 
-router = APIRouter(prefix="/intake", tags=["intake"])
-REQUEST_ERASURE = ("site_admin", "clinical_lead")
 REGISTER = ErasureRegister(ERASURES, ERASED)
-CLOSED_PHASES = {"closed", "dropped_out", "withdrawn", "transferred", "erased"}
-
-
-class ErasureIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    site_id: Id
-    # Exactly as given when the client's intake or episode was registered.
-    client_reference: str = Field(
-        min_length=1,
-        max_length=128,
-        description="The clinic's own client reference (never stored in clear).",
-    )
-
-
-class ErasureOut(BaseModel):
-    request_id: str
-    site_id: str
-    client: str = Field(description="The client's pseudonym")
-    episodes: int
-    requested_at: datetime
 
 
 async def _episode_ids(session: AsyncSession, client: str) -> list[str]:
@@ -70,57 +45,47 @@ async def _episode_ids(session: AsyncSession, client: str) -> list[str]:
     return sorted(str(r) for r in rows.scalars())
 
 
-@router.post(
-    "/erasures",
-    status_code=202,
-    response_model=ErasureOut,
-    summary="Erase a client's data in every service (site admin or clinical lead)",
-    dependencies=[audited("intake", "client.erase", "client")],
-)
-async def request_erasure(request: Request, body: ErasureIn, staff: CurrentStaff) -> ErasureOut:
-    staff.require_role(*REQUEST_ERASURE)
-    staff.require_site(body.site_id)
-    runtime = runtime_of(request, "intake")
-    key = runtime.settings.pseudonym_key.get_secret_value()
-    client = pseudonymise(key, f"client:{body.site_id}:{body.client_reference}")
+async def request_erasure(
+    deps: IntakeDependencies, session: AsyncSession, staff: Staff, body: ErasureIn
+) -> ErasureOut:
+    """Record the request and emit ``client.erasure.requested`` (404 for a client intake has
+    never seen at the site)."""
+    client = client_pseudonym(deps.settings, body.site_id, body.client_reference)
     now = datetime.now(UTC)
     request_id = str(uuid.uuid4())
-    async with runtime.transaction() as session:
-        known = await session.scalar(
-            select(IntakeIntake.id).where(IntakeIntake.client == client).limit(1)
-        ) or await session.scalar(
-            select(IntakeEpisode.id).where(IntakeEpisode.client == client).limit(1)
+    known = await session.scalar(
+        select(IntakeIntake.id).where(IntakeIntake.client == client).limit(1)
+    ) or await session.scalar(
+        select(IntakeEpisode.id).where(IntakeEpisode.client == client).limit(1)
+    )
+    if known is None:
+        raise ClientNotFound(
+            f"No client with this reference at site {body.site_id!r}.",
+            errors=broken("client_reference", "not_found"),
         )
-        if known is None:
-            raise Problem(
-                404,
-                "Client not found",
-                f"No client with this reference at site {body.site_id!r}.",
-                errors=[{"field": "client_reference", "rule": "not_found"}],
-            )
-        episodes = await _episode_ids(session, client)
-        await REGISTER.record(
-            session,
-            request_id=request_id,
-            site_id=body.site_id,
-            client=client,
-            requested_at=now,
-            requested_by=staff.subject,
-        )
-        await runtime.emit(
-            session,
-            Event(
-                CLIENT_ERASURE_REQUESTED,
-                ClientErasureRequested(
-                    request_id=request_id,
-                    client=client,
-                    site_id=body.site_id,
-                    requested_at=now,
-                    episode_ids=episodes,
-                ),
-                source=runtime.outbox.source,
+    episodes = await _episode_ids(session, client)
+    await REGISTER.record(
+        session,
+        request_id=request_id,
+        site_id=body.site_id,
+        client=client,
+        requested_at=now,
+        requested_by=staff.subject,
+    )
+    await deps.runtime.emit(
+        session,
+        Event(
+            CLIENT_ERASURE_REQUESTED,
+            ClientErasureRequested(
+                request_id=request_id,
+                client=client,
+                site_id=body.site_id,
+                requested_at=now,
+                episode_ids=episodes,
             ),
-        )
+            source=SOURCE,
+        ),
+    )
     return ErasureOut(
         request_id=request_id,
         site_id=body.site_id,
@@ -130,9 +95,9 @@ async def request_erasure(request: Request, body: ErasureIn, staff: CurrentStaff
     )
 
 
-async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> list[Event[Any]]:
-    data = delivery.event.data
-    session = delivery.session
+async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> list[Event[Any]]:
+    """Intake's share: the client's rows deleted (a reserved place freed), the client's key
+    shredded, the erasure concluded and registered."""
     client = data.client
     episodes = sorted(set(data.episode_ids) | set(await _episode_ids(session, client)))
     now = datetime.now(UTC)
@@ -145,7 +110,7 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         )
     ).all()
     for therapist_id, phase, match_id in open_rows:
-        if phase not in CLOSED_PHASES and match_id is not None:
+        if not is_closed(phase) and match_id is not None:
             await free_place(session, therapist_id, now)  # the reserved place is free again
     for table, where in (
         (table_of(IntakeEpisode), table_of(IntakeEpisode).c.client == client),

@@ -19,8 +19,8 @@ import services
 from rapport.backfill import backfill
 from rapport.topics import topic_names
 from services.feedback.usecases.responses import client_key
-from services.intake.handlers import unseal_reference
 from services.intake.models import CLIENT_KEYS
+from services.intake.usecases.references import unseal_reference
 from shared.auth import mint_token
 from shared.crypto import is_client_sealed, unseal
 from shared.db import all_sites, make_engine, make_sessionmaker

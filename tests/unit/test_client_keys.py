@@ -11,8 +11,12 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.intake.handlers import REFERENCE_KEY_PURPOSE, seal_reference, unseal_reference
 from services.intake.models import CLIENT_KEYS
+from services.intake.usecases.references import (
+    REFERENCE_KEY_PURPOSE,
+    seal_reference,
+    unseal_reference,
+)
 from shared.contracts import MatchConfirmed
 from shared.crypto import derive_key, is_client_sealed, seal, seal_for_client, unseal_for_client
 from shared.erasure import ClientKeys, client_keys_table, subjects_of

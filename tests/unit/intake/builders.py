@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from services.intake.matching import (
+from services.intake.domain.matching import (
     Effectiveness,
     Estimate,
     Intake,

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from services.intake.assignment import assign, match_graph
-from services.intake.matching import (
+from services.intake.domain.assignment import assign, match_graph
+from services.intake.domain.matching import (
     EffectivenessTable,
     Intake,
     MatchingConfig,

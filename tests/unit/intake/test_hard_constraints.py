@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.intake.matching import (
+from services.intake.domain.matching import (
     COMPETENCE_SCOPES,
     CONSTRAINTS,
     LANGUAGES,

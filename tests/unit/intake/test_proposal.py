@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.intake.matching import (
+from services.intake.domain.matching import (
     CONSTRAINTS,
     DomainReference,
     EffectivenessTable,

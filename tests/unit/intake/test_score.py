@@ -7,7 +7,7 @@ from datetime import date, datetime
 import pytest
 from pydantic import ValidationError
 
-from services.intake.matching import (
+from services.intake.domain.matching import (
     DomainReference,
     EffectivenessTable,
     MatchingConfig,

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 import services
+from services.intake.dependencies import IntakeDependencies
 from shared.host import Host
+from shared.runtime import dependencies_of
 from shared.settings import Settings, SettingsError
 
 
@@ -20,9 +22,9 @@ def test_site_weights_are_loaded_from_the_matching_file(
     path.write_text(json.dumps({"sites": {"site-b": {"weights": {"effectiveness": 9}}}}))
     settings = embedded_settings.model_copy(update={"matching_file": str(path)})
     host = Host(settings, services.definitions(["intake"]), embedded=True)
-    context = host.runtimes["intake"].state["matching"]
-    assert context.config_for("site-b").weights.effectiveness == 9
-    assert context.config_for("site-a").weights.effectiveness != 9
+    matching = dependencies_of(host.runtimes["intake"], IntakeDependencies).matching
+    assert matching.for_site("site-b").weights.effectiveness == 9
+    assert matching.for_site("site-a").weights.effectiveness != 9
 
 
 def test_a_bad_matching_file_names_the_variable(

@@ -18,6 +18,7 @@ reads:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -272,3 +273,30 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
+
+
+@dataclass(frozen=True)
+class SiteConfigs:
+    """The deployment's matching configuration: a network-wide default and each site's own
+    (the site's overrides merged over the default), from ``RAPPORT_MATCHING_FILE``."""
+
+    default: MatchingConfig = field(default_factory=MatchingConfig)
+    sites: Mapping[str, MatchingConfig] = field(default_factory=dict)
+
+    def for_site(self, site_id: str) -> MatchingConfig:
+        return self.sites.get(site_id, self.default)
+
+    @classmethod
+    def from_document(cls, data: Any) -> SiteConfigs:
+        """``{"default": {...}, "sites": {"<site>": {...}}}``, each part optional; raises
+        ``ValueError`` (a ``pydantic.ValidationError`` naming the field) when it is not."""
+        if not isinstance(data, dict) or not set(data) <= {"default", "sites"}:
+            raise ValueError('expected {"default": {...}, "sites": {"<site>": {...}}}')
+        default = MatchingConfig.for_site(data.get("default") or {})
+        return cls(
+            default=default,
+            sites={
+                site: MatchingConfig.for_site(overrides, base=default)
+                for site, overrides in (data.get("sites") or {}).items()
+            },
+        )

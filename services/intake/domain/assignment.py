@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from ortools.graph.python import min_cost_flow
 
-from services.intake.matching import (
+from services.intake.domain.matching import (
     Effectiveness,
     EffectivenessTable,
     ExclusionCount,
