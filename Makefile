@@ -38,7 +38,8 @@ lint: install
 typecheck: install
 	$(BIN)/mypy shared rapport/stack services/*/domain.py services/feedback/fhir.py services/intake/matching.py services/intake/assignment.py services/analytics/effectiveness.py services/analytics/charts.py services/analytics/reports.py \
 		rapport/simulate.py rapport/simulate_arms.py rapport/simulate_live.py rapport/simulate_cli.py rapport/report.py rapport/report_charts.py rapport/demo.py rapport/events.py rapport/receiver.py rapport/arguments.py \
-		services/analytics/domain
+		services/analytics/domain services/analytics/usecases services/analytics/routes services/analytics/mapping.py \
+		services/analytics/subscribers.py services/analytics/dependencies.py services/analytics/errors.py services/analytics/app.py services/analytics/erasure.py services/analytics/rules_config.py services/analytics/models.py
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

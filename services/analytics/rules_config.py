@@ -171,10 +171,9 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-@dataclass
+@dataclass(frozen=True)
 class SiteRules:
-    """The network-wide rule configuration and each site's (overrides merged over it).
-    Mutable so that a service can load it from its settings after wiring its handlers."""
+    """The network-wide rule configuration and each site's (overrides merged over it)."""
 
     default: RuleConfig
     sites: Mapping[str, RuleConfig]
