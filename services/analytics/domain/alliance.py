@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from services.analytics.domain.changes import (
     as_float,
     as_float_or_none,
+    episode_alert_turns,
     open_alert,
     resolve_alert,
     rounded_mean,
@@ -98,6 +99,70 @@ def rules_2_3_low_alliance(
             resolve_alert(state, out, record, early_key, dict(inputs))
 
 
+def _rule_5_repair(
+    state: EpisodeState,
+    record: ScoredRecord,
+    th: InstrumentThresholds,
+    series: Series,
+    concern: bool,
+    config: RuleConfig,
+    out: list[AlertChange],
+) -> None:
+    """Rule 5 for a respondent with an open rupture: repaired, or unresolved after the sessions
+    allowed (see :func:`rules_4_5_rupture`)."""
+    assert series.rupture_session is not None
+    total = record.total
+    rc = th.reliable_change
+    session = record.session
+    rid = record.respondent_id
+    instrument = record.instrument
+    if session <= series.rupture_session:
+        return
+    gap_n = series.rupture_sum - total * series.rupture_n  # (baseline − score) × n
+    if not concern and gap_n < rc * series.rupture_n:
+        inputs: dict[str, InputValue] = {
+            "instrument": instrument,
+            "score": as_float(total),
+            "pre_rupture_baseline": rounded_mean(series.rupture_sum, series.rupture_n),
+            "gap": rounded_mean(gap_n, series.rupture_n),
+            "threshold": as_float(rc),
+            "rupture_session": series.rupture_session,
+            "in_concern": concern,
+        }
+        resolve_alert(state, out, record, (RUPTURE, rid, instrument), dict(inputs))
+        unresolved_key: AlertKey = (UNRESOLVED_RUPTURE, rid, instrument)
+        if unresolved_key in state.open_alerts:
+            resolve_alert(state, out, record, unresolved_key, dict(inputs))
+        open_alert(state, out, record, REPAIR, rid, instrument, inputs)
+        series.rupture_session = None
+        series.rupture_sum = ZERO
+        series.rupture_n = 0
+        series.unresolved_fired = False
+    elif (
+        not series.unresolved_fired
+        and session >= series.rupture_session + config.unresolved_rupture_sessions
+    ):
+        series.unresolved_fired = True
+        open_alert(
+            state,
+            out,
+            record,
+            UNRESOLVED_RUPTURE,
+            rid,
+            instrument,
+            {
+                "instrument": instrument,
+                "score": as_float(total),
+                "pre_rupture_baseline": rounded_mean(series.rupture_sum, series.rupture_n),
+                "gap": rounded_mean(gap_n, series.rupture_n),
+                "threshold": as_float(rc),
+                "in_concern": concern,
+                "rupture_session": series.rupture_session,
+                "sessions_allowed": config.unresolved_rupture_sessions,
+            },
+        )
+
+
 def rules_4_5_rupture(
     state: EpisodeState,
     record: ScoredRecord,
@@ -113,58 +178,13 @@ def rules_4_5_rupture(
     < RC) and not in concern; unresolved_rupture: not repaired by session r + 3, once, escalated
     to the supervisor. Ruptures and their repair: Eubanks, Muran & Safran 2018; RC: Jacobson &
     Truax 1991."""
+    if series.rupture_session is not None:
+        _rule_5_repair(state, record, th, series, concern, config, out)
+        return
     total = record.total
     rc = th.reliable_change
-    session = record.session
     rid = record.respondent_id
     instrument = record.instrument
-    if series.rupture_session is not None:
-        if session <= series.rupture_session:
-            return
-        gap_n = series.rupture_sum - total * series.rupture_n  # (baseline − score) × n
-        if not concern and gap_n < rc * series.rupture_n:
-            inputs: dict[str, InputValue] = {
-                "instrument": instrument,
-                "score": as_float(total),
-                "pre_rupture_baseline": rounded_mean(series.rupture_sum, series.rupture_n),
-                "gap": rounded_mean(gap_n, series.rupture_n),
-                "threshold": as_float(rc),
-                "rupture_session": series.rupture_session,
-                "in_concern": concern,
-            }
-            resolve_alert(state, out, record, (RUPTURE, rid, instrument), dict(inputs))
-            unresolved_key: AlertKey = (UNRESOLVED_RUPTURE, rid, instrument)
-            if unresolved_key in state.open_alerts:
-                resolve_alert(state, out, record, unresolved_key, dict(inputs))
-            open_alert(state, out, record, REPAIR, rid, instrument, inputs)
-            series.rupture_session = None
-            series.rupture_sum = ZERO
-            series.rupture_n = 0
-            series.unresolved_fired = False
-        elif (
-            not series.unresolved_fired
-            and session >= series.rupture_session + config.unresolved_rupture_sessions
-        ):
-            series.unresolved_fired = True
-            open_alert(
-                state,
-                out,
-                record,
-                UNRESOLVED_RUPTURE,
-                rid,
-                instrument,
-                {
-                    "instrument": instrument,
-                    "score": as_float(total),
-                    "pre_rupture_baseline": rounded_mean(series.rupture_sum, series.rupture_n),
-                    "gap": rounded_mean(gap_n, series.rupture_n),
-                    "threshold": as_float(rc),
-                    "in_concern": concern,
-                    "rupture_session": series.rupture_session,
-                    "sessions_allowed": config.unresolved_rupture_sessions,
-                },
-            )
-        return
     n = series.before_n
     if not n:
         return
@@ -226,11 +246,8 @@ def rule_6_split(
     state.session_split[record.instrument] = holds_here
     holds = holds_here or any(state.session_split.values())
     key: AlertKey = (SPLIT_ALLIANCE, None, None)
-    opened = state.open_alerts.get(key)
-    if holds == (opened is not None):
+    if not episode_alert_turns(state, key, holds, record.session):
         return
-    if opened is not None and record.session <= opened.session:
-        return  # resolved only at a later session
     inputs: dict[str, InputValue] = {
         "instrument": record.instrument,
         "respondents": len(group),
@@ -287,11 +304,8 @@ def rule_7_discrepancy(
     else:
         holds = rescaled_gap_holds(t_score, t_th, c_score, c_th)
     key: AlertKey = (RATING_DISCREPANCY, None, None)
-    opened = state.open_alerts.get(key)
-    if holds == (opened is not None):
+    if not episode_alert_turns(state, key, holds, record.session):
         return
-    if opened is not None and record.session <= opened.session:
-        return  # resolved only at a later session
     inputs: dict[str, InputValue] = {
         "therapist_instrument": t_instrument,
         "therapist_score": as_float(t_score),

@@ -122,3 +122,13 @@ def resolve_alert(
             record.respondent_id,
         )
     )
+
+
+def episode_alert_turns(state: EpisodeState, key: AlertKey, holds: bool, session: int) -> bool:
+    """Whether an episode-level alert (rules 6, 7, 10 and 11: at most one open per episode)
+    opens or resolves at this record: its condition no longer matches its being open, and a
+    resolve waits for a later session than the one the alert opened at."""
+    opened = state.open_alerts.get(key)
+    if holds == (opened is not None):
+        return False
+    return opened is None or session > opened.session

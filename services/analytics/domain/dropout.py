@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from services.analytics.domain.changes import as_float, open_alert, resolve_alert
+from services.analytics.domain.changes import (
+    as_float,
+    episode_alert_turns,
+    open_alert,
+    resolve_alert,
+)
 from services.analytics.domain.kinds import DROPOUT_RISK, REMATCH_SUGGESTED, AlertKey, InputValue
 from services.analytics.domain.records import AlertChange, ScoredRecord
 from services.analytics.domain.state import EpisodeState
@@ -28,11 +33,8 @@ def rule_10_dropout(
         state.dropout_holds = _dropout_points(state, w) > config.dropout_threshold
     holds = state.dropout_holds
     key: AlertKey = (DROPOUT_RISK, None, None)
-    opened = state.open_alerts.get(key)
-    if holds == (opened is not None):
+    if not episode_alert_turns(state, key, holds, record.session):
         return
-    if opened is not None and record.session <= opened.session:
-        return  # resolved only at a later session
     inputs: dict[str, InputValue] = {
         "score": as_float(_dropout_points(state, w)),
         "threshold": as_float(config.dropout_threshold),
@@ -72,10 +74,9 @@ def rule_11_rematch(
     latest score improved on the first by RC): suggest offering a different therapist (matching
     matters: Constantino et al. 2021). One per episode, checked at every record from session 6."""
     key: AlertKey = (REMATCH_SUGGESTED, None, None)
-    opened = state.open_alerts.get(key)
     low_enough = state.low_sessions >= config.rematch_low_alliance_sessions
     holds = (low_enough or state.open_unresolved > 0) and state.improved_outcomes == 0
-    if holds == (opened is not None):
+    if not episode_alert_turns(state, key, holds, record.session):
         return
     inputs: dict[str, InputValue] = {
         "session": record.session,
@@ -87,5 +88,5 @@ def rule_11_rematch(
     }
     if holds:
         open_alert(state, out, record, REMATCH_SUGGESTED, None, None, inputs)
-    elif opened is not None and record.session > opened.session:
+    else:
         resolve_alert(state, out, record, key, inputs)

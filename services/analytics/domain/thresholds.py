@@ -13,7 +13,14 @@ def in_concern(
     th: InstrumentThresholds, total: Decimal, items: Mapping[str, Decimal | int]
 ) -> bool:
     """The instrument's concern condition (docs/clinical-rules.md, "Concern"; SRS: total < 36
-    or any item < 9, Duncan et al. 2003; WAI-SR: total < 36, the 'weak' band)."""
+    or any item < 9, Duncan et al. 2003; WAI-SR: total < 36, the 'weak' band).
+
+    Not the kernel's: ``shared.instruments`` holds no concern rule (only the scoring and the
+    direction, which :func:`resolve_thresholds` takes from it). This one reads the thresholds
+    after the site's overrides (``RuleConfig.instruments``), resolved once per instrument for
+    the hot path, so a site's concern line can differ from the definition's. Feedback's
+    ``in_concern_or_clinical_range`` applies the definition's own numbers to the flag it
+    publishes; analytics uses that flag only for instruments without a concern condition."""
     if th.concern_total_below is not None and total < th.concern_total_below:
         return True
     below = th.concern_any_item_below
