@@ -157,6 +157,3 @@ SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
 ONE_SHOT: Final = frozenset({RISK, REPAIR})
 # Events that stay open until a clinician acknowledges them (nothing in the rules closes them).
 UNTIL_ACKNOWLEDGED: Final = frozenset({RISK})
-EPISODE_LEVEL: Final = frozenset(
-    {SPLIT_ALLIANCE, RATING_DISCREPANCY, DROPOUT_RISK, REMATCH_SUGGESTED}
-)

@@ -111,11 +111,6 @@ class AlertChange:
     lasting: bool = True
 
     @property
-    def respondent(self) -> str | None:
-        """The alert's respondent (kept for the service's original field name)."""
-        return self.respondent_id
-
-    @property
     def awaits_acknowledgement(self) -> bool:
         """An event alert that stays open until a clinician acknowledges it (risk)."""
         return self.kind in UNTIL_ACKNOWLEDGED

@@ -104,9 +104,6 @@ class EpisodeState:
     improved_outcomes: int = 0
     rebuilds: int = 0
 
-    def open_alert(self, kind: str, respondent_id: str | None, instrument: str | None) -> bool:
-        return (kind, respondent_id, instrument) in self.open_alerts
-
     def to_json(self) -> dict[str, Any]:
         """A JSON-compatible snapshot (Decimals as strings)."""
         return {
