@@ -163,6 +163,9 @@ def _session_labels(frame: _Frame, last: int, bottom: float) -> list[str]:
 
 
 def _panel(panel: Panel, top: float, frame: _Frame, last: int) -> list[str]:
+    """One panel's SVG with its legend beside it. Longer than most on purpose: the parts are
+    listed in the order they are painted (frame, ticks, band, reference line, series, marks),
+    and each legend entry is added next to what it names."""
     bottom = top + PANEL_HEIGHT
     scale = (panel.high - panel.low) or 1.0
     legend_x = MARGIN_LEFT + frame.plot_width + 10

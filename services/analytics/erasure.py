@@ -11,17 +11,17 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 
 from services.analytics.models import (
+    ALERTS,
+    CLOSED_EPISODES,
+    EPISODES,
     ERASED,
     ERASURES,
     OUTBOX,
-    AnalyticsAlert,
-    AnalyticsClosedEpisode,
-    AnalyticsEpisode,
-    AnalyticsScore,
+    SCORES,
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, rows_affected, table_of
+from shared.erasure import ErasureRegister, rows_affected
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -30,7 +30,7 @@ REGISTER = ErasureRegister(ERASURES, ERASED)
 async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> list[Event[Any]]:
     data = delivery.event.data
     session = delivery.session
-    scores = table_of(AnalyticsScore)
+    scores = SCORES
     scored = await session.execute(
         select(scores.c.episode_id).where(scores.c.respondent == data.client).distinct()
     )
@@ -42,11 +42,10 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         )
     )
     removed[scores.name] = rows_affected(result)
-    state = table_of(AnalyticsEpisode)
+    state = EPISODES
     result = await session.execute(delete(state).where(state.c.episode_id.in_(episodes)))
     removed[state.name] = rows_affected(result)
-    alerts = table_of(AnalyticsAlert)
-    closed = table_of(AnalyticsClosedEpisode)
+    alerts, closed = ALERTS, CLOSED_EPISODES
     removed[alerts.name] = removed[closed.name] = 0
     for episode_id in episodes:
         anonymous = f"erased-{uuid.uuid4().hex[:24]}"

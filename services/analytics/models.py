@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
 from shared.deployment import deployment_table
-from shared.erasure import erasure_tables
+from shared.erasure import erasure_tables, table_of
 from shared.tables import messaging_tables
 
 
@@ -88,6 +88,12 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
     deteriorated: bool
     closed_at: datetime
 
+
+# The same tables in SQLAlchemy Core, for the hot path (every response) and bulk statements.
+EPISODES = table_of(AnalyticsEpisode)
+SCORES = table_of(AnalyticsScore)
+ALERTS = table_of(AnalyticsAlert)
+CLOSED_EPISODES = table_of(AnalyticsClosedEpisode)
 
 OUTBOX, INBOX = messaging_tables("analytics")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).

@@ -1,5 +1,5 @@
 """What a supervisor or clinic manager reads: an episode's chart (built from its timeline) and
-a site's report page. Pure: the routes in ``services.analytics.api`` fetch, these draw.
+a site's report page. Pure: the use cases (``services.analytics.usecases``) fetch, these draw.
 
 Named as staff know them: the chart's title is the site, therapist and sessions (never the
 episode's id), alert kinds have their plain names, every empty section says so, and a
@@ -20,7 +20,7 @@ from shared.instruments import Instrument
 Points = list[tuple[int, float]]
 
 
-# What these pages read of the routes' answers (``services.analytics.api``), by shape.
+# What these pages read of the routes' answers (``services.analytics.mapping``), by shape.
 
 
 class Score(Protocol):

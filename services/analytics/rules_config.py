@@ -148,7 +148,8 @@ def resolve_thresholds(
         reliable_change=(
             o.reliable_change if o.reliable_change is not None else instrument.reliable_change
         ),
-        lower_is_worse=(clinical.direction == "lower_is_worse") if clinical else None,
+        # The kernel's direction rule (a higher total is better ⇔ a lower one is worse).
+        lower_is_worse=instrument.higher_is_better if clinical else None,
         clinical_cutoff=(
             o.clinical_cutoff
             if o.clinical_cutoff is not None
@@ -171,10 +172,9 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-@dataclass
+@dataclass(frozen=True)
 class SiteRules:
-    """The network-wide rule configuration and each site's (overrides merged over it).
-    Mutable so that a service can load it from its settings after wiring its handlers."""
+    """The network-wide rule configuration and each site's (overrides merged over it)."""
 
     default: RuleConfig
     sites: Mapping[str, RuleConfig]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
-from services.analytics.api import (
+from services.analytics.charts import render
+from services.analytics.mapping import (
     AlertOut,
     DomainEffectivenessOut,
     EstimateOut,
@@ -15,7 +16,6 @@ from services.analytics.api import (
     SiteSummaryOut,
     TimelineOut,
 )
-from services.analytics.charts import render
 from services.analytics.reports import episode_chart, site_report_html
 from shared.instruments import SHIPPED, load_instruments
 

@@ -1,0 +1,48 @@
+"""What analytics' use cases need beyond the session, built once when the runtime is built: the
+runtime (transactions, outbox), the settings, the deployment's instruments and each site's rule
+configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from services.analytics.rules_config import SiteRules, site_rules
+from shared.consumer import Delivery
+from shared.instruments import Instrument, deployment_instruments
+from shared.runtime import ServiceRuntime, dependencies_of, runtime_of
+from shared.settings import Settings, config_file_error
+
+
+@dataclass(frozen=True)
+class AnalyticsDependencies:
+    runtime: ServiceRuntime
+    settings: Settings
+    # The questionnaires this deployment knows, by id (thresholds, direction, ranges).
+    instruments: dict[str, Instrument]
+    # The alert rules' numbers: the default and each site's overrides (RAPPORT_RULES_FILE).
+    rules: SiteRules
+
+
+def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
+    instruments = deployment_instruments(runtime.settings.instruments_dir)
+    try:
+        rules = site_rules(runtime.settings.rules_file)
+    except Exception as error:
+        raise config_file_error("RAPPORT_RULES_FILE", error) from None
+    return AnalyticsDependencies(
+        runtime=runtime, settings=runtime.settings, instruments=instruments, rules=rules
+    )
+
+
+def of_request(request: Request) -> AnalyticsDependencies:
+    return dependencies_of(runtime_of(request, "analytics"), AnalyticsDependencies)
+
+
+def of_delivery(delivery: Delivery[Any]) -> AnalyticsDependencies:
+    return dependencies_of(delivery, AnalyticsDependencies)
+
+
+Deps = Annotated[AnalyticsDependencies, Depends(of_request)]

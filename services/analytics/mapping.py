@@ -1,0 +1,223 @@
+"""Rows ↔ domain objects ↔ response models: the one place analytics converts between them (the
+response models of its routes, a row's alert or score as the API shows it, a closed episode's
+row as the effectiveness estimate reads it, a ``feedback.recorded`` event as the rules read it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from services.analytics.domain import ScoredRecord
+from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
+from services.analytics.models import (
+    AnalyticsAlert,
+    AnalyticsClosedEpisode,
+    AnalyticsEpisode,
+    AnalyticsScore,
+)
+from shared.contracts import EffectivenessEstimate, FeedbackRecorded
+
+
+class AlertOut(BaseModel):
+    alert_id: str
+    episode_id: str
+    site_id: str
+    therapist_id: str
+    kind: str
+    severity: str
+    rule: str
+    status: str
+    respondent: str | None
+    instrument: str | None
+    opened_session: int
+    resolved_session: int | None
+    inputs: dict[str, float | int | str | bool | None]
+    suggestion_code: str
+    suggestion: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    # Set when a clinician acknowledged the alert (a risk alert stays open until then).
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+
+
+class ScoreOut(BaseModel):
+    session_number: int
+    respondent: str
+    respondent_role: str
+    instrument: str
+    score: float
+    concern: bool
+
+
+class TimelineOut(BaseModel):
+    episode_id: str
+    site_id: str
+    therapist_id: str
+    phase: str
+    last_session: int
+    scores: list[ScoreOut]
+    alerts: list[AlertOut]
+
+
+class EstimateOut(BaseModel):
+    estimate: float
+    lower: float
+    upper: float
+
+
+class DomainEffectivenessOut(BaseModel):
+    """One therapist × domain. Below ``min_cases`` closed cases there is no estimate: the
+    status is ``not_enough_data`` and the three estimates are null (never a number that looks
+    certain)."""
+
+    therapist_id: str
+    domain: str
+    n: int
+    min_cases: int
+    status: Literal["estimated", "not_enough_data"]
+    mean_alliance: EstimateOut | None
+    reliable_improvement_rate: EstimateOut | None
+    deterioration_rate: EstimateOut | None
+    classification: str
+
+
+class SiteSummaryOut(BaseModel):
+    site_id: str
+    episodes_active: int
+    episodes_closed: int
+    sessions_with_feedback: int
+    alerts_opened: dict[str, int]
+    alerts_per_100_sessions: float
+    open_alerts: int
+    ruptures: int
+    ruptures_repaired: int
+    median_sessions_to_repair: float | None
+    reliable_improvement_rate: float | None
+    deterioration_rate: float | None
+    therapists: list[DomainEffectivenessOut]
+
+
+def alert_out(row: AnalyticsAlert) -> AlertOut:
+    return AlertOut(
+        alert_id=row.id,
+        episode_id=row.episode_id,
+        site_id=row.site_id,
+        therapist_id=row.therapist_id,
+        kind=row.kind,
+        severity=row.severity,
+        rule=row.rule,
+        status=row.status,
+        respondent=row.respondent,
+        instrument=row.instrument,
+        opened_session=row.opened_session,
+        resolved_session=row.resolved_session,
+        inputs=row.inputs,
+        suggestion_code=row.suggestion_code,
+        suggestion=row.suggestion,
+        opened_at=row.opened_at,
+        resolved_at=row.resolved_at,
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+    )
+
+
+def score_out(row: AnalyticsScore) -> ScoreOut:
+    return ScoreOut(
+        session_number=row.session_number,
+        respondent=row.respondent,
+        respondent_role=row.respondent_role,
+        instrument=row.instrument,
+        score=float(row.total),
+        concern=row.concern,
+    )
+
+
+def timeline_out(
+    episode: AnalyticsEpisode,
+    scores: Iterable[AnalyticsScore],
+    alerts: Iterable[AnalyticsAlert],
+) -> TimelineOut:
+    return TimelineOut(
+        episode_id=episode.episode_id,
+        site_id=episode.site_id,
+        therapist_id=episode.therapist_id,
+        phase=episode.phase,
+        last_session=episode.last_session,
+        scores=[score_out(s) for s in scores],
+        alerts=[alert_out(a) for a in alerts],
+    )
+
+
+def estimate_out(value: Estimate | None) -> EstimateOut | None:
+    return (
+        None
+        if value is None
+        else EstimateOut(
+            estimate=round(value.estimate, 4),
+            lower=round(value.lower, 4),
+            upper=round(value.upper, 4),
+        )
+    )
+
+
+def effectiveness_out(result: DomainEffectiveness) -> DomainEffectivenessOut:
+    """One therapist × domain as the API shows it: no estimate below the minimum of cases."""
+    enough = result.enough_data
+    return DomainEffectivenessOut(
+        therapist_id=result.therapist_id,
+        domain=result.domain,
+        n=result.n,
+        min_cases=result.min_cases,
+        status="estimated" if enough else "not_enough_data",
+        mean_alliance=estimate_out(result.mean_alliance) if enough else None,
+        reliable_improvement_rate=(
+            estimate_out(result.reliable_improvement_rate) if enough else None
+        ),
+        deterioration_rate=estimate_out(result.deterioration_rate) if enough else None,
+        classification=result.classification,
+    )
+
+
+def estimate_event(value: Estimate | None) -> EffectivenessEstimate | None:
+    """An estimate as the ``therapist.effectiveness.updated`` event carries it (unrounded)."""
+    if value is None:
+        return None
+    return EffectivenessEstimate(estimate=value.estimate, lower=value.lower, upper=value.upper)
+
+
+def closed_episodes(rows: Sequence[AnalyticsClosedEpisode]) -> list[ClosedEpisode]:
+    """Closed episodes' rows as the effectiveness estimate reads them."""
+    return [
+        ClosedEpisode(
+            c.therapist_id,
+            c.site_id,
+            tuple(c.domains),
+            c.mean_alliance,
+            c.reliably_improved,
+            c.deteriorated,
+        )
+        for c in rows
+    ]
+
+
+def scored_record(data: FeedbackRecorded) -> ScoredRecord:
+    """A ``feedback.recorded`` event as the alert rules read it (numbers as exact Decimals)."""
+    items: dict[str, Any] = {k: Decimal(str(v)) for k, v in data.items.items()}
+    return ScoredRecord(
+        episode_id=data.episode_id,
+        site_id=data.site_id,
+        therapist_id=data.therapist_id,
+        session=data.session_number,
+        at=data.answered_at,
+        role=data.respondent_role,
+        respondent_id=data.respondent,
+        instrument=data.instrument,
+        items=items,
+        total=Decimal(str(data.total)),
+        response_id=data.response_id,
+    )

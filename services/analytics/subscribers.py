@@ -1,0 +1,34 @@
+"""Analytics' Kafka entrypoints: decode the delivery, call the use case, return the events it
+emits. A scored response updates its episode's state and alerts; a closed episode updates its
+therapist's effectiveness estimates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from services.analytics.dependencies import of_delivery
+from services.analytics.errors import UnknownInstrument
+from services.analytics.usecases import episodes, responses
+from shared.consumer import Delivery, HandlerRejected
+from shared.contracts import EpisodeClosed, FeedbackRecorded, MatchConfirmed
+from shared.events import Event
+
+
+async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Event[Any]]:
+    return await episodes.start_episode(delivery.session, delivery.event.data)
+
+
+async def on_feedback_recorded(delivery: Delivery[FeedbackRecorded]) -> Sequence[Event[Any]]:
+    try:
+        return await responses.assess_response(
+            of_delivery(delivery), delivery.session, delivery.event.data
+        )
+    except UnknownInstrument as unknown:  # it will never apply: the DLQ, not a retry
+        raise HandlerRejected(unknown.detail) from None
+
+
+async def on_episode_closed(delivery: Delivery[EpisodeClosed]) -> Sequence[Event[Any]]:
+    return await episodes.close_episode(
+        of_delivery(delivery), delivery.session, delivery.event.data
+    )

@@ -1,0 +1,165 @@
+"""Scored responses: each ``feedback.recorded`` event updates its episode's state, stores the
+score and opens or resolves the alerts the rules say (the service's hot path: every response,
+in SQLAlchemy Core, no ORM objects to build and flush)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, update
+from sqlalchemy import select as sa_select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.analytics import domain
+from services.analytics.dependencies import AnalyticsDependencies
+from services.analytics.errors import UnknownInstrument
+from services.analytics.mapping import scored_record
+from services.analytics.models import EPISODES, SCORES
+from services.analytics.usecases.alerts import SOURCE, EpisodeOwners, alert_events
+from shared.contracts import ALLIANCE_ASSESSED, AllianceAssessed, FeedbackRecorded
+from shared.db import dialect_of
+from shared.events import Event
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+async def assess_response(
+    deps: AnalyticsDependencies, session: AsyncSession, data: FeedbackRecorded
+) -> list[Event[Any]]:
+    """Apply one scored response to its episode: the events to publish (``alliance.assessed``
+    for an alliance instrument, then one ``alliance.alert`` per alert opened or resolved).
+    Raises :class:`UnknownInstrument` for an instrument this deployment does not know."""
+    instrument = deps.instruments.get(data.instrument)
+    if instrument is None:
+        raise UnknownInstrument(data.instrument)
+    record = scored_record(data)
+    found = await _episode_for_update(session, data.episode_id)
+    episode = EpisodeOwners(
+        data.episode_id,
+        found.site_id if found is not None else data.site_id,
+        found.therapist_id if found is not None else data.therapist_id,
+    )
+    state = domain.EpisodeState.from_json(found.state) if found and found.state else None
+    rebuilds_before = state.rebuilds if state else 0
+    config = deps.rules.for_site(data.site_id)
+    state, changes = domain.apply(state, record, deps.instruments, config, replaces=data.amends)
+    if state.rebuilds > rebuilds_before:
+        log.info(
+            "amendment re-evaluated the episode"
+            if data.amends
+            else "late record re-evaluated the episode",
+            episode_id=data.episode_id,
+            session=data.session_number,
+            last_session=state.last_session,
+        )
+    now = datetime.now(UTC)
+    await _save_state(session, episode, found, state, now)
+    concern = (
+        domain.in_concern(config.thresholds(instrument), record.total, record.items)
+        if instrument.kind == "alliance"
+        else data.in_concern_or_clinical_range
+    )
+    await _save_score(session, data, record, concern, now)
+    emitted: list[Event[Any]] = []
+    if instrument.kind == "alliance":
+        emitted.append(_assessed(data, state, concern))
+    emitted.extend(await alert_events(session, episode, changes, now))
+    return emitted
+
+
+async def _episode_for_update(session: AsyncSession, episode_id: str) -> Row[Any] | None:
+    statement = sa_select(
+        EPISODES.c.site_id, EPISODES.c.therapist_id, EPISODES.c.phase, EPISODES.c.state
+    ).where(EPISODES.c.episode_id == episode_id)
+    if dialect_of(session) == "postgresql":
+        statement = statement.with_for_update()
+    return (await session.execute(statement)).first()
+
+
+async def _save_state(
+    session: AsyncSession,
+    episode: EpisodeOwners,
+    found: Row[Any] | None,
+    state: domain.EpisodeState,
+    now: datetime,
+) -> None:
+    """The episode's rule state, latest session and phase (a matched episode becomes active)."""
+    phase = found.phase if found is not None else "matched"
+    values = {
+        "state": state.to_json(),
+        "last_session": state.last_session,
+        "phase": "active" if phase == "matched" else phase,
+        "updated_at": now,
+    }
+    if found is None:
+        await session.execute(
+            insert(EPISODES).values(
+                episode_id=episode.episode_id,
+                site_id=episode.site_id,
+                therapist_id=episode.therapist_id,
+                domains=[],
+                **values,
+            )
+        )
+    else:
+        await session.execute(
+            update(EPISODES).where(EPISODES.c.episode_id == episode.episode_id).values(**values)
+        )
+
+
+async def _save_score(
+    session: AsyncSession,
+    data: FeedbackRecorded,
+    record: domain.ScoredRecord,
+    concern: bool,
+    now: datetime,
+) -> None:
+    if data.amends is not None:  # the amended answer's score takes the replaced one's place
+        await session.execute(delete(SCORES).where(SCORES.c.response_id == data.amends))
+    await session.execute(
+        insert(SCORES).values(
+            response_id=data.response_id,
+            episode_id=data.episode_id,
+            site_id=data.site_id,
+            therapist_id=data.therapist_id,
+            session_number=data.session_number,
+            respondent=data.respondent,
+            respondent_role=data.respondent_role,
+            instrument=data.instrument,
+            total=str(record.total),
+            concern=concern,
+            recorded_at=now,
+        )
+    )
+
+
+def _assessed(
+    data: FeedbackRecorded, state: domain.EpisodeState, concern: bool
+) -> Event[AllianceAssessed]:
+    """The ``alliance.assessed`` event: the score, the respondent's baseline before this
+    session (None at their first), and whether it is in the concern range."""
+    series = state.series.get((data.respondent, data.instrument))
+    baseline = (
+        float(series.before_sum / series.before_n)
+        if series is not None and series.before_n
+        else None
+    )
+    return Event(
+        ALLIANCE_ASSESSED,
+        AllianceAssessed(
+            response_id=data.response_id,
+            episode_id=data.episode_id,
+            site_id=data.site_id,
+            therapist_id=data.therapist_id,
+            session_number=data.session_number,
+            respondent=data.respondent,
+            respondent_role=data.respondent_role,
+            instrument=data.instrument,
+            score=data.total,
+            baseline=baseline,
+            concern=concern,
+        ),
+        source=SOURCE,
+    )
