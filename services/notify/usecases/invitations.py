@@ -1,10 +1,12 @@
 """Feedback invitations: after a session, each client-side member of the episode who has
 consented gets a one-time link to the feedback form (``shared.tokens``), reminded once if
-unanswered, never again once answered. The link is a bearer credential: stored only sealed."""
+unanswered, never again once answered. The link is a bearer credential: stored only sealed.
+
+The episode's members come from ``match.confirmed``; a session reported before its episode is
+known (the two events travel on different topics) is planned as soon as it is."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,8 +15,9 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify import domain
-from services.notify.context import NotifyContext
+from services.notify import domain, mapping
+from services.notify.delivery_rows import invitation_row
+from services.notify.dependencies import NotifyDependencies
 from services.notify.models import (
     NotifyClientContact,
     NotifyDelivery,
@@ -22,18 +25,16 @@ from services.notify.models import (
     NotifyInvitation,
     NotifySession,
 )
-from services.notify.notices import _insert, insert_deliveries
 from services.notify.policy import RoutingPolicy
-from shared.db import dialect_of
+from services.notify.usecases.notices import AfterCommit, insert_deliveries, open_notice
+from shared.contracts import FeedbackRecorded, MatchConfirmed, SessionCompleted
+from shared.db import dialect_of, insert_or_ignore, upsert
+from shared.erasure import table_of
 from shared.tokens import mint
 
-INVITATIONS = NotifyInvitation.__table__  # type: ignore[attr-defined]
-
-
-def client_quiet(contact: NotifyClientContact) -> domain.QuietHours | None:
-    if contact.quiet_start and contact.quiet_end:
-        return domain.QuietHours.parse(contact.quiet_start, contact.quiet_end, contact.timezone)
-    return None
+INVITATIONS = table_of(NotifyInvitation)
+EPISODES = table_of(NotifyEpisode)
+SESSIONS = table_of(NotifySession)
 
 
 def why_not_invited(contact: NotifyClientContact | None, channels: frozenset[str]) -> str | None:
@@ -49,50 +50,75 @@ def why_not_invited(contact: NotifyClientContact | None, channels: frozenset[str
     return None if contact.channel in channels else "channel_not_configured"
 
 
-def _message_payload(expires_at: datetime, reminder: bool) -> str:
-    # The link itself is sealed beside the payload and put in at send time.
-    message = domain.invitation_message("{link}", expires_at, reminder)
-    return json.dumps({"subject": message.subject, "text": message.text})
+async def episode_from_match(
+    deps: NotifyDependencies,
+    session: AsyncSession,
+    event_id: str,
+    confirmed: MatchConfirmed,
+    after_commit: AfterCommit,
+) -> None:
+    """Learn the episode's members (for invitations), plan the sessions that waited for them,
+    and tell the intake coordinator."""
+    routing = await deps.policies.routing(session, confirmed.site_id)
+    values = mapping.episode_values(confirmed)
+    statement = upsert(session, EPISODES).values(values)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["episode_id"],
+            set_={k: statement.excluded[k] for k in values if k != "episode_id"},
+        )
+    )
+    episode = await session.get(NotifyEpisode, confirmed.episode_id, populate_existing=True)
+    assert episode is not None
+    if await plan_waiting_sessions(deps, session, episode, routing.policy):
+        after_commit.append(deps.wake_dispatcher)
+    notice = mapping.match_confirmed_notice(event_id, confirmed)
+    await open_notice(deps, session, notice, routing, after_commit)
 
 
-def _delivery(
-    *,
-    invitation_id: str,
-    key: str,
-    kind: str,
-    site_id: str,
-    respondent: str,
-    role: str,
-    contact: NotifyClientContact,
-    link_sealed: str,
-    expires_at: datetime,
-    source_event_id: str,
-    now: datetime,
-) -> dict[str, Any]:
-    recipient = f"client:{respondent}"
-    return {
+async def invitations_from_session(
+    deps: NotifyDependencies,
+    session: AsyncSession,
+    event_id: str,
+    completed: SessionCompleted,
+    after_commit: AfterCommit,
+) -> None:
+    """Invite the episode's client-side members to give feedback on the session."""
+    routing = await deps.policies.routing(session, completed.site_id)
+    row = {
         "id": str(uuid.uuid4()),
-        "delivery_key": domain.delivery_key(key, recipient, contact.channel),
-        "source_event_id": source_event_id,
-        "site_id": site_id,
-        "channel": contact.channel,
-        "endpoint_id": contact.id,
-        "recipient_role": role,
-        "recipient": recipient,
-        "payload": _message_payload(expires_at, reminder=kind == "reminder"),
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": domain.not_before(now, False, client_quiet(contact)),
-        "created_at": now,
-        "kind": kind,
-        "notice_id": invitation_id,
-        "urgent": False,
-        "sealed": link_sealed,
+        "episode_id": completed.episode_id,
+        "site_id": completed.site_id,
+        "session_number": completed.session_number,
+        "attended": completed.attended,
+        "source_event_id": event_id,
+        "at": completed.at,
     }
+    inserted = await session.execute(
+        insert_or_ignore(session, SESSIONS, ["episode_id", "session_number"])
+        .values(row)
+        .returning(SESSIONS.c.id)
+    )
+    if inserted.first() is None:
+        return  # this session was already reported
+    episode = await session.get(NotifyEpisode, completed.episode_id)
+    if episode is None:
+        return  # planned when match.confirmed arrives
+    waiting = await session.get(NotifySession, row["id"])
+    assert waiting is not None
+    if await plan_session(deps, session, episode, waiting, routing.policy):
+        after_commit.append(deps.wake_dispatcher)
+
+
+async def answers_stop_reminders(session: AsyncSession, recorded: FeedbackRecorded) -> None:
+    """An answer stops the reminder (and a not-yet-sent invitation) for that session."""
+    if recorded.respondent_role == "therapist":
+        return
+    await mark_answered(session, recorded.episode_id, recorded.session_number, recorded.respondent)
 
 
 async def plan_session(
-    ctx: NotifyContext,
+    deps: NotifyDependencies,
     session: AsyncSession,
     episode: NotifyEpisode,
     completed: NotifySession,
@@ -127,7 +153,7 @@ async def plan_session(
     for invitee in invitees:
         invitation_id = str(uuid.uuid4())
         contact = contacts.get(invitee.respondent)
-        reason = why_not_invited(contact, ctx.channels)
+        reason = why_not_invited(contact, deps.channels)
         row: dict[str, Any] = {
             "id": invitation_id,
             "site_id": episode.site_id,
@@ -144,7 +170,7 @@ async def plan_session(
         }
         if reason is None and contact is not None:
             token = mint(
-                ctx.settings.encryption_key.get_secret_value(),
+                deps.settings.encryption_key.get_secret_value(),
                 episode_id=episode.episode_id,
                 session_number=completed.session_number,
                 respondent=invitee.respondent,
@@ -152,15 +178,15 @@ async def plan_session(
                 instruments=invitee.instruments,
                 ttl_seconds=ttl,
             )
-            link_sealed = ctx.seal_link(
-                f"{ctx.settings.notify_public_base_url}/feedback/r/{token}", invitation_id
+            link_sealed = deps.sealing.seal_link(
+                f"{deps.settings.notify_public_base_url}/feedback/r/{token}", invitation_id
             )
             row.update(
                 link_sealed=link_sealed,
                 expires_at=expires_at,
                 remind_at=now + timedelta(seconds=policy.invitations.remind_after_seconds),
             )
-            deliveries[invitation_id] = _delivery(
+            deliveries[invitation_id] = invitation_row(
                 invitation_id=invitation_id,
                 key=domain.invitation_notice_key(
                     episode.episode_id, completed.session_number, invitee.respondent
@@ -177,9 +203,8 @@ async def plan_session(
             )
         invitations.append(row)
     inserted = await session.execute(
-        _insert(session)(INVITATIONS)
+        insert_or_ignore(session, INVITATIONS, ["episode_id", "session_number", "respondent"])
         .values(invitations)
-        .on_conflict_do_nothing(index_elements=["episode_id", "session_number", "respondent"])
         .returning(INVITATIONS.c.id)
     )
     fresh = {r[0] for r in inserted.all()}
@@ -187,7 +212,7 @@ async def plan_session(
 
 
 async def plan_waiting_sessions(
-    ctx: NotifyContext, session: AsyncSession, episode: NotifyEpisode, policy: RoutingPolicy
+    deps: NotifyDependencies, session: AsyncSession, episode: NotifyEpisode, policy: RoutingPolicy
 ) -> int:
     """Sessions reported before notify learnt their episode (the two events travel on
     different topics) are planned as soon as it does."""
@@ -201,7 +226,7 @@ async def plan_waiting_sessions(
     ).all()
     created = 0
     for completed in waiting:
-        created += await plan_session(ctx, session, episode, completed, policy)
+        created += await plan_session(deps, session, episode, completed, policy)
     return created
 
 
@@ -234,8 +259,13 @@ async def mark_answered(
     return len(ids)
 
 
-async def remind_due(ctx: NotifyContext, session: AsyncSession, limit: int = 200) -> int:
+async def reminders_due(deps: NotifyDependencies, limit: int = 200) -> int:
     """One reminder per unanswered invitation, with the same link (single use holds)."""
+    async with deps.runtime.sessionmaker() as session, session.begin():
+        return await remind_due(deps, session, limit)
+
+
+async def remind_due(deps: NotifyDependencies, session: AsyncSession, limit: int = 200) -> int:
     now = datetime.now(UTC)
     statement = (
         select(NotifyInvitation)
@@ -267,10 +297,10 @@ async def remind_due(ctx: NotifyContext, session: AsyncSession, limit: int = 200
                 )
             )
         ).first()
-        if why_not_invited(contact, ctx.channels) is not None or contact is None:
+        if why_not_invited(contact, deps.channels) is not None or contact is None:
             continue
         rows.append(
-            _delivery(
+            invitation_row(
                 invitation_id=invitation.id,
                 key=domain.reminder_notice_key(
                     invitation.episode_id, invitation.session_number, invitation.respondent
