@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.notify import mapping
 from services.notify.dependencies import of_delivery
 from services.notify.usecases import invitations, notices
 from shared.consumer import Delivery
@@ -28,35 +29,23 @@ def an_opened_alert(event: Event[AllianceAlert]) -> bool:
 
 async def on_alliance_alert(delivery: Delivery[AllianceAlert]) -> Sequence[Event[Any]]:
     if an_opened_alert(delivery.event):
-        await notices.notice_from_alert(
-            of_delivery(delivery),
-            delivery.session,
-            delivery.event.id,
-            delivery.event.data,
-            delivery.after_commit,
+        notice = mapping.alert_notice(delivery.event.id, delivery.event.data)
+        await notices.tell_site(
+            of_delivery(delivery), delivery.session, notice, delivery.after_commit
         )
     return []
 
 
 async def on_risk_flagged(delivery: Delivery[RiskFlagged]) -> Sequence[Event[Any]]:
-    await notices.notice_from_risk(
-        of_delivery(delivery),
-        delivery.session,
-        delivery.event.id,
-        delivery.event.data,
-        delivery.after_commit,
-    )
+    """Rule 1: the earliest word of a risk response; urgent to therapist and lead."""
+    notice = mapping.risk_notice(delivery.event.id, delivery.event.data)
+    await notices.tell_site(of_delivery(delivery), delivery.session, notice, delivery.after_commit)
     return []
 
 
 async def on_match_proposed(delivery: Delivery[MatchProposed]) -> Sequence[Event[Any]]:
-    await notices.notice_from_match_proposed(
-        of_delivery(delivery),
-        delivery.session,
-        delivery.event.id,
-        delivery.event.data,
-        delivery.after_commit,
-    )
+    notice = mapping.match_proposed_notice(delivery.event.id, delivery.event.data)
+    await notices.tell_site(of_delivery(delivery), delivery.session, notice, delivery.after_commit)
     return []
 
 

@@ -146,62 +146,15 @@ async def plan_session(
             )
         ).all()
     }
-    ttl = policy.invitations.link_ttl_seconds
-    expires_at = now + timedelta(seconds=ttl)
     invitations: list[dict[str, Any]] = []
     deliveries: dict[str, dict[str, Any]] = {}
     for invitee in invitees:
-        invitation_id = str(uuid.uuid4())
-        contact = contacts.get(invitee.respondent)
-        reason = why_not_invited(contact, deps.channels)
-        row: dict[str, Any] = {
-            "id": invitation_id,
-            "site_id": episode.site_id,
-            "episode_id": episode.episode_id,
-            "session_number": completed.session_number,
-            "respondent": invitee.respondent,
-            "role": invitee.role,
-            "status": "skipped" if reason else "invited",
-            "skip_reason": reason,
-            "link_sealed": None,
-            "expires_at": None,
-            "remind_at": None,
-            "created_at": now,
-        }
-        if reason is None and contact is not None:
-            token = mint(
-                deps.settings.encryption_key.get_secret_value(),
-                episode_id=episode.episode_id,
-                session_number=completed.session_number,
-                respondent=invitee.respondent,
-                role=invitee.role,
-                instruments=invitee.instruments,
-                ttl_seconds=ttl,
-            )
-            link_sealed = deps.sealing.seal_link(
-                f"{deps.settings.notify_public_base_url}/feedback/r/{token}", invitation_id
-            )
-            row.update(
-                link_sealed=link_sealed,
-                expires_at=expires_at,
-                remind_at=now + timedelta(seconds=policy.invitations.remind_after_seconds),
-            )
-            deliveries[invitation_id] = invitation_row(
-                invitation_id=invitation_id,
-                key=domain.invitation_notice_key(
-                    episode.episode_id, completed.session_number, invitee.respondent
-                ),
-                kind="invitation",
-                site_id=episode.site_id,
-                respondent=invitee.respondent,
-                role=invitee.role,
-                contact=contact,
-                link_sealed=link_sealed,
-                expires_at=expires_at,
-                source_event_id=completed.source_event_id,
-                now=now,
-            )
+        row, delivery = invitation_for(
+            deps, episode, completed, invitee, contacts.get(invitee.respondent), policy, now
+        )
         invitations.append(row)
+        if delivery is not None:
+            deliveries[row["id"]] = delivery
     inserted = await session.execute(
         insert_or_ignore(session, INVITATIONS, ["episode_id", "session_number", "respondent"])
         .values(invitations)
@@ -209,6 +162,72 @@ async def plan_session(
     )
     fresh = {r[0] for r in inserted.all()}
     return await insert_deliveries(session, [d for i, d in deliveries.items() if i in fresh])
+
+
+def invitation_for(
+    deps: NotifyDependencies,
+    episode: NotifyEpisode,
+    completed: NotifySession,
+    invitee: domain.Invitee,
+    contact: NotifyClientContact | None,
+    policy: RoutingPolicy,
+    now: datetime,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """One member's invitation row (invited, or skipped with the reason) and, when invited,
+    its delivery with a freshly minted one-time link (sealed)."""
+    invitation_id = str(uuid.uuid4())
+    reason = why_not_invited(contact, deps.channels)
+    row: dict[str, Any] = {
+        "id": invitation_id,
+        "site_id": episode.site_id,
+        "episode_id": episode.episode_id,
+        "session_number": completed.session_number,
+        "respondent": invitee.respondent,
+        "role": invitee.role,
+        "status": "skipped" if reason else "invited",
+        "skip_reason": reason,
+        "link_sealed": None,
+        "expires_at": None,
+        "remind_at": None,
+        "created_at": now,
+    }
+    if reason is not None or contact is None:
+        return row, None
+    ttl = policy.invitations.link_ttl_seconds
+    expires_at = now + timedelta(seconds=ttl)
+    token = mint(
+        deps.settings.encryption_key.get_secret_value(),
+        episode_id=episode.episode_id,
+        session_number=completed.session_number,
+        respondent=invitee.respondent,
+        role=invitee.role,
+        instruments=invitee.instruments,
+        ttl_seconds=ttl,
+    )
+    link_sealed = deps.sealing.seal_link(
+        f"{deps.settings.notify_public_base_url}/feedback/r/{token}", invitation_id
+    )
+    row.update(
+        link_sealed=link_sealed,
+        expires_at=expires_at,
+        remind_at=now + timedelta(seconds=policy.invitations.remind_after_seconds),
+    )
+    delivery = invitation_row(
+        invitation_id=invitation_id,
+        key=domain.invitation_notice_key(
+            episode.episode_id, completed.session_number, invitee.respondent
+        ),
+        kind="invitation",
+        site_id=episode.site_id,
+        respondent=invitee.respondent,
+        role=invitee.role,
+        contact=contact,
+        link_sealed=link_sealed,
+        expires_at=expires_at,
+        source_event_id=completed.source_event_id,
+        now=now,
+    )
+    return row, delivery
 
 
 async def plan_waiting_sessions(

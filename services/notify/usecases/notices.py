@@ -21,7 +21,6 @@ from services.notify.dependencies import NotifyDependencies
 from services.notify.models import NotifyDelivery, NotifyNotice, NotifyStaffContact, NotifyWebhook
 from services.notify.policy import RoutingPolicy
 from services.notify.site_routing import SiteRouting
-from shared.contracts import AllianceAlert, MatchProposed, RiskFlagged
 from shared.db import dialect_of, insert_or_ignore
 from shared.logs import get_logger
 
@@ -161,43 +160,16 @@ def metric_code(kind: str) -> str:
     return kind if re.fullmatch(r"[a-z0-9_.\-]{1,40}", kind) else "other"
 
 
-async def notice_from_alert(
+async def tell_site(
     deps: NotifyDependencies,
     session: AsyncSession,
-    event_id: str,
-    alert: AllianceAlert,
+    notice: domain.NoticeSpec,
     after_commit: AfterCommit,
-) -> None:
-    """An opened alert goes where the site's policy says."""
-    routing = await deps.policies.routing(session, alert.site_id)
-    notice = mapping.alert_notice(event_id, alert)
-    await open_notice(deps, session, notice, routing, after_commit)
-
-
-async def notice_from_risk(
-    deps: NotifyDependencies,
-    session: AsyncSession,
-    event_id: str,
-    risk: RiskFlagged,
-    after_commit: AfterCommit,
-) -> None:
-    """Rule 1: the earliest word of a risk response; urgent to therapist and lead."""
-    routing = await deps.policies.routing(session, risk.site_id)
-    notice = mapping.risk_notice(event_id, risk)
-    await open_notice(deps, session, notice, routing, after_commit)
-
-
-async def notice_from_match_proposed(
-    deps: NotifyDependencies,
-    session: AsyncSession,
-    event_id: str,
-    proposed: MatchProposed,
-    after_commit: AfterCommit,
-) -> None:
-    """A proposed match is told to the site's intake coordinators (as the policy routes it)."""
-    routing = await deps.policies.routing(session, proposed.site_id)
-    notice = mapping.match_proposed_notice(event_id, proposed)
-    await open_notice(deps, session, notice, routing, after_commit)
+) -> bool:
+    """A notice for a site's staff (an opened alert, a risk response, a proposed match), routed
+    as the site's policy says; False if it was already known."""
+    routing = await deps.policies.routing(session, notice.site_id)
+    return await open_notice(deps, session, notice, routing, after_commit)
 
 
 async def escalate(
