@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.notify import api, dispatch, erasure, handlers, models, rerouting, scheduler
-from services.notify.context import NotifyContext
+from services.notify import dependencies, erasure, models, scheduler, subscribers
+from services.notify.dispatch.loop import dispatch_forever
+from services.notify.routes import router
+from services.notify.usecases.rerouting import readiness_warnings
+from shared.consumer import Handler
 from shared.contracts import (
     ALLIANCE_ALERT,
     CLIENT_ERASURE_REQUESTED,
@@ -18,56 +21,61 @@ from shared.contracts import (
     SESSION_COMPLETED,
 )
 from shared.erasure import skipping_erased
-from shared.runtime import ServiceDefinition, ServiceRuntime, Subscription
+from shared.runtime import ServiceDefinition, Subscription
 from shared.tables import service_tables
 
 
+def unless_erased(handler: Handler) -> Handler:
+    """Events about an erased client or episode have no effect."""
+    return skipping_erased(erasure.REGISTER, handler)
+
+
 def definition() -> ServiceDefinition:
-    ctx = NotifyContext()
-
-    def init(runtime: ServiceRuntime) -> None:
-        ctx.bind(runtime)
-        runtime.state["notify"] = ctx
-        runtime.state["dispatch_wake"] = ctx.wake
-
-    handle = {
-        name: skipping_erased(erasure.REGISTER, handler)
-        for name, handler in handlers.make_handlers(ctx).items()
-    }
     return ServiceDefinition(
         name="notify",
         migrations=Path(__file__).parent / "migrations",
-        router=api.router,
+        router=router,
         tables=service_tables("notify"),
         outbox_table=models.OUTBOX,
         inbox_table=models.INBOX,
+        # The names are the inbox keys in the database: never rename one.
         subscriptions=[
             Subscription(
                 ALLIANCE_ALERT,
-                handle["deliveries_from_alert"],
+                unless_erased(subscribers.on_alliance_alert),
                 "deliveries_from_alert",
                 # Resolutions are not announced: only an opened alert needs a transaction.
-                wants=handlers.an_opened_alert,
+                wants=subscribers.an_opened_alert,
             ),
-            Subscription(RISK_FLAGGED, handle["deliveries_from_risk"], "deliveries_from_risk"),
+            Subscription(
+                RISK_FLAGGED, unless_erased(subscribers.on_risk_flagged), "deliveries_from_risk"
+            ),
             Subscription(
                 MATCH_PROPOSED,
-                handle["match_proposed_to_coordinator"],
+                unless_erased(subscribers.on_match_proposed),
                 "match_proposed_to_coordinator",
             ),
-            Subscription(MATCH_CONFIRMED, handle["episode_from_match"], "episode_from_match"),
             Subscription(
-                SESSION_COMPLETED, handle["invitations_from_session"], "invitations_from_session"
+                MATCH_CONFIRMED,
+                unless_erased(subscribers.on_match_confirmed),
+                "episode_from_match",
             ),
             Subscription(
-                FEEDBACK_RECORDED, handle["answers_stop_reminders"], "answers_stop_reminders"
+                SESSION_COMPLETED,
+                unless_erased(subscribers.on_session_completed),
+                "invitations_from_session",
             ),
-            Subscription(CLIENT_ERASURE_REQUESTED, erasure.erasure_handler(ctx), "erasure"),
+            Subscription(
+                FEEDBACK_RECORDED,
+                unless_erased(subscribers.on_feedback_recorded),
+                "answers_stop_reminders",
+            ),
+            Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],
         produces=[NOTIFICATION_DELIVERED, NOTIFICATION_FAILED],
-        background=[dispatch.dispatch_forever, scheduler.schedule_forever],
-        on_init=[init],
-        warnings=[rerouting.readiness_warnings],
+        background=[dispatch_forever, scheduler.schedule_forever],
+        dependencies=dependencies.build,
+        warnings=[readiness_warnings],
         description="Alerts to clinicians, feedback invitations to clients: signed webhooks, "
         "email and SMS, each delivered once",
     )

@@ -1,8 +1,11 @@
 """Delivery rules: who gets which notice, on which channel, when, and when to try again.
 
 Pure: no I/O and no clock (``now`` is always passed in), so every rule is unit-tested at its
-boundaries. The imperative shell (handlers, scheduler, dispatcher) reads contacts and policies,
+boundaries. The imperative shell (use cases, scheduler, dispatcher) reads contacts and policies,
 calls these functions and persists what they return.
+
+Just over 500 lines, kept as one module: these rules are read together (a notice's route, its
+people, their quiet hours and its retries), and tests import them from here.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from services.notify.policy import DigestPolicy, RoutingPolicy, parse_clock
@@ -134,6 +137,26 @@ def is_private_address(address: str) -> bool:
 
 RISK = "risk"
 MAX_KEY = 300
+
+
+@dataclass(frozen=True)
+class NoticeSpec:
+    """Something to tell a site's staff (an alert, a risk response, a match), pseudonymous."""
+
+    key: str  # unique: the same alert under another event id is the same notice
+    site_id: str
+    kind: str
+    severity: str
+    source_event_id: str
+    source_type: str  # the event type it came from, e.g. risk.flagged
+    data: dict[str, Any]  # pseudonymous: ids, codes and numbers only
+    episode_id: str | None = None
+    therapist_id: str | None = None
+
+
+def delivery_kind(notice_kind: str) -> str:
+    """What the log calls a notice's deliveries."""
+    return "match" if notice_kind in {"match_proposed", "match_confirmed"} else "alert"
 
 
 def is_urgent(kind: str, severity: str) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, or_, select
 
-from services.notify.context import NotifyContext
+from services.notify.dependencies import of_delivery
 from services.notify.models import (
     CLIENT_KEYS,
     ERASED,
@@ -24,101 +24,74 @@ from services.notify.models import (
     NotifyNotice,
     NotifySession,
 )
-from shared.consumer import Delivery, Handler
+from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
 from shared.erasure import ErasureRegister, rows_affected, table_of
 from shared.events import Event
-from shared.logs import get_logger
 
-log = get_logger(__name__)
 REGISTER = ErasureRegister(ERASURES, ERASED)
 
 
-def erasure_handler(ctx: NotifyContext) -> Handler:
-    async def on_erasure_requested(
-        delivery: Delivery[ClientErasureRequested],
-    ) -> list[Event[Any]]:
-        data = delivery.event.data
-        session = delivery.session
-        episodes_t = table_of(NotifyEpisode)
-        known = (
-            await session.execute(
-                select(episodes_t.c.episode_id, episodes_t.c.members).where(
-                    episodes_t.c.episode_id.in_(data.episode_ids)
-                )
-            )
-        ).all()
-        episodes = sorted(set(data.episode_ids))
-        respondents = {data.client} | {
-            str(m.get("respondent")) for _, members in known for m in (members or ())
-        }
-        recipients = sorted(f"client:{r}" for r in respondents)
-        removed: dict[str, int] = {}
-        notices_t = table_of(NotifyNotice)
-        deliveries_t = table_of(NotifyDelivery)
-        notice_ids = select(notices_t.c.id).where(notices_t.c.episode_id.in_(episodes))
-        doomed = or_(
-            deliveries_t.c.notice_id.in_(notice_ids), deliveries_t.c.recipient.in_(recipients)
-        )
-        delivery_ids = [
-            str(i)
-            for i in (await session.execute(select(deliveries_t.c.id).where(doomed))).scalars()
-        ]
-        result = await session.execute(delete(deliveries_t).where(doomed))
-        removed[deliveries_t.name] = rows_affected(result)
-        result = await session.execute(
-            delete(notices_t).where(notices_t.c.episode_id.in_(episodes))
-        )
-        removed[notices_t.name] = rows_affected(result)
-        invitations_t = table_of(NotifyInvitation)
-        result = await session.execute(
-            delete(invitations_t).where(
-                or_(
-                    invitations_t.c.episode_id.in_(episodes),
-                    invitations_t.c.respondent.in_(sorted(respondents)),
-                )
+async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> list[Event[Any]]:
+    deps = of_delivery(delivery)
+    data = delivery.event.data
+    session = delivery.session
+    episodes_t = table_of(NotifyEpisode)
+    known = (
+        await session.execute(
+            select(episodes_t.c.episode_id, episodes_t.c.members).where(
+                episodes_t.c.episode_id.in_(data.episode_ids)
             )
         )
-        removed[invitations_t.name] = rows_affected(result)
-        for model, column in (
-            (NotifySession, "episode_id"),
-            (NotifyEpisode, "episode_id"),
-        ):
-            table = table_of(model)
-            result = await session.execute(delete(table).where(table.c[column].in_(episodes)))
-            removed[table.name] = rows_affected(result)
-        contacts_t = table_of(NotifyClientContact)
-        result = await session.execute(
-            delete(contacts_t).where(contacts_t.c.respondent.in_(sorted(respondents)))
+    ).all()
+    episodes = sorted(set(data.episode_ids))
+    respondents = {data.client} | {
+        str(m.get("respondent")) for _, members in known for m in (members or ())
+    }
+    recipients = sorted(f"client:{r}" for r in respondents)
+    removed: dict[str, int] = {}
+    notices_t = table_of(NotifyNotice)
+    deliveries_t = table_of(NotifyDelivery)
+    notice_ids = select(notices_t.c.id).where(notices_t.c.episode_id.in_(episodes))
+    doomed = or_(deliveries_t.c.notice_id.in_(notice_ids), deliveries_t.c.recipient.in_(recipients))
+    delivery_ids = [
+        str(i) for i in (await session.execute(select(deliveries_t.c.id).where(doomed))).scalars()
+    ]
+    result = await session.execute(delete(deliveries_t).where(doomed))
+    removed[deliveries_t.name] = rows_affected(result)
+    result = await session.execute(delete(notices_t).where(notices_t.c.episode_id.in_(episodes)))
+    removed[notices_t.name] = rows_affected(result)
+    invitations_t = table_of(NotifyInvitation)
+    result = await session.execute(
+        delete(invitations_t).where(
+            or_(
+                invitations_t.c.episode_id.in_(episodes),
+                invitations_t.c.respondent.in_(sorted(respondents)),
+            )
         )
-        removed[contacts_t.name] = rows_affected(result)
-        keys = await ctx.client_keys().shred(session, sorted(respondents))
-        removed[CLIENT_KEYS.name] = keys  # crypto-shredding of the sealed addresses
-        removed["redis_keys"] = await _forget_in_redis(ctx, recipients, delivery_ids)
-        await REGISTER.conclude(
-            session,
-            data,
-            outbox=OUTBOX,
-            clients=sorted(respondents),
-            episodes=episodes,
-            removed=removed,
-        )
-        return []
-
-    return on_erasure_requested
-
-
-async def _forget_in_redis(ctx: NotifyContext, recipients: list[str], deliveries: list[str]) -> int:
-    """Rate-limit counters are named by recipient (a pseudonym); fast-path marks by delivery.
-    Both expire on their own within hours, so a Redis outage is logged, not retried."""
-    fast = ctx.fast
-    keys = [f"{fast.prefix}sent:{d}" for d in deliveries]
-    try:
-        for recipient in recipients:
-            pattern = f"{fast.prefix}rate:*:{recipient}:*"  # rate:<site>:<recipient>:…
-            async for key in fast.redis.scan_iter(match=pattern, count=500):
-                keys.append(key.decode() if isinstance(key, bytes) else str(key))
-        return int(await fast.redis.delete(*keys)) if keys else 0
-    except Exception as error:
-        log.warning("redis unavailable during erasure; keys expire", error=type(error).__name__)
-        return 0
+    )
+    removed[invitations_t.name] = rows_affected(result)
+    for model, column in (
+        (NotifySession, "episode_id"),
+        (NotifyEpisode, "episode_id"),
+    ):
+        table = table_of(model)
+        result = await session.execute(delete(table).where(table.c[column].in_(episodes)))
+        removed[table.name] = rows_affected(result)
+    contacts_t = table_of(NotifyClientContact)
+    result = await session.execute(
+        delete(contacts_t).where(contacts_t.c.respondent.in_(sorted(respondents)))
+    )
+    removed[contacts_t.name] = rows_affected(result)
+    keys = await deps.sealing.client_keys().shred(session, sorted(respondents))
+    removed[CLIENT_KEYS.name] = keys  # crypto-shredding of the sealed addresses
+    removed["redis_keys"] = await deps.fast.forget(recipients, delivery_ids)
+    await REGISTER.conclude(
+        session,
+        data,
+        outbox=OUTBOX,
+        clients=sorted(respondents),
+        episodes=episodes,
+        removed=removed,
+    )
+    return []

@@ -54,7 +54,7 @@ def parse_clock(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def _zone(value: str) -> str:
+def valid_zone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -152,7 +152,7 @@ class RoutingPolicy(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
-        return _zone(value)
+        return valid_zone(value)
 
 
 class PolicyFile(BaseModel):

@@ -355,7 +355,7 @@ async def test_erasure_removes_the_client_everywhere_keeps_the_other_and_the_agg
                         references[erased["episode_id"]],
                         erased["episode_id"],
                     )
-        notify = host.runtimes["notify"].state["notify"]
+        notify = host.runtimes["notify"].dependencies.sealing
         with all_sites():
             async with host.runtimes["notify"].sessionmaker() as session, session.begin():
                 for who, expected in ((kept, KEPT["email"]), (erased, None)):

@@ -10,8 +10,6 @@ notice records it (``fallback_at``). A restart loses nothing: the next look find
 
 from __future__ import annotations
 
-import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,17 +19,12 @@ from sqlalchemy import select as core_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify import domain, undelivered
-from services.notify.context import NotifyContext, SiteRouting
+from services.notify import mapping, undelivered
+from services.notify.delivery_rows import fallback_row, notice_rows
+from services.notify.dependencies import NotifyDependencies, of_runtime
 from services.notify.models import NotifyNotice, NotifySiteFallback
-from services.notify.notices import (
-    NOTICES,
-    insert_deliveries,
-    metric_code,
-    notice_rows,
-    plan_notice,
-    spec_of,
-)
+from services.notify.site_routing import SiteRouting
+from services.notify.usecases.notices import NOTICES, insert_deliveries, metric_code, plan_notice
 from shared.db import all_sites, dialect_of
 from shared.logs import get_logger
 from shared.runtime import ServiceRuntime
@@ -50,14 +43,14 @@ FALLBACKS = Counter(
 PER_SITE = 200
 
 
-async def route_waiting(ctx: NotifyContext, runtime: ServiceRuntime) -> int:
+async def route_waiting(deps: NotifyDependencies) -> int:
     """One look at every site with waiting notices whose fate may have changed; the number
     of deliveries created."""
     now = datetime.now(UTC)
     created = 0
     looked: dict[str, undelivered.Looked] = {}
     counted: list[tuple[Any, str]] = []
-    async with runtime.sessionmaker() as session, session.begin():
+    async with deps.runtime.sessionmaker() as session, session.begin():
         sites = (
             await session.execute(
                 core_select(NOTICES.c.site_id, func.max(NOTICES.c.awaiting_route_since))
@@ -67,7 +60,7 @@ async def route_waiting(ctx: NotifyContext, runtime: ServiceRuntime) -> int:
             )
         ).all()
         for site_id, newest in sites:
-            routing = await ctx.policies.routing(session, site_id)
+            routing = await deps.policies.routing(session, site_id)
             fallback = await session.get(NotifySiteFallback, site_id)
             fingerprint = undelivered.routing_fingerprint(
                 routing.policy.model_dump_json(),
@@ -75,18 +68,18 @@ async def route_waiting(ctx: NotifyContext, runtime: ServiceRuntime) -> int:
                 routing.endpoints,
                 fallback is not None,
             )
-            if not undelivered.look_again(ctx.looked.get(site_id), fingerprint, newest, now):
+            if not undelivered.look_again(deps.looked.get(site_id), fingerprint, newest, now):
                 continue
-            created += await _route_site(ctx, session, site_id, routing, fallback, now, counted)
+            created += await route_site(deps, session, site_id, routing, fallback, now, counted)
             looked[site_id] = undelivered.Looked(fingerprint, now)
-    ctx.looked.update(looked)
+    deps.looked.update(looked)
     for metric, target in counted:
         metric.labels(*target.split("|")).inc()
     return created
 
 
-async def _route_site(
-    ctx: NotifyContext,
+async def route_site(
+    deps: NotifyDependencies,
     session: AsyncSession,
     site_id: str,
     routing: SiteRouting,
@@ -107,8 +100,8 @@ async def _route_site(
         statement = statement.with_for_update(skip_locked=True)
     created = 0
     for notice in (await session.exec(statement)).all():
-        spec = spec_of(notice)
-        planned = plan_notice(ctx, spec, routing)
+        spec = mapping.spec_of(notice)
+        planned = plan_notice(deps, spec, routing)
         if planned:
             created += await insert_deliveries(
                 session, notice_rows(spec, planned, routing.policy, notice.id)
@@ -129,8 +122,8 @@ async def _route_site(
             notice.kind,
             notice.severity,
             site_address=fallback is not None,
-            ops_address=ctx.ops_fallback is not None,
-            email="email" in ctx.channels,
+            ops_address=deps.ops_fallback is not None,
+            email="email" in deps.channels,
         )
         if target is None:
             continue
@@ -147,37 +140,10 @@ async def _route_site(
     return created
 
 
-def fallback_row(
-    notice: NotifyNotice, target: undelivered.Fallback, now: datetime
-) -> dict[str, Any]:
-    """The one email to the fallback address (its key makes it once per notice). The address
-    is read at send time: the site's (sealed) or the deployment's setting."""
-    recipient = f"fallback:{target}"
-    message = undelivered.fallback_message(notice.site_id)
-    return {
-        "id": str(uuid.uuid4()),
-        "delivery_key": domain.delivery_key(f"fallback:{notice.id}", recipient, "email"),
-        "source_event_id": notice.source_event_id,
-        "site_id": notice.site_id,
-        "channel": "email",
-        "endpoint_id": notice.site_id if target == "site" else "ops",
-        "recipient_role": "fallback",
-        "recipient": recipient,
-        "payload": json.dumps({"subject": message.subject, "text": message.text}),
-        "status": "pending",
-        "attempts": 0,
-        "next_attempt_at": now,
-        "created_at": now,
-        "kind": "fallback",
-        "notice_id": notice.id,
-        "urgent": True,
-    }
-
-
-async def waiting_urgent(runtime: ServiceRuntime) -> int:
+async def waiting_urgent(deps: NotifyDependencies) -> int:
     """Urgent notices waiting for a route, at every site."""
     with all_sites():
-        async with runtime.sessionmaker() as session:
+        async with deps.runtime.sessionmaker() as session:
             count = await session.scalar(
                 core_select(func.count())
                 .select_from(NOTICES)
@@ -187,5 +153,5 @@ async def waiting_urgent(runtime: ServiceRuntime) -> int:
 
 
 async def readiness_warnings(runtime: ServiceRuntime) -> dict[str, str]:
-    warning = undelivered.readiness_warning(await waiting_urgent(runtime))
+    warning = undelivered.readiness_warning(await waiting_urgent(of_runtime(runtime)))
     return {"notify.undelivered": warning} if warning else {}

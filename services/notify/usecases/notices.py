@@ -1,26 +1,27 @@
-"""Turning a notice (an alert, a risk response, a match) into delivery rows, in the caller's
-transaction. Sending happens later, in the dispatcher; nothing here waits on the network."""
+"""Notices (an alert, a risk response, a match) and their deliveries, in the caller's
+transaction; escalation of urgent ones nobody acknowledged; operational emails to a site's
+admins. Nothing here waits on the network: the dispatcher sends after the commit."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify import domain, undelivered
-from services.notify.context import NotifyContext, SiteRouting, contact_point
+from services.notify import domain, mapping, undelivered
+from services.notify.delivery_rows import message_row, notice_rows, planned_rows, staff_text
+from services.notify.dependencies import NotifyDependencies
 from services.notify.models import NotifyDelivery, NotifyNotice, NotifyStaffContact, NotifyWebhook
 from services.notify.policy import RoutingPolicy
-from shared.db import dialect_of
+from services.notify.site_routing import SiteRouting
+from shared.db import dialect_of, insert_or_ignore
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -31,23 +32,7 @@ UNDELIVERABLE = Counter(
 )
 DELIVERIES = SQLModel.metadata.tables[NotifyDelivery.__tablename__]
 NOTICES = SQLModel.metadata.tables[NotifyNotice.__tablename__]
-
-
-@dataclass(frozen=True)
-class NoticeSpec:
-    key: str
-    site_id: str
-    kind: str
-    severity: str
-    source_event_id: str
-    source_type: str  # the event type it came from, e.g. risk.flagged
-    data: dict[str, Any]  # pseudonymous: ids, codes and numbers only
-    episode_id: str | None = None
-    therapist_id: str | None = None
-
-
-def _insert(session: AsyncSession) -> Any:
-    return sqlite.insert if dialect_of(session) == "sqlite" else postgresql.insert
+AfterCommit = list[Callable[[], None]]
 
 
 async def site_contacts(
@@ -64,7 +49,7 @@ async def site_contacts(
             )
         )
     ).all()
-    return [contact_point(r) for r in rows]
+    return [mapping.contact_point(r) for r in rows]
 
 
 async def site_endpoints(session: AsyncSession, site_id: str) -> list[str]:
@@ -76,79 +61,6 @@ async def site_endpoints(session: AsyncSession, site_id: str) -> list[str]:
     return list(rows.all())
 
 
-def webhook_body(
-    delivery_id: str, notice: NoticeSpec, planned: domain.Planned, now: datetime, **extra: Any
-) -> str:
-    recipients = [
-        {"role": r, **({"staff_id": notice.therapist_id} if r == "therapist" else {})}
-        for r in planned.roles
-    ]
-    body = {
-        "type": notice.data.get("type", "alliance.alert"),
-        "id": delivery_id,
-        "timestamp": now.isoformat(),
-        "source_type": notice.source_type,
-        "urgent": planned.urgent,
-        "recipients": recipients,
-        "acknowledge": f"/notify/deliveries/{delivery_id}/ack",
-        **extra,
-        "data": {k: v for k, v in notice.data.items() if k != "type"},
-    }
-    return json.dumps(body, separators=(",", ":"), default=str)
-
-
-def staff_text(kind: str, planned: domain.Planned, count: int = 1) -> str:
-    message = domain.staff_message(kind, planned.urgent, count)
-    return json.dumps({"subject": message.subject, "text": message.text})
-
-
-def delivery_rows(
-    notice: NoticeSpec,
-    planned: Sequence[domain.Planned],
-    policy: RoutingPolicy,
-    now: datetime,
-    *,
-    notice_id: str | None,
-    key_base: str,
-    delivery_kind: str,
-    **webhook_extra: Any,
-) -> list[dict[str, Any]]:
-    rows = []
-    for p in planned:
-        delivery_id = str(uuid.uuid4())
-        if p.channel == "webhook":
-            payload = webhook_body(delivery_id, notice, p, now, **webhook_extra)
-        else:
-            payload = staff_text(notice.kind, p)
-        digest = p.mode == "digest"
-        due = (
-            domain.digest_due(now, policy.digest, policy.timezone)
-            if digest
-            else domain.not_before(now, p.urgent, p.quiet)
-        )
-        rows.append(
-            {
-                "id": delivery_id,
-                "delivery_key": domain.delivery_key(key_base, p.recipient, p.channel),
-                "source_event_id": notice.source_event_id,
-                "site_id": notice.site_id,
-                "channel": p.channel,
-                "endpoint_id": p.endpoint_id,
-                "recipient_role": "front_end" if p.channel == "webhook" else p.roles[0],
-                "recipient": p.recipient,
-                "payload": payload,
-                "status": "digest" if digest else "pending",
-                "attempts": 0,
-                "next_attempt_at": due,
-                "created_at": now,
-                "kind": delivery_kind,
-                "notice_id": notice_id,
-                "urgent": p.urgent,
-            }
-        )
-    return rows
-
-
 async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
     """Insert once: a row whose delivery key exists already is skipped (PostgreSQL's unique
     index is the durable dedupe)."""
@@ -158,24 +70,20 @@ async def insert_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -
     rows = [{"sealed": None, "notice_id": None, **row} for row in rows]
     # A cached statement executed for many parameter sets (SQLAlchemy batches them into
     # multi-row INSERTs), rather than a new statement compiled for every set of rows.
-    statement = (
-        _insert(session)(DELIVERIES)
-        .on_conflict_do_nothing(index_elements=["delivery_key"])
-        .returning(DELIVERIES.c.id)
-    )
+    statement = insert_or_ignore(session, DELIVERIES, ["delivery_key"]).returning(DELIVERIES.c.id)
     result = await session.execute(statement, rows)
     return len(result.all())
 
 
 def plan_notice(
-    ctx: NotifyContext, notice: NoticeSpec, routing: SiteRouting
+    deps: NotifyDependencies, notice: domain.NoticeSpec, routing: SiteRouting
 ) -> list[domain.Planned]:
     """The messages a notice needs now, on the channels this deployment has."""
     return domain.plan(
         [
             i
             for i in domain.route(routing.policy, notice.kind, notice.severity)
-            if i.channel in ctx.channels
+            if i.channel in deps.channels
         ],
         therapist_id=notice.therapist_id,
         contacts=routing.contacts,
@@ -183,46 +91,12 @@ def plan_notice(
     )
 
 
-def delivery_kind(notice_kind: str) -> str:
-    return "match" if notice_kind in {"match_proposed", "match_confirmed"} else "alert"
-
-
-def notice_rows(
-    notice: NoticeSpec, planned: list[domain.Planned], policy: RoutingPolicy, notice_id: str
-) -> list[dict[str, Any]]:
-    """A notice's deliveries: the same keys whenever they are made (at once, or later when a
-    route appears), so each message exists once."""
-    return delivery_rows(
-        notice,
-        planned,
-        policy,
-        datetime.now(UTC),
-        notice_id=notice_id,
-        key_base=notice.key,
-        delivery_kind=delivery_kind(notice.kind),
-    )
-
-
-def spec_of(notice: NotifyNotice) -> NoticeSpec:
-    return NoticeSpec(
-        key=notice.notice_key,
-        site_id=notice.site_id,
-        kind=notice.kind,
-        severity=notice.severity,
-        source_event_id=notice.source_event_id,
-        source_type=notice.source_type,
-        data=json.loads(notice.data),
-        episode_id=notice.episode_id,
-        therapist_id=notice.therapist_id,
-    )
-
-
 async def open_notice(
-    ctx: NotifyContext,
+    deps: NotifyDependencies,
     session: AsyncSession,
-    notice: NoticeSpec,
+    notice: domain.NoticeSpec,
     routing: SiteRouting,
-    after_commit: list[Any],
+    after_commit: AfterCommit,
 ) -> bool:
     """Record the notice once and create its deliveries; False if it was already known (the
     same alert under another event id, or the second of risk.flagged / alliance.alert for one
@@ -234,11 +108,11 @@ async def open_notice(
     now = datetime.now(UTC)
     urgent = domain.is_urgent(notice.kind, notice.severity)
     notice_id = str(uuid.uuid4())
-    planned = plan_notice(ctx, notice, routing)
+    planned = plan_notice(deps, notice, routing)
     rows = notice_rows(notice, planned, policy, notice_id)
     reason = undelivered.undeliverable_reason(len(rows), routing.set_up)
     claim_notice = (
-        _insert(session)(NOTICES)
+        insert_or_ignore(session, NOTICES, ["notice_key"])
         .values(
             id=notice_id,
             notice_key=notice.key,
@@ -258,20 +132,19 @@ async def open_notice(
             undeliverable_reason=reason,
             awaiting_route_since=now if reason is not None else None,
         )
-        .on_conflict_do_nothing(index_elements=["notice_key"])
         .returning(NOTICES.c.id)
     )
     if (await session.execute(claim_notice)).first() is None:
         return False
     await insert_deliveries(session, rows)
     if rows:
-        after_commit.append(ctx.wake_dispatcher)
+        after_commit.append(deps.wake_dispatcher)
     else:
         after_commit.append(lambda: recorded_undeliverable(notice, reason))
     return True
 
 
-def recorded_undeliverable(notice: NoticeSpec, reason: str | None) -> None:
+def recorded_undeliverable(notice: domain.NoticeSpec, reason: str | None) -> None:
     UNDELIVERABLE.labels(metric_code(notice.kind), notice.severity).inc()
     log.warning(
         "notice undeliverable: no channel of its site reaches its recipients",
@@ -287,13 +160,25 @@ def metric_code(kind: str) -> str:
     return kind if re.fullmatch(r"[a-z0-9_.\-]{1,40}", kind) else "other"
 
 
+async def tell_site(
+    deps: NotifyDependencies,
+    session: AsyncSession,
+    notice: domain.NoticeSpec,
+    after_commit: AfterCommit,
+) -> bool:
+    """A notice for a site's staff (an opened alert, a risk response, a proposed match), routed
+    as the site's policy says; False if it was already known."""
+    routing = await deps.policies.routing(session, notice.site_id)
+    return await open_notice(deps, session, notice, routing, after_commit)
+
+
 async def escalate(
-    ctx: NotifyContext, session: AsyncSession, notice: NotifyNotice, policy: RoutingPolicy
+    deps: NotifyDependencies, session: AsyncSession, notice: NotifyNotice, policy: RoutingPolicy
 ) -> int:
     """An urgent notice nobody acknowledged in time: tell the policy's second contacts now."""
     now = datetime.now(UTC)
-    spec = spec_of(notice)
-    intents = [i for i in domain.escalation_intents(policy) if i.channel in ctx.channels]
+    spec = mapping.spec_of(notice)
+    intents = [i for i in domain.escalation_intents(policy) if i.channel in deps.channels]
     planned = domain.plan(
         intents,
         therapist_id=notice.therapist_id,
@@ -302,7 +187,7 @@ async def escalate(
         if any(i.channel == "webhook" for i in intents)
         else [],
     )
-    rows = delivery_rows(
+    rows = planned_rows(
         spec,
         planned,
         policy,
@@ -315,12 +200,49 @@ async def escalate(
     return await insert_deliveries(session, rows)
 
 
+async def escalations_due(deps: NotifyDependencies, limit: int = 100) -> int:
+    """Escalate the urgent notices whose time to be acknowledged ran out (one transaction)."""
+    now = datetime.now(UTC)
+    created = 0
+    async with deps.runtime.sessionmaker() as session, session.begin():
+        statement = (
+            select(NotifyNotice)
+            .where(
+                col(NotifyNotice.escalate_at) <= now,
+                col(NotifyNotice.acknowledged_at).is_(None),
+                col(NotifyNotice.escalated_at).is_(None),
+            )
+            .order_by(col(NotifyNotice.escalate_at))
+            .limit(limit)
+        )
+        if dialect_of(session) == "postgresql":
+            statement = statement.with_for_update(skip_locked=True)
+        for notice in (await session.exec(statement)).all():
+            policy = await deps.policies.for_site(session, notice.site_id)
+            created += await escalate(deps, session, notice, policy)
+            notice.escalated_at = now
+            notice.escalate_at = None  # out of the index of escalations to come
+            session.add(notice)
+            log.warning(
+                "urgent notice not acknowledged: escalated",
+                notice_id=notice.id,
+                site_id=notice.site_id,
+                kind=notice.kind,
+            )
+    return created
+
+
 async def tell_site_admins(
-    ctx: NotifyContext, session: AsyncSession, site_id: str, kind: str, key: str, event_id: str
+    deps: NotifyDependencies,
+    session: AsyncSession,
+    site_id: str,
+    kind: str,
+    key: str,
+    event_id: str,
 ) -> int:
     """Operational notices to a site's admins by email (e.g. a webhook endpoint disabled)."""
     now = datetime.now(UTC)
-    if "email" not in ctx.channels:
+    if "email" not in deps.channels:
         return 0
     contacts = [
         c for c in await site_contacts(session, site_id, {"site_admin"}) if c.reachable_on("email")
@@ -337,23 +259,18 @@ async def tell_site_admins(
             contact.quiet,
         )
         rows.append(
-            {
-                "id": str(uuid.uuid4()),
-                "delivery_key": domain.delivery_key(key, planned.recipient, "email"),
-                "source_event_id": event_id,
-                "site_id": site_id,
-                "channel": "email",
-                "endpoint_id": contact.id,
-                "recipient_role": "site_admin",
-                "recipient": planned.recipient,
-                "payload": staff_text(kind, planned),
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": domain.not_before(now, False, contact.quiet),
-                "created_at": now,
-                "kind": kind,
-                "notice_id": None,
-                "urgent": False,
-            }
+            message_row(
+                key=key,
+                recipient=planned.recipient,
+                channel="email",
+                endpoint_id=contact.id,
+                recipient_role="site_admin",
+                payload=staff_text(kind, planned),
+                source_event_id=event_id,
+                site_id=site_id,
+                kind=kind,
+                due=domain.not_before(now, False, contact.quiet),
+                now=now,
+            )
         )
     return await insert_deliveries(session, rows)

@@ -1,0 +1,49 @@
+"""A site's routing policy: the stored one, else the deployment's file, else the default."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notify.dependencies import NotifyDependencies
+from services.notify.mapping import PolicyOut
+from services.notify.models import NotifyPolicy
+from services.notify.policy import RoutingPolicy
+
+
+async def policy_of(deps: NotifyDependencies, session: AsyncSession, site_id: str) -> PolicyOut:
+    """The policy a site uses, and where it comes from."""
+    book = deps.policies.book
+    row = await session.get(NotifyPolicy, site_id)
+    if row is not None:
+        return PolicyOut(
+            site_id=site_id,
+            source="site",
+            policy=RoutingPolicy.model_validate_json(row.document),
+            updated_at=row.updated_at,
+            updated_by=row.updated_by,
+        )
+    return PolicyOut(
+        site_id=site_id,
+        source="configured" if book.knows(site_id) else "default",
+        policy=book.configured_for(site_id),
+    )
+
+
+async def store_policy(
+    session: AsyncSession, site_id: str, policy: RoutingPolicy, author: str
+) -> NotifyPolicy:
+    now = datetime.now(UTC)
+    row = await session.get(NotifyPolicy, site_id)
+    row = row or NotifyPolicy(site_id=site_id, document="", updated_at=now, updated_by="")
+    row.document = policy.model_dump_json()
+    row.updated_at, row.updated_by = now, author[:128]
+    session.add(row)
+    return row
+
+
+async def drop_policy(session: AsyncSession, site_id: str) -> None:
+    row = await session.get(NotifyPolicy, site_id)
+    if row is not None:
+        await session.delete(row)
