@@ -37,7 +37,7 @@ lint: install
 
 typecheck: install
 	$(BIN)/mypy shared rapport/stack services/*/domain.py services/feedback/fhir.py services/intake/matching.py services/intake/assignment.py services/analytics/effectiveness.py services/analytics/charts.py services/analytics/reports.py \
-		rapport/simulate.py rapport/simulate_arms.py rapport/simulate_live.py rapport/simulate_cli.py rapport/report.py rapport/report_charts.py rapport/demo.py rapport/events.py rapport/receiver.py rapport/arguments.py
+		rapport/simulate.py rapport/simulate_arms.py rapport/simulate_live.py rapport/simulate_cli.py rapport/report.py rapport/report_charts.py rapport/demo.py rapport/events.py rapport/receiver.py rapport/arguments.py rapport/trajectories
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

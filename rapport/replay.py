@@ -78,7 +78,7 @@ class ReplayStats:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-class _Checker:
+class AnswerChecker:
     """An instrument's answer checks and scoring, precomputed for the hot loop (the same checks
     as ``services.feedback.domain.check_answers``: every item present, no unknown item, numbers
     in range and on the instrument's step; reversed items counted as min + max − value)."""
@@ -210,7 +210,7 @@ def replay_lines(
 
     config = default_config or RuleConfig()
     sites = site_configs or {}
-    checkers = {iid: _Checker(inst) for iid, inst in instruments.items()}
+    checkers = {iid: AnswerChecker(inst) for iid, inst in instruments.items()}
     decoder = json.JSONDecoder(parse_float=_float_parser())
     # The C scanner, without decode()'s wrapping (typeshed types its argument oddly).
     scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
