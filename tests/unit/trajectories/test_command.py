@@ -126,6 +126,8 @@ def test_bad_lines_are_named_by_number_and_skipped_and_the_rest_is_fitted(
         line("ep-9", 1, 20, respondent="therapist"),
         json.dumps({"episode_id": "ep-9"}),
         line("ep-9", 1000, 20),
+        '{"episode_id": "ep-9"} and more',
+        line("ep-9", 1, 20, at="2026-01-05T10:00:00"),
     ]
 
     code, model, err = run(tmp_path, lines, "--min-episodes", "3", capsys=capsys)
@@ -138,9 +140,11 @@ def test_bad_lines_are_named_by_number_and_skipped_and_the_rest_is_fitted(
     assert f"{source}:5: ors may not be answered by a therapist" in err
     assert f"{source}:6: missing field(s) site_id, therapist_id" in err
     assert f"{source}:7: session must be at most 999 to be fitted, got 1000" in err
+    assert f"{source}:8: not JSON: extra data at column 23" in err
+    assert f"{source}:9: at must carry a UTC offset" in err
     assert model is not None
-    assert model["data"]["bad_lines"] == 6
-    assert model["data"]["lines"] == 12
+    assert model["data"]["bad_lines"] == 8
+    assert model["data"]["lines"] == 14
     assert model["instruments"]["ors"]["bands"]["4"]["sessions"]["2"]["n"] == 3
 
 
