@@ -15,16 +15,19 @@ wrong. (``--from-database``, fitting from analytics' closed episodes, is not the
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rapport.trajectories.model import Skipped
+    from rapport.trajectories.fit import TrajectoryFit
+    from rapport.trajectories.model import Skipped, TrajectoryModel
+    from rapport.trajectories.read import ReadCounts
 
 DEFAULT_MIN_EPISODES = 30
 
@@ -101,31 +104,17 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
 
 
 def fit_file(args: argparse.Namespace) -> int:
-    from rapport.trajectories.fit import DEFAULT_BAND_WIDTH, TrajectoryFit
-    from rapport.trajectories.model import MODEL_VERSION, DataCounts, TrajectoryModel
+    from rapport.trajectories.fit import TrajectoryFit
     from rapport.trajectories.read import fitted_instruments, read_into
     from shared.instruments import SHIPPED, load_instruments
 
     err = sys.stderr
     try:
         instruments = load_instruments(SHIPPED, *(Path(p) for p in args.instruments))
+        widths = band_widths(args.band_width, fitted_instruments(instruments))
     except (OSError, ValueError) as error:
         print(f"rapport trajectories: {error}", file=err)
         return 2
-    outcome = fitted_instruments(instruments)
-    default_width = DEFAULT_BAND_WIDTH
-    widths: dict[str, Decimal] = {}
-    for name, width in args.band_width:
-        if name is None:
-            default_width = width
-        elif name not in outcome:
-            print(
-                f"rapport trajectories: --band-width {name}=…: not an outcome instrument", file=err
-            )
-            return 2
-        else:
-            widths[name] = width
-    widths = {name: widths.get(name, default_width) for name in outcome}
     path = Path(args.source)
     try:
         source = path.open("rb")
@@ -142,11 +131,57 @@ def fit_file(args: argparse.Namespace) -> int:
         counts = read_into(
             fit, source, instruments, lenient_ranges=not args.strict_ranges, report=report
         )
-    fitted = fit.fit(widths, args.min_episodes)
-    model = TrajectoryModel(
+    model = _model(fit, counts, widths, args.min_episodes)
+    try:
+        _write(model.model_dump_json(indent=2) + "\n", args.out)
+    except OSError as error:
+        print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
+        return 2
+    seconds = time.perf_counter() - started
+    cells = sum(len(b.sessions) for i in model.instruments.values() for b in i.bands.values())
+    print(
+        f"rapport trajectories: {counts.records} records ({model.data.records_fitted} client "
+        f"outcome scores, {model.data.episodes} episodes), {counts.bad_lines} bad lines; "
+        f"fitted {cells} band-sessions of {len(model.instruments)} instrument(s), "
+        f"{len(model.skipped)} with fewer than {args.min_episodes} episodes; "
+        f"{counts.records / seconds if seconds > 0 else 0:,.0f} records/s",
+        file=err,
+    )
+    for line in skipped_summary(model.skipped, args.min_episodes):
+        print(f"rapport trajectories: {line}", file=err)
+    return 0
+
+
+def band_widths(
+    chosen: Sequence[tuple[str | None, Decimal]], outcome: Iterable[str]
+) -> dict[str, Decimal]:
+    """Each outcome instrument's band width: its own ``ID=N``, else the last plain ``N``, else
+    the default."""
+    from rapport.trajectories.fit import DEFAULT_BAND_WIDTH
+
+    names = frozenset(outcome)
+    default = DEFAULT_BAND_WIDTH
+    own: dict[str, Decimal] = {}
+    for name, width in chosen:
+        if name is None:
+            default = width
+        elif name not in names:
+            raise ValueError(f"--band-width {name}=…: not an outcome instrument")
+        else:
+            own[name] = width
+    return {name: own.get(name, default) for name in sorted(names)}
+
+
+def _model(
+    fit: TrajectoryFit, counts: ReadCounts, widths: dict[str, Decimal], min_episodes: int
+) -> TrajectoryModel:
+    from rapport.trajectories.model import MODEL_VERSION, DataCounts, TrajectoryModel
+
+    fitted = fit.fit(widths, min_episodes)
+    return TrajectoryModel(
         version=MODEL_VERSION,
         fitted_at=datetime.now(UTC).replace(microsecond=0),
-        min_episodes=args.min_episodes,
+        min_episodes=min_episodes,
         percentile_method="linear",
         smoothing="none",
         data=DataCounts(
@@ -160,28 +195,21 @@ def fit_file(args: argparse.Namespace) -> int:
         instruments=fitted.instruments,
         skipped=fitted.skipped,
     )
-    text = model.model_dump_json(indent=2) + "\n"
+
+
+def _write(text: str, out: str) -> None:
+    """To stdout (``-``), or whole to a file: written beside it, then renamed over it, so a
+    reader never sees half a model."""
+    if out == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(out)
+    partial = target.with_name(f".{target.name}.partial")
     try:
-        if args.out == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.out).write_text(text, encoding="utf-8")
-    except OSError as error:
-        print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
-        return 2
-    seconds = time.perf_counter() - started
-    cells = sum(len(b.sessions) for i in model.instruments.values() for b in i.bands.values())
-    print(
-        f"rapport trajectories: {counts.records} records ({fitted.records} client outcome "
-        f"scores, {fitted.episodes} episodes), {counts.bad_lines} bad lines; fitted "
-        f"{cells} band-sessions of {len(model.instruments)} instrument(s), "
-        f"{len(model.skipped)} with fewer than {args.min_episodes} episodes; "
-        f"{counts.records / seconds if seconds > 0 else 0:,.0f} records/s",
-        file=err,
-    )
-    for line in skipped_summary(model.skipped, args.min_episodes):
-        print(f"rapport trajectories: {line}", file=err)
-    return 0
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def skipped_summary(skipped: Sequence[Skipped], min_episodes: int) -> list[str]:

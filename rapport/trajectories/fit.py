@@ -18,9 +18,10 @@ number, whatever order the records arrived in.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from rapport.trajectories.model import (
     PERCENTILES,
@@ -31,6 +32,10 @@ from rapport.trajectories.model import (
     Skipped,
     band_of,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 DEFAULT_BAND_WIDTH = Decimal(5)
 DEFAULT_MIN_EPISODES = 30
@@ -90,15 +95,54 @@ class TrajectoryFit:
         series scored there; the bands and sessions with fewer are listed as skipped."""
         import numpy as np
 
-        widths = band_widths or {}
-        names = sorted(set(self._series_instrument))
-        code = {name: i for i, name in enumerate(names)}
-        series_instrument = np.array(
-            [code[name] for name in self._series_instrument], dtype=np.int64
+        widths = {name: (band_widths or {}).get(name, DEFAULT_BAND_WIDTH) for name in self._names}
+        fitted: dict[str, dict[int, dict[int, SessionPercentiles]]] = {}
+        skipped: list[Skipped] = []
+        for name, band, session, totals in self._cells(widths):
+            n = len(totals)
+            if n < min_episodes:
+                skipped.append(Skipped(instrument=name, band=band, session=session, n=n))
+                continue
+            p = np.percentile(totals, PERCENTILES).round(_DECIMALS).tolist()
+            fitted.setdefault(name, {}).setdefault(band, {})[session] = SessionPercentiles(
+                n=n, p10=p[0], p25=p[1], p50=p[2], p75=p[3], p90=p[4]
+            )
+        return Fitted(
+            instruments={
+                name: InstrumentTrajectories(
+                    band_width=float(widths[name]),
+                    bands={
+                        str(band): BandTrajectory(
+                            sessions={str(s): by_session[s] for s in sorted(by_session)}
+                        )
+                        for band, by_session in sorted(bands.items())
+                    },
+                )
+                for name, bands in fitted.items()
+            },
+            skipped=skipped,
+            counts=self._counts(),
+            episodes=len({episode for episode, _, _ in self._series}),
+            records=self.records,
         )
+
+    @property
+    def _names(self) -> list[str]:
+        return sorted(set(self._series_instrument))
+
+    def _cells(
+        self, widths: Mapping[str, Decimal]
+    ) -> Iterator[tuple[str, int, int, npt.NDArray[np.float64]]]:
+        """(instrument, band, session, the totals there sorted), in that order: one total per
+        series, its last in arrival order at the session."""
+        import numpy as np
+
+        names = self._names
+        code = {name: i for i, name in enumerate(names)}
+        series_instrument = np.array([code[n] for n in self._series_instrument], dtype=np.int64)
         series_band = np.array(
             [
-                band_of(first, widths.get(name, DEFAULT_BAND_WIDTH))
+                band_of(first, widths[name])
                 for name, first in zip(self._series_instrument, self._first_total, strict=True)
             ],
             dtype=np.int64,
@@ -116,57 +160,30 @@ class TrajectoryFit:
         order = np.lexsort((totals, sessions, band, instrument))
         instrument, band = instrument[order], band[order]
         sessions, totals = sessions[order], totals[order]
-        starts = np.flatnonzero(
-            np.concatenate(
-                (
-                    [True],
-                    (instrument[1:] != instrument[:-1])
-                    | (band[1:] != band[:-1])
-                    | (sessions[1:] != sessions[:-1]),
-                )
-            )
+        changes = (
+            (instrument[1:] != instrument[:-1])
+            | (band[1:] != band[:-1])
+            | (sessions[1:] != sessions[:-1])
         )
-        ends = np.append(starts[1:], len(totals))
-        fitted: dict[str, dict[int, dict[int, SessionPercentiles]]] = {}
-        skipped: list[Skipped] = []
-        for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        if not len(totals):
+            return
+        starts = [0, *(np.flatnonzero(changes) + 1).tolist()]
+        for start, end in zip(starts, [*starts[1:], len(totals)], strict=True):
             name = names[int(instrument[start])]
-            b, s, n = int(band[start]), int(sessions[start]), end - start
-            if n < min_episodes:
-                skipped.append(Skipped(instrument=name, band=b, session=s, n=n))
-                continue
-            p = np.percentile(totals[start:end], PERCENTILES).round(_DECIMALS).tolist()
-            fitted.setdefault(name, {}).setdefault(b, {})[s] = SessionPercentiles(
-                n=n, p10=p[0], p25=p[1], p50=p[2], p75=p[3], p90=p[4]
-            )
-        return Fitted(
-            instruments={
-                name: InstrumentTrajectories(
-                    band_width=float(widths.get(name, DEFAULT_BAND_WIDTH)),
-                    bands={
-                        str(b): BandTrajectory(
-                            sessions={str(s): by_session[s] for s in sorted(by_session)}
-                        )
-                        for b, by_session in sorted(bands.items())
-                    },
-                )
-                for name, bands in fitted.items()
-            },
-            skipped=skipped,
-            counts=self._counts(),
-            episodes=len({episode for episode, _, _ in self._series}),
-            records=self.records,
-        )
+            yield name, int(band[start]), int(sessions[start]), totals[start:end]
 
     def _counts(self) -> dict[str, InstrumentCounts]:
-        records: dict[str, int] = {}
-        for index in self._at_series:
-            name = self._series_instrument[index]
-            records[name] = records.get(name, 0) + 1
-        episodes: dict[str, set[str]] = {}
+        import numpy as np
+
+        names = self._names
+        code = {name: i for i, name in enumerate(names)}
+        series_instrument = np.array([code[n] for n in self._series_instrument], dtype=np.int64)
+        series = np.frombuffer(self._at_series, dtype=np.int64)
+        records = np.bincount(series_instrument[series], minlength=len(names)).tolist()
+        episodes: dict[str, set[str]] = {name: set() for name in names}
         for episode, _, name in self._series:
-            episodes.setdefault(name, set()).add(episode)
+            episodes[name].add(episode)
         return {
-            name: InstrumentCounts(records=records[name], episodes=len(episodes[name]))
-            for name in sorted(records)
+            name: InstrumentCounts(records=records[i], episodes=len(episodes[name]))
+            for i, name in enumerate(names)
         }

@@ -87,8 +87,8 @@ class KnownTrajectories:
                     self.correlation * effect + own
                 )
                 tenths = min(400, max(0, round(value * 10)))
-            if rng.random() < 0.05:  # a first answer at this session, amended below
-                rows.append(_line(base, at, "client", client, "ors", _ors(rng.randrange(400))))
+            if rng.random() < 0.1:  # a wrong first answer at this session, amended below
+                rows.append(_line(base, at, "client", client, "ors", _ors(rng.randrange(50))))
             rows.append(_line(base, at, "client", client, "ors", _ors(tenths)))
             rows.append(_line(base, at, "client", client, "srs", _srs(rng.randrange(300, 400))))
             if has_partner:

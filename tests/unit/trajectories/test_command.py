@@ -258,6 +258,20 @@ def test_an_output_that_cannot_be_written_exits_2(
 
     assert code == 2
     assert "cannot write" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]  # no half-written model
+
+
+def test_the_model_can_go_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(three_episodes()) + "\n")
+
+    code = rapport(
+        ["trajectories", "fit", "--in", str(source), "--out", "-", "--min-episodes", "3"]
+    )
+
+    assert code == 0
+    model = load_model(capsys.readouterr().out, load_instruments(SHIPPED))
+    assert model.instruments["ors"].bands["4"].sessions["2"].n == 3
 
 
 def test_a_simulated_network_fits_every_band_it_started_in(

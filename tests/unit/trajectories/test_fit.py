@@ -153,3 +153,10 @@ def test_sessions_outside_what_the_model_can_key_are_refused() -> None:
         fit.add("ors", "ep-1", "c", MAX_SESSION + 1, Decimal(20))
     with pytest.raises(ValueError, match="session must be from 1"):
         fit.add("ors", "ep-1", "c", 0, Decimal(20))
+
+
+def test_a_fit_of_no_scores_is_empty() -> None:
+    fitted = TrajectoryFit().fit()
+
+    assert (fitted.instruments, fitted.skipped, fitted.counts) == ({}, [], {})
+    assert (fitted.episodes, fitted.records) == (0, 0)
