@@ -30,10 +30,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from services import upgrade
 from services.analytics.domain import EpisodeState
 from shared.contracts import ALLIANCE_ALERT, FEEDBACK_RECORDED, FeedbackRecorded
 from shared.events import Event, encode
-from shared.migrations import upgrade
 from shared.settings import load_settings
 
 HIGH = {"relationship": 9.5, "goals": 9.5, "approach": 9.5, "overall": 9.5}

@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAPPORT_LOG_LEVEL", "warning")
 
+from services import migrate
 from shared.auth import mint_token
 from shared.contracts import (
     ALLIANCE_ALERT,
@@ -63,7 +64,6 @@ from shared.contracts import (
 )
 from shared.crypto import pseudonymise
 from shared.events import Event, encode
-from shared.migrations import migrate
 from shared.settings import Settings, load_settings
 from tests.support.infra import app_url, ensure_app_role
 from tests.support.processes import ServiceProcess, service_env

@@ -43,9 +43,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from services import upgrade
 from shared.auth import mint_token
 from shared.crypto import pseudonymise
-from shared.migrations import upgrade
 from shared.settings import load_settings
 
 EPISODES = 200

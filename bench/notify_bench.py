@@ -49,10 +49,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from services import upgrade
 from shared.auth import mint_token
 from shared.contracts import ALLIANCE_ALERT, AllianceAlert
 from shared.events import Event, encode
-from shared.migrations import upgrade
 from shared.settings import Settings, load_settings
 
 SITE = "site-bench"

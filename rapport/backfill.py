@@ -165,7 +165,9 @@ async def _apply(runtime: ServiceRuntime, subscription: Any, record: Any) -> str
         async with runtime.sessionmaker() as session, session.begin():
             if not await runtime.consumer.inbox.claim(session, handler_name, event.id):
                 return "duplicates"
-            await subscription.handler(Delivery(event=event, session=session))
+            await subscription.handler(
+                Delivery(event=event, session=session, dependencies=runtime.dependencies)
+            )
         # Emitted events are dropped on purpose: they were published the first time.
     return "applied"
 

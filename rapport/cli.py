@@ -68,8 +68,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     import services
+    from services import migrate
     from shared.logs import configure_logging
-    from shared.migrations import migrate
     from shared.settings import Settings, SettingsError
 
     settings = _settings()

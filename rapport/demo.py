@@ -152,7 +152,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
 
     embedded = not args.kafka
     if not embedded:  # a real database: bring every service's schema to head (idempotent)
-        from shared.migrations import migrate
+        from services import migrate
 
         for name in services.NAMES:  # as the owner; the services then run as the app role
             await asyncio.to_thread(

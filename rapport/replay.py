@@ -85,13 +85,11 @@ class AnswerChecker:
 
     __slots__ = (
         "allowed",
-        "flip",
         "id",
         "instrument",
         "item_ids",
         "items",
         "respondents",
-        "reversed",
         "role_names",
     )
 
@@ -102,8 +100,6 @@ class AnswerChecker:
         self.items = tuple(instrument.items)
         self.item_ids = frozenset(instrument.items)
         self.respondents = frozenset(instrument.respondents)
-        self.reversed = tuple(i for i in instrument.items if i in instrument.reversed)
-        self.flip = instrument.item_min + instrument.item_max
         steps = (instrument.item_max - instrument.item_min) / instrument.step
         self.allowed: frozenset[Decimal | int] | None = None
         if steps == steps.to_integral_value() and steps < _MAX_ALLOWED_VALUES:
@@ -133,7 +129,7 @@ class AnswerChecker:
             and _NUMBER_TYPES.issuperset(map(type, values))
             and allowed.issuperset(values)
         ):
-            return self._sum(items)  # the usual case, checked in C
+            return self.instrument.total(items)  # the usual case, checked in C
         for item, value in items.items():
             kind = type(value)
             if kind is not int and kind is not Decimal:
@@ -148,7 +144,7 @@ class AnswerChecker:
                 f"{inst.id}: item {item} must be from {inst.item_min} to {inst.item_max} "
                 f"in steps of {inst.step}, got {value}"
             )
-        return self._sum(items)
+        return self.instrument.total(items)
 
     def total_unchecked(self, items: dict[str, Any]) -> Decimal:
         """The total of items that are numbers, whatever their range (out-of-range lines)."""
@@ -158,14 +154,7 @@ class AnswerChecker:
                 kind is Decimal and not value.is_finite()
             ):
                 raise BadLine(f"{self.instrument.id}: item {item} must be a number, got {value!r}")
-        return self._sum(items)
-
-    def _sum(self, items: dict[str, Any]) -> Decimal:
-        total: Any = sum(items.values())
-        if self.reversed:
-            for item in self.reversed:
-                total += self.flip - 2 * items[item]
-        return total if type(total) is Decimal else Decimal(total)
+        return self.instrument.total(items)
 
     def _valid(self, value: Decimal | int) -> bool:
         inst = self.instrument

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,3 +23,25 @@ def definitions(names: tuple[str, ...] | list[str] = NAMES) -> list[ServiceDefin
     if unknown:
         raise ValueError(f"unknown service(s) {', '.join(unknown)}; one of {', '.join(NAMES)}")
     return [factories[n]() for n in names]
+
+
+def migrations_of(name: str) -> Path:
+    """The service's Alembic history, as its definition hands it over."""
+    (definition,) = definitions([name])
+    if definition.migrations is None:
+        raise ValueError(f"service {name} has no migrations")
+    return definition.migrations
+
+
+def migrate(name: str, migration_url: str, app_url: str, topic_prefix: str | None = None) -> None:
+    """``rapport migrate`` for one service (see :func:`shared.migrations.migrate`)."""
+    from shared import migrations
+
+    migrations.migrate(name, migrations_of(name), migration_url, app_url, topic_prefix)
+
+
+def upgrade(name: str, url: str, revision: str = "head") -> None:
+    """Upgrade one service's tables to ``revision`` as the owner (no grants, no record)."""
+    from shared import migrations
+
+    migrations.upgrade(name, migrations_of(name), url, revision)

@@ -67,6 +67,9 @@ class Delivery(Generic[D]):
 
     event: Event[D]
     session: AsyncSession
+    # The service's typed dependencies object (built once in its ``app.py``); a subscriber reads
+    # it through its service's accessor (``dependencies.of_delivery``), never by a string key.
+    dependencies: Any = None
     # Called once the transaction has committed (e.g. wake a dispatcher); never on rollback.
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -133,8 +136,10 @@ class Consumer:
         send_raw: SendRaw,
         on_emitted: Callable[[], None] = lambda: None,
         max_handler_attempts: int = 3,
+        dependencies: Any = None,
     ) -> None:
         self.service = service
+        self.dependencies = dependencies
         self.sessionmaker = sessionmaker
         self.inbox = inbox
         self.outbox = outbox
@@ -234,7 +239,9 @@ class Consumer:
                     started = time.perf_counter()
                     correlation_id, trace = from_headers(item.headers)
                     with bound(correlation_id, trace), site_scope(item.site):
-                        delivery = Delivery(event=item.event, session=session)
+                        delivery = Delivery(
+                            event=item.event, session=session, dependencies=self.dependencies
+                        )
                         emitted = await item.arrival.handler(delivery)
                         outbox_rows.extend(self.outbox.rows(emitted))
                     # Each event's handler reads what the ones before it wrote, never an
@@ -326,7 +333,7 @@ class Consumer:
         async with self.sessionmaker() as session, session.begin():
             if not await self.inbox.claim(session, handler_name, event.id):
                 return Outcome("duplicate")
-            delivery = Delivery(event=event, session=session)
+            delivery = Delivery(event=event, session=session, dependencies=self.dependencies)
             emitted = await handler(delivery)
             await self.outbox.add(session, emitted)
         for callback in delivery.after_commit:

@@ -17,13 +17,15 @@ site-scoped row at all. SQLite has no row-level security.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -152,6 +154,21 @@ def dialect_of(session: Any) -> str:
     """The SQL dialect a session talks to ("postgresql" or "sqlite")."""
     bind = getattr(session, "bind", None)
     return str(bind.dialect.name) if bind is not None else "postgresql"
+
+
+def upsert(session: Any, table: Any) -> Any:
+    """An INSERT that can say what to do on a conflict (``on_conflict_do_nothing`` /
+    ``on_conflict_do_update``), for the dialect the session talks to."""
+    if dialect_of(session) == "sqlite":
+        return sqlite_insert(table)
+    return postgresql_insert(table)
+
+
+def insert_or_ignore(session: Any, table: Any, index_elements: Sequence[Any] | None = None) -> Any:
+    """The insert-or-skip statement: rows that would break a unique key are left as they are
+    (a redelivered event, two replicas racing). ``index_elements`` names the key where the
+    table has several."""
+    return upsert(session, table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 async def ping(engine: AsyncEngine) -> None:

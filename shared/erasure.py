@@ -38,12 +38,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.consumer import BATCH_EVENTS, Delivery, Handler
+from shared.contracts import ClientErasureRequested
 from shared.crypto import new_data_key, unwrap_key, wrap_key
-from shared.db import dialect_of
+from shared.db import insert_or_ignore, upsert
 from shared.events import Event
 
 KIND_CLIENT = "client"
@@ -87,16 +87,6 @@ def client_keys_table(service: str, metadata: MetaData) -> Table:
         Column("key_sealed", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
     )
-
-
-def _insert(session: AsyncSession, table: Table) -> Any:
-    if dialect_of(session) == "sqlite":
-        return sqlite.insert(table)
-    return postgresql.insert(table)
-
-
-def _insert_ignore(session: AsyncSession, table: Table) -> Any:
-    return _insert(session, table).on_conflict_do_nothing()
 
 
 @dataclass(frozen=True)
@@ -187,7 +177,7 @@ class ErasureRegister:
         ]
         session.info.pop(self._batch_key, None)  # the batch's copy is out of date now
         for row in rows:  # erased again (a client who came back): the later erasure counts
-            insert_row = _insert(session, self.erased).values(row)
+            insert_row = upsert(session, self.erased).values(row)
             await session.execute(
                 insert_row.on_conflict_do_update(
                     index_elements=[self.erased.c.subject],
@@ -206,7 +196,7 @@ class ErasureRegister:
         requested_by: str | None = None,
     ) -> None:
         await session.execute(
-            _insert_ignore(session, self.erasures),
+            insert_or_ignore(session, self.erasures),
             [
                 {
                     "request_id": request_id,
@@ -218,6 +208,31 @@ class ErasureRegister:
                 }
             ],
         )
+
+    async def conclude(
+        self,
+        session: AsyncSession,
+        request: ClientErasureRequested,
+        *,
+        outbox: Table,
+        clients: Sequence[str],
+        episodes: Sequence[str],
+        removed: dict[str, int],
+    ) -> None:
+        """The last steps of every service's share of an erasure, once the service has deleted
+        its own rows (and shredded its client keys): forget the outbox rows keyed by the client
+        or its episodes, record the request, register the erased subjects (so later events
+        about them are skipped) and mark the request completed with what was removed."""
+        removed[outbox.name] = await forget_outbox(session, outbox, [*clients, *episodes])
+        await self.record(
+            session,
+            request_id=request.request_id,
+            site_id=request.site_id,
+            client=request.client,
+            requested_at=request.requested_at,
+        )
+        await self.register(session, request.request_id, clients, episodes, request.requested_at)
+        await self.complete(session, request.request_id, removed)
 
     async def complete(
         self, session: AsyncSession, request_id: str, removed: Mapping[str, int]
@@ -278,7 +293,7 @@ class ClientKeys:
         key = new_data_key()
         # Two first uses at once: one key wins (the other insert does nothing), both use it.
         await session.execute(
-            _insert(session, self.table)
+            upsert(session, self.table)
             .values(
                 client=client,
                 key_sealed=wrap_key(self.service_key, key, client),
@@ -291,10 +306,16 @@ class ClientKeys:
         return stored
 
     async def shred(self, session: AsyncSession, clients: Sequence[str]) -> int:
-        if not clients:
-            return 0
-        result = await session.execute(delete(self.table).where(self.table.c.client.in_(clients)))
-        return rows_affected(result)
+        return await shred_client_keys(session, self.table, clients)
+
+
+async def shred_client_keys(session: AsyncSession, keys: Table, clients: Sequence[str]) -> int:
+    """Crypto-shredding: delete the clients' data keys, so every value sealed under them (in
+    this database, a backup or a copy) can never be read again."""
+    if not clients:
+        return 0
+    result = await session.execute(delete(keys).where(keys.c.client.in_(clients)))
+    return rows_affected(result)
 
 
 def table_of(model: Any) -> Table:

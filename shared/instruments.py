@@ -7,6 +7,7 @@ thresholds from them. Item wording is shipped only for instruments that are free
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Literal
@@ -85,6 +86,26 @@ class Instrument(BaseModel):
         if self.wording and not self.free_to_use:
             raise ValueError("wording may only be shipped for instruments free to use")
         return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Alliance instruments and ORS: a higher total is better; PHQ-9, GAD-7, CORE-10: worse."""
+        return self.clinical is None or self.clinical.direction == "lower_is_worse"
+
+    def counted(self, item: str, value: Decimal | int) -> Decimal:
+        """What an answer adds to the total: a reversed item counts as item_min + item_max − v."""
+        if item in self.reversed:
+            return self.item_min + self.item_max - value
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+    def total(self, items: Mapping[str, Decimal | int]) -> Decimal:
+        """The instrument's total: the sum of its items as :meth:`counted`. The one scoring rule
+        every service and the replay use. Assumes answers that passed the instrument's checks
+        (every item present, in range, on step)."""
+        total = Decimal(0)
+        for item in self.items:
+            total += self.counted(item, items[item])
+        return total
 
     @property
     def decimals(self) -> int:

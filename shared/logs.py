@@ -52,7 +52,15 @@ def configure_logging(service: str, level: str = "info", json: bool = True) -> N
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])
     # Third-party chatter stays at warning unless we debug.
-    for noisy in ("aiokafka", "kafka", "uvicorn.access", "faststream", "sqlalchemy.engine"):
+    noisy_loggers = (
+        "aiokafka",
+        "kafka",
+        "uvicorn.access",
+        "faststream",
+        "sqlalchemy.engine",
+        "alembic.runtime.plugins",  # its plugin set-up, on first import
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 

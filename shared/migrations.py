@@ -1,4 +1,5 @@
-"""Alembic, one migration history per service (``services/<name>/migrations``).
+"""Alembic, one migration history per service; each service hands its folder to the kernel
+(``ServiceDefinition.migrations``), so the kernel knows no service by name or path.
 
 Each service's history touches only its own ``<service>_…`` tables and keeps its own version
 table (``alembic_version_<service>``), so services migrate independently even when they share a
@@ -20,19 +21,17 @@ from sqlmodel import SQLModel
 
 from shared.deployment import check_tables, claim_tables_at
 
-SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
-
-def alembic_config(service: str, url: str) -> Config:
+def alembic_config(service: str, migrations: Path, url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
+    config.set_main_option("script_location", str(migrations))
     config.set_main_option("sqlalchemy.url", url)
     config.attributes["service"] = service
     return config
 
 
-def upgrade(service: str, url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(service, url), revision)
+def upgrade(service: str, migrations: Path, url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(service, migrations, url), revision)
 
 
 # -- row-level security and the application role --------------------------------------------
@@ -72,7 +71,11 @@ APPEND_ONLY_SUFFIXES = ("_audit",)
 
 
 def migrate(
-    service: str, migration_url: str, app_url: str, topic_prefix: str | None = None
+    service: str,
+    migrations: Path,
+    migration_url: str,
+    app_url: str,
+    topic_prefix: str | None = None,
 ) -> None:
     """``rapport migrate`` for one service: upgrade as the owner, then let the application
     role (the user of ``app_url``, when it is not the owner) read and write the service's
@@ -83,7 +86,7 @@ def migrate(
     tables that belong to none yet are recorded as this deployment's."""
     if topic_prefix is not None:
         asyncio.run(check_tables(migration_url, service, topic_prefix))
-    upgrade(service, migration_url)
+    upgrade(service, migrations, migration_url)
     if topic_prefix is not None:
         asyncio.run(claim_tables_at(migration_url, service, topic_prefix))
     owner, app = make_url(migration_url), make_url(app_url)
@@ -125,7 +128,9 @@ async def grant_app_role(service: str, owner_url: str, role: str) -> None:
         await engine.dispose()
 
 
-def _include(service: str) -> Any:
+def include_only(service: str) -> Any:
+    """Alembic's filter: only the service's own ``<service>_…`` tables."""
+
     def include_object(
         obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
@@ -141,7 +146,7 @@ def _configure(connection: Connection, service: str) -> None:
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,
-        include_object=_include(service),
+        include_object=include_only(service),
         version_table=f"alembic_version_{service}",
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
@@ -151,17 +156,15 @@ def _configure(connection: Connection, service: str) -> None:
 
 
 def run_env(service: str) -> None:
-    """Body of every service's ``migrations/env.py``."""
-    import services
-
-    services.definitions([service])
+    """Body of every service's ``migrations/env.py``, which first builds its service's
+    definition (so that every table the service owns is on ``SQLModel.metadata``)."""
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
     if context.is_offline_mode():
         context.configure(
             url=url,
             target_metadata=SQLModel.metadata,
-            include_object=_include(service),
+            include_object=include_only(service),
             version_table=f"alembic_version_{service}",
             literal_binds=True,
         )

@@ -15,6 +15,15 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import is_transient
+from shared.errors import (
+    Conflict,
+    DomainError,
+    Gone,
+    Invalid,
+    NotAllowed,
+    NotFound,
+    Unavailable,
+)
 from shared.logs import get_logger
 from shared.vocabulary import UNKNOWN_CODE, unknown_code_message
 
@@ -320,10 +329,41 @@ def validation_problem(error: RequestValidationError) -> Problem:
     )
 
 
+# The HTTP status of each kind of domain refusal (shared/errors.py): the one place it is said.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    NotFound: 404,
+    NotAllowed: 403,
+    Conflict: 409,
+    Gone: 410,
+    Invalid: 422,
+    Unavailable: 503,
+}
+
+
+def problem_from_domain_error(error: DomainError) -> Problem:
+    """The problem+json a use case's refusal answers with (422 for an unclassified one)."""
+    status = next((code for kind, code in DOMAIN_STATUS.items() if isinstance(error, kind)), 422)
+    headers = dict(error.headers)
+    if status == 503:
+        headers.setdefault("Retry-After", "5")
+    return Problem(
+        status,
+        error.title,
+        error.detail,
+        errors=error.errors,
+        headers=headers,
+        extensions=error.extensions,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, problem: Problem) -> JSONResponse:
         return problem_response(problem, request.url.path)
+
+    @app.exception_handler(DomainError)
+    async def _refused(request: Request, error: DomainError) -> JSONResponse:
+        return problem_response(problem_from_domain_error(error), request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:

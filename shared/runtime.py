@@ -8,7 +8,8 @@ import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from faststream import AckPolicy
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.consumer import Arrival, Consumer, Handler
+from shared.consumer import Arrival, Consumer, Delivery, Handler
 from shared.contracts import REGISTRY
 from shared.db import all_sites, make_engine, make_sessionmaker, ping
 from shared.events import Event, EventType, KafkaRecord
@@ -54,6 +55,12 @@ class ServiceDefinition:
     background: Sequence[Callable[[ServiceRuntime], Coroutine[Any, Any, None]]] = ()
     # Loading of configuration data (e.g. instrument definitions) when the runtime is built.
     on_init: Sequence[Callable[[ServiceRuntime], None]] = ()
+    # The service's Alembic history (``services/<name>/migrations``), handed to the kernel's
+    # ``shared.migrations`` by ``services.migrate``.
+    migrations: Path | None = None
+    # Builds the service's one typed dependencies object, once, when the runtime is built
+    # (after ``on_init``); routes and subscribers reach it through the service's own accessors.
+    dependencies: Callable[[ServiceRuntime], object] | None = None
     # Conditions an operator must hear of that do not make the service unready (``/readyz``
     # stays 200 and lists them under ``warnings``): name → one line, no identifiers.
     warnings: Sequence[Callable[[ServiceRuntime], Awaitable[dict[str, str]]]] = ()
@@ -138,6 +145,9 @@ class ServiceRuntime:
         self.stopping = asyncio.Event()
         for init in self.definition.on_init:
             init(self)
+        build = self.definition.dependencies
+        self.dependencies: object = build(self) if build is not None else None
+        self.consumer.dependencies = self.dependencies
 
     @property
     def name(self) -> str:
@@ -328,3 +338,17 @@ class ServiceRuntime:
 def runtime_of(request: Request, service: str) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtimes[service]
     return runtime
+
+
+Dependencies = TypeVar("Dependencies")
+
+
+def dependencies_of(
+    source: ServiceRuntime | Delivery[Any], kind: type[Dependencies]
+) -> Dependencies:
+    """The service's typed dependencies object, checked to be of the kind its accessor expects
+    (a subscription wired to the wrong service fails loudly, not with an AttributeError later)."""
+    found = source.dependencies
+    if not isinstance(found, kind):
+        raise TypeError(f"expected {kind.__name__} dependencies, found {type(found).__name__}")
+    return found

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from services import migrate
 from shared.logs import configure_logging
-from shared.migrations import migrate
 from shared.settings import Settings, load_settings
 from tests.support.infra import Infra, app_url, ensure_app_role, provide
 

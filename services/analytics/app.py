@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.analytics import api, erasure, handlers, models
 from services.analytics.effectiveness import MIN_CASES
 from services.analytics.rules_config import RuleConfig, SiteRules, site_rules
@@ -40,6 +42,7 @@ def definition() -> ServiceDefinition:
 
     return ServiceDefinition(
         name="analytics",
+        migrations=Path(__file__).parent / "migrations",
         router=api.router,
         tables=service_tables("analytics"),
         outbox_table=models.OUTBOX,

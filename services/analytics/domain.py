@@ -73,7 +73,6 @@ __all__ = [
     "in_concern",
     "plain_name",
     "resolve_thresholds",
-    "score_total",
 ]
 
 Severity = Literal["urgent", "high", "routine"]
@@ -248,8 +247,8 @@ class ScoredRecord(NamedTuple):
 
     ``role`` is the respondent's role (client, partner, family, therapist); ``respondent_id`` is
     their pseudonym. ``items`` are the answers as given (``Decimal`` or ``int``), ``total`` the
-    instrument's total (see :func:`score_total`). A named tuple: immutable and cheap to build
-    (the replay builds a million of them).
+    instrument's total (:meth:`shared.instruments.Instrument.total`). A named tuple: immutable
+    and cheap to build (the replay builds a million of them).
     """
 
     episode_id: str
@@ -558,20 +557,6 @@ class EpisodeState:
 
 # --------------------------------------------------------------------------------------------
 # Pure predicates (each rule's condition, on plain numbers)
-
-
-def score_total(instrument: Instrument, items: Mapping[str, Decimal | int]) -> Decimal:
-    """The instrument's total: the sum of its items, reversed items counted as min + max − v.
-
-    Assumes the answers passed the instrument's checks (every item present, in range, on step).
-    """
-    flip = instrument.item_min + instrument.item_max
-    reversed_items = instrument.reversed
-    total = ZERO
-    for item in instrument.items:
-        value = items[item]
-        total += (flip - value) if item in reversed_items else value
-    return total
 
 
 def in_concern(

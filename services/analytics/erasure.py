@@ -21,7 +21,7 @@ from services.analytics.models import (
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
+from shared.erasure import ErasureRegister, rows_affected, table_of
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -66,14 +66,7 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         .values(respondent=None, triggered_by=None)
     )
     removed[alerts.name] += rows_affected(result)
-    removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [data.client, *episodes])
-    await REGISTER.record(
-        session,
-        request_id=data.request_id,
-        site_id=data.site_id,
-        client=data.client,
-        requested_at=data.requested_at,
+    await REGISTER.conclude(
+        session, data, outbox=OUTBOX, clients=[data.client], episodes=episodes, removed=removed
     )
-    await REGISTER.register(session, data.request_id, [data.client], episodes, data.requested_at)
-    await REGISTER.complete(session, data.request_id, removed)
     return []

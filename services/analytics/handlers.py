@@ -374,7 +374,7 @@ async def _summary(
             by_instrument.setdefault(score.instrument, []).append(total)
     for instrument_id, totals in by_instrument.items():
         instrument = instruments[instrument_id]
-        better = instrument.clinical is None or instrument.clinical.direction == "lower_is_worse"
+        better = instrument.higher_is_better
         change = (totals[-1] - totals[0]) * (1 if better else -1)
         improved |= change >= instrument.reliable_change
         deteriorated |= -change >= instrument.reliable_change

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.feedback import api, erasure, handlers, models
 from shared.contracts import (
     CLIENT_ERASURE_REQUESTED,
@@ -23,6 +25,7 @@ def _load_instruments(runtime: ServiceRuntime) -> None:
 def definition() -> ServiceDefinition:
     return ServiceDefinition(
         name="feedback",
+        migrations=Path(__file__).parent / "migrations",
         router=api.router,
         tables=service_tables("feedback"),
         outbox_table=models.OUTBOX,

@@ -85,13 +85,9 @@ def score(instrument: Instrument, raw: dict[str, object]) -> Scored:
     """Score answers that passed :func:`check_answers`."""
     values = {item: _decimal(raw[item]) for item in instrument.items}
     items: dict[str, Decimal] = {k: v for k, v in values.items() if v is not None}
-    counted = {
-        item: (instrument.item_min + instrument.item_max - v if item in instrument.reversed else v)
-        for item, v in items.items()
-    }
-    total = sum(counted.values(), Decimal(0))
+    total = instrument.total(items)
     subscales = {
-        name: sum((counted[i] for i in members), Decimal(0))
+        name: sum((instrument.counted(i, items[i]) for i in members), Decimal(0))
         for name, members in instrument.subscales.items()
     }
     band = next((b.code for b in instrument.bands if b.min <= total <= b.max), None)
@@ -145,12 +141,8 @@ class Change:
     clinically_significant: bool
 
 
-def higher_is_better(instrument: Instrument) -> bool:
-    return instrument.clinical is None or instrument.clinical.direction == "lower_is_worse"
-
-
 def change_from_first(instrument: Instrument, first_total: Decimal, total: Decimal) -> Change:
-    better = total - first_total if higher_is_better(instrument) else first_total - total
+    better = total - first_total if instrument.higher_is_better else first_total - total
     if better >= instrument.reliable_change:
         reliable = "improved"
     elif -better >= instrument.reliable_change:

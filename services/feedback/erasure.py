@@ -21,7 +21,7 @@ from services.feedback.models import (
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
+from shared.erasure import ErasureRegister, rows_affected, shred_client_keys, table_of
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -43,16 +43,8 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
     result = await session.execute(delete(responses).where(responses.c.respondent == data.client))
     removed[responses.name] += rows_affected(result)
     keys = table_of(FeedbackClientKey)
-    result = await session.execute(delete(keys).where(keys.c.client == data.client))
-    removed[keys.name] = rows_affected(result)  # crypto-shredding
-    removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [data.client, *episodes])
-    await REGISTER.record(
-        session,
-        request_id=data.request_id,
-        site_id=data.site_id,
-        client=data.client,
-        requested_at=data.requested_at,
+    removed[keys.name] = await shred_client_keys(session, keys, [data.client])
+    await REGISTER.conclude(
+        session, data, outbox=OUTBOX, clients=[data.client], episodes=episodes, removed=removed
     )
-    await REGISTER.register(session, data.request_id, [data.client], episodes, data.requested_at)
-    await REGISTER.complete(session, data.request_id, removed)
     return []

@@ -52,6 +52,7 @@ def definition() -> ServiceDefinition:
     router.include_router(erasure.router)
     return ServiceDefinition(
         name="intake",
+        migrations=Path(__file__).parent / "migrations",
         router=router,
         tables=service_tables("intake"),
         outbox_table=models.OUTBOX,

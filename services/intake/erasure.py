@@ -35,7 +35,7 @@ from shared.auth import CurrentStaff
 from shared.consumer import Delivery
 from shared.contracts import CLIENT_ERASURE_REQUESTED, ClientErasureRequested, Id
 from shared.crypto import pseudonymise
-from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
+from shared.erasure import ErasureRegister, rows_affected, shred_client_keys, table_of
 from shared.events import Event
 from shared.problems import Problem
 from shared.runtime import runtime_of
@@ -155,16 +155,8 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         result = await session.execute(delete(table).where(where))
         removed[table.name] = rows_affected(result)
     # Crypto-shredding: every reference sealed under the client's key is unreadable for good.
-    result = await session.execute(delete(CLIENT_KEYS).where(CLIENT_KEYS.c.client == client))
-    removed[CLIENT_KEYS.name] = rows_affected(result)
-    removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [client, *episodes])
-    await REGISTER.record(
-        session,
-        request_id=data.request_id,
-        site_id=data.site_id,
-        client=client,
-        requested_at=data.requested_at,
+    removed[CLIENT_KEYS.name] = await shred_client_keys(session, CLIENT_KEYS, [client])
+    await REGISTER.conclude(
+        session, data, outbox=OUTBOX, clients=[client], episodes=episodes, removed=removed
     )
-    await REGISTER.register(session, data.request_id, [client], episodes, data.requested_at)
-    await REGISTER.complete(session, data.request_id, removed)
     return []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from services.notify import api, dispatch, erasure, handlers, models, rerouting, scheduler
 from services.notify.context import NotifyContext
 from shared.contracts import (
@@ -34,6 +36,7 @@ def definition() -> ServiceDefinition:
     }
     return ServiceDefinition(
         name="notify",
+        migrations=Path(__file__).parent / "migrations",
         router=api.router,
         tables=service_tables("notify"),
         outbox_table=models.OUTBOX,

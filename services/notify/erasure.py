@@ -26,7 +26,7 @@ from services.notify.models import (
 )
 from shared.consumer import Delivery, Handler
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, forget_outbox, rows_affected, table_of
+from shared.erasure import ErasureRegister, rows_affected, table_of
 from shared.events import Event
 from shared.logs import get_logger
 
@@ -95,18 +95,14 @@ def erasure_handler(ctx: NotifyContext) -> Handler:
         keys = await ctx.client_keys().shred(session, sorted(respondents))
         removed[CLIENT_KEYS.name] = keys  # crypto-shredding of the sealed addresses
         removed["redis_keys"] = await _forget_in_redis(ctx, recipients, delivery_ids)
-        removed[OUTBOX.name] = await forget_outbox(session, OUTBOX, [*respondents, *episodes])
-        await REGISTER.record(
+        await REGISTER.conclude(
             session,
-            request_id=data.request_id,
-            site_id=data.site_id,
-            client=data.client,
-            requested_at=data.requested_at,
+            data,
+            outbox=OUTBOX,
+            clients=sorted(respondents),
+            episodes=episodes,
+            removed=removed,
         )
-        await REGISTER.register(
-            session, data.request_id, sorted(respondents), episodes, data.requested_at
-        )
-        await REGISTER.complete(session, data.request_id, removed)
         return []
 
     return on_erasure_requested

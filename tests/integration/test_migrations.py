@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import services
-from shared.migrations import _include
+from shared.migrations import include_only
 from shared.settings import Settings
 
 
@@ -21,7 +21,7 @@ def _diff(connection: Connection, service: str) -> list[Any]:
     context = MigrationContext.configure(
         connection,
         opts={
-            "include_object": _include(service),
+            "include_object": include_only(service),
             "compare_type": True,
             "version_table": f"alembic_version_{service}",
         },

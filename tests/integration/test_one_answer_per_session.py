@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 import services
+from services import upgrade
 from services.feedback.models import FeedbackResponse
 from shared.db import all_sites
 from shared.host import Host
-from shared.migrations import upgrade
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk
 from tests.support.outbox import outbox_rows

@@ -20,9 +20,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import services
+from services import migrate
 from shared.auth import mint_token
 from shared.host import Host
-from shared.migrations import migrate
 from shared.settings import Settings, load_settings
 from tests.support.infra import Infra, app_url
 from tests.support.notify import Endpoints, Publisher, SmtpSink

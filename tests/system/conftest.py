@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from shared.migrations import migrate
+from services import migrate
 from shared.settings import Settings, load_settings
 from tests.conftest import _plain_dsn
 from tests.support.infra import Infra, app_url

@@ -19,9 +19,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel import SQLModel
 
+from services import upgrade
 from shared.audit import GENESIS, AuditEntry, AuditTrail, BrokenLink, record_hash, verify_chain
 from shared.db import all_sites, make_engine
-from shared.migrations import upgrade
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
 

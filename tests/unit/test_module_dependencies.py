@@ -11,11 +11,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("shared", "services", "rapport")
 
-# The kernel walks the services' migrations today (issue 15, item 3: each service is to hand
-# its migrations to the kernel). Remove the entry when that lands: the test then holds the
-# kernel to importing nothing from services/ at all.
-KERNEL_IMPORTS_OF_SERVICES_STILL_TO_GO = {"shared.migrations"}
-
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -113,11 +108,7 @@ def test_the_kernel_imports_nothing_from_the_services() -> None:
         for name, targets in _dependencies().items()
         if name.split(".")[0] == "shared" and any(t.split(".")[0] == "services" for t in targets)
     }
-    assert importers - KERNEL_IMPORTS_OF_SERVICES_STILL_TO_GO == set()
-    assert importers == KERNEL_IMPORTS_OF_SERVICES_STILL_TO_GO, (
-        f"{sorted(KERNEL_IMPORTS_OF_SERVICES_STILL_TO_GO - importers)} no longer import "
-        "services/: remove them from KERNEL_IMPORTS_OF_SERVICES_STILL_TO_GO"
-    )
+    assert importers == set()
 
 
 def _private_uses(name: str, path: Path) -> Iterator[tuple[str, str]]:

@@ -13,7 +13,6 @@ from services.analytics.domain import (
     RuleConfig,
     ScoredRecord,
     apply,
-    score_total,
 )
 from shared.instruments import SHIPPED, Instrument, load_instruments
 
@@ -112,7 +111,7 @@ class Episode:
             respondent_id=respondent_id or f"{self.episode_id}-{role[0]}",
             instrument=instrument,
             items=items,
-            total=score_total(inst, items),
+            total=inst.total(items),
         )
 
     def add(self, session: int, instrument: str, total: Any = None, **kw: Any) -> list[AlertChange]:

@@ -14,7 +14,6 @@ from services.analytics.domain import (
     ScoredRecord,
     UnknownInstrumentError,
     apply,
-    score_total,
 )
 from tests.fixtures import REPLAY_SAMPLE
 from tests.unit.analytics.builders import INSTRUMENTS, Episode
@@ -37,7 +36,7 @@ def _sample_records() -> list[ScoredRecord]:
                 respondent_id=row["respondent_id"],
                 instrument=row["instrument"],
                 items=row["items"],
-                total=score_total(INSTRUMENTS[row["instrument"]], row["items"]),
+                total=INSTRUMENTS[row["instrument"]].total(row["items"]),
             )
         )
     return records
@@ -95,9 +94,9 @@ def test_a_record_of_another_episode_is_refused() -> None:
         apply(state, Episode(episode_id="ep-2").record(2, "srs", "35.0"), INSTRUMENTS, RuleConfig())
 
 
-def test_score_total_counts_reversed_items_as_min_plus_max_minus_the_answer() -> None:
+def test_the_total_counts_reversed_items_as_min_plus_max_minus_the_answer() -> None:
     reversed_wai = INSTRUMENTS["wai-sr"].model_copy(update={"reversed": ["1"]})
     items = {str(i): 5 for i in range(1, 13)}
 
-    assert score_total(INSTRUMENTS["wai-sr"], items) == 60
-    assert score_total(reversed_wai, items) == 56
+    assert INSTRUMENTS["wai-sr"].total(items) == 60
+    assert reversed_wai.total(items) == 56
