@@ -1,7 +1,8 @@
 """CORE-10 shipped as a definition (issue 18, item 5): ten items 0–4, items 2 and 3 reversed,
 total 0–40, clinical cutoff 11 (higher is worse), reliable change 6, item 6 a risk item,
-severity bands; ids and scoring only. Scored by the feedback service's scoring and the replay,
-and treated by the alert rules as PHQ-9 is (rule 1 on its risk item, rules 8 and 9)."""
+severity bands; ids and scoring only. Scored by the kernel's ``Instrument.total`` (as the
+feedback service and the replay score), and treated by the alert rules as PHQ-9 is (rule 1 on
+its risk item, rules 8 and 9)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ def test_core10_is_ten_items_of_0_to_4_for_the_client_without_wording() -> None:
 )
 def test_the_total_counts_items_2_and_3_reversed(items: dict[str, object], total: int) -> None:
     assert check_answers(CORE_10, "client", items) == []
+    assert CORE_10.total({k: int(str(v)) for k, v in items.items()}) == total
     assert score(CORE_10, items).total == total
 
 
