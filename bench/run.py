@@ -154,6 +154,19 @@ BENCHMARKS = (
         ),
     ),
     Benchmark(
+        "trajectories",
+        "bench/trajectories_bench.py",
+        ("--records", "1000000"),
+        ("--records", "50000"),
+        (
+            Figure("trajectory fit", "records_per_s", "records/s"),
+            Figure("bare parse-and-sum", "baseline_records_per_s", "records/s"),
+            Figure("ratio", "ratio", "ours/bare"),
+            Figure("peak memory", "max_rss_mb", "MB"),
+            Figure("fit within sampling error", "error.all_within_sampling_error", "bool"),
+        ),
+    ),
+    Benchmark(
         "matching",
         "bench/matching_bench.py",
         (),

@@ -159,6 +159,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return replay_main(args)
 
 
+def cmd_trajectories(args: argparse.Namespace) -> int:
+    from rapport.trajectories.command import main as trajectories_main
+
+    return trajectories_main(args)
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     from rapport.backfill import main as backfill
 
@@ -246,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay = sub.add_parser("replay", help="run the alert rules offline over feedback records")
     add_replay_arguments(replay).set_defaults(func=cmd_replay)
+
+    from rapport.trajectories.command import add_arguments as add_trajectories_arguments
+
+    trajectories = sub.add_parser(
+        "trajectories", help="expected trajectories: fit a model from feedback records"
+    )
+    add_trajectories_arguments(trajectories).set_defaults(func=cmd_trajectories)
 
     backfill = sub.add_parser(
         "backfill", help="rebuild a service's state from its Kafka topics (service stopped)"

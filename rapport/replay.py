@@ -78,7 +78,7 @@ class ReplayStats:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-class _Checker:
+class AnswerChecker:
     """An instrument's answer checks and scoring, precomputed for the hot loop (the same checks
     as ``services.feedback.domain.check_answers``: every item present, no unknown item, numbers
     in range and on the instrument's step; reversed items counted as min + max − value)."""
@@ -163,7 +163,9 @@ class _Checker:
         return inst.item_min <= value <= inst.item_max and (value - inst.item_min) % inst.step == 0
 
 
-def _float_parser() -> Callable[[str], Decimal]:
+def decimal_parser() -> Callable[[str], Decimal]:
+    """JSON numbers with a fraction as Decimals, the same object for the same text (a few
+    thousand distinct values repeat over a million lines; a shared Decimal hashes once)."""
     cache: dict[str, Decimal] = {}
 
     def parse(text: str) -> Decimal:
@@ -199,8 +201,8 @@ def replay_lines(
 
     config = default_config or RuleConfig()
     sites = site_configs or {}
-    checkers = {iid: _Checker(inst) for iid, inst in instruments.items()}
-    decoder = json.JSONDecoder(parse_float=_float_parser())
+    checkers = {iid: AnswerChecker(inst) for iid, inst in instruments.items()}
+    decoder = json.JSONDecoder(parse_float=decimal_parser())
     # The C scanner, without decode()'s wrapping (typeshed types its argument oddly).
     scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
     episodes: dict[str, EpisodeState] = {} if states is None else states

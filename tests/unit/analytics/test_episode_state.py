@@ -81,7 +81,7 @@ def test_apply_returns_the_state_to_use_next_and_leaves_records_untouched() -> N
 
 
 def test_an_unknown_instrument_is_refused() -> None:
-    record = Episode().record(1, "srs", "35.0")._replace(instrument="core-10")
+    record = Episode().record(1, "srs", "35.0")._replace(instrument="core-34")
 
     with pytest.raises(UnknownInstrumentError):
         apply(None, record, INSTRUMENTS, RuleConfig())

@@ -48,7 +48,7 @@ BAD_LINES: list[tuple[str | bytes, str]] = [
     ("this is not json", "not JSON"),
     ("[1, 2, 3]", "not a JSON object"),
     (line(items=...), "missing field(s) items"),
-    (line(instrument="core-10"), "unknown instrument 'core-10'"),
+    (line(instrument="core-34"), "unknown instrument 'core-34'"),
     (line(items={**SRS_OK, "overall": "9"}), "item overall must be a number"),
     (line(items={**SRS_OK, "overall": 10.5}), "must be from 0 to 10 in steps of 0.1, got 10.5"),
     (line(items={**SRS_OK, "overall": 9.25}), "in steps of 0.1, got 9.25"),
