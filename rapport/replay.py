@@ -179,14 +179,18 @@ def decimal_parser() -> Callable[[str], Decimal]:
     return parse
 
 
-def json_object_reader() -> Callable[[str], dict[str, Any]]:
-    """One line of JSON Lines to its object (numbers with a fraction as Decimals), or
-    :class:`BadLine` saying why it is not one; a leading BOM is accepted."""
+def json_object_reader() -> Callable[[bytes | str], dict[str, Any] | None]:
+    """One line of JSON Lines (UTF-8) to its object (numbers with a fraction as Decimals), None
+    for a blank line, or :class:`BadLine` (:class:`UnicodeDecodeError`) saying why it is not
+    one; a leading BOM is accepted."""
     decoder = json.JSONDecoder(parse_float=decimal_parser())
     # The C scanner, without decode()'s wrapping (typeshed types its argument oddly).
     scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
 
-    def json_object(text: str) -> dict[str, Any]:
+    def json_object(raw: bytes | str) -> dict[str, Any] | None:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not text or text.isspace():
+            return None
         try:
             obj, end = scan(text, 0)
         except StopIteration:  # leading whitespace, a BOM or no value
@@ -241,10 +245,9 @@ def replay_lines(
     try:
         for lineno, raw in enumerate(lines, 1):
             try:
-                text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-                if not text or text.isspace():
+                obj = json_object(raw)
+                if obj is None:  # a blank line
                     continue
-                obj = json_object(text)
                 try:
                     episode_id = obj["episode_id"]
                     site_id = obj["site_id"]

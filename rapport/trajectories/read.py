@@ -62,10 +62,9 @@ def read_into(
     lineno = 0
     for lineno, raw in enumerate(lines, 1):
         try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            if not text or text.isspace():
+            obj = json_object(raw)
+            if obj is None:  # a blank line
                 continue
-            obj = json_object(text)
             checker = _checked_fields(obj, checkers)
             at = obj["at"]
             if at is not None and at != last_at:
