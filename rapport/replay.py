@@ -196,7 +196,10 @@ def replay_lines(
     ``lenient_ranges``, each accepted out-of-range line's). Returns the counts.
 
     The cyclic garbage collector is paused while replaying (the episode states hold no cycles,
-    and collecting a million live records over and over would dominate the run)."""
+    and collecting a million live records over and over would dominate the run).
+
+    One long loop on purpose: it runs once per line of files of millions of lines, and a call
+    per step costs a measurable share of ``bench/replay_bench.py``'s throughput."""
     from services.analytics.domain import RuleConfig, ScoredRecord, apply
 
     config = default_config or RuleConfig()
