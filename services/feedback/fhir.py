@@ -137,7 +137,8 @@ def _number(value: Decimal) -> int | float:
 
 
 def _extension(resource: dict[str, Any], url: str) -> dict[str, Any] | None:
-    for extension in resource.get("extension") or []:
+    extensions = resource.get("extension")
+    for extension in extensions if isinstance(extensions, list) else []:
         if isinstance(extension, dict) and extension.get("url") == url:
             return extension
     return None
@@ -230,7 +231,8 @@ def _answered_items(entries: object, path: str) -> list[tuple[str, dict[str, Any
             raise FhirError(f"{where}.linkId", "required", "each item needs a linkId")
         found.append((where, entry))
         found.extend(_answered_items(entry.get("item"), f"{where}.item"))
-        for number, answer in enumerate(entry.get("answer") or []):
+        given = entry.get("answer")
+        for number, answer in enumerate(given if isinstance(given, list) else []):
             if isinstance(answer, dict):
                 nested = f"{where}.answer[{number}].item"
                 found.extend(_answered_items(answer.get("item"), nested))
@@ -272,6 +274,8 @@ def read_items(instrument: Instrument, raw_items: object) -> Answers:
     for where, entry in _answered_items(raw_items, "item"):
         given = _bare(entry["linkId"])
         answers = entry.get("answer") or []
+        if not isinstance(answers, list):
+            raise FhirError(f"{where}.answer", "invalid", "answer must be a list")
         if given in ignored or (given not in names and entry.get("item") and not answers):
             if given == total_code and answers and isinstance(answers[0], dict):
                 form_total = next(
@@ -393,7 +397,7 @@ def parse_questionnaire_response(
             "not_questionnaire_response",
             "the body must be a FHIR R4 QuestionnaireResponse",
         )
-    if resource.get("status") not in {"completed", "amended"}:
+    if resource.get("status") not in ("completed", "amended"):
         raise FhirError(
             "status",
             "not_completed",

@@ -4,7 +4,7 @@ Bundle, and the ``CapabilityStatement``. Pure translation: no I/O."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -100,7 +100,9 @@ def observations(
         "status": "amended" if amended else "final",
         "category": [{"coding": [{"system": CATEGORY, "code": "survey", "display": "Survey"}]}],
         "subject": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": client}},
-        "effectiveDateTime": answered_at.isoformat(),
+        "effectiveDateTime": (
+            answered_at if answered_at.tzinfo else answered_at.replace(tzinfo=UTC)
+        ).isoformat(),
         "derivedFrom": [{"reference": f"QuestionnaireResponse/{response_id}"}],
     }
     total = _observation(

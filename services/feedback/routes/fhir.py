@@ -65,6 +65,7 @@ async def fhir_questionnaire(
     return FhirJSONResponse(fhir.questionnaire(instrument))
 
 
+MAX_BUNDLE_ENTRIES = 100
 FHIR_BODY: dict[str, Any] = {
     "requestBody": {"required": True, "content": {FHIR_JSON: {"schema": {"type": "object"}}}}
 }
@@ -182,6 +183,10 @@ async def record_fhir_bundle(
     entries = bundle.get("entry")
     if not isinstance(entries, list) or not entries:
         raise fhir.FhirError("entry", "required", "the Bundle has no entry")
+    if len(entries) > MAX_BUNDLE_ENTRIES:
+        raise fhir.FhirError(
+            "entry", "too_many", f"a Bundle may carry at most {MAX_BUNDLE_ENTRIES} entries"
+        )
     answered = [
         await _entry(deps, staff, entry, f"{idempotency_key}:{i}" if idempotency_key else None)
         for i, entry in enumerate(entries)
