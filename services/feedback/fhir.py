@@ -1,10 +1,19 @@
 """FHIR R4 edges of feedback: instruments as ``Questionnaire`` resources, and answers taken from
-``QuestionnaireResponse`` resources (LOINC-coded PHQ-9 and GAD-7 accepted). Pure translation.
+``QuestionnaireResponse`` resources as EHRs and form tools send them. Pure translation.
 
-Rapport-specific context travels in extensions on the QuestionnaireResponse:
-``urn:rapport:fhir:episode-id`` (valueString), ``urn:rapport:fhir:session-number``
-(valueInteger), ``urn:rapport:fhir:respondent-role`` (valueCode client|partner|family|therapist)
-and, for partners and family, ``urn:rapport:fhir:respondent-ref`` (valueString).
+Items: linkIds are the instrument's ids or LOINC item codes, with or without the leading ``/``
+(LHC-Forms, SDC), nested in groups at any depth; items the form adds that are not scored (the
+panel, the total, ``loinc.not_scored`` such as PHQ-9's difficulty item 69722-7) are ignored, and
+the form's own total is kept to be compared with ours (:func:`total_warnings`). Answers:
+``valueInteger``, ``valueDecimal``, ``valueCoding`` (the instrument's LOINC answer codes, or a
+code with an ``ordinalValue``/``itemWeight`` extension).
+
+Context: ``urn:rapport:fhir:episode-id`` (valueString) or ``subject`` (the client reference,
+resolved by the use case), ``urn:rapport:fhir:session-number`` (valueInteger; an ``encounter``
+cannot be resolved to a session yet), ``urn:rapport:fhir:respondent-role`` (valueCode
+client|partner|family|therapist) or ``source``/``author`` (Patient, Practitioner; a
+RelatedPerson with the role extension) and, for partners and family,
+``urn:rapport:fhir:respondent-ref`` (valueString, else the RelatedPerson's id).
 
 ``status: amended`` replaces the answer already recorded for the same episode, session,
 respondent and questionnaire; ``completed`` when there is one is refused with an

@@ -14,6 +14,7 @@ from services.feedback.fhir import (
     EXT_EPISODE,
     EXT_SESSION,
     LOINC,
+    FhirError,
 )
 from shared.instruments import Instrument
 
@@ -120,6 +121,29 @@ def observations(
         text = f"{instrument.title}: {name} subscale"
         found.append(_observation(response_id, name, value, common, _code(instrument, name, text)))
     return found
+
+
+def date_range(dates: list[str]) -> tuple[datetime | None, datetime | None]:
+    """The ``date`` search parameters (``ge``/``gt`` and ``le``/``lt`` prefixes) as bounds."""
+    since = until = None
+    for index, given in enumerate(dates):
+        prefix, text = (
+            (given[:2], given[2:]) if given[:2] in {"ge", "le", "gt", "lt"} else ("", given)
+        )
+        try:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise FhirError(
+                f"date[{index}]", "datetime", "date must be ge|le followed by an ISO 8601 date"
+            ) from None
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        if prefix in {"ge", "gt"}:
+            since = at
+        elif prefix in {"le", "lt"}:
+            until = at
+        else:
+            raise FhirError(f"date[{index}]", "prefix", "date needs a ge or le prefix")
+    return since, until
 
 
 def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:

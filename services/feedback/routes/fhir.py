@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from services.feedback import domain, fhir, fhir_results, mapping
+from services.feedback import fhir, fhir_results, mapping
 from services.feedback.dependencies import Deps, FeedbackDependencies
 from services.feedback.errors import QuestionnaireNotFound
 from services.feedback.mapping import FhirResponseOut
@@ -206,28 +205,6 @@ async def record_fhir_bundle(
     )
 
 
-def _date_range(dates: list[str]) -> tuple[datetime | None, datetime | None]:
-    since = until = None
-    for index, given in enumerate(dates):
-        prefix, text = (
-            (given[:2], given[2:]) if given[:2] in {"ge", "le", "gt", "lt"} else ("", given)
-        )
-        try:
-            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise fhir.FhirError(
-                f"date[{index}]", "datetime", "date must be ge|le followed by an ISO 8601 date"
-            ) from None
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)
-        if prefix in {"ge", "gt"}:
-            since = at
-        elif prefix in {"le", "lt"}:
-            until = at
-        else:
-            raise fhir.FhirError(f"date[{index}]", "prefix", "date needs a ge or le prefix")
-    return since, until
-
-
 @router.get(
     "/fhir/Observation",
     response_class=FhirJSONResponse,
@@ -242,24 +219,10 @@ async def search_observations(
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
 ) -> FhirJSONResponse:
     staff.require_role(*STAFF_WHO_READ)
-    since, until = _date_range(date or [])
+    since, until = fhir_results.date_range(date or [])
     if episode is None and since is None and until is None:
         raise fhir.FhirError("episode", "required", "search by episode, date range, or both")
-    rows = await fhir_usecases.scored_responses(deps, staff, episode, since, until, count)
-    resources: list[dict[str, Any]] = []
-    for row, about in rows:
-        instrument = deps.instruments[row.instrument]
-        scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
-        resources += fhir_results.observations(
-            instrument,
-            scored,
-            response_id=row.id,
-            episode_id=row.episode_id,
-            session_number=row.session_number,
-            client=about.client,
-            answered_at=row.answered_at,
-            amended=row.amends is not None,
-        )
+    resources = await fhir_usecases.observations(deps, staff, episode, since, until, count)
     return FhirJSONResponse(fhir_results.searchset(resources))
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
+from typing import Any
 
 from sqlmodel import col, select
 
-from services.feedback import domain, fhir
+from services.feedback import domain, fhir, fhir_results
 from services.feedback.dependencies import FeedbackDependencies
 from services.feedback.errors import EpisodeNotFound
 from services.feedback.models import FeedbackEpisode, FeedbackResponse
@@ -166,3 +168,29 @@ async def scored_responses(
                 errors=[{"field": "episode", "rule": "not_found"}],
             )
     return [(r, e) for r, e in rows if may_see(staff)(e)]
+
+
+async def observations(
+    deps: FeedbackDependencies,
+    staff: Staff,
+    episode_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """The scored responses the caller may see as FHIR Observations (see scored_responses)."""
+    found: list[dict[str, Any]] = []
+    for row, episode in await scored_responses(deps, staff, episode_id, since, until, limit):
+        instrument = deps.instruments[row.instrument]
+        scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
+        found += fhir_results.observations(
+            instrument,
+            scored,
+            response_id=row.id,
+            episode_id=row.episode_id,
+            session_number=row.session_number,
+            client=episode.client,
+            answered_at=row.answered_at,
+            amended=row.amends is not None,
+        )
+    return found
