@@ -430,3 +430,28 @@ async def test_the_capability_statement_is_r4_and_lists_what_is_supported(
     assert set(kinds) == {"Questionnaire", "QuestionnaireResponse", "Observation"}
     assert [o.name for o in kinds["QuestionnaireResponse"].operation] == ["validate"]
     assert {i.code for i in rest.interaction} == {"batch", "transaction"}
+
+
+async def test_a_bundle_retried_with_its_idempotency_key_replays_each_entry(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": loinc_flat("phq-9", episode_id, 1)},
+            {"resource": plain_numbers("ors", episode_id, 1)},
+        ],
+    }
+    headers = {**desk.auth("therapist"), **FHIR_HEADERS, "Idempotency-Key": "k" * 200}
+    first = await desk.http.post("/feedback/fhir", headers=headers, content=json.dumps(bundle))
+    assert first.status_code == 200, first.text
+    events = await emitted(desk)
+    again = await desk.http.post("/feedback/fhir", headers=headers, content=json.dumps(bundle))
+    assert again.status_code == 200, again.text
+    assert [e["response"]["status"] for e in again.json()["entry"]] == ["200 OK", "200 OK"]
+    locations = [e["response"]["location"] for e in first.json()["entry"]]
+    assert [e["response"]["location"] for e in again.json()["entry"]] == locations
+    assert await emitted(desk) == events
+    assert await response_count(desk) == 2

@@ -6,6 +6,7 @@ path; a duplicate answer composes its own, naming the standing response). The tr
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -160,6 +161,13 @@ async def _entry(
     )
 
 
+def _entry_key(idempotency_key: str | None, index: int) -> str | None:
+    """Each entry's own Idempotency-Key, from the Bundle's (a retried Bundle replays each)."""
+    if idempotency_key is None:
+        return None
+    return f"bundle:{hashlib.sha256(idempotency_key.encode()).hexdigest()[:48]}:{index}"
+
+
 @router.post(
     "/fhir",
     response_class=FhirJSONResponse,
@@ -187,7 +195,7 @@ async def record_fhir_bundle(
             "entry", "too_many", f"a Bundle may carry at most {MAX_BUNDLE_ENTRIES} entries"
         )
     answered = [
-        await _entry(deps, staff, entry, f"{idempotency_key}:{i}" if idempotency_key else None)
+        await _entry(deps, staff, entry, _entry_key(idempotency_key, i))
         for i, entry in enumerate(entries)
     ]
     refused = fhir_results.all_refused(answered)

@@ -96,6 +96,20 @@ async def episode_of_subject(
     )
 
 
+async def visible_episode(
+    deps: FeedbackDependencies, staff: Staff, episode_id: str, field: str
+) -> FeedbackEpisode:
+    """The episode, when the caller may see it; else 404 naming ``field``."""
+    async with deps.runtime.sessionmaker() as session:
+        episode = await session.get(FeedbackEpisode, episode_id)
+    if episode is None or not may_see(staff)(episode):
+        raise EpisodeNotFound(
+            f"No episode {episode_id!r} that you may see.",
+            errors=[{"field": field, "rule": "not_found"}],
+        )
+    return episode
+
+
 async def check(
     deps: FeedbackDependencies, staff: Staff, resource: object, idempotency_key: str | None
 ) -> Checked:
@@ -105,13 +119,7 @@ async def check(
     episode_id = await episode_of_subject(deps, staff, parsed)
     asked = replace(submission(parsed, staff, idempotency_key), episode_id=episode_id)
     _, scored = responses.checked(deps, asked)
-    async with deps.runtime.sessionmaker() as session:
-        episode = await session.get(FeedbackEpisode, episode_id)
-    if episode is None or not may_see(staff)(episode):
-        raise EpisodeNotFound(
-            f"No episode {episode_id!r} that you may record for.",
-            errors=[{"field": "episode_id", "rule": "not_found"}],
-        )
+    await visible_episode(deps, staff, episode_id, "episode_id")
     return Checked(asked, scored, fhir.total_warnings(parsed, scored.total))
 
 
@@ -160,13 +168,7 @@ async def scored_responses(
             )
         ).all()
     if episode_id is not None and not rows:
-        async with deps.runtime.sessionmaker() as session:
-            episode = await session.get(FeedbackEpisode, episode_id)
-        if episode is None or not may_see(staff)(episode):
-            raise EpisodeNotFound(
-                f"No episode {episode_id!r} that you may see.",
-                errors=[{"field": "episode", "rule": "not_found"}],
-            )
+        await visible_episode(deps, staff, episode_id, "episode")
     return [(r, e) for r, e in rows if may_see(staff)(e)]
 
 
