@@ -36,6 +36,14 @@ class ResponseOut(BaseModel):
     )
 
 
+class FhirResponseOut(ResponseOut):
+    warnings: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="What the sender should know but did not stop the answer (e.g. the total "
+        "the form computed is not the score of its answers): field, rule, message.",
+    )
+
+
 class InstrumentOut(BaseModel):
     id: str
     version: int
