@@ -13,7 +13,7 @@ from html import escape
 from typing import Protocol
 
 from services.analytics.charts import AlertMark, EpisodeChart, Panel, Series
-from services.analytics.domain import by_urgency, plain_name
+from services.analytics.domain import InstrumentTrajectory, Trajectories, by_urgency, plain_name
 from services.analytics.effectiveness import not_enough_data, rate_with_interval
 from shared.instruments import Instrument
 
@@ -153,85 +153,125 @@ def _alert_marks(timeline: Timeline) -> list[AlertMark]:
     return marks
 
 
-def _expected_band(client_ors: Points, top: float) -> list[tuple[int, float, float]]:
-    """Improving by about one point a session from the first score (the site's own
-    expected-treatment-response band replaces this once it has enough data)."""
-    if not client_ors:
-        return []
-    first_session, first_score = client_ors[0]
-    last = max(s for s, _ in client_ors)
-    return [
-        (
-            s,
-            min(top, first_score + 0.5 * (s - first_session)),
-            min(top, first_score + 1.8 * (s - first_session)),
+def _model_bands(
+    trajectory: InstrumentTrajectory | None, points: Points, last: int
+) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
+    """The model's 25–75 and 10–90 percentile bands for the client who scored ``points``
+    (banded on their first score), at every session from their first to ``last`` where the
+    model has data."""
+    if trajectory is None or not points:
+        return [], []
+    first_session, first_score = min(points)
+    middle, wide = [], []
+    for session in range(first_session, last + 1):
+        p = trajectory.at(first_score, session)
+        if p is not None:
+            middle.append((session, float(p.p25), float(p.p75)))
+            wide.append((session, float(p.p10), float(p.p90)))
+    return middle, wide
+
+
+# Panel order: alliance instruments first, then outcome ones, shipped ones in this order.
+ORDER = ("srs", "wai-sr", "wai-sr-t", "ors", "phq-9", "gad-7", "core-10")
+
+
+def _panel_order(instrument: Instrument) -> tuple[int, int, str]:
+    known = ORDER.index(instrument.id) if instrument.id in ORDER else len(ORDER)
+    return (0 if instrument.kind == "alliance" else 1, known, instrument.id)
+
+
+def _instrument_panel(
+    instrument: Instrument,
+    series: dict[str, Points],
+    client: Points,
+    last: int,
+    trajectory: InstrumentTrajectory | None,
+    marks: dict[str, list[tuple[int, float]]],
+) -> Panel:
+    """One instrument on its own range (WAI-SR 12–60, SRS 0–40, PHQ-9 0–27 …)."""
+    name = instrument.id.upper()
+    low, high = float(instrument.total_min), float(instrument.total_max)
+    lines = [Series(k, v) for k, v in series.items()]
+    if instrument.kind == "alliance":
+        concern = instrument.concern.total_below if instrument.concern else None
+        return Panel(
+            f"Alliance ({name})",
+            low,
+            high,
+            lines,
+            reference=None if concern is None else float(concern),
+            reference_label="" if concern is None else f"concern (below {float(concern):g})",
+            ruptures=marks.get("rupture", []),
+            repairs=marks.get("repair", []),
         )
-        for s in range(first_session, last + 1)
-    ]
+    cutoff = instrument.clinical.cutoff if instrument.clinical else None
+    middle, wide = _model_bands(trajectory, client, last)
+    return Panel(
+        f"Outcome ({name})",
+        low,
+        high,
+        lines,
+        reference=None if cutoff is None else float(cutoff),
+        reference_label="" if cutoff is None else f"clinical cutoff ({float(cutoff):g})",
+        band=middle,
+        band_label="expected, 25th–75th percentile",
+        outer_band=wide,
+        outer_band_label="expected, 10th–90th percentile",
+    )
 
 
-def episode_chart(timeline: Timeline, instruments: Mapping[str, Instrument]) -> EpisodeChart:
-    alliance: dict[str, Points] = {}
-    outcome: dict[str, Points] = {}
-    concern: float | None = None
-    cutoff: float | None = None
-    outcome_range = (0.0, 40.0)
-    client_ors: Points = []
+def episode_chart(
+    timeline: Timeline,
+    instruments: Mapping[str, Instrument],
+    trajectories: Trajectories | None = None,
+) -> EpisodeChart:
+    """Every instrument the episode has, each in its own panel on its own range, with its
+    concern line or clinical cutoff and, for outcome instruments where the model has the
+    client's band, the model's expected bands; then the alerts lane. An episode without any
+    alliance (or outcome) score has an SRS (or ORS) panel that says "no data yet"."""
+    by_instrument: dict[str, dict[str, Points]] = {}
+    client: dict[str, Points] = {}
     for score in timeline.scores:
         instrument = instruments.get(score.instrument)
         if instrument is None:
             continue
+        if instrument.kind != "alliance" and score.respondent_role == "therapist":
+            continue
         label = f"{score.respondent_role} ({instrument.id.upper()})"
         point = (score.session_number, score.score)
-        if instrument.kind == "alliance":
-            alliance.setdefault(label, []).append(point)
-            if instrument.concern and instrument.concern.total_below is not None:
-                concern = float(instrument.concern.total_below)
-        elif score.respondent_role != "therapist" and instrument.id == "ors":
-            outcome.setdefault(label, []).append(point)
-            if score.respondent_role == "client":
-                client_ors.append(point)
-            if instrument.clinical is not None:
-                cutoff = float(instrument.clinical.cutoff)
-            outcome_range = (float(instrument.total_min), float(instrument.total_max))
+        by_instrument.setdefault(instrument.id, {}).setdefault(label, []).append(point)
+        if score.respondent_role == "client":
+            client.setdefault(instrument.id, []).append(point)
+    last = max((s.session_number for s in timeline.scores), default=1)
     points = {(s.session_number, s.respondent, s.instrument): s.score for s in timeline.scores}
-
-    def marks(kind: str) -> list[tuple[int, float]]:
-        return [
-            (
-                a.opened_session,
-                points.get((a.opened_session, a.respondent or "", a.instrument or ""), 0.0),
-            )
-            for a in timeline.alerts
-            if a.kind == kind
-        ]
-
+    marks: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for a in timeline.alerts:
+        if a.kind in ("rupture", "repair") and a.instrument is not None:
+            at = points.get((a.opened_session, a.respondent or "", a.instrument), 0.0)
+            marks.setdefault(a.instrument, {}).setdefault(a.kind, []).append((a.opened_session, at))
+    shown = [instruments[i] for i in by_instrument]
+    for alliance, placeholder in ((True, "srs"), (False, "ors")):  # a panel saying no data yet
+        if placeholder in instruments and not any(
+            (i.kind == "alliance") == alliance for i in shown
+        ):
+            shown.append(instruments[placeholder])
+    shown.sort(key=_panel_order)
     panels = [
-        Panel(
-            "Alliance",
-            0,
-            40 if concern is None or concern <= 40 else 60,
-            [Series(k, v) for k, v in alliance.items()],
-            reference=concern,
-            reference_label=f"concern (below {concern:g})" if concern is not None else "",
-            ruptures=marks("rupture"),
-            repairs=marks("repair"),
-        ),
-        Panel(
-            "Outcome (ORS)",
-            outcome_range[0],
-            outcome_range[1],
-            [Series(k, v) for k, v in outcome.items()],
-            reference=cutoff,
-            reference_label=f"clinical cutoff ({cutoff:g})" if cutoff is not None else "",
-            band=_expected_band(client_ors, outcome_range[1]),
-        ),
+        _instrument_panel(
+            instrument,
+            by_instrument.get(instrument.id, {}),
+            client.get(instrument.id, []),
+            last,
+            None if trajectories is None else trajectories.get(instrument.id),
+            marks.get(instrument.id, {}),
+        )
+        for instrument in shown
     ]
     return EpisodeChart(
         chart_title(timeline),
         panels,
         _alert_marks(timeline),
-        subtitle=f"Alliance and outcome by session, and the alerts raised (episode "
+        subtitle=f"Every measure by session, and the alerts raised (episode "
         f"{timeline.phase.replace('_', ' ')})",
     )
 

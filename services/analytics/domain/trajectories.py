@@ -52,3 +52,15 @@ def off_track(score: Decimal, line: Decimal, lower_is_worse: bool) -> bool:
     """Worse than the expected line: ORS below it, PHQ-9/GAD-7/CORE-10 above it (a score
     exactly on the line is on track)."""
     return score < line if lower_is_worse else score > line
+
+
+def track_position(score: Decimal, percentiles: SessionPercentiles, lower_is_worse: bool) -> str:
+    """Where a score lies against the model's middle half: ``below`` track (worse than the
+    25–75 band: ORS under p25, PHQ-9 over p75), ``above`` track (better than it) or ``on``."""
+    low = Decimal(repr(float(percentiles.p25)))
+    high = Decimal(repr(float(percentiles.p75)))
+    if score < low:
+        return "below" if lower_is_worse else "above"
+    if score > high:
+        return "above" if lower_is_worse else "below"
+    return "on"
