@@ -211,9 +211,9 @@ def _panel(panel: Panel, top: float, frame: _Frame, last: int) -> list[str]:
         (panel.band, panel.band_label, 0.22, "band"),
     ):
         if band:
-            ordered = sorted(band)
-            upper = " ".join(f"{x(s):.1f},{y(hi):.1f}" for s, _, hi in ordered)
-            lower = " ".join(f"{x(s):.1f},{y(lo):.1f}" for s, lo, _ in reversed(ordered))
+            run = sorted(band)
+            upper = " ".join(f"{x(s):.1f},{y(hi):.1f}" for s, _, hi in run)
+            lower = " ".join(f"{x(s):.1f},{y(lo):.1f}" for s, lo, _ in reversed(run))
             parts.append(
                 f'<polygon points="{upper} {lower}" fill="{GREEN}" fill-opacity="{opacity}" '
                 f'stroke="none" class="{name}"><title>{escape(label)}</title></polygon>'
