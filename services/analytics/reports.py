@@ -8,12 +8,15 @@ therapist estimate below the minimum number of cases reads "not enough data (n o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from html import escape
 from typing import Protocol
 
 from services.analytics.charts import AlertMark, EpisodeChart, Panel, Series
 from services.analytics.domain import InstrumentTrajectory, Trajectories, by_urgency, plain_name
+from services.analytics.domain.trajectories import track_position
 from services.analytics.effectiveness import not_enough_data, rate_with_interval
 from shared.instruments import Instrument
 
@@ -276,6 +279,81 @@ def episode_chart(
     )
 
 
+@dataclass(frozen=True)
+class TrackShares:
+    """How many of a site's episodes are below, on and above track (the latest client score
+    against the model's 25–75 band), and how many the model cannot place."""
+
+    below: int = 0
+    on: int = 0
+    above: int = 0
+    not_compared: int = 0
+
+    @property
+    def compared(self) -> int:
+        return self.below + self.on + self.above
+
+
+def track_shares(
+    scores: Iterable[tuple[str, str, int, Decimal]],
+    trajectories: Trajectories | None,
+    instruments: Mapping[str, Instrument],
+) -> TrackShares:
+    """From client scores ``(episode, instrument, session, total)`` on outcome instruments:
+    each episode is placed on its first instrument in panel order that the model has (ORS
+    before PHQ-9 …), by its latest score against the model's percentiles for its starting band
+    at that session. An episode whose band or latest session the model lacks is not compared.
+    """
+    series: dict[str, dict[str, list[tuple[int, Decimal]]]] = {}
+    for episode, instrument, session, total in scores:
+        series.setdefault(episode, {}).setdefault(instrument, []).append((session, total))
+    counts = {"below": 0, "on": 0, "above": 0, "not_compared": 0}
+    for by_instrument in series.values():
+        position = "not_compared"
+        modelled = [
+            instruments[i]
+            for i in by_instrument
+            if i in instruments and trajectories is not None and i in trajectories
+        ]
+        for chosen in sorted(modelled, key=_panel_order)[:1]:
+            assert trajectories is not None
+            points = by_instrument[chosen.id]
+            first, latest = min(points, key=_session), max(points, key=_session)
+            p = trajectories[chosen.id].at(first[1], latest[0])
+            if p is not None and len(points) > 1:
+                position = track_position(latest[1], p, chosen.higher_is_better)
+        counts[position] += 1
+    return TrackShares(**counts)
+
+
+def _session(point: tuple[int, Decimal]) -> int:
+    return point[0]
+
+
+def track_html(shares: TrackShares) -> str:
+    if not shares.compared:
+        return (
+            '<p class="none">No episode can be compared with expected trajectories yet (no '
+            f"model, or none for these clients' starting bands and sessions; "
+            f"{shares.not_compared} episodes with outcome scores).</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{label}</td><td>{n}</td><td>{n / shares.compared:.0%}</td></tr>"
+        for label, n in (
+            ("below track (worse than the middle half)", shares.below),
+            ("on track (within the middle half)", shares.on),
+            ("above track (better than the middle half)", shares.above),
+        )
+    )
+    return (
+        "<p>Each episode's latest client score against the expected trajectories of clients who "
+        "started in the same place (25th–75th percentile).</p>"
+        f"<table><tr><th>episodes</th><th>n</th><th>share</th></tr>{rows}</table>"
+        f'<p class="none">{shares.not_compared} episodes not compared (no model data for '
+        "their starting band or latest session, or one score only).</p>"
+    )
+
+
 def effectiveness_words(t: TherapistEstimate) -> str:
     """A therapist's rate of reliable improvement as the site report prints it."""
     if t.status == "not_enough_data":
@@ -286,7 +364,9 @@ def effectiveness_words(t: TherapistEstimate) -> str:
     return rate_with_interval(rate.estimate, rate.lower, rate.upper)
 
 
-def site_report_html(summary: SiteSummary, charts: list[str]) -> str:
+def site_report_html(
+    summary: SiteSummary, charts: list[str], track: TrackShares | None = None
+) -> str:
     rows = "".join(
         f"<tr><td>{escape(plain_name(k))}</td><td>{summary.alerts_opened[k]}</td></tr>"
         for k in by_urgency(summary.alerts_opened)
@@ -333,6 +413,7 @@ padding:10px 16px}} .card b{{font-size:1.6em;display:block}} .none{{color:#57606
 <div class="card"><b>{improvement}</b>reliable improvement</div>
 </div>
 <h2>Alerts by kind</h2>{alerts}
+<h2>Episodes on track</h2>{track_html(track or TrackShares())}
 <h2>Therapist effectiveness</h2>
 <p>Rate of reliable improvement, shrunk toward the site mean, with its 95% interval. A therapist
 is estimated and classed only with at least {minimum} closed cases in a domain.</p>

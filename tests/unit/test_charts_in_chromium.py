@@ -112,6 +112,14 @@ async def test_the_chart_of_every_measure_with_the_models_bands_renders(
 
         await eventually(every_score, what="analytics to chart every score")
         svg = await chart()
+        report = (
+            await desk.http.get("/analytics/sites/site-a/report", headers=desk.auth("supervisor"))
+        ).text
+    # ORS 15.0 at session 1, 22.0 at session 5: inside the model's 20–28 middle half
+    assert "<td>on track (within the middle half)</td><td>1</td><td>100%</td>" in report
+    (SHOTS / "site-report-on-track.html").parent.mkdir(parents=True, exist_ok=True)
+    (SHOTS / "site-report-on-track.html").write_text(report)
+    screenshot(SHOTS / "site-report-on-track.html", SHOTS / "site-report-on-track.png")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = SHOTS / "episode-chart-every-measure.svg"
     page.write_text(svg)
