@@ -82,7 +82,7 @@ async def _record_all(desk: FeedbackDesk) -> tuple[str, list[dict[str, Any]]]:
     return episode_id, lines
 
 
-def _replayed(lines: list[dict[str, Any]], model_path: Path) -> set[tuple[Any, ...]]:
+def _replayed(lines: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
     out = io.StringIO()
     replay.replay_lines(
         [json.dumps(line) for line in lines],
@@ -100,8 +100,14 @@ def _replayed(lines: list[dict[str, Any]], model_path: Path) -> set[tuple[Any, .
 
 
 async def test_the_service_and_replay_open_the_same_alerts_with_the_model(
-    desk: FeedbackDesk, model_file: Path
+    desk: FeedbackDesk,
 ) -> None:
+    await service_and_replay_agree(desk)
+
+
+async def service_and_replay_agree(desk: FeedbackDesk) -> None:
+    """Record the ORS and PHQ-9 series through the services; analytics (with the test model
+    as RAPPORT_TRAJECTORIES_FILE) opens and resolves what the replay does."""
     episode_id, lines = await _record_all(desk)
 
     async def read() -> dict[str, Any]:
@@ -121,7 +127,7 @@ async def test_the_service_and_replay_open_the_same_alerts_with_the_model(
         for a in body["alerts"]
         if a["kind"] in ("not_on_track", "deterioration")
     }
-    assert live == _replayed(lines, model_file)
+    assert live == _replayed(lines)
     assert ("not_on_track", "ors", 7, None) in live  # the model's rule, not the fallback's
     assert ("not_on_track", "phq-9", 4, 5) in live
 
