@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from services.analytics.domain import AlertChange, EpisodeState, RuleConfig
+    from services.analytics.domain import AlertChange, EpisodeState, RuleConfig, Trajectories
     from shared.instruments import Instrument
 
 ROLES = frozenset({"client", "partner", "family", "therapist"})
@@ -190,10 +190,12 @@ def replay_lines(
     lenient_ranges: bool = False,
     report: Callable[[int, str], object] | None = None,
     states: dict[str, EpisodeState] | None = None,
+    trajectories: Trajectories | None = None,
 ) -> ReplayStats:
     """Replay lines (arrival order) through the alert rules; ``write`` gets each output line
     (with its newline), ``report`` each bad line's number and reason (and, with
-    ``lenient_ranges``, each accepted out-of-range line's). Returns the counts.
+    ``lenient_ranges``, each accepted out-of-range line's). ``trajectories`` is the
+    expected-trajectories model rule 9 uses (as analytics does). Returns the counts.
 
     The cyclic garbage collector is paused while replaying (the episode states hold no cycles,
     and collecting a million live records over and over would dominate the run).
@@ -324,7 +326,9 @@ def replay_lines(
             state = episodes.get(episode_id)
             if state is not None and session < state.last_session:
                 stats.late_records += 1
-            state, changes = apply(state, record, instruments, sites.get(site_id, config))
+            state, changes = apply(
+                state, record, instruments, sites.get(site_id, config), None, trajectories
+            )
             episodes[episode_id] = state
             if changes:
                 for change in changes:
@@ -418,6 +422,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="per-site rule configuration (JSON)")
     parser.add_argument(
+        "--trajectories",
+        metavar="MODEL.json",
+        help="an expected-trajectories model (rapport trajectories fit) for rule 9, as analytics "
+        "uses it",
+    )
+    parser.add_argument(
         "--instruments",
         action="append",
         default=[],
@@ -442,12 +452,18 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     err = sys.stderr
     default: RuleConfig | None = None
     sites: dict[str, RuleConfig] = {}
+    trajectories: Trajectories | None = None
     try:
         instruments = load_instruments(SHIPPED, *(Path(p) for p in args.instruments))
         if args.config:
             from services.analytics.rules_config import load_site_configs
 
             default, sites = load_site_configs(Path(args.config))
+        if args.trajectories:
+            from rapport.trajectories.model import load_model
+
+            model_text = Path(args.trajectories).read_bytes()
+            trajectories = load_model(model_text, instruments).instruments
     except (OSError, ValueError) as error:
         print(f"rapport replay: {error}", file=err)
         return 2
@@ -481,6 +497,7 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
                 include_resolved=args.include_resolved,
                 lenient_ranges=not args.strict_ranges,
                 report=report,
+                trajectories=trajectories,
             )
         finally:
             if out is not sys.stdout:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -76,6 +76,12 @@ class RuleConfig(BaseModel):
     # Rule 9: not_on_track is evaluated at the first record with session >= this that is not
     # the respondent's first on the instrument.
     not_on_track_session: int = Field(default=4, ge=1)
+    # Rule 9 with an expected-trajectories model (docs/trajectories.md): a client's score worse
+    # than this percentile of the model (ORS: below p25; PHQ-9, GAD-7, CORE-10: above p75 for
+    # 25) at two consecutive records from session ``trajectory_from_session`` on.
+    not_on_track_percentile: Literal[10, 25] = 25
+    trajectory_from_session: int = Field(default=3, ge=2)
+    trajectory_consecutive_records: int = Field(default=2, ge=1)
     # Rule 11: rematch is considered from this session on ...
     rematch_session: int = Field(default=6, ge=1)
     # ... when low alliance was seen in at least this many sessions (or a rupture is unresolved).

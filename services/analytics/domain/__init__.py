@@ -39,7 +39,8 @@ reported resolved. ``EpisodeState.rebuilds`` counts these rebuilds (to log them)
 
 The package, by idea: ``kinds`` (the alerts: kinds, severities, rule ids, names, suggestions),
 ``records`` (a scored response, an alert change), ``state`` (the episode's state and its JSON),
-``thresholds`` (each rule's condition on plain numbers), ``changes`` (opening and resolving
+``thresholds`` (each rule's condition on plain numbers), ``trajectories`` (what rule 9 reads of
+an expected-trajectories model), ``changes`` (opening and resolving
 alerts), ``alliance`` (rules 1–7), ``outcome`` (rules 8–9), ``dropout`` (rules 10–11) and
 ``episodes`` (applying records, late records and amendments). The names below are its public
 face: import them from ``services.analytics.domain``.
@@ -90,6 +91,11 @@ from services.analytics.domain.thresholds import (
     rescaled_gap_holds,
     worse_by,
 )
+from services.analytics.domain.trajectories import (
+    InstrumentTrajectory,
+    SessionPercentiles,
+    Trajectories,
+)
 from services.analytics.rules_config import (
     DropoutWeights,
     InstrumentOverrides,
@@ -128,10 +134,13 @@ __all__ = [
     "InputValue",
     "InstrumentOverrides",
     "InstrumentThresholds",
+    "InstrumentTrajectory",
     "RuleConfig",
     "ScoredRecord",
     "Series",
+    "SessionPercentiles",
     "Severity",
+    "Trajectories",
     "UnknownInstrumentError",
     "apply",
     "apply_all",

@@ -40,6 +40,8 @@ class Series:
     improved_ever: bool = False
     latest_improved: bool = False
     not_on_track_done: bool = False
+    # rule 9 with a model: consecutive records (from session 3) worse than the expected line
+    off_track_run: int = 0
     rupture_session: int | None = None
     rupture_sum: Decimal = ZERO
     rupture_n: int = 0

@@ -201,5 +201,7 @@ async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timeline
 async def episode_chart_svg(
     deps: AnalyticsDependencies, session: AsyncSession, episode: AnalyticsEpisode
 ) -> str:
-    """An episode's alliance and outcome by session, as SVG."""
-    return render(episode_chart(await timeline(session, episode), deps.instruments))
+    """An episode's measures by session (with the expected bands of the model in use), as
+    SVG."""
+    found = await timeline(session, episode)
+    return render(episode_chart(found, deps.instruments, deps.trajectories.trajectories()))
