@@ -18,8 +18,20 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from services.analytics.domain.followup import DEFAULT_ACTION_CODES
 from shared.instruments import Instrument
+
+# What a clinician did about an alert (docs/clinical-rules.md, Follow-up): the defaults; a site
+# may replace the list in the rules file (``action_codes``).
+DEFAULT_ACTION_CODES: tuple[str, ...] = (
+    "discussed_in_session",
+    "changed_approach",
+    "adjusted_goals",
+    "involved_significant_other",
+    "safety_plan",
+    "referred",
+    "offered_rematch",
+    "no_action_needed_false_alarm",
+)
 
 
 class InstrumentOverrides(BaseModel):

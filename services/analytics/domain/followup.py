@@ -5,18 +5,10 @@ order are ``shared.alert_life`` (the same rules notify announces them by)."""
 
 from __future__ import annotations
 
-# What a clinician did about an alert (docs/clinical-rules.md, Follow-up): the defaults; a site
-# may replace the list in the rules file (``action_codes``).
-DEFAULT_ACTION_CODES: tuple[str, ...] = (
-    "discussed_in_session",
-    "changed_approach",
-    "adjusted_goals",
-    "involved_significant_other",
-    "safety_plan",
-    "referred",
-    "offered_rematch",
-    "no_action_needed_false_alarm",
-)
+from services.analytics.rules_config import DEFAULT_ACTION_CODES
+
+__all__ = ["ACTION_BEFORE_CLOSING", "CLOSE_REASONS", "DEFAULT_ACTION_CODES"]
+
 # Why a clinician closes an alert.
 CLOSE_REASONS: tuple[str, ...] = (
     "addressed",
