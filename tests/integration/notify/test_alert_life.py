@@ -8,6 +8,7 @@ never announced); the first acknowledgement of an alert's delivery publishes
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -156,3 +157,48 @@ async def test_the_first_acknowledgement_of_an_alerts_delivery_tells_that_it_was
     assert len(seen) == 1
     assert seen[0]["alert_id"] == opened.data.alert_id
     assert seen[0]["episode_id"] == "ep-life-4" and "lead-1" not in str(seen[0])
+
+
+async def test_a_digest_lists_only_alerts_still_open_with_how_long_each_has_been(
+    stack: NotifyStack,
+) -> None:
+    site = "site-life-digest"
+    await stack.policy(
+        site,
+        {
+            "rules": [
+                {
+                    "severities": ["routine"],
+                    "to": ["therapist"],
+                    "channels": ["email"],
+                    "mode": "digest",
+                }
+            ],
+            "digest": {"period_seconds": 10, "starts_at": "00:00"},
+        },
+    )
+    await stack.contact(site, "therapist", "th-1", email="th1@life-digest.test")
+    # Start just after a window opens, so the alerts and their endings fall in the same window.
+    await asyncio.sleep(10 - time.time() % 10 + 0.05)
+    still_open, resolved, closed = (
+        alert(site, "low_alliance", "routine", episode_id=f"ep-ld{i}") for i in range(3)
+    )
+
+    await stack.publisher.publish(
+        still_open,
+        resolved,
+        closed,
+        step(resolved, "resolved"),
+        step(closed, "closed", close_reason="addressed"),
+    )
+
+    async def digest_sent() -> bool:
+        return bool(stack.smtp.to("th1@life-digest.test"))
+
+    await eventually(digest_sent, timeout=30, what="the digest")
+    (digest,) = stack.smtp.to("th1@life-digest.test")
+    assert "1 new alliance alert for clients (open for 0 min)" in digest.text
+    cancelled = await stack.deliveries(site, status="cancelled")
+    assert sorted(d["source_event_id"] for d in cancelled) == sorted([resolved.id, closed.id])
+    (batched,) = await stack.deliveries(site, status="batched")
+    assert batched["source_event_id"] == still_open.id
