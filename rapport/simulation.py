@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -115,7 +116,9 @@ def _record(
     instrument: str,
     items: dict[str, Any],
 ) -> dict[str, Any]:
-    at = START + timedelta(days=7 * (session - 1), minutes=hash(episode.episode_id) % 600)
+    # A stable hash (Python's str hash changes per process), so a seed gives the same file.
+    minute = zlib.crc32(episode.episode_id.encode()) % 600
+    at = START + timedelta(days=7 * (session - 1), minutes=minute)
     return {
         "episode_id": episode.episode_id,
         "site_id": episode.site_id,

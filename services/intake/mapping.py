@@ -165,6 +165,21 @@ class TherapistOut(TherapistIn):
 class ImportOut(BaseModel):
     created: int
     updated: int
+    dry_run: bool | None = Field(
+        default=None, description="true: checked and counted only, nothing stored"
+    )
+
+
+class WaitingListImportOut(BaseModel):
+    site_id: str
+    created: int
+    intake_ids: list[str] = Field(
+        description="The new waiting intakes, in the file's order (none on a dry run)"
+    )
+    already_waiting: int = Field(description="Clients of the file already waiting at the site")
+    dry_run: bool | None = Field(
+        default=None, description="true: checked and counted only, nothing stored"
+    )
 
 
 class PreferenceIn(BaseModel):

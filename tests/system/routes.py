@@ -210,6 +210,14 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/intake/sites/{site_id}/waiting-list/assign"): Operation(
         "client", MATCHING, lambda w, s: Call(f"/intake/sites/{s.id}/waiting-list/assign")
     ),
+    ("POST", "/intake/sites/{site_id}/waiting-list/import"): Operation(
+        "client",
+        MATCHING,
+        lambda w, s: Call(
+            f"/intake/sites/{s.id}/waiting-list/import",
+            body=[intake_body(s.id, f"MRN-{uuid.uuid4().hex[:8]}")],
+        ),
+    ),
     # -- feedback --------------------------------------------------------------------------
     ("GET", "/feedback/instruments"): Operation(
         "deployment", EVERY_ROLE, lambda w, s: Call("/feedback/instruments")

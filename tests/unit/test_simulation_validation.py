@@ -5,7 +5,11 @@ alerts that ``rapport replay`` opens must be at least 0.95 for every rule-define
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +69,20 @@ def test_rule_alerts_match_the_simulated_events(
     assert labels >= 10, f"the simulation produced too few {kind} events to judge"
     assert precision >= 0.95, f"{kind}: precision {precision:.3f}"
     assert recall >= 0.95, f"{kind}: recall {recall:.3f}"
+
+
+def test_the_same_seed_writes_the_same_records_in_every_process(tmp_path: Path) -> None:
+    """Deterministic by seed, whatever the process: Python's string hash is salted per process
+    (PYTHONHASHSEED), so nothing in the records may depend on it."""
+    script = (
+        "import sys; from pathlib import Path; "
+        "from rapport.simulation import simulate, write_jsonl; "
+        "write_jsonl(simulate(seed=5, episodes=20).records(), Path(sys.argv[1]))"
+    )
+    outputs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"records-{hash_seed}.jsonl"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", script, str(out)], check=True, env=env)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]

@@ -3,7 +3,10 @@ proposal, rematch an open episode, assign a site's waiting list."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from pydantic import Field, TypeAdapter
 
 from services.intake.dependencies import Deps
 from services.intake.mapping import (
@@ -14,17 +17,22 @@ from services.intake.mapping import (
     IntakeIn,
     IntakeOut,
     MatchOut,
+    WaitingListImportOut,
     episode_out,
     match_out,
 )
-from services.intake.usecases import decisions, proposals
+from services.intake.routes.bodies import DryRun, is_csv, json_body
+from services.intake.usecases import decisions, imports, proposals
 from shared.audit import audited
 from shared.auth import CurrentStaff
 from shared.contracts import Id
+from shared.csv_table import CSV_MEDIA_TYPE
 
 router = APIRouter(prefix="/intake", tags=["intake"])
 
 MATCHING_ROLES = ("intake_coordinator", "site_admin")
+MAX_WAITING_LIST = 5000
+WAITING_LIST = TypeAdapter(Annotated[list[IntakeIn], Field(max_length=MAX_WAITING_LIST)])
 READ_MATCHES = ("intake_coordinator", "site_admin", "clinical_lead")
 NOBODY_TO_OFFER = (
     "No therapist can be offered at all (none registered, or every one inactive, conflicted or "
@@ -137,3 +145,73 @@ async def assign_waiting_list(deps: Deps, site_id: Id, staff: CurrentStaff) -> A
     staff.require_site(site_id)
     async with deps.runtime.transaction() as session:
         return await proposals.assign_waiting_list(deps, session, site_id)
+
+
+WAITING_LIST_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            CSV_MEDIA_TYPE: {
+                "schema": {"type": "string"},
+                "example": "client_reference,domains,languages,preferred_times\n"
+                "MRN-1001,depression:severe; anxiety,en,required: mon-fri 17:00-20:00\n",
+            },
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/IntakeIn"},
+                    "maxItems": MAX_WAITING_LIST,
+                }
+            },
+        },
+    }
+}
+
+
+@router.post(
+    "/sites/{site_id}/waiting-list/import",
+    dependencies=[audited("intake", "waiting_list.import", "site", "site_id")],
+    response_model=WaitingListImportOut,
+    response_model_exclude_none=True,
+    summary="Import a site's waiting list (CSV or JSON; intakes wait, nothing is proposed)",
+    description="`text/csv` with a header row (`client_reference`, `domains` as "
+    "`code[:severity]; …`, `languages`, optional `risk`, `unit`, `age_group`, `members` as "
+    "`role:reference; …`, `prior_therapy`, `difficult_past_relationships`, `preferred_gender`, "
+    "`preferred_language`, `preferred_culture_faith`, `preferred_modality`, `preferred_format`, "
+    "`preferred_site` as codes, `preferred_times` as weekly times; a preference cell starting "
+    "`required:` is a hard constraint), or a JSON list of intakes (as `POST /intake/intakes` "
+    "takes them, each at this site). Every bad row is named (line and column) before anything "
+    "is stored; a client already waiting at "
+    "the site is left as they are; `dry_run=true` checks and counts without storing.",
+    openapi_extra=WAITING_LIST_BODY,
+)
+async def import_waiting_list(
+    deps: Deps, site_id: Id, request: Request, staff: CurrentStaff, dry_run: DryRun = False
+) -> WaitingListImportOut:
+    staff.require_role(*MATCHING_ROLES)
+    staff.require_site(site_id)
+    body = await request.body()
+    if is_csv(request):
+        intakes = imports.intakes_from_csv(deps, site_id, body)
+    else:
+        clients = json_body(WAITING_LIST, body)
+        intakes = imports.intakes_from_json(deps, site_id, clients)
+    if dry_run:
+        async with deps.runtime.sessionmaker() as session:
+            done = await imports.import_waiting_list(deps, session, site_id, intakes)
+            await session.rollback()
+        return WaitingListImportOut(
+            site_id=site_id,
+            created=len(done.created),
+            intake_ids=[],
+            already_waiting=done.already_waiting,
+            dry_run=True,
+        )
+    async with deps.runtime.transaction() as session:
+        done = await imports.import_waiting_list(deps, session, site_id, intakes)
+    return WaitingListImportOut(
+        site_id=site_id,
+        created=len(done.created),
+        intake_ids=done.created,
+        already_waiting=done.already_waiting,
+    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Request
+from pydantic import Field, TypeAdapter
 
 from services.intake.dependencies import Deps
 from services.intake.mapping import (
@@ -14,15 +15,19 @@ from services.intake.mapping import (
     TherapistOut,
     therapist_out,
 )
-from services.intake.usecases import registry
+from services.intake.routes.bodies import DryRun, is_csv, json_body
+from services.intake.usecases import imports, registry
 from shared.auth import CurrentStaff
 from shared.contracts import Id
+from shared.csv_table import CSV_MEDIA_TYPE
 from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 
 router = APIRouter(prefix="/intake", tags=["intake"])
 
 MANAGE_THERAPISTS = ("site_admin",)
 READ_THERAPISTS = ("site_admin", "intake_coordinator", "clinical_lead", "supervisor")
+MAX_IMPORT = 5000
+THERAPIST_LIST = TypeAdapter(Annotated[list[TherapistIn], Field(max_length=MAX_IMPORT)])
 
 
 @router.post(
@@ -76,18 +81,55 @@ async def list_therapists(
     return [therapist_out(r) for r in rows]
 
 
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/TherapistIn"},
+                    "maxItems": MAX_IMPORT,
+                }
+            },
+            CSV_MEDIA_TYPE: {
+                "schema": {"type": "string"},
+                "example": "id,sites,languages,capacity,modalities,availability\n"
+                "th-1,site-a,en;fr,12,cbt;ipt,mon 09:00-17:00; wed 13:00-18:00\n",
+            },
+        },
+    }
+}
+
+
 @router.post(
     "/therapists/import",
     response_model=ImportOut,
-    summary="Register or update a whole site's therapists (JSON list; all or nothing)",
+    response_model_exclude_none=True,
+    summary="Register or update a whole site's therapists (JSON list or CSV; all or nothing)",
+    description="A JSON list of therapists, or `text/csv` with a header row (columns as the "
+    "JSON fields; lists separated by `;`; availability as `mon 09:00-17:00; wed 13:00-18:00`). "
+    "Every bad row is named (line and column) before anything is stored; `dry_run=true` "
+    "checks and counts without storing.",
+    openapi_extra=IMPORT_BODY,
 )
 async def import_therapists(
-    deps: Deps,
-    body: Annotated[list[TherapistIn], Body(max_length=5000)],
-    staff: CurrentStaff,
+    deps: Deps, request: Request, staff: CurrentStaff, dry_run: DryRun = False
 ) -> ImportOut:
     staff.require_role(*MANAGE_THERAPISTS)
-    registry.check_import(staff, body)
+    body = await request.body()
+    if is_csv(request):
+        items = [read.item for read in imports.therapists_from_csv(body)]
+        for item in items:
+            registry.require_sites(staff, item.sites)
+    else:
+        items = json_body(THERAPIST_LIST, body)
+        registry.check_import(staff, items)
+    if dry_run:
+        async with deps.runtime.sessionmaker() as session:
+            created, updated = await registry.import_therapists(session, staff, items)
+            await session.rollback()
+        return ImportOut(created=created, updated=updated, dry_run=True)
     async with deps.runtime.transaction() as session:
-        created, updated = await registry.import_therapists(session, staff, body)
+        created, updated = await registry.import_therapists(session, staff, items)
     return ImportOut(created=created, updated=updated)

@@ -172,6 +172,16 @@ async def submit_intake(
 ) -> IntakeMatch:
     """Store a checked intake (:func:`new_intake`, ``intake.submitted``) and its first
     proposal (``match.proposed``)."""
+    await store_intake(deps, session, row, body)
+    match, events = await propose_for(deps, session, row)
+    await deps.runtime.emit(session, *events)
+    return match
+
+
+async def store_intake(
+    deps: IntakeDependencies, session: AsyncSession, row: IntakeIntake, body: IntakeIn
+) -> None:
+    """Store a checked intake (:func:`new_intake`) as waiting (``intake.submitted``)."""
     row.client_reference_sealed = await seal_reference(
         session, deps.settings, row.client, body.client_reference, row.id
     )
@@ -193,9 +203,6 @@ async def submit_intake(
             source=SOURCE,
         ),
     )
-    match, events = await propose_for(deps, session, row)
-    await deps.runtime.emit(session, *events)
-    return match
 
 
 async def intake_at_site(session: AsyncSession, staff: Staff, intake_id: str) -> IntakeIntake:
