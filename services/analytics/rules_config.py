@@ -14,11 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.instruments import Instrument
+
+# What a clinician did about an alert (docs/clinical-rules.md, Follow-up): the defaults; a site
+# may replace the list in the rules file (``action_codes``).
+DEFAULT_ACTION_CODES: tuple[str, ...] = (
+    "discussed_in_session",
+    "changed_approach",
+    "adjusted_goals",
+    "involved_significant_other",
+    "safety_plan",
+    "referred",
+    "offered_rematch",
+    "no_action_needed_false_alarm",
+)
 
 
 class InstrumentOverrides(BaseModel):
@@ -94,6 +107,11 @@ class RuleConfig(BaseModel):
     # Rule 7: which client instrument a therapist instrument is compared with, when the client
     # answered several alliance instruments in the session.
     discrepancy_pairs: dict[str, str] = {"wai-sr-t": "wai-sr"}
+    # The coded actions a clinician records on an alert (POST /analytics/alerts/{id}/actions):
+    # the defaults of domain.followup, or the site's own list.
+    action_codes: tuple[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ...
+    ] = Field(default=DEFAULT_ACTION_CODES, min_length=1, max_length=50)
 
     @field_validator("early_alliance_sessions")
     @classmethod

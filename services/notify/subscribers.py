@@ -9,7 +9,7 @@ from typing import Any
 
 from services.notify import mapping
 from services.notify.dependencies import of_delivery
-from services.notify.usecases import invitations, notices
+from services.notify.usecases import alert_steps, invitations, notices
 from shared.consumer import Delivery
 from shared.contracts import (
     AllianceAlert,
@@ -22,17 +22,15 @@ from shared.contracts import (
 from shared.events import Event
 
 
-def an_opened_alert(event: Event[AllianceAlert]) -> bool:
-    """Resolutions are not announced: only an opened alert needs a transaction."""
-    return event.data.status == "opened"
-
-
 async def on_alliance_alert(delivery: Delivery[AllianceAlert]) -> Sequence[Event[Any]]:
-    if an_opened_alert(delivery.event):
-        notice = mapping.alert_notice(delivery.event.id, delivery.event.data)
-        await notices.tell_site(
-            of_delivery(delivery), delivery.session, notice, delivery.after_commit
-        )
+    """Every step of an alert's life: announced once, in order, to whom the policy says."""
+    await alert_steps.follow_alert(
+        of_delivery(delivery),
+        delivery.session,
+        delivery.event.id,
+        delivery.event.data,
+        delivery.after_commit,
+    )
     return []
 
 

@@ -328,6 +328,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda w, s: Call(f"/analytics/alerts/{s.risk_alert_id}/acknowledge"),
         ("alert_id",),
     ),
+    ("POST", "/analytics/alerts/{alert_id}/actions"): Operation(
+        "client",
+        CLINICAL,
+        lambda w, s: Call(
+            f"/analytics/alerts/{s.risk_alert_id}/actions", body={"code": "safety_plan"}
+        ),
+        ("alert_id",),
+    ),
+    ("POST", "/analytics/alerts/{alert_id}/close"): Operation(
+        "client",
+        CLINICAL,
+        lambda w, s: Call(
+            f"/analytics/alerts/{s.risk_alert_id}/close", body={"reason": "addressed"}
+        ),
+        ("alert_id",),
+    ),
     ("GET", "/analytics/episodes/{episode_id}/timeline"): Operation(
         "client",
         CLINICAL,
