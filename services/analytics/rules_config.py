@@ -88,8 +88,16 @@ class RuleConfig(BaseModel):
     # Rule 7: which client instrument a therapist instrument is compared with, when the client
     # answered several alliance instruments in the session.
     discrepancy_pairs: dict[str, str] = {"wai-sr-t": "wai-sr"}
+    # Rule 12: goals_not_progressing is checked at each client goal rating from this session on
+    # (progress on a goal: the instrument's reliable change, 3 points, above its first rating).
+    goals_not_progressing_session: int = Field(default=6, ge=1)
+    # Rule 13: low_support opens at a client support rating at most this, at these sessions ...
+    low_support_at_most: Decimal = Decimal(4)
+    low_support_sessions: tuple[int, ...] = (1, 2, 3)
+    # ... and resolves at a later rating of at least this.
+    support_recovered_at_least: Decimal = Decimal(6)
 
-    @field_validator("early_alliance_sessions")
+    @field_validator("early_alliance_sessions", "low_support_sessions")
     @classmethod
     def _positive_sessions(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(s < 1 for s in value):
