@@ -51,7 +51,19 @@ async def desk(embedded_settings: Settings) -> AsyncIterator[FeedbackDesk]:
 
 async def service_alerts(desk: FeedbackDesk) -> list[Alert]:
     episode_id = await desk.open_episode()
+    ids: dict[str, str] = {}  # the test's goal names -> the ids feedback gave the goals
     for session, instrument, items in RATINGS:
+        for name in items:
+            if instrument == "goals" and name not in ids:
+                goal = await desk.http.post(
+                    f"/feedback/episodes/{episode_id}/goals",
+                    headers=desk.auth("therapist"),
+                    json={"text": f"goal {name}"},
+                )
+                assert goal.status_code == 201, goal.text
+                ids[name] = goal.json()["goal_id"]
+        if instrument == "goals":
+            items = {ids[name]: value for name, value in items.items()}
         answered = await desk.http.post(
             "/feedback/responses",
             headers=desk.auth("therapist"),
