@@ -141,3 +141,43 @@ async def test_goal_text_is_sealed_revisions_kept_and_no_event_carries_it(
     events = [json.dumps(r.value) for r in await outbox_rows(desk.host, "feedback")]
     recorded = [e for e in events if goal_id in e]
     assert recorded and not any("canary" in e for e in events)
+
+
+def fhir_goal_ratings(episode_id: str, ratings: dict[str, int]) -> dict[str, Any]:
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "questionnaire": "Questionnaire/goals",
+        "extension": [
+            {"url": "urn:rapport:fhir:episode-id", "valueString": episode_id},
+            {"url": "urn:rapport:fhir:session-number", "valueInteger": 1},
+            {"url": "urn:rapport:fhir:respondent-role", "valueCode": "client"},
+        ],
+        "item": [
+            {"linkId": goal, "answer": [{"valueInteger": value}]} for goal, value in ratings.items()
+        ],
+    }
+
+
+async def test_goal_ratings_through_fhir_name_goals_by_their_ids(desk: FeedbackDesk) -> None:
+    episode_id = await desk.open_episode()
+    goal_id = (await set_goal(desk, episode_id, "walk the dog daily")).json()["goal_id"]
+    questionnaire = await desk.http.get(
+        "/feedback/fhir/Questionnaire/goals", headers=desk.auth("therapist")
+    )
+    assert questionnaire.status_code == 200
+    assert questionnaire.json()["item"][0]["repeats"] is True
+
+    unknown = await desk.http.post(
+        "/feedback/fhir/QuestionnaireResponse",
+        headers=desk.auth("therapist"),
+        json=fhir_goal_ratings(episode_id, {"someone-elses-goal": 5}),
+    )
+    assert unknown.status_code == 422 and unknown.json()["resourceType"] == "OperationOutcome"
+    assert "someone-elses-goal" in json.dumps(unknown.json())
+    known = await desk.http.post(
+        "/feedback/fhir/QuestionnaireResponse",
+        headers=desk.auth("therapist"),
+        json=fhir_goal_ratings(episode_id, {goal_id: 5}),
+    )
+    assert known.status_code == 201, known.text
