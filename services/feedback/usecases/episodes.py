@@ -68,17 +68,21 @@ async def episode_responses(
     return episode, rows
 
 
-async def current_goals(session: AsyncSession, episode_id: str) -> list[FeedbackGoal]:
-    """The latest revision of each goal of the episode, in the goals' order."""
-    rows = (
+async def goal_revisions(session: AsyncSession, episode_id: str) -> Sequence[FeedbackGoal]:
+    """Every revision of every goal of the episode, in the goals' order, oldest first."""
+    return (
         await session.exec(
             select(FeedbackGoal)
             .where(FeedbackGoal.episode_id == episode_id)
             .order_by(col(FeedbackGoal.position), col(FeedbackGoal.revision))
         )
     ).all()
+
+
+async def current_goals(session: AsyncSession, episode_id: str) -> list[FeedbackGoal]:
+    """The latest revision of each goal of the episode, in the goals' order."""
     latest: dict[str, FeedbackGoal] = {}
-    for row in rows:
+    for row in await goal_revisions(session, episode_id):
         latest[row.goal_id] = row  # revisions ascending: the last one wins
     return list(latest.values())
 

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from sqlalchemy import select as sa_select
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.feedback.dependencies import FeedbackDependencies
 from services.feedback.errors import EpisodeNotFound, GoalNotFound, TooManyActiveGoals
 from services.feedback.models import FeedbackEpisode, FeedbackGoal
-from services.feedback.usecases.episodes import current_goals, may_see
+from services.feedback.usecases.episodes import current_goals, goal_revisions, may_see
 from services.feedback.usecases.responses import client_key
 from shared.auth import Staff
 from shared.crypto import seal, unseal
@@ -137,17 +137,11 @@ async def episode_goals(
                 f"No episode {episode_id!r} that you may see.",
                 errors=[{"field": "episode_id", "rule": "not_found"}],
             )
-        rows: Sequence[FeedbackGoal]
-        if history:
-            rows = (
-                await session.exec(
-                    select(FeedbackGoal)
-                    .where(FeedbackGoal.episode_id == episode_id)
-                    .order_by(col(FeedbackGoal.position), col(FeedbackGoal.revision))
-                )
-            ).all()
-        else:
-            rows = await current_goals(session, episode_id)
+        rows: Sequence[FeedbackGoal] = (
+            await goal_revisions(session, episode_id)
+            if history
+            else await current_goals(session, episode_id)
+        )
         key = await client_key(deps, session, episode.client) if rows else b""
     return [Goal(r, _text(key, r)) for r in rows]
 
