@@ -158,3 +158,16 @@ def test_goals_and_support_are_neither_alliance_nor_outcome() -> None:
         support(ep, s, 0 if s > 3 else 10)
         goals(ep, s, g1=10 if s == 1 else 0)
     assert {c.kind for c in ep.opened()} <= {GOALS_NOT_PROGRESSING, "dropout_risk"}
+
+
+def test_a_late_first_rating_re_evaluates_the_goals() -> None:
+    ep = Episode()
+    for s in range(2, 7):
+        goals(ep, s, g1=3)
+    assert len(ep.opened(GOALS_NOT_PROGRESSING)) == 1
+
+    late = goals(ep, 1, g1=0)  # the goal's true first rating: session 6's 3 is +3
+
+    goal_changes = [(c.action, c.kind) for c in late if c.kind == GOALS_NOT_PROGRESSING]
+    assert goal_changes == [("resolve", GOALS_NOT_PROGRESSING)]
+    assert ep.open_now(GOALS_NOT_PROGRESSING) == []
