@@ -35,6 +35,8 @@ ALERT_KINDS: tuple[str, ...] = (
     "not_on_track",
     "dropout_risk",
     "rematch_suggested",
+    "goals_not_progressing",
+    "low_support",
 )
 
 

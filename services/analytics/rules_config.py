@@ -112,8 +112,16 @@ class RuleConfig(BaseModel):
     action_codes: tuple[
         Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ...
     ] = Field(default=DEFAULT_ACTION_CODES, min_length=1, max_length=50)
+    # Rule 12: goals_not_progressing is checked at each client goal rating from this session on
+    # (progress on a goal: the instrument's reliable change, 3 points, above its first rating).
+    goals_not_progressing_session: int = Field(default=6, ge=1)
+    # Rule 13: low_support opens at a client support rating at most this, at these sessions ...
+    low_support_at_most: Decimal = Decimal(4)
+    low_support_sessions: tuple[int, ...] = (1, 2, 3)
+    # ... and resolves at a later rating of at least this.
+    support_recovered_at_least: Decimal = Decimal(6)
 
-    @field_validator("early_alliance_sessions")
+    @field_validator("early_alliance_sessions", "low_support_sessions")
     @classmethod
     def _positive_sessions(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(s < 1 for s in value):

@@ -127,13 +127,39 @@ def questionnaire(instrument: Instrument) -> dict[str, Any]:
         "title": instrument.title,
         "status": "active",
         "subjectType": ["Patient"],
-        "item": items,
     }
+    if items:  # FHIR JSON has no empty arrays
+        resource["item"] = items
+    if instrument.open_items is not None:
+        # Goal ratings: each answer's linkId is one of the episode's goal ids (0-10 each).
+        resource["item"] = [_open_item(instrument)]
     if "panel" in loinc:
         resource["code"] = [{"system": LOINC, "code": loinc["panel"]}]
     if instrument.free_to_use and instrument.preamble:
         resource["description"] = instrument.preamble
     return resource
+
+
+def _open_item(instrument: Instrument) -> dict[str, Any]:
+    """The template of an open-items answer: a QuestionnaireResponse names each goal it rates
+    by the goal's id as its ``linkId`` (the episode's goals, not this Questionnaire, list them)."""
+    return {
+        "linkId": "goal-id",
+        "text": "One answer per active goal of the episode; its linkId is the goal's id.",
+        "type": "integer",
+        "repeats": True,
+        "required": True,
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/minValue",
+                "valueInteger": _number(instrument.item_min),
+            },
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/maxValue",
+                "valueInteger": _number(instrument.item_max),
+            },
+        ],
+    }
 
 
 def loinc_items(instrument: Instrument) -> dict[str, str]:

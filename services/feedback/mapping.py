@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from services.feedback import domain
-from services.feedback.models import FeedbackResponse, FeedbackSession
+from services.feedback.models import FeedbackGoal, FeedbackResponse, FeedbackSession
 from shared.contracts import FeedbackRecorded
 from shared.instruments import Instrument
 from shared.tokens import FeedbackGrant
@@ -188,4 +188,26 @@ def recorded_event(
             "answered_at": row.answered_at,
             "amends": row.amends,
         }
+    )
+
+
+class GoalOut(BaseModel):
+    goal_id: str
+    episode_id: str
+    position: int = Field(description="The goal's order in the episode (1: set first).")
+    status: str = Field(description="active | achieved | dropped")
+    text: str = Field(description="The client's own words.")
+    revision: int
+    changed_at: datetime
+
+
+def goal_out(row: FeedbackGoal, text: str) -> GoalOut:
+    return GoalOut(
+        goal_id=row.goal_id,
+        episode_id=row.episode_id,
+        position=row.position,
+        status=row.status,
+        text=text,
+        revision=row.revision,
+        changed_at=row.changed_at,
     )

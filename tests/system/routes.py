@@ -318,6 +318,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/responses"),
         ("episode_id",),
     ),
+    ("POST", "/feedback/episodes/{episode_id}/goals"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/goals", body={"text": "a goal"}),
+        ("episode_id",),
+    ),
+    ("PATCH", "/feedback/episodes/{episode_id}/goals/{goal_id}"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/goals/{s.goal_id}", body={"status": "active"}
+        ),
+        ("episode_id", "goal_id"),
+    ),
+    ("GET", "/feedback/episodes/{episode_id}/goals"): Operation(
+        "client",
+        READERS,
+        lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/goals"),
+        ("episode_id",),
+    ),
     # -- analytics -------------------------------------------------------------------------
     ("GET", "/analytics/alerts"): Operation(
         "client", CLINICAL, lambda w, s: Call("/analytics/alerts", params=_at(s))

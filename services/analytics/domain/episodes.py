@@ -1,4 +1,4 @@
-"""Applying records to an episode (:func:`apply`): each in-order record runs the rules 1–11 in
+"""Applying records to an episode (:func:`apply`): each in-order record runs the rules 1–13 in
 order; a late record or an amendment rebuilds the episode and reports the difference."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from services.analytics.domain.alliance import (
 )
 from services.analytics.domain.changes import alert_change
 from services.analytics.domain.dropout import rule_10_dropout, rule_11_rematch
+from services.analytics.domain.goals import rule_12_goals_not_progressing, rule_13_low_support
 from services.analytics.domain.kinds import InputValue
 from services.analytics.domain.outcome import rules_8_9_outcome
 from services.analytics.domain.records import (
@@ -207,6 +208,10 @@ def _step(
             rule_6_split(state, record, th, concern, out)
         if record.role == "client" or record.role == "therapist":
             rule_7_discrepancy(state, record, th, instruments, config, out)
+    elif th.kind == "goals":
+        rule_12_goals_not_progressing(state, record, th, config, out)
+    elif th.kind == "support":
+        rule_13_low_support(state, record, config, out)
     elif th.lower_is_worse is not None and client_side and series.n:
         rules_8_9_outcome(state, record, th, series, config, out, trajectories)
 

@@ -110,7 +110,7 @@ async def _summary(
         if instrument.kind == "alliance":
             span = instrument.total_max - instrument.total_min
             alliance.append(float((total - instrument.total_min) / span * 100))
-        else:
+        elif instrument.kind in ("outcome", "symptom"):  # goals and support are no outcome
             by_instrument.setdefault(score.instrument, []).append(total)
     for instrument_id, totals in by_instrument.items():
         instrument = instruments[instrument_id]
