@@ -23,6 +23,7 @@ OperationOutcome (409) whose issue names the standing response
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -287,6 +288,16 @@ def _item_names(instrument: Instrument) -> tuple[dict[str, str], set[str]]:
     return names, ignored
 
 
+def _open_item_id(instrument: Instrument, given: str) -> str | None:
+    """An open-items instrument (goal ratings) names its items by the episode's own ids: any
+    well-formed id is one here; whether the episode has it is checked where the episode is
+    known (an unknown goal is refused there, naming it)."""
+    open_items = instrument.open_items
+    if open_items is not None and re.fullmatch(open_items.id_pattern, given):
+        return given
+    return None
+
+
 def _bare(link_id: str) -> str:
     """``/44250-9`` (LHC-Forms, SDC) and ``/44249-1/44250-9`` name item 44250-9."""
     return link_id.strip().rstrip("/").rsplit("/", 1)[-1]
@@ -318,7 +329,7 @@ def read_items(instrument: Instrument, raw_items: object) -> Answers:
                     None,
                 )
             continue  # a group, or an item the form adds that is not scored
-        item = names.get(given)
+        item = names.get(given) or _open_item_id(instrument, given)
         if item is None:
             raise FhirError(
                 f"items.{given}",
