@@ -134,6 +134,27 @@ def _print_how_to_try(console: Console, settings: Settings, network: Network, ba
     )
 
 
+async def _host(settings: Settings, embedded: bool) -> Host:
+    """The four services hosted in this process. On a real database every service's schema is
+    first brought to head (idempotent), as the owner; the services then run as the app role."""
+    if not embedded:
+        from services import migrate
+
+        for name in services.NAMES:
+            await asyncio.to_thread(
+                migrate,
+                name,
+                settings.migration_database_url_for(name),
+                settings.database_url_for(name),
+                settings.topic_prefix,
+            )
+    host = Host(settings, services.definitions(), embedded=embedded, create_tables=embedded)
+    if embedded:
+        for runtime in host.runtimes.values():
+            event.listen(runtime.engine.sync_engine, "connect", _throwaway_sqlite)
+    return host
+
+
 async def run(args: argparse.Namespace, settings: Settings, console: Console) -> report.Result:
     """Run the network through the services hosted here, write the report, return the result
     (with ``--serve``: only once the API is stopped)."""
@@ -151,21 +172,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
     hook_server, hook_task = await serve(receiver.app(), receiver_port)
 
     embedded = not args.kafka
-    if not embedded:  # a real database: bring every service's schema to head (idempotent)
-        from services import migrate
-
-        for name in services.NAMES:  # as the owner; the services then run as the app role
-            await asyncio.to_thread(
-                migrate,
-                name,
-                settings.migration_database_url_for(name),
-                settings.database_url_for(name),
-                settings.topic_prefix,
-            )
-    host = Host(settings, services.definitions(), embedded=embedded, create_tables=embedded)
-    if embedded:
-        for runtime in host.runtimes.values():
-            event.listen(runtime.engine.sync_engine, "connect", _throwaway_sqlite)
+    host = await _host(settings, embedded)
     app = host.http_app()
     started = time.perf_counter()
     api_server: uvicorn.Server | None = None
@@ -186,7 +193,7 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
             stack = (
                 "embedded (in-process broker, SQLite, in-memory Redis)"
                 if embedded
-                else (f"Kafka {settings.kafka_bootstrap}")
+                else f"Kafka {settings.kafka_bootstrap}"
             )
             console.print(
                 f"[bold]Rapport demo[/bold] — {len(network.sites)} sites, "

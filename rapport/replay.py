@@ -10,6 +10,10 @@ respondent whose record fired it), plus ``status``, ``instrument``, ``inputs``,
 ``suggestion_code``, ``suggestion``, ``site_id``, ``therapist_id`` and ``line`` (the input line
 that fired it). ``--include-resolved`` also writes resolves (``"status": "resolved"``).
 
+Instruments with open items (``goals``: the items are the episode's goal ids, values 0–10, the
+set may change between sessions) take any well-formed ids, at most the definition's number;
+``support`` has one item ``support``. Both run the same rules as the service (12 and 13).
+
 A bad line (not JSON, missing or mistyped fields, unknown instrument, a respondent the instrument
 does not allow, items failing the instrument's checks) is reported on stderr with its line number
 and skipped. A line whose only fault is an item value outside the instrument's range or step
@@ -32,6 +36,7 @@ import gc
 import json
 import json.encoder
 import json.scanner
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,7 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from services.analytics.domain import AlertChange, EpisodeState, RuleConfig
+    from services.analytics.domain import AlertChange, EpisodeState, RuleConfig, Trajectories
     from shared.instruments import Instrument
 
 ROLES = frozenset({"client", "partner", "family", "therapist"})
@@ -89,6 +94,7 @@ class AnswerChecker:
         "instrument",
         "item_ids",
         "items",
+        "open_ids",
         "respondents",
         "role_names",
     )
@@ -100,6 +106,11 @@ class AnswerChecker:
         self.items = tuple(instrument.items)
         self.item_ids = frozenset(instrument.items)
         self.respondents = frozenset(instrument.respondents)
+        # Open items (goal ratings): the ids are the episode's own, the set may change between
+        # sessions; a line is checked for their form and number (the replay knows no episode
+        # beyond its records), as feedback does before it checks the episode's goals.
+        spec = instrument.open_items
+        self.open_ids = (re.compile(spec.id_pattern), spec.max_items) if spec else None
         steps = (instrument.item_max - instrument.item_min) / instrument.step
         self.allowed: frozenset[Decimal | int] | None = None
         if steps == steps.to_integral_value() and steps < _MAX_ALLOWED_VALUES:
@@ -113,7 +124,9 @@ class AnswerChecker:
     def total(self, items: Any) -> Decimal:
         if type(items) is not dict:
             raise BadLine("items must be an object")
-        if items.keys() != self.item_ids:
+        if self.open_ids is not None:
+            self._check_open_ids(items)
+        elif items.keys() != self.item_ids:
             missing = [i for i in self.items if i not in items]
             unknown = [i for i in items if i not in self.item_ids]
             parts = []
@@ -145,6 +158,17 @@ class AnswerChecker:
                 f"in steps of {inst.step}, got {value}"
             )
         return self.instrument.total(items)
+
+    def _check_open_ids(self, items: dict[str, Any]) -> None:
+        assert self.open_ids is not None
+        pattern, most = self.open_ids
+        if not items:
+            raise BadLine(f"{self.id}: needs at least one item")
+        if len(items) > most:
+            raise BadLine(f"{self.id}: at most {most} items, got {len(items)}")
+        malformed = [i for i in items if not pattern.fullmatch(i)]
+        if malformed:
+            raise BadLine(f"{self.id}: malformed item id(s) {', '.join(map(repr, malformed))}")
 
     def total_unchecked(self, items: dict[str, Any]) -> Decimal:
         """The total of items that are numbers, whatever their range (out-of-range lines)."""
@@ -220,13 +244,18 @@ def replay_lines(
     lenient_ranges: bool = False,
     report: Callable[[int, str], object] | None = None,
     states: dict[str, EpisodeState] | None = None,
+    trajectories: Trajectories | None = None,
 ) -> ReplayStats:
     """Replay lines (arrival order) through the alert rules; ``write`` gets each output line
     (with its newline), ``report`` each bad line's number and reason (and, with
-    ``lenient_ranges``, each accepted out-of-range line's). Returns the counts.
+    ``lenient_ranges``, each accepted out-of-range line's). ``trajectories`` is the
+    expected-trajectories model rule 9 uses (as analytics does). Returns the counts.
 
     The cyclic garbage collector is paused while replaying (the episode states hold no cycles,
-    and collecting a million live records over and over would dominate the run)."""
+    and collecting a million live records over and over would dominate the run).
+
+    One long loop on purpose: it runs once per line of files of millions of lines, and a call
+    per step costs a measurable share of ``bench/replay_bench.py``'s throughput."""
     from services.analytics.domain import RuleConfig, ScoredRecord, apply
 
     config = default_config or RuleConfig()
@@ -336,7 +365,9 @@ def replay_lines(
             state = episodes.get(episode_id)
             if state is not None and session < state.last_session:
                 stats.late_records += 1
-            state, changes = apply(state, record, instruments, sites.get(site_id, config))
+            state, changes = apply(
+                state, record, instruments, sites.get(site_id, config), None, trajectories
+            )
             episodes[episode_id] = state
             if changes:
                 for change in changes:
@@ -430,6 +461,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="per-site rule configuration (JSON)")
     parser.add_argument(
+        "--trajectories",
+        metavar="MODEL.json",
+        help="an expected-trajectories model (rapport trajectories fit) for rule 9, as analytics "
+        "uses it",
+    )
+    parser.add_argument(
         "--instruments",
         action="append",
         default=[],
@@ -454,12 +491,18 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     err = sys.stderr
     default: RuleConfig | None = None
     sites: dict[str, RuleConfig] = {}
+    trajectories: Trajectories | None = None
     try:
         instruments = load_instruments(SHIPPED, *(Path(p) for p in args.instruments))
         if args.config:
             from services.analytics.rules_config import load_site_configs
 
             default, sites = load_site_configs(Path(args.config))
+        if args.trajectories:
+            from rapport.trajectories.model import load_model
+
+            model_text = Path(args.trajectories).read_bytes()
+            trajectories = load_model(model_text, instruments).instruments
     except (OSError, ValueError) as error:
         print(f"rapport replay: {error}", file=err)
         return 2
@@ -493,6 +536,7 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
                 include_resolved=args.include_resolved,
                 lenient_ranges=not args.strict_ranges,
                 report=report,
+                trajectories=trajectories,
             )
         finally:
             if out is not sys.stdout:

@@ -4,6 +4,9 @@ Everything in it comes from the run: what the services answered over their HTTP 
 (matches and their explanations, alerts, site summaries with therapist estimates, episode
 charts drawn by analytics), what the front-end received (verified webhooks), what the simulated
 clients did, and the counterfactual arms of ``rapport.simulate_arms``.
+
+Over 500 lines: the report is one document (the console summary, the page template and the
+observations it reads); its charts are in ``rapport.report_charts``.
 """
 
 from __future__ import annotations
@@ -366,6 +369,8 @@ def _effectiveness(result: Result) -> tuple[str, str]:
 
 
 def html(result: Result) -> str:
+    """The report page: one template that reads top to bottom like the page it makes (cut into
+    functions, the page's order would be scattered over the module)."""
     c = result.counts()
     net = result.network
     live_cmp = result.arms.comparisons[0]

@@ -34,6 +34,9 @@ Parameters and their sources (docs/clinical-rules.md; docs/simulation.md has the
 * 5–10% of clients deteriorate (Hannan et al. 2005);
 * accommodating stated preferences: fewer drop-outs (OR ≈ 1.8) and better outcome (d ≈ .28)
   (Swift et al. 2018), modelled as a higher alliance when the preference is met.
+
+Over 500 lines: the client's course (alliance, outcome, rupture and repair, drop-out) is one
+model whose parts share its parameters; splitting it would spread the model's assumptions.
 """
 
 from __future__ import annotations

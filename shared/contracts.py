@@ -35,6 +35,8 @@ ALERT_KINDS: tuple[str, ...] = (
     "not_on_track",
     "dropout_risk",
     "rematch_suggested",
+    "goals_not_progressing",
+    "low_support",
 )
 
 
@@ -179,9 +181,12 @@ class AllianceAlert(EventData):
     episode_id: Id
     site_id: Id
     therapist_id: Id
-    # "acknowledged": a clinician acknowledged an alert that stays open until someone acts
-    # (risk); it is closed from then on. Consumers that act on openings ignore it.
-    status: Literal["opened", "resolved", "acknowledged"]
+    # The alert's life (shared/alert_life.py), each step once, in order: "opened";
+    # "acknowledged" (seen: its first delivery acknowledged, or a clinician acknowledged a risk
+    # alert, which closes it); "action_recorded" (what was done: ``action_code``); "resolved"
+    # (its rule no longer holds); "closed" (by a clinician: ``close_reason``). Consumers that
+    # act on openings ignore the others.
+    status: Literal["opened", "resolved", "acknowledged", "action_recorded", "closed"]
     kind: Code
     severity: Literal["urgent", "high", "routine"]
     rule: Code
@@ -190,6 +195,9 @@ class AllianceAlert(EventData):
     inputs: dict[Code, Scalar] = {}
     suggestion_code: Code
     at: datetime
+    # action_recorded: the coded action (the site's list); closed: the clinician's reason.
+    action_code: Code | None = None
+    close_reason: Code | None = None
 
 
 class EffectivenessEstimate(EventData):
@@ -218,6 +226,24 @@ class NotificationDelivered(EventData):
     recipient_role: Code
     attempts: int = Field(ge=1)
     delivered_at: datetime
+
+
+class NotificationAcknowledged(EventData):
+    """A staff member acknowledged a delivery of a notice: the first one of an alert's notice
+    means the alert was seen. ``alert_id`` when the notice came from ``alliance.alert``; a risk
+    notice that came first from ``risk.flagged`` names its response's episode, session,
+    respondent and instrument instead."""
+
+    delivery_id: Id
+    notice_id: Id
+    site_id: Id
+    episode_id: Id
+    kind: Code
+    alert_id: Id | None = None
+    session_number: SessionNumber | None = None
+    respondent: Pseudonym | None = None
+    instrument: Code | None = None
+    acknowledged_at: datetime
 
 
 class NotificationFailed(EventData):
@@ -326,8 +352,9 @@ ALLIANCE_ALERT = _t(
     AllianceAlert,
     "episode_id",
     "analytics",
-    "An alert was opened, resolved (its rule no longer holds) or acknowledged by a clinician "
-    "(a risk alert stays open until then), with its rule and the numbers that fired it.",
+    "An alert's step: opened, acknowledged (seen by a clinician; a risk alert stays open until "
+    "then), action_recorded (what was done, coded), resolved (its rule no longer holds) or "
+    "closed by a clinician with a reason; with its rule and the numbers that fired it.",
 )
 THERAPIST_EFFECTIVENESS_UPDATED = _t(
     "therapist.effectiveness.updated",
@@ -342,6 +369,13 @@ NOTIFICATION_DELIVERED = _t(
     "delivery_id",
     "notify",
     "A notification reached its channel.",
+)
+NOTIFICATION_ACKNOWLEDGED = _t(
+    "notification.acknowledged",
+    NotificationAcknowledged,
+    "episode_id",
+    "notify",
+    "The first acknowledgement of a notice's deliveries by staff (for an alert: it was seen).",
 )
 NOTIFICATION_FAILED = _t(
     "notification.failed",
@@ -373,6 +407,7 @@ REGISTRY = EventRegistry(
         ALLIANCE_ALERT,
         THERAPIST_EFFECTIVENESS_UPDATED,
         NOTIFICATION_DELIVERED,
+        NOTIFICATION_ACKNOWLEDGED,
         NOTIFICATION_FAILED,
         CLIENT_ERASURE_REQUESTED,
     ]

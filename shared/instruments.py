@@ -3,18 +3,32 @@
 Definitions are versioned JSON files (``instrument_definitions/`` here, plus any folder a site
 adds). Feedback scores with them; analytics takes concern conditions and reliable-change
 thresholds from them. Item wording is shipped only for instruments that are free to use.
+
+Two kinds stand apart from alliance and outcome: ``goals`` (the client's own goals, rated each
+session) and ``support`` (how supportive the people around the client are of the therapy). The
+rules read them with rules of their own (docs/clinical-rules.md): neither counts as alliance nor
+as an outcome with a direction, and neither has a clinical cutoff.
+
+Open items (``open_items``): an instrument whose items are not fixed in the definition but are
+the episode's own ids, e.g. goal ratings, whose items are the episode's goal ids (the set may
+change between sessions). Its ``items`` list is empty; an answer names one or more ids that
+match ``open_items.id_pattern`` (at most ``open_items.max_items``), each a number in range and on
+step; which ids the episode has is checked where the episode is known (feedback). Its total is
+the mean of the answers given (rounded half-even to two decimals): a figure on the item scale
+whatever the number of goals; the rules read each item against its own first rating.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["client", "partner", "family", "therapist"]
+MEAN_PLACES = Decimal("0.01")  # an open-items total (a mean) is kept to two decimals
 
 
 class Concern(BaseModel):
@@ -32,6 +46,15 @@ class Clinical(BaseModel):
     cutoffs_by_age_group: dict[str, Decimal] = {}
 
 
+class OpenItems(BaseModel):
+    """Items that are the episode's own ids (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: Literal["episode_goals"]
+    id_pattern: str = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+    max_items: int = Field(default=5, ge=1)
+
+
 class Band(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     code: str
@@ -46,9 +69,10 @@ class Instrument(BaseModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]{0,63}$")
     version: int = Field(ge=1)
     title: str
-    kind: Literal["alliance", "outcome", "symptom"]
+    kind: Literal["alliance", "outcome", "symptom", "goals", "support"]
     respondents: list[Role]
-    items: list[str] = Field(min_length=1)
+    items: list[str] = []
+    open_items: OpenItems | None = None
     item_min: Decimal
     item_max: Decimal
     step: Decimal = Field(gt=0)
@@ -71,6 +95,8 @@ class Instrument(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Instrument:
         known = set(self.items)
+        if (self.open_items is None) == (not self.items):
+            raise ValueError("an instrument has either fixed items or open_items, not both")
         if len(known) != len(self.items):
             raise ValueError("item ids must be unique")
         for name, members in self.subscales.items():
@@ -101,7 +127,10 @@ class Instrument(BaseModel):
     def total(self, items: Mapping[str, Decimal | int]) -> Decimal:
         """The instrument's total: the sum of its items as :meth:`counted`. The one scoring rule
         every service and the replay use. Assumes answers that passed the instrument's checks
-        (every item present, in range, on step)."""
+        (every item present, in range, on step). Open items: the mean of the answers given."""
+        if self.open_items is not None:
+            given = [self.counted(item, value) for item, value in items.items()]
+            return (sum(given, Decimal(0)) / len(given)).quantize(MEAN_PLACES, ROUND_HALF_EVEN)
         total = Decimal(0)
         for item in self.items:
             total += self.counted(item, items[item])

@@ -151,7 +151,9 @@ OPERATION_OUTCOME_SCHEMA: dict[str, Any] = {
 
 
 def is_fhir_path(path: str) -> bool:
-    return "/fhir/" in path
+    """A FHIR route: under a ``/fhir/`` segment, or the FHIR base itself (Bundles are posted
+    there)."""
+    return "/fhir/" in path or path.rstrip("/").endswith("/fhir")
 
 
 def operation_outcome(problem: Problem) -> dict[str, Any]:

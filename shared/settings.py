@@ -44,6 +44,8 @@ EXPECTED_FORM: dict[str, str] = {
     "kafka_key_file": "an existing PEM file",
     "rules_file": "an existing JSON file of alert-rule settings (default and per site)",
     "matching_file": "an existing JSON file of matching weights (default and per site)",
+    "trajectories_file": "an existing JSON file of expected trajectories (rapport trajectories "
+    "fit)",
     "consumer_batch_size": "an integer from 1 to 10000",
     "consumer_poll_ms": "an integer number of milliseconds from 1 to 5000",
     "notify_public_base_url": "the public http(s) base URL of the feedback API, e.g. "
@@ -118,6 +120,8 @@ class Settings(BaseSettings):
     rules_file: str | None = None
     # Intake matching weights, same shape (fields of services/intake/domain/matching/config.py).
     matching_file: str | None = None
+    # Analytics' expected-trajectories model (rapport trajectories fit), re-read when it changes.
+    trajectories_file: str | None = None
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
     # Consumers apply up to this many records of one poll in one transaction.
@@ -208,7 +212,7 @@ class Settings(BaseSettings):
             raise ValueError("kafka_cert_file: goes with RAPPORT_KAFKA_KEY_FILE (mutual TLS)")
         return self
 
-    @field_validator("rules_file", "matching_file", "notify_policy_file")
+    @field_validator("rules_file", "matching_file", "trajectories_file", "notify_policy_file")
     @classmethod
     def _existing_file(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).is_file():

@@ -13,6 +13,7 @@ from shared.contracts import (
     EPISODE_CLOSED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
+    NOTIFICATION_ACKNOWLEDGED,
     THERAPIST_EFFECTIVENESS_UPDATED,
 )
 from shared.erasure import skipping_erased
@@ -43,6 +44,11 @@ def definition() -> ServiceDefinition:
                 EPISODE_CLOSED,
                 skipping_erased(erasure.REGISTER, subscribers.on_episode_closed),
                 "effectiveness_from_closed_episode",
+            ),
+            Subscription(
+                NOTIFICATION_ACKNOWLEDGED,
+                skipping_erased(erasure.REGISTER, subscribers.on_notification_acknowledged),
+                "alert_seen_from_acknowledgement",
             ),
             Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],

@@ -1,9 +1,10 @@
 """Episode charts as plain SVG (no browser-side code, no external assets). Pure: no I/O.
 
-Panels share the session axis: the alliance (each client-side respondent's alliance score,
-with the instrument's concern line, ruptures ▼ and repairs ○) and the outcome (each outcome
-score, with the clinical cutoff and the expected band); below them an alerts lane, one row per
-alert kind raised in the episode with a mark at each session one was opened. An urgent alert
+Panels share the session axis, one per instrument on its own range: alliance instruments (each
+client-side respondent's score, with the concern line, ruptures ▼ and repairs ○) and outcome
+instruments (each score, with the clinical cutoff and, where a trajectories model has the
+client's band, the expected 25–75 and 10–90 percentile bands); below them an alerts lane, one
+row per alert kind raised in the episode with a mark at each session one was opened. An urgent alert
 (risk) also draws a red line across every panel at its session. Every kind of mark has a legend
 entry, an empty panel says "no data yet", and the value axes have round ticks that include
 zero. Text is escaped; nothing but ids, numbers and fixed labels goes into the picture.
@@ -56,6 +57,8 @@ class Panel:
     reference_label: str = ""
     band: Sequence[tuple[int, float, float]] = ()  # expected (session, lower, upper)
     band_label: str = "expected range"
+    outer_band: Sequence[tuple[int, float, float]] = ()  # a wider one, drawn lighter
+    outer_band_label: str = ""
     ruptures: Sequence[tuple[int, float]] = ()
     repairs: Sequence[tuple[int, float]] = ()
 
@@ -136,6 +139,13 @@ def _diamond(cx: float, cy: float, colour: str, extra: str = "") -> str:
     )
 
 
+def _swatch(x: float, y: float, *, opacity: float) -> str:
+    return (
+        f'<rect x="{x}" y="{y - 9}" width="16" height="10" fill="{GREEN}" '
+        f'fill-opacity="{opacity}"/>'
+    )
+
+
 def _entry(marker: str, symbol: str, label: str, x: float, y: float) -> str:
     return (
         f'<g class="legend-entry" data-marker="{escape(marker)}">{symbol}'
@@ -196,13 +206,18 @@ def _panel(panel: Panel, top: float, frame: _Frame, last: int) -> list[str]:
             f'<text x="{MARGIN_LEFT + frame.plot_width / 2:.1f}" y="{top + PANEL_HEIGHT / 2:.1f}" '
             f'text-anchor="middle" fill="{GREY}" font-size="14" class="empty">{NO_DATA}</text>'
         )
-    if panel.band:
-        upper = " ".join(f"{x(s):.1f},{y(hi):.1f}" for s, _, hi in panel.band)
-        lower = " ".join(f"{x(s):.1f},{y(lo):.1f}" for s, lo, _ in reversed(panel.band))
-        parts.append(
-            f'<polygon points="{upper} {lower}" fill="{GREEN}" fill-opacity="0.12" '
-            f'stroke="none" class="band"><title>{escape(panel.band_label)}</title></polygon>'
-        )
+    for band, label, opacity, name in (
+        (panel.outer_band, panel.outer_band_label, 0.10, "outer-band"),
+        (panel.band, panel.band_label, 0.22, "band"),
+    ):
+        if band:
+            run = sorted(band)
+            upper = " ".join(f"{x(s):.1f},{y(hi):.1f}" for s, _, hi in run)
+            lower = " ".join(f"{x(s):.1f},{y(lo):.1f}" for s, lo, _ in reversed(run))
+            parts.append(
+                f'<polygon points="{upper} {lower}" fill="{GREEN}" fill-opacity="{opacity}" '
+                f'stroke="none" class="{name}"><title>{escape(label)}</title></polygon>'
+            )
     if panel.reference is not None:
         ref = y(panel.reference)
         parts.append(
@@ -226,15 +241,16 @@ def _panel(panel: Panel, top: float, frame: _Frame, last: int) -> list[str]:
             lambda ly: _legend_line(legend_x, ly, colour=RED, dashed=True),
             panel.reference_label or _fmt(panel.reference),
         )
-    if panel.band:
-        entry(
-            "band",
-            lambda ly: (
-                f'<rect x="{legend_x}" y="{ly - 9}" width="16" height="10" '
-                f'fill="{GREEN}" fill-opacity="0.25"/>'
-            ),
-            panel.band_label,
-        )
+    for band, label, opacity, marker in (
+        (panel.band, panel.band_label, 0.35, "band"),
+        (panel.outer_band, panel.outer_band_label, 0.15, "outer-band"),
+    ):
+        if band:
+            entry(
+                marker,
+                partial(_swatch, legend_x, opacity=opacity),
+                label,
+            )
     for s, v in panel.ruptures:
         parts.append(
             _triangle(x(s), y(v) - 10, RED, ' class="rupture"')
@@ -299,7 +315,7 @@ def _lane(alerts: Sequence[AlertMark], top: float, frame: _Frame, last: int) -> 
 
 def render(chart: EpisodeChart) -> str:
     sessions = [s for p in chart.panels for series in p.series for s, _ in series.points]
-    sessions += [s for p in chart.panels for s, _, _ in p.band]
+    sessions += [s for p in chart.panels for s, _, _ in (*p.band, *p.outer_band)]
     sessions += [a.session for a in chart.alerts]
     last = max(sessions, default=1)
     first = min(sessions, default=1)

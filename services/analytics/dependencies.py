@@ -1,6 +1,6 @@
 """What analytics' use cases need beyond the session, built once when the runtime is built: the
 runtime (transactions, outbox), the settings, the deployment's instruments and each site's rule
-configuration."""
+configuration and the expected-trajectories model in use."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from services.analytics.rules_config import SiteRules, site_rules
+from services.analytics.trajectory_model import CurrentModel
 from shared.consumer import Delivery
 from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceRuntime, dependencies_of, runtime_of
-from shared.settings import Settings, config_file_error
+from shared.settings import Settings, SettingsError, config_file_error
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class AnalyticsDependencies:
     instruments: dict[str, Instrument]
     # The alert rules' numbers: the default and each site's overrides (RAPPORT_RULES_FILE).
     rules: SiteRules
+    # Rule 9's expected-trajectories model (RAPPORT_TRAJECTORIES_FILE), re-read when it changes.
+    trajectories: CurrentModel
 
 
 def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
@@ -32,8 +35,17 @@ def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
         rules = site_rules(runtime.settings.rules_file)
     except Exception as error:
         raise config_file_error("RAPPORT_RULES_FILE", error) from None
+    try:
+        trajectories = CurrentModel(runtime.settings.trajectories_file, instruments)
+    except (OSError, ValueError) as error:  # ModelRefused names every fault, one per line
+        faults = "; ".join(line.strip() for line in str(error).splitlines())
+        raise SettingsError(f"RAPPORT_TRAJECTORIES_FILE: {faults}") from None
     return AnalyticsDependencies(
-        runtime=runtime, settings=runtime.settings, instruments=instruments, rules=rules
+        runtime=runtime,
+        settings=runtime.settings,
+        instruments=instruments,
+        rules=rules,
+        trajectories=trajectories,
     )
 
 

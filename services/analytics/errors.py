@@ -54,3 +54,48 @@ class UnknownInstrument(Invalid):
 
     def __init__(self, instrument: str) -> None:
         super().__init__(f"unknown instrument {instrument!r}")
+
+
+class AlertClosed(Conflict):
+    """A clinician closed the alert: nothing more is recorded on it."""
+
+    title = "Alert closed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This alert was closed by a clinician; no action can be recorded on it or close it "
+            "again.",
+            errors=[{"field": "alert_id", "rule": "closed"}],
+        )
+
+
+class UnknownAction(Invalid):
+    title = "Unknown action"
+
+    def __init__(self, code: str, valid: tuple[str, ...]) -> None:
+        super().__init__(
+            f"code: {code!r} is not an action of this site; one of: {', '.join(valid)}.",
+            errors=[{"field": "code", "rule": "one_of", "allowed": list(valid)}],
+        )
+
+
+class ActionRequiredBeforeClosing(Conflict):
+    title = "Action required before closing"
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(
+            f"A {kind} alert is closed only once an action is recorded on it "
+            "(POST /analytics/alerts/{alert_id}/actions).",
+            errors=[{"field": "alert_id", "rule": "action_required"}],
+        )
+
+
+class IdempotencyKeyReused(Conflict):
+    title = "Idempotency-Key reused"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Idempotency-Key: this key was used on this alert for another action; a retry must "
+            "ask the same thing.",
+            errors=[{"field": "Idempotency-Key", "rule": "reused"}],
+        )

@@ -7,19 +7,27 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.analytics.domain import ScoredRecord
+from services.analytics.domain.followup import CLOSE_REASONS
 from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
 from services.analytics.models import (
     AnalyticsAlert,
+    AnalyticsAlertAction,
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
     AnalyticsScore,
 )
 from shared.contracts import EffectivenessEstimate, FeedbackRecorded
+from shared.vocabulary import one_of
+
+if TYPE_CHECKING:
+    CloseReason = str
+else:  # an enum in the OpenAPI; another reason is a 422 naming the valid ones
+    CloseReason = one_of(CLOSE_REASONS, "close reason")
 
 
 class AlertOut(BaseModel):
@@ -43,6 +51,34 @@ class AlertOut(BaseModel):
     # Set when a clinician acknowledged the alert (a risk alert stays open until then).
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = None
+    # Follow-up: first seen (a delivery acknowledged), closed by a clinician with a reason.
+    seen_at: datetime | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    close_reason: str | None = None
+
+
+class ActionIn(BaseModel):
+    """What a clinician did about an alert: one of the site's coded actions."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str = Field(min_length=1, max_length=64)
+
+
+class ActionOut(BaseModel):
+    action_id: str
+    alert_id: str
+    code: str
+    recorded_by: str
+    recorded_at: datetime
+    alert_status: str
+
+
+class CloseIn(BaseModel):
+    """A clinician closes an alert, with the reason."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: CloseReason
 
 
 class ScoreOut(BaseModel):
@@ -123,6 +159,21 @@ def alert_out(row: AnalyticsAlert) -> AlertOut:
         resolved_at=row.resolved_at,
         acknowledged_at=row.acknowledged_at,
         acknowledged_by=row.acknowledged_by,
+        seen_at=row.seen_at,
+        closed_at=row.closed_at,
+        closed_by=row.closed_by,
+        close_reason=row.close_reason,
+    )
+
+
+def action_out(action: AnalyticsAlertAction, alert: AnalyticsAlert) -> ActionOut:
+    return ActionOut(
+        action_id=action.id,
+        alert_id=action.alert_id,
+        code=action.code,
+        recorded_by=action.recorded_by,
+        recorded_at=action.recorded_at,
+        alert_status=alert.status,
     )
 
 

@@ -73,6 +73,30 @@ class AnalyticsAlert(SQLModel, table=True):
     # Who acknowledged the alert and when (a risk alert stays open until a clinician does).
     acknowledged_at: datetime | None = None
     acknowledged_by: str | None = Field(default=None, max_length=128)
+    # Follow-up (shared/alert_life.py): first seen (a delivery acknowledged in notify), and a
+    # clinician's closing with its reason (status "closed").
+    seen_at: datetime | None = None
+    closed_at: datetime | None = None
+    closed_by: str | None = Field(default=None, max_length=128)
+    close_reason: str | None = Field(default=None, max_length=40)
+
+
+class AnalyticsAlertAction(SQLModel, table=True):
+    """What a clinician did about an alert: a coded action (the site's list), by whom and
+    when. No note is stored (analytics holds no client keys to seal one under)."""
+
+    __tablename__ = "analytics_alert_actions"
+    __table_args__ = (
+        Index("ux_analytics_alert_actions_retry", "alert_id", "idempotency_key", unique=True),
+    )
+    id: str = Field(primary_key=True, max_length=64)
+    alert_id: str = Field(index=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    code: str = Field(max_length=64)
+    recorded_by: str = Field(max_length=128)
+    recorded_at: datetime
+    idempotency_key: str | None = Field(default=None, max_length=128)
 
 
 class AnalyticsClosedEpisode(SQLModel, table=True):
@@ -93,6 +117,7 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
 EPISODES = table_of(AnalyticsEpisode)
 SCORES = table_of(AnalyticsScore)
 ALERTS = table_of(AnalyticsAlert)
+ALERT_ACTIONS = table_of(AnalyticsAlertAction)
 CLOSED_EPISODES = table_of(AnalyticsClosedEpisode)
 
 OUTBOX, INBOX = messaging_tables("analytics")

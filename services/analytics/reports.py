@@ -8,12 +8,15 @@ therapist estimate below the minimum number of cases reads "not enough data (n o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from html import escape
 from typing import Protocol
 
 from services.analytics.charts import AlertMark, EpisodeChart, Panel, Series
-from services.analytics.domain import by_urgency, plain_name
+from services.analytics.domain import InstrumentTrajectory, Trajectories, by_urgency, plain_name
+from services.analytics.domain.trajectories import track_position
 from services.analytics.effectiveness import not_enough_data, rate_with_interval
 from shared.instruments import Instrument
 
@@ -153,86 +156,201 @@ def _alert_marks(timeline: Timeline) -> list[AlertMark]:
     return marks
 
 
-def _expected_band(client_ors: Points, top: float) -> list[tuple[int, float, float]]:
-    """Improving by about one point a session from the first score (the site's own
-    expected-treatment-response band replaces this once it has enough data)."""
-    if not client_ors:
-        return []
-    first_session, first_score = client_ors[0]
-    last = max(s for s, _ in client_ors)
-    return [
-        (
-            s,
-            min(top, first_score + 0.5 * (s - first_session)),
-            min(top, first_score + 1.8 * (s - first_session)),
+def _model_bands(
+    trajectory: InstrumentTrajectory | None, points: Points, last: int
+) -> tuple[list[tuple[int, float, float]], list[tuple[int, float, float]]]:
+    """The model's 25–75 and 10–90 percentile bands for the client who scored ``points``
+    (banded on their first score), at every session from their first to ``last`` where the
+    model has data."""
+    if trajectory is None or not points:
+        return [], []
+    first_session, first_score = min(points)
+    middle, wide = [], []
+    for session in range(first_session, last + 1):
+        p = trajectory.at(first_score, session)
+        if p is not None:
+            middle.append((session, float(p.p25), float(p.p75)))
+            wide.append((session, float(p.p10), float(p.p90)))
+    return middle, wide
+
+
+# Panel order: alliance instruments first, then outcome ones, shipped ones in this order.
+ORDER = ("srs", "wai-sr", "wai-sr-t", "ors", "phq-9", "gad-7", "core-10")
+
+
+def _panel_order(instrument: Instrument) -> tuple[int, int, str]:
+    known = ORDER.index(instrument.id) if instrument.id in ORDER else len(ORDER)
+    return (0 if instrument.kind == "alliance" else 1, known, instrument.id)
+
+
+def _instrument_panel(
+    instrument: Instrument,
+    series: dict[str, Points],
+    client: Points,
+    last: int,
+    trajectory: InstrumentTrajectory | None,
+    marks: dict[str, list[tuple[int, float]]],
+) -> Panel:
+    """One instrument on its own range (WAI-SR 12–60, SRS 0–40, PHQ-9 0–27 …)."""
+    name = instrument.id.upper()
+    low, high = float(instrument.total_min), float(instrument.total_max)
+    lines = [Series(k, v) for k, v in series.items()]
+    if instrument.kind == "alliance":
+        concern = instrument.concern.total_below if instrument.concern else None
+        return Panel(
+            f"Alliance ({name})",
+            low,
+            high,
+            lines,
+            reference=None if concern is None else float(concern),
+            reference_label="" if concern is None else f"concern (below {float(concern):g})",
+            ruptures=marks.get("rupture", []),
+            repairs=marks.get("repair", []),
         )
-        for s in range(first_session, last + 1)
-    ]
+    cutoff = instrument.clinical.cutoff if instrument.clinical else None
+    middle, wide = _model_bands(trajectory, client, last)
+    return Panel(
+        f"Outcome ({name})",
+        low,
+        high,
+        lines,
+        reference=None if cutoff is None else float(cutoff),
+        reference_label="" if cutoff is None else f"clinical cutoff ({float(cutoff):g})",
+        band=middle,
+        band_label="expected, 25th–75th percentile",
+        outer_band=wide,
+        outer_band_label="expected, 10th–90th percentile",
+    )
 
 
-def episode_chart(timeline: Timeline, instruments: Mapping[str, Instrument]) -> EpisodeChart:
-    alliance: dict[str, Points] = {}
-    outcome: dict[str, Points] = {}
-    concern: float | None = None
-    cutoff: float | None = None
-    outcome_range = (0.0, 40.0)
-    client_ors: Points = []
+def episode_chart(
+    timeline: Timeline,
+    instruments: Mapping[str, Instrument],
+    trajectories: Trajectories | None = None,
+) -> EpisodeChart:
+    """Every instrument the episode has, each in its own panel on its own range, with its
+    concern line or clinical cutoff and, for outcome instruments where the model has the
+    client's band, the model's expected bands; then the alerts lane. An episode without any
+    alliance (or outcome) score has an SRS (or ORS) panel that says "no data yet"."""
+    by_instrument: dict[str, dict[str, Points]] = {}
+    client: dict[str, Points] = {}
     for score in timeline.scores:
         instrument = instruments.get(score.instrument)
         if instrument is None:
             continue
+        if instrument.kind != "alliance" and score.respondent_role == "therapist":
+            continue
         label = f"{score.respondent_role} ({instrument.id.upper()})"
         point = (score.session_number, score.score)
-        if instrument.kind == "alliance":
-            alliance.setdefault(label, []).append(point)
-            if instrument.concern and instrument.concern.total_below is not None:
-                concern = float(instrument.concern.total_below)
-        elif score.respondent_role != "therapist" and instrument.id == "ors":
-            outcome.setdefault(label, []).append(point)
-            if score.respondent_role == "client":
-                client_ors.append(point)
-            if instrument.clinical is not None:
-                cutoff = float(instrument.clinical.cutoff)
-            outcome_range = (float(instrument.total_min), float(instrument.total_max))
+        by_instrument.setdefault(instrument.id, {}).setdefault(label, []).append(point)
+        if score.respondent_role == "client":
+            client.setdefault(instrument.id, []).append(point)
+    last = max((s.session_number for s in timeline.scores), default=1)
     points = {(s.session_number, s.respondent, s.instrument): s.score for s in timeline.scores}
-
-    def marks(kind: str) -> list[tuple[int, float]]:
-        return [
-            (
-                a.opened_session,
-                points.get((a.opened_session, a.respondent or "", a.instrument or ""), 0.0),
-            )
-            for a in timeline.alerts
-            if a.kind == kind
-        ]
-
+    marks: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for a in timeline.alerts:
+        if a.kind in ("rupture", "repair") and a.instrument is not None:
+            at = points.get((a.opened_session, a.respondent or "", a.instrument), 0.0)
+            marks.setdefault(a.instrument, {}).setdefault(a.kind, []).append((a.opened_session, at))
+    shown = [instruments[i] for i in by_instrument]
+    for alliance, placeholder in ((True, "srs"), (False, "ors")):  # a panel saying no data yet
+        if placeholder in instruments and not any(
+            (i.kind == "alliance") == alliance for i in shown
+        ):
+            shown.append(instruments[placeholder])
+    shown.sort(key=_panel_order)
     panels = [
-        Panel(
-            "Alliance",
-            0,
-            40 if concern is None or concern <= 40 else 60,
-            [Series(k, v) for k, v in alliance.items()],
-            reference=concern,
-            reference_label=f"concern (below {concern:g})" if concern is not None else "",
-            ruptures=marks("rupture"),
-            repairs=marks("repair"),
-        ),
-        Panel(
-            "Outcome (ORS)",
-            outcome_range[0],
-            outcome_range[1],
-            [Series(k, v) for k, v in outcome.items()],
-            reference=cutoff,
-            reference_label=f"clinical cutoff ({cutoff:g})" if cutoff is not None else "",
-            band=_expected_band(client_ors, outcome_range[1]),
-        ),
+        _instrument_panel(
+            instrument,
+            by_instrument.get(instrument.id, {}),
+            client.get(instrument.id, []),
+            last,
+            None if trajectories is None else trajectories.get(instrument.id),
+            marks.get(instrument.id, {}),
+        )
+        for instrument in shown
     ]
     return EpisodeChart(
         chart_title(timeline),
         panels,
         _alert_marks(timeline),
-        subtitle=f"Alliance and outcome by session, and the alerts raised (episode "
+        subtitle=f"Every measure by session, and the alerts raised (episode "
         f"{timeline.phase.replace('_', ' ')})",
+    )
+
+
+@dataclass(frozen=True)
+class TrackShares:
+    """How many of a site's episodes are below, on and above track (the latest client score
+    against the model's 25–75 band), and how many the model cannot place."""
+
+    below: int = 0
+    on: int = 0
+    above: int = 0
+    not_compared: int = 0
+
+    @property
+    def compared(self) -> int:
+        return self.below + self.on + self.above
+
+
+def track_shares(
+    scores: Iterable[tuple[str, str, int, Decimal]],
+    trajectories: Trajectories | None,
+    instruments: Mapping[str, Instrument],
+) -> TrackShares:
+    """From client scores ``(episode, instrument, session, total)`` on outcome instruments:
+    each episode is placed on its first instrument in panel order that the model has (ORS
+    before PHQ-9 …), by its latest score against the model's percentiles for its starting band
+    at that session. An episode whose band or latest session the model lacks is not compared.
+    """
+    series: dict[str, dict[str, list[tuple[int, Decimal]]]] = {}
+    for episode, instrument, session, total in scores:
+        series.setdefault(episode, {}).setdefault(instrument, []).append((session, total))
+    counts = {"below": 0, "on": 0, "above": 0, "not_compared": 0}
+    for by_instrument in series.values():
+        position = "not_compared"
+        modelled = [
+            instruments[i]
+            for i in by_instrument
+            if i in instruments and trajectories is not None and i in trajectories
+        ]
+        for chosen in sorted(modelled, key=_panel_order)[:1]:
+            assert trajectories is not None
+            points = by_instrument[chosen.id]
+            first, latest = min(points, key=_session), max(points, key=_session)
+            p = trajectories[chosen.id].at(first[1], latest[0])
+            if p is not None and len(points) > 1:
+                position = track_position(latest[1], p, chosen.higher_is_better)
+        counts[position] += 1
+    return TrackShares(**counts)
+
+
+def _session(point: tuple[int, Decimal]) -> int:
+    return point[0]
+
+
+def track_html(shares: TrackShares) -> str:
+    if not shares.compared:
+        return (
+            '<p class="none">No episode can be compared with expected trajectories yet (no '
+            f"model, or none for these clients' starting bands and sessions; "
+            f"{shares.not_compared} episodes with outcome scores).</p>"
+        )
+    rows = "".join(
+        f"<tr><td>{label}</td><td>{n}</td><td>{n / shares.compared:.0%}</td></tr>"
+        for label, n in (
+            ("below track (worse than the middle half)", shares.below),
+            ("on track (within the middle half)", shares.on),
+            ("above track (better than the middle half)", shares.above),
+        )
+    )
+    return (
+        "<p>Each episode's latest client score against the expected trajectories of clients who "
+        "started in the same place (25th–75th percentile).</p>"
+        f"<table><tr><th>episodes</th><th>n</th><th>share</th></tr>{rows}</table>"
+        f'<p class="none">{shares.not_compared} episodes not compared (no model data for '
+        "their starting band or latest session, or one score only).</p>"
     )
 
 
@@ -246,7 +364,9 @@ def effectiveness_words(t: TherapistEstimate) -> str:
     return rate_with_interval(rate.estimate, rate.lower, rate.upper)
 
 
-def site_report_html(summary: SiteSummary, charts: list[str]) -> str:
+def site_report_html(
+    summary: SiteSummary, charts: list[str], track: TrackShares | None = None
+) -> str:
     rows = "".join(
         f"<tr><td>{escape(plain_name(k))}</td><td>{summary.alerts_opened[k]}</td></tr>"
         for k in by_urgency(summary.alerts_opened)
@@ -293,6 +413,7 @@ padding:10px 16px}} .card b{{font-size:1.6em;display:block}} .none{{color:#57606
 <div class="card"><b>{improvement}</b>reliable improvement</div>
 </div>
 <h2>Alerts by kind</h2>{alerts}
+<h2>Episodes on track</h2>{track_html(track or TrackShares())}
 <h2>Therapist effectiveness</h2>
 <p>Rate of reliable improvement, shrunk toward the site mean, with its 95% interval. A therapist
 is estimated and classed only with at least {minimum} closed cases in a domain.</p>

@@ -14,11 +14,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.instruments import Instrument
+
+# What a clinician did about an alert (docs/clinical-rules.md, Follow-up): the defaults; a site
+# may replace the list in the rules file (``action_codes``).
+DEFAULT_ACTION_CODES: tuple[str, ...] = (
+    "discussed_in_session",
+    "changed_approach",
+    "adjusted_goals",
+    "involved_significant_other",
+    "safety_plan",
+    "referred",
+    "offered_rematch",
+    "no_action_needed_false_alarm",
+)
 
 
 class InstrumentOverrides(BaseModel):
@@ -76,6 +89,12 @@ class RuleConfig(BaseModel):
     # Rule 9: not_on_track is evaluated at the first record with session >= this that is not
     # the respondent's first on the instrument.
     not_on_track_session: int = Field(default=4, ge=1)
+    # Rule 9 with an expected-trajectories model (docs/trajectories.md): a client's score worse
+    # than this percentile of the model (ORS: below p25; PHQ-9, GAD-7, CORE-10: above p75 for
+    # 25) at two consecutive records from session ``trajectory_from_session`` on.
+    not_on_track_percentile: Literal[10, 25] = 25
+    trajectory_from_session: int = Field(default=3, ge=2)
+    trajectory_consecutive_records: int = Field(default=2, ge=1)
     # Rule 11: rematch is considered from this session on ...
     rematch_session: int = Field(default=6, ge=1)
     # ... when low alliance was seen in at least this many sessions (or a rupture is unresolved).
@@ -88,8 +107,21 @@ class RuleConfig(BaseModel):
     # Rule 7: which client instrument a therapist instrument is compared with, when the client
     # answered several alliance instruments in the session.
     discrepancy_pairs: dict[str, str] = {"wai-sr-t": "wai-sr"}
+    # The coded actions a clinician records on an alert (POST /analytics/alerts/{id}/actions):
+    # the defaults of domain.followup, or the site's own list.
+    action_codes: tuple[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")], ...
+    ] = Field(default=DEFAULT_ACTION_CODES, min_length=1, max_length=50)
+    # Rule 12: goals_not_progressing is checked at each client goal rating from this session on
+    # (progress on a goal: the instrument's reliable change, 3 points, above its first rating).
+    goals_not_progressing_session: int = Field(default=6, ge=1)
+    # Rule 13: low_support opens at a client support rating at most this, at these sessions ...
+    low_support_at_most: Decimal = Decimal(4)
+    low_support_sessions: tuple[int, ...] = (1, 2, 3)
+    # ... and resolves at a later rating of at least this.
+    support_recovered_at_least: Decimal = Decimal(6)
 
-    @field_validator("early_alliance_sessions")
+    @field_validator("early_alliance_sessions", "low_support_sessions")
     @classmethod
     def _positive_sessions(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(s < 1 for s in value):

@@ -9,9 +9,14 @@ from typing import Any
 
 from services.analytics.dependencies import of_delivery
 from services.analytics.errors import UnknownInstrument
-from services.analytics.usecases import episodes, responses
+from services.analytics.usecases import episodes, follow_up, responses
 from shared.consumer import Delivery, HandlerRejected
-from shared.contracts import EpisodeClosed, FeedbackRecorded, MatchConfirmed
+from shared.contracts import (
+    EpisodeClosed,
+    FeedbackRecorded,
+    MatchConfirmed,
+    NotificationAcknowledged,
+)
 from shared.events import Event
 
 
@@ -32,3 +37,10 @@ async def on_episode_closed(delivery: Delivery[EpisodeClosed]) -> Sequence[Event
     return await episodes.close_episode(
         of_delivery(delivery), delivery.session, delivery.event.data
     )
+
+
+async def on_notification_acknowledged(
+    delivery: Delivery[NotificationAcknowledged],
+) -> Sequence[Event[Any]]:
+    """A clinician acknowledged an alert's delivery in notify: the alert was seen."""
+    return await follow_up.alert_seen(of_delivery(delivery), delivery.session, delivery.event.data)

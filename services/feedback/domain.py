@@ -6,6 +6,8 @@ value the client gave, with no floating-point slop (see docs/clinical-rules.md, 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -31,8 +33,17 @@ class Scored:
     risk_items: dict[str, Decimal]
 
 
-def check_answers(instrument: Instrument, role: str, raw: dict[str, object]) -> list[AnswerError]:
-    """Every reason the answers cannot be scored; empty when they can."""
+def check_answers(
+    instrument: Instrument,
+    role: str,
+    raw: dict[str, object],
+    episode_items: Collection[str] | None = None,
+) -> list[AnswerError]:
+    """Every reason the answers cannot be scored; empty when they can.
+
+    For an instrument with open items (goal ratings) ``episode_items`` are the ids the episode
+    has now (its active goals): an answer names one or more of them; None checks only the ids'
+    form (the replay, which knows no episode beyond its records)."""
     errors: list[AnswerError] = []
     if role not in instrument.respondents:
         errors.append(
@@ -43,19 +54,13 @@ def check_answers(instrument: Instrument, role: str, raw: dict[str, object]) -> 
                 f"{', '.join(instrument.respondents)}, not {role}",
             )
         )
-    for item in instrument.items:
-        if item not in raw:
-            errors.append(AnswerError(f"items.{item}", "missing", f"item {item} is required"))
-    for item in raw:
-        if item not in instrument.items:
-            errors.append(
-                AnswerError(
-                    f"items.{item}", "unknown_item", f"{instrument.id} has no item {item!r}"
-                )
-            )
-    for item in instrument.items:
-        if item not in raw:
-            continue
+    if instrument.open_items is None:
+        errors.extend(_fixed_items(instrument, raw))
+        answered = [item for item in instrument.items if item in raw]
+    else:
+        errors.extend(_open_items(instrument, raw, episode_items))
+        answered = list(raw)
+    for item in answered:
         value = _decimal(raw[item])
         if value is None:
             errors.append(
@@ -81,9 +86,58 @@ def check_answers(instrument: Instrument, role: str, raw: dict[str, object]) -> 
     return errors
 
 
+def _fixed_items(instrument: Instrument, raw: dict[str, object]) -> list[AnswerError]:
+    """Every item of the definition present, none other."""
+    errors = [
+        AnswerError(f"items.{item}", "missing", f"item {item} is required")
+        for item in instrument.items
+        if item not in raw
+    ]
+    errors.extend(
+        AnswerError(f"items.{item}", "unknown_item", f"{instrument.id} has no item {item!r}")
+        for item in raw
+        if item not in instrument.items
+    )
+    return errors
+
+
+def _open_items(
+    instrument: Instrument, raw: dict[str, object], episode_items: Collection[str] | None
+) -> list[AnswerError]:
+    """Open items (goal ratings): at least one, at most ``max_items``, each an id of the form
+    the definition allows and, when the episode's ids are known, one the episode has."""
+    spec = instrument.open_items
+    assert spec is not None
+    if not raw:
+        return [AnswerError("items", "missing", f"{instrument.id} needs at least one rating")]
+    errors: list[AnswerError] = []
+    if len(raw) > spec.max_items:
+        errors.append(
+            AnswerError(
+                "items",
+                "too_many_items",
+                f"{instrument.id} takes at most {spec.max_items} ratings, got {len(raw)}",
+            )
+        )
+    for item in raw:
+        if not re.fullmatch(spec.id_pattern, item):
+            errors.append(
+                AnswerError(f"items.{item}", "unknown_item", f"{item!r} is not a goal id")
+            )
+        elif episode_items is not None and item not in episode_items:
+            errors.append(
+                AnswerError(
+                    f"items.{item}",
+                    "unknown_goal",
+                    f"the episode has no active goal {item!r}",
+                )
+            )
+    return errors
+
+
 def score(instrument: Instrument, raw: dict[str, object]) -> Scored:
     """Score answers that passed :func:`check_answers`."""
-    values = {item: _decimal(raw[item]) for item in instrument.items}
+    values = {item: _decimal(raw[item]) for item in (instrument.items or raw)}
     items: dict[str, Decimal] = {k: v for k, v in values.items() if v is not None}
     total = instrument.total(items)
     subscales = {

@@ -1,6 +1,7 @@
 """Feedback's share of a client's erasure (``client.erasure.requested``): the client's episodes
-with every response, session and used link are deleted, and the client's data key is destroyed,
-so any comment sealed under it that survives anywhere (a backup, a copy) can never be read."""
+with every response, session, used link and goal are deleted, and the client's data key is
+destroyed, so any comment or goal sealed under it that survives anywhere (a backup, a copy) can
+never be read."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from services.feedback.models import (
     OUTBOX,
     FeedbackClientKey,
     FeedbackEpisode,
+    FeedbackGoal,
     FeedbackResponse,
     FeedbackSession,
     FeedbackTokenUse,
@@ -32,7 +34,13 @@ async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> N
     )
     episodes = sorted(set(data.episode_ids) | {str(e) for e in known.scalars()})
     removed: dict[str, int] = {}
-    for model in (FeedbackResponse, FeedbackSession, FeedbackTokenUse, FeedbackEpisode):
+    for model in (
+        FeedbackResponse,
+        FeedbackSession,
+        FeedbackTokenUse,
+        FeedbackGoal,
+        FeedbackEpisode,
+    ):
         table = table_of(model)
         result = await session.execute(delete(table).where(table.c.episode_id.in_(episodes)))
         removed[table.name] = rows_affected(result)

@@ -21,6 +21,14 @@ class QuestionnaireNotFound(NotFound):
     title = "Questionnaire not found"
 
 
+class GoalNotFound(NotFound):
+    title = "Goal not found"
+
+
+class TooManyActiveGoals(Conflict):
+    title = "Too many active goals"
+
+
 class InvalidAnswers(Invalid):
     """Answers the instrument (or the link) cannot take: every item and rule named."""
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from services.feedback import domain
-from services.feedback.models import FeedbackResponse, FeedbackSession
+from services.feedback.models import FeedbackGoal, FeedbackResponse, FeedbackSession
 from shared.contracts import FeedbackRecorded
 from shared.instruments import Instrument
 from shared.tokens import FeedbackGrant
@@ -33,6 +33,14 @@ class ResponseOut(BaseModel):
     clinically_significant_change: bool | None
     amends: str | None = Field(
         default=None, description="The response this amendment replaced (None: a first answer)."
+    )
+
+
+class FhirResponseOut(ResponseOut):
+    warnings: list[dict[str, str]] = Field(
+        default_factory=list,
+        description="What the sender should know but did not stop the answer (e.g. the total "
+        "the form computed is not the score of its answers): field, rule, message.",
     )
 
 
@@ -180,4 +188,26 @@ def recorded_event(
             "answered_at": row.answered_at,
             "amends": row.amends,
         }
+    )
+
+
+class GoalOut(BaseModel):
+    goal_id: str
+    episode_id: str
+    position: int = Field(description="The goal's order in the episode (1: set first).")
+    status: str = Field(description="active | achieved | dropped")
+    text: str = Field(description="The client's own words.")
+    revision: int
+    changed_at: datetime
+
+
+def goal_out(row: FeedbackGoal, text: str) -> GoalOut:
+    return GoalOut(
+        goal_id=row.goal_id,
+        episode_id=row.episode_id,
+        position=row.position,
+        status=row.status,
+        text=text,
+        revision=row.revision,
+        changed_at=row.changed_at,
     )

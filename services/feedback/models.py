@@ -103,6 +103,24 @@ class FeedbackClientKey(SQLModel, table=True):
     created_at: datetime
 
 
+class FeedbackGoal(SQLModel, table=True):
+    """One revision of one of the client's own goals in an episode (issue 19): each change (text
+    revised, achieved, dropped, active again) is a new revision; the latest one is the goal now.
+    The text is sealed under the client's data key (erasure shreds it); only the goal's id and
+    order leave this table (as the items of a ``goals`` rating)."""
+
+    __tablename__ = "feedback_goals"
+    goal_id: str = Field(primary_key=True, max_length=64)
+    revision: int = Field(primary_key=True, ge=1)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    position: int = Field(ge=1)  # the goal's order in the episode (1 = set first)
+    status: str = Field(max_length=10)  # active | achieved | dropped
+    text_sealed: str
+    changed_at: datetime
+    changed_by: str | None = Field(default=None, max_length=128)
+
+
 OUTBOX, INBOX = messaging_tables("feedback")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).
 DEPLOYMENT = deployment_table("feedback", SQLModel.metadata)

@@ -15,6 +15,7 @@ from shared.contracts import (
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     MATCH_PROPOSED,
+    NOTIFICATION_ACKNOWLEDGED,
     NOTIFICATION_DELIVERED,
     NOTIFICATION_FAILED,
     RISK_FLAGGED,
@@ -44,8 +45,6 @@ def definition() -> ServiceDefinition:
                 ALLIANCE_ALERT,
                 unless_erased(subscribers.on_alliance_alert),
                 "deliveries_from_alert",
-                # Resolutions are not announced: only an opened alert needs a transaction.
-                wants=subscribers.an_opened_alert,
             ),
             Subscription(
                 RISK_FLAGGED, unless_erased(subscribers.on_risk_flagged), "deliveries_from_risk"
@@ -72,7 +71,7 @@ def definition() -> ServiceDefinition:
             ),
             Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],
-        produces=[NOTIFICATION_DELIVERED, NOTIFICATION_FAILED],
+        produces=[NOTIFICATION_DELIVERED, NOTIFICATION_ACKNOWLEDGED, NOTIFICATION_FAILED],
         background=[dispatch_forever, scheduler.schedule_forever],
         dependencies=dependencies.build,
         warnings=[readiness_warnings],

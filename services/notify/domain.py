@@ -152,6 +152,9 @@ class NoticeSpec:
     data: dict[str, Any]  # pseudonymous: ids, codes and numbers only
     episode_id: str | None = None
     therapist_id: str | None = None
+    # The step of the alert's life it announces (shared/alert_life.py): only an opening is
+    # routed as the policy's rules and rule 1 say, escalated and counted as undeliverable.
+    step: str = "opened"
 
 
 def delivery_kind(notice_kind: str) -> str:
@@ -204,10 +207,25 @@ class Intent:
 URGENT_RECIPIENTS = ("therapist", "clinical_lead")
 
 
-def route(policy: RoutingPolicy, kind: str, severity: str) -> tuple[Intent, ...]:
+def route(
+    policy: RoutingPolicy, kind: str, severity: str, step: str = "opened"
+) -> tuple[Intent, ...]:
     """The (role, channel) pairs a notice goes to. An urgent notice always reaches the
     therapist and the clinical lead on the policy's risk channels, immediately; rules may add
-    recipients but never delay it. Where rules overlap, immediate wins over digest."""
+    recipients but never delay it. Where rules overlap, immediate wins over digest. A later
+    step of an alert's life goes only to the webhooks of the rules that ask for that step."""
+    if step != "opened":
+        return tuple(
+            sorted(
+                {
+                    Intent(role, "webhook", "immediate", False)
+                    for rule in policy.rules
+                    if rule.matches(kind, severity, step) and "webhook" in rule.channels
+                    for role in rule.to
+                },
+                key=lambda i: (i.role, i.channel),
+            )
+        )
     urgent = is_urgent(kind, severity)
     chosen: dict[tuple[str, str], Intent] = {}
 

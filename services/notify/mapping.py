@@ -22,7 +22,15 @@ from services.notify.models import (
     NotifyWebhook,
 )
 from services.notify.policy import ClockTime, RoutingPolicy
-from shared.contracts import AllianceAlert, MatchConfirmed, MatchProposed, RiskFlagged
+from shared.contracts import (
+    NOTIFICATION_ACKNOWLEDGED,
+    AllianceAlert,
+    MatchConfirmed,
+    MatchProposed,
+    NotificationAcknowledged,
+    RiskFlagged,
+)
+from shared.events import Event
 
 RISK_RULE = "rule-1-risk"
 RISK_SUGGESTION = "contact_client_now_and_assess_risk"
@@ -86,6 +94,24 @@ def alert_notice(event_id: str, alert: AllianceAlert) -> domain.NoticeSpec:
         data=alert.model_dump(mode="json"),
         episode_id=alert.episode_id,
         therapist_id=alert.therapist_id,
+    )
+
+
+def alert_step_notice(event_id: str, alert: AllianceAlert) -> domain.NoticeSpec:
+    """A later step of an alert's life (acknowledged, action_recorded, resolved, closed), for
+    the front-ends that follow it: the event's data, so ``status`` names the step."""
+    suffix = f":{event_id}" if alert.status == "action_recorded" else ""
+    return domain.NoticeSpec(
+        key=f"{domain.alert_notice_key(alert.alert_id)}:{alert.status}{suffix}",
+        site_id=alert.site_id,
+        kind=alert.kind,
+        severity=alert.severity,
+        source_event_id=event_id,
+        source_type="alliance.alert",
+        data=alert.model_dump(mode="json"),
+        episode_id=alert.episode_id,
+        therapist_id=alert.therapist_id,
+        step=alert.status,
     )
 
 
@@ -388,4 +414,34 @@ def fallback_out(
         ops_fallback=ops_fallback is not None,
         updated_at=row.updated_at if row else None,
         updated_by=row.updated_by if row else None,
+    )
+
+
+def alert_seen(
+    delivery_id: str, notice: NotifyNotice, now: datetime
+) -> Event[NotificationAcknowledged] | None:
+    """``notification.acknowledged`` for the first acknowledgement of an alert's notice (None
+    for other notices, e.g. a match): ids and codes only, never who acknowledged it."""
+    if notice.source_type not in ("alliance.alert", "risk.flagged") or notice.episode_id is None:
+        return None
+    data = json.loads(notice.data)
+    inputs = data.get("inputs") or {}
+    instrument = data.get("instrument") or inputs.get("instrument")
+    return Event(
+        NOTIFICATION_ACKNOWLEDGED,
+        NotificationAcknowledged(
+            delivery_id=delivery_id,
+            notice_id=notice.id,
+            site_id=notice.site_id,
+            episode_id=notice.episode_id,
+            kind=notice.kind,
+            # A risk notice that came from risk.flagged names the response, not analytics' alert:
+            # analytics finds that alert by its episode, session, respondent and instrument.
+            alert_id=data.get("alert_id") if notice.source_type == "alliance.alert" else None,
+            session_number=data.get("session_number"),
+            respondent=data.get("respondent"),
+            instrument=instrument if isinstance(instrument, str) else None,
+            acknowledged_at=now,
+        ),
+        source="/rapport/notify",
     )

@@ -225,6 +225,20 @@ class NotifyInvitation(SQLModel, table=True):
     created_at: datetime
 
 
+class NotifyAlertLife(SQLModel, table=True):
+    """The steps of an alert's life notify has announced (shared/alert_life.py): each once, in
+    order; an alert that ended (resolved or closed) is never reopened by a late opening, and a
+    digest leaves it out."""
+
+    __tablename__ = "notify_alert_lives"
+    alert_id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    announced: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    actions: int = 0
+    ended_at: datetime | None = None
+    updated_at: datetime
+
+
 OUTBOX, INBOX = messaging_tables("notify")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).
 DEPLOYMENT = deployment_table("notify", SQLModel.metadata)

@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from shared.alert_life import Step
 from shared.contracts import ALERT_KINDS
 from shared.vocabulary import one_of
 
@@ -73,6 +74,10 @@ class RoutingRule(BaseModel):
     to: list[Recipient] = Field(min_length=1)
     channels: list[Channel] = Field(min_length=1)
     mode: Mode = "immediate"
+    # Which steps of an alert's life these recipients hear about (shared/alert_life.py):
+    # openings only by default; the later steps (acknowledged, action_recorded, resolved,
+    # closed) go to the rule's webhooks only (front-ends follow an alert; mailboxes do not).
+    steps: list[Step] = Field(default=["opened"], min_length=1, max_length=5)
 
     @model_validator(mode="after")
     def _webhooks_are_immediate(self) -> RoutingRule:
@@ -83,10 +88,14 @@ class RoutingRule(BaseModel):
             )
         return self
 
-    def matches(self, kind: str, severity: str) -> bool:
+    def matches(self, kind: str, severity: str, step: str = "opened") -> bool:
         """``*`` stands for every alert kind; match notifications are named explicitly."""
         wildcard = "*" in self.kinds and kind not in MATCH_KINDS
-        return (wildcard or kind in self.kinds) and severity in self.severities
+        return (
+            (wildcard or kind in self.kinds)
+            and severity in self.severities
+            and (step in self.steps)
+        )
 
 
 class RiskPolicy(BaseModel):

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notify import mapping
 from services.notify.dependencies import NotifyDependencies, of_delivery
 from services.notify.domain import NoticeSpec
-from services.notify.usecases import invitations, notices
+from services.notify.usecases import alert_steps, invitations, notices
 from services.notify.usecases.notices import AfterCommit
 from shared.consumer import Delivery
 from shared.contracts import (
@@ -34,10 +34,11 @@ async def _tell_site(delivery: Delivery[Any], notice: NoticeSpec) -> None:
 
 
 async def _hand_to(
-    use_case: Callable[[NotifyDependencies, AsyncSession, str, D, AfterCommit], Awaitable[None]],
+    use_case: Callable[[NotifyDependencies, AsyncSession, str, D, AfterCommit], Awaitable[object]],
     delivery: Delivery[D],
 ) -> None:
-    """The event, its id and the consumer's transaction handed to a use case."""
+    """The event, its id and the consumer's transaction handed to a use case (what it answers
+    is not needed here)."""
     await use_case(
         of_delivery(delivery),
         delivery.session,
@@ -47,15 +48,9 @@ async def _hand_to(
     )
 
 
-def an_opened_alert(event: Event[AllianceAlert]) -> bool:
-    """Resolutions are not announced: only an opened alert needs a transaction."""
-    return event.data.status == "opened"
-
-
 async def on_alliance_alert(delivery: Delivery[AllianceAlert]) -> Sequence[Event[Any]]:
-    if an_opened_alert(delivery.event):
-        notice = mapping.alert_notice(delivery.event.id, delivery.event.data)
-        await _tell_site(delivery, notice)
+    """Every step of an alert's life: announced once, in order, to whom the policy says."""
+    await _hand_to(alert_steps.follow_alert, delivery)
     return []
 
 

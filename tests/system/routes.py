@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from fastapi import FastAPI
 
+from shared.problems import is_fhir_path
 from tests.system.world import HIGH_SRS, Site, World, intake_body, therapist_body
 from tests.unit.test_feedback_api import fhir_phq9
 
@@ -245,6 +246,36 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("POST", "/feedback/fhir/QuestionnaireResponse"): Operation(
         "client", RECORDERS, lambda w, s: _fhir(s)
     ),
+    ("POST", "/feedback/fhir/QuestionnaireResponse/$validate"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            "/feedback/fhir/QuestionnaireResponse/$validate",
+            body=fhir_phq9(s.episode_id, 6),
+            content_type="application/fhir+json",
+        ),
+    ),
+    ("POST", "/feedback/fhir"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            "/feedback/fhir",
+            body={
+                "resourceType": "Bundle",
+                "type": "batch",
+                "entry": [{"resource": fhir_phq9(s.episode_id, 7)}],
+            },
+            content_type="application/fhir+json",
+        ),
+    ),
+    ("GET", "/feedback/fhir/Observation"): Operation(
+        "client",
+        READERS,
+        lambda w, s: Call("/feedback/fhir/Observation", params={"episode": s.episode_id}),
+    ),
+    ("GET", "/feedback/fhir/metadata"): Operation(
+        "deployment", EVERY_ROLE, lambda w, s: Call("/feedback/fhir/metadata")
+    ),
     ("GET", "/feedback/responses/{response_id}"): Operation(
         "client",
         READERS,
@@ -287,6 +318,26 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/responses"),
         ("episode_id",),
     ),
+    ("POST", "/feedback/episodes/{episode_id}/goals"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/goals", body={"text": "a goal"}),
+        ("episode_id",),
+    ),
+    ("PATCH", "/feedback/episodes/{episode_id}/goals/{goal_id}"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/goals/{s.goal_id}", body={"status": "active"}
+        ),
+        ("episode_id", "goal_id"),
+    ),
+    ("GET", "/feedback/episodes/{episode_id}/goals"): Operation(
+        "client",
+        READERS,
+        lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/goals"),
+        ("episode_id",),
+    ),
     # -- analytics -------------------------------------------------------------------------
     ("GET", "/analytics/alerts"): Operation(
         "client", CLINICAL, lambda w, s: Call("/analytics/alerts", params=_at(s))
@@ -295,6 +346,22 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "client",
         CLINICAL,
         lambda w, s: Call(f"/analytics/alerts/{s.risk_alert_id}/acknowledge"),
+        ("alert_id",),
+    ),
+    ("POST", "/analytics/alerts/{alert_id}/actions"): Operation(
+        "client",
+        CLINICAL,
+        lambda w, s: Call(
+            f"/analytics/alerts/{s.risk_alert_id}/actions", body={"code": "safety_plan"}
+        ),
+        ("alert_id",),
+    ),
+    ("POST", "/analytics/alerts/{alert_id}/close"): Operation(
+        "client",
+        CLINICAL,
+        lambda w, s: Call(
+            f"/analytics/alerts/{s.risk_alert_id}/close", body={"reason": "addressed"}
+        ),
         ("alert_id",),
     ),
     ("GET", "/analytics/episodes/{episode_id}/timeline"): Operation(
@@ -427,7 +494,7 @@ STAFF_SCOPES = ("site", "client", "deployment")
 
 def error_media_type(path: str) -> str:
     """What an error is answered as: problem+json, or an OperationOutcome on FHIR routes."""
-    return "application/fhir+json" if "/fhir/" in path else "application/problem+json"
+    return "application/fhir+json" if is_fhir_path(path) else "application/problem+json"
 
 
 def app_operations(app: FastAPI) -> list[tuple[str, str]]:

@@ -80,6 +80,7 @@ class Site:
     risk_alert_id: str = ""  # the episode's risk alert (PHQ-9 item 9), open until acknowledged
     feedback_link: str = ""
     response_id: str = ""  # the episode's session-1 SRS
+    goal_id: str = ""  # one of the episode's goals (the client's own words)
 
     def secrets(self) -> list[str]:
         """What a response to another site's staff must never contain."""
@@ -258,6 +259,14 @@ async def _record_feedback(world: World, site: Site) -> None:
             )
         )
         site.response_id = site.response_id or recorded["response_id"]
+    goal = await _ok(
+        await world.http.post(
+            f"/feedback/episodes/{site.episode_id}/goals",
+            json={"text": f"a goal of {site.id}'s client"},
+            headers=therapist,
+        )
+    )
+    site.goal_id = goal["goal_id"]
 
 
 async def _await_effects(world: World, site: Site) -> None:

@@ -19,6 +19,7 @@ from services.analytics.domain import KINDS
 from shared.auth import mint_token
 from shared.contracts import ALERT_KINDS
 from shared.host import Host
+from shared.problems import is_fhir_path
 from shared.settings import Settings, load_settings
 
 
@@ -118,7 +119,7 @@ async def test_a_wrong_content_type_gets_415_naming_the_accepted_types(
     )
     assert answered.status_code == 415, answered.text
     declared = list(SPEC["paths"][path][method.lower()]["requestBody"]["content"])
-    if "/fhir/" in path:
+    if is_fhir_path(path):
         assert answered.headers["content-type"] == "application/fhir+json"
         [issue] = answered.json()["issue"]
         assert (issue["code"], issue["expression"]) == ("not-supported", ["content-type"])

@@ -65,7 +65,17 @@ def ors(*values: str) -> dict[str, object]:
 
 
 def test_every_instrument_named_in_the_domain_reference_is_shipped() -> None:
-    assert sorted(INSTRUMENTS) == ["core-10", "gad-7", "ors", "phq-9", "srs", "wai-sr", "wai-sr-t"]
+    assert sorted(INSTRUMENTS) == [
+        "core-10",
+        "gad-7",
+        "goals",
+        "ors",
+        "phq-9",
+        "srs",
+        "support",
+        "wai-sr",
+        "wai-sr-t",
+    ]
 
 
 # -- SRS -------------------------------------------------------------------------------------

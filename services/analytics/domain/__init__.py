@@ -1,4 +1,4 @@
-"""Alert rules 1–11 of docs/clinical-rules.md ("Alert rules"), applied incrementally per episode.
+"""Alert rules 1–13 of docs/clinical-rules.md ("Alert rules"), applied incrementally per episode.
 
 Pure: no I/O, no clock, no database. The service (Kafka handler, persisted state) and
 ``rapport replay`` (offline) run exactly this code:
@@ -23,7 +23,9 @@ Keys of open alerts. Rules 2–5 and 8–9 are per respondent and instrument: at
 per (kind, respondent, instrument) in an episode; it resolves when its condition no longer holds
 and a recurrence opens a new one. Rules 6, 7, 10 and 11 are per episode: at most one open, keyed
 (kind, None, None), resolved at a later session where the condition is checked and does not
-hold. ``risk`` (rule 1) and ``repair`` (rule 5) are events: they open for every such record and
+hold. Rule 12 (goals_not_progressing) is per client and instrument like rule 8; rule 13
+(low_support) is per client and instrument but opens at most once per episode. ``risk``
+(rule 1) and ``repair`` (rule 5) are events: they open for every such record and
 no rule resolves them (``AlertChange.lasting`` is False). A repair is closed as it opens; a risk
 alert stays open until a clinician acknowledges it (``AlertChange.awaits_acknowledgement``), which
 happens outside the rules and changes nothing in the episode's state.
@@ -39,9 +41,11 @@ reported resolved. ``EpisodeState.rebuilds`` counts these rebuilds (to log them)
 
 The package, by idea: ``kinds`` (the alerts: kinds, severities, rule ids, names, suggestions),
 ``records`` (a scored response, an alert change), ``state`` (the episode's state and its JSON),
-``thresholds`` (each rule's condition on plain numbers), ``changes`` (opening and resolving
-alerts), ``alliance`` (rules 1–7), ``outcome`` (rules 8–9), ``dropout`` (rules 10–11) and
-``episodes`` (applying records, late records and amendments). The names below are its public
+``thresholds`` (each rule's condition on plain numbers), ``trajectories`` (what rule 9 reads of
+an expected-trajectories model), ``changes`` (opening and resolving alerts), ``alliance``
+(rules 1–7), ``outcome`` (rules 8–9), ``dropout`` (rules 10–11), ``goals`` (rules 12–13: goals
+not progressing, low support) and ``episodes`` (applying records, late records and amendments).
+The names below are its public
 face: import them from ``services.analytics.domain``.
 """
 
@@ -52,8 +56,10 @@ from services.analytics.domain.kinds import (
     DETERIORATION,
     DROPOUT_RISK,
     EARLY_ALLIANCE_RISK,
+    GOALS_NOT_PROGRESSING,
     KINDS,
     LOW_ALLIANCE,
+    LOW_SUPPORT,
     NAMES,
     NOT_ON_TRACK,
     ONE_SHOT,
@@ -90,6 +96,11 @@ from services.analytics.domain.thresholds import (
     rescaled_gap_holds,
     worse_by,
 )
+from services.analytics.domain.trajectories import (
+    InstrumentTrajectory,
+    SessionPercentiles,
+    Trajectories,
+)
 from services.analytics.rules_config import (
     DropoutWeights,
     InstrumentOverrides,
@@ -103,8 +114,10 @@ __all__ = [
     "DETERIORATION",
     "DROPOUT_RISK",
     "EARLY_ALLIANCE_RISK",
+    "GOALS_NOT_PROGRESSING",
     "KINDS",
     "LOW_ALLIANCE",
+    "LOW_SUPPORT",
     "NAMES",
     "NOT_ON_TRACK",
     "ONE_SHOT",
@@ -128,10 +141,13 @@ __all__ = [
     "InputValue",
     "InstrumentOverrides",
     "InstrumentThresholds",
+    "InstrumentTrajectory",
     "RuleConfig",
     "ScoredRecord",
     "Series",
+    "SessionPercentiles",
     "Severity",
+    "Trajectories",
     "UnknownInstrumentError",
     "apply",
     "apply_all",

@@ -1,4 +1,4 @@
-"""Applying records to an episode (:func:`apply`): each in-order record runs the rules 1–11 in
+"""Applying records to an episode (:func:`apply`): each in-order record runs the rules 1–13 in
 order; a late record or an amendment rebuilds the episode and reports the difference."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from services.analytics.domain.alliance import (
 )
 from services.analytics.domain.changes import alert_change
 from services.analytics.domain.dropout import rule_10_dropout, rule_11_rematch
+from services.analytics.domain.goals import rule_12_goals_not_progressing, rule_13_low_support
 from services.analytics.domain.kinds import InputValue
 from services.analytics.domain.outcome import rules_8_9_outcome
 from services.analytics.domain.records import (
@@ -24,6 +25,7 @@ from services.analytics.domain.records import (
 )
 from services.analytics.domain.state import ZERO, EpisodeState, Series
 from services.analytics.domain.thresholds import in_concern
+from services.analytics.domain.trajectories import Trajectories
 from services.analytics.rules_config import InstrumentThresholds, RuleConfig
 from shared.instruments import Instrument
 
@@ -34,6 +36,7 @@ def apply(
     instruments: Mapping[str, Instrument],
     config: RuleConfig,
     replaces: str | None = None,
+    trajectories: Trajectories | None = None,
 ) -> tuple[EpisodeState, list[AlertChange]]:
     """Apply one scored record to its episode's state: the state to use next and the alert
     changes, in the order the rules fire (rule 1 first, then 2 … 11).
@@ -42,6 +45,8 @@ def apply(
     A record earlier than the episode's latest session rebuilds the episode (late data). An
     amendment (``replaces``: the response id of the record it replaces) rebuilds the episode
     with the amended record in the place of the one it replaces, so it never counts twice.
+    ``trajectories`` is the expected-trajectories model rule 9 uses where it has the client's
+    band and session (None: the fallback rule everywhere).
     Raises :class:`UnknownInstrumentError` for an instrument not in ``instruments``, and
     ``ValueError`` for a record of another episode than ``state``'s.
     """
@@ -53,12 +58,13 @@ def apply(
     elif record.episode_id != state.episode_id:
         raise ValueError(f"record of episode {record.episode_id} applied to {state.episode_id}")
     elif replaces is not None:
-        return _rebuild(state, record, instruments, config, replaces)
+        return _rebuild(state, record, instruments, config, replaces, trajectories)
     elif record.session < state.last_session:
-        return _rebuild(state, record, instruments, config)
+        return _rebuild(state, record, instruments, config, None, trajectories)
     state.records.append(record)
     changes: list[AlertChange] = []
-    _step(state, record, config.thresholds(instrument), instruments, config, changes)
+    th = config.thresholds(instrument)
+    _step(state, record, th, instruments, config, changes, trajectories)
     return state, changes
 
 
@@ -67,11 +73,12 @@ def apply_all(
     instruments: Mapping[str, Instrument],
     config: RuleConfig,
     state: EpisodeState | None = None,
+    trajectories: Trajectories | None = None,
 ) -> tuple[EpisodeState | None, list[AlertChange]]:
     """Apply records of one episode one after the other (e.g. a backfill); all changes."""
     changes: list[AlertChange] = []
     for record in records:
-        state, more = apply(state, record, instruments, config)
+        state, more = apply(state, record, instruments, config, trajectories=trajectories)
         changes.extend(more)
     return state, changes
 
@@ -82,6 +89,7 @@ def _rebuild(
     instruments: Mapping[str, Instrument],
     config: RuleConfig,
     replaces: str | None = None,
+    trajectories: Trajectories | None = None,
 ) -> tuple[EpisodeState, list[AlertChange]]:
     """Late record or amendment: re-apply the episode in session order (an amendment in the
     place of the record it replaces), report the difference."""
@@ -89,7 +97,8 @@ def _rebuild(
     new = EpisodeState(old.episode_id, records=records, rebuilds=old.rebuilds + 1)
     history: list[AlertChange] = []
     for r in sorted(records, key=_session_of):  # stable: arrival order within a session
-        _step(new, r, config.thresholds(instruments[r.instrument]), instruments, config, history)
+        th = config.thresholds(instruments[r.instrument])
+        _step(new, r, th, instruments, config, history, trajectories)
     reported = old.opened_log
     reported_open = {a.identity: a for a in old.open_alerts.values()}
     out: list[AlertChange] = []
@@ -165,6 +174,7 @@ def _step(
     instruments: Mapping[str, Instrument],
     config: RuleConfig,
     out: list[AlertChange],
+    trajectories: Trajectories | None = None,
 ) -> None:
     """Apply one in-order record (session ≥ the episode's latest)."""
     session = record.session
@@ -198,8 +208,12 @@ def _step(
             rule_6_split(state, record, th, concern, out)
         if record.role == "client" or record.role == "therapist":
             rule_7_discrepancy(state, record, th, instruments, config, out)
+    elif th.kind == "goals":
+        rule_12_goals_not_progressing(state, record, th, config, out)
+    elif th.kind == "support":
+        rule_13_low_support(state, record, config, out)
     elif th.lower_is_worse is not None and client_side and series.n:
-        rules_8_9_outcome(state, record, th, series, config, out)
+        rules_8_9_outcome(state, record, th, series, config, out, trajectories)
 
     series.n += 1
     series.cur_sum += total

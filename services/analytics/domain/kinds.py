@@ -24,6 +24,8 @@ DETERIORATION: Final = "deterioration"
 NOT_ON_TRACK: Final = "not_on_track"
 DROPOUT_RISK: Final = "dropout_risk"
 REMATCH_SUGGESTED: Final = "rematch_suggested"
+GOALS_NOT_PROGRESSING: Final = "goals_not_progressing"
+LOW_SUPPORT: Final = "low_support"
 
 KINDS: Final[tuple[str, ...]] = (
     RISK,
@@ -38,10 +40,13 @@ KINDS: Final[tuple[str, ...]] = (
     NOT_ON_TRACK,
     DROPOUT_RISK,
     REMATCH_SUGGESTED,
+    GOALS_NOT_PROGRESSING,
+    LOW_SUPPORT,
 )
 
 # docs/clinical-rules.md: urgent for risk; high for rupture, unresolved_rupture,
-# early_alliance_risk, deterioration, rematch_suggested; routine otherwise.
+# early_alliance_risk, deterioration, rematch_suggested; routine otherwise (goals_not_progressing
+# and low_support among them).
 SEVERITY: Final[dict[str, Severity]] = {
     RISK: "urgent",
     LOW_ALLIANCE: "routine",
@@ -55,6 +60,8 @@ SEVERITY: Final[dict[str, Severity]] = {
     NOT_ON_TRACK: "routine",
     DROPOUT_RISK: "routine",
     REMATCH_SUGGESTED: "high",
+    GOALS_NOT_PROGRESSING: "routine",
+    LOW_SUPPORT: "routine",
 }
 
 RULE_IDS: Final[dict[str, str]] = {
@@ -70,6 +77,8 @@ RULE_IDS: Final[dict[str, str]] = {
     NOT_ON_TRACK: "rule-9-not-on-track",
     DROPOUT_RISK: "rule-10-dropout-risk",
     REMATCH_SUGGESTED: "rule-11-rematch-suggested",
+    GOALS_NOT_PROGRESSING: "rule-12-goals-not-progressing",
+    LOW_SUPPORT: "rule-13-low-support",
 }
 
 # What a clinic manager reads for each kind (reports, chart legends).
@@ -86,6 +95,8 @@ NAMES: Final[dict[str, str]] = {
     NOT_ON_TRACK: "Not on track",
     DROPOUT_RISK: "Drop-out risk",
     REMATCH_SUGGESTED: "Rematch suggested",
+    GOALS_NOT_PROGRESSING: "Goals not progressing",
+    LOW_SUPPORT: "Little support from the people around the client",
 }
 
 
@@ -151,6 +162,17 @@ SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
     REMATCH_SUGGESTED: (
         "offer_different_therapist",
         "Persistently low alliance without improvement: offer the client a different therapist.",
+    ),
+    GOALS_NOT_PROGRESSING: (
+        "review_goals_with_client",
+        "No goal of the client's has moved reliably since it was first rated: review the goals "
+        "with the client (are they still the right ones, and is the work aimed at them?).",
+    ),
+    LOW_SUPPORT: (
+        "discuss_people_around_the_client",
+        "The client feels little support for the therapy from the people around them: discuss "
+        "who matters to them and how they see the therapy, and, with the client's consent, "
+        "consider inviting one of them to a session.",
     ),
 }
 

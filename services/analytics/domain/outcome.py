@@ -1,4 +1,6 @@
-"""Outcome rules 8–9 (docs/clinical-rules.md, "Alert rules"): deterioration and not on track."""
+"""Outcome rules 8–9 (docs/clinical-rules.md, "Alert rules"): deterioration and not on track
+(against an expected-trajectories model where it has the client's band and session, else the
+fallback rule)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,12 @@ from services.analytics.domain.kinds import DETERIORATION, NOT_ON_TRACK, AlertKe
 from services.analytics.domain.records import AlertChange, ScoredRecord
 from services.analytics.domain.state import EpisodeState, Series
 from services.analytics.domain.thresholds import in_clinical_range, worse_by
+from services.analytics.domain.trajectories import (
+    SessionPercentiles,
+    Trajectories,
+    expected_line,
+    off_track,
+)
 from services.analytics.rules_config import InstrumentThresholds, RuleConfig
 
 
@@ -24,6 +32,7 @@ def rules_8_9_outcome(
     series: Series,
     config: RuleConfig,
     out: list[AlertChange],
+    trajectories: Trajectories | None = None,
 ) -> None:
     """Rule 8 — deterioration: an outcome score worse than the respondent's first score on the
     instrument by at least RC (ORS lower is worse; PHQ-9, GAD-7 higher is worse); therapists
@@ -31,7 +40,10 @@ def rules_8_9_outcome(
     first record with session ≥ 4 that is not the respondent's first on the instrument: the first
     score was in the clinical range and no score so far improved on it by at least RC; feedback
     helps most for not-on-track clients (de Jong et al. 2021). It resolves once a later score
-    improves on the first by at least RC. Called for every record but the series' first."""
+    improves on the first by at least RC. Called for every record but the series' first.
+
+    Where ``trajectories`` (a fitted model) has the client's starting band and the record's
+    session, rule 9 is :func:`_rule_9_against_model` for that record instead."""
     total = record.total
     rc = th.reliable_change
     rid = record.respondent_id
@@ -54,6 +66,10 @@ def rules_8_9_outcome(
         state.improved_outcomes += 1 if improved else -1
     series.latest_improved = improved
 
+    expected = _expected(trajectories, record, series)
+    if expected is not None:
+        _rule_9_against_model(state, record, th, series, config, expected, worse, out)
+        return
     not_key: AlertKey = (NOT_ON_TRACK, rid, instrument)
     if improved and not_key in open_alerts:
         resolve_alert(state, out, record, not_key, _outcome_inputs(record, th, series, worse))
@@ -78,3 +94,72 @@ def _outcome_inputs(
         "threshold": as_float(th.reliable_change),
         "direction": "lower_is_worse" if th.lower_is_worse else "higher_is_worse",
     }
+
+
+def _expected(
+    trajectories: Trajectories | None, record: ScoredRecord, series: Series
+) -> SessionPercentiles | None:
+    """The model's percentiles for this client's band at this session (clients only)."""
+    if trajectories is None or record.role != "client":
+        return None
+    trajectory = trajectories.get(record.instrument)
+    return None if trajectory is None else trajectory.at(series.first, record.session)
+
+
+def _rule_9_against_model(
+    state: EpisodeState,
+    record: ScoredRecord,
+    th: InstrumentThresholds,
+    series: Series,
+    config: RuleConfig,
+    expected: SessionPercentiles,
+    worse: Decimal,
+    out: list[AlertChange],
+) -> None:
+    """Rule 9 with the model: a score worse than the expected line (:func:`expected_line`) at
+    ``trajectory_consecutive_records`` (2) consecutive records from session
+    ``trajectory_from_session`` (3) opens not_on_track, once while open; a record back on the
+    line's good side resolves it. Records before that session count for nothing."""
+    assert th.lower_is_worse is not None
+    line = expected_line(expected, th.lower_is_worse, config.not_on_track_percentile)
+    key: AlertKey = (NOT_ON_TRACK, record.respondent_id, record.instrument)
+    if record.session < config.trajectory_from_session:
+        series.off_track_run = 0
+        return
+    if not off_track(record.total, line, th.lower_is_worse):
+        series.off_track_run = 0
+        if key in state.open_alerts:
+            inputs = _model_inputs(record, th, series, worse, expected, line, config)
+            resolve_alert(state, out, record, key, inputs)
+        return
+    series.off_track_run += 1
+    if series.off_track_run >= config.trajectory_consecutive_records and key not in (
+        state.open_alerts
+    ):
+        inputs = _model_inputs(record, th, series, worse, expected, line, config)
+        rid = record.respondent_id
+        open_alert(state, out, record, NOT_ON_TRACK, rid, record.instrument, inputs)
+
+
+def _model_inputs(
+    record: ScoredRecord,
+    th: InstrumentThresholds,
+    series: Series,
+    worse: Decimal,
+    expected: SessionPercentiles,
+    line: Decimal,
+    config: RuleConfig,
+) -> dict[str, InputValue]:
+    inputs = _outcome_inputs(record, th, series, worse)
+    inputs["basis"] = "trajectory"
+    inputs["percentile"] = (
+        config.not_on_track_percentile
+        if th.lower_is_worse
+        else 100 - config.not_on_track_percentile
+    )
+    inputs["expected_line"] = as_float(line)
+    inputs["expected_median"] = float(expected.p50)
+    inputs["expected_n"] = expected.n
+    inputs["consecutive_records"] = series.off_track_run
+    inputs["evaluated_at_session"] = record.session
+    return inputs

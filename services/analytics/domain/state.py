@@ -40,6 +40,8 @@ class Series:
     improved_ever: bool = False
     latest_improved: bool = False
     not_on_track_done: bool = False
+    # rule 9 with a model: consecutive records (from session 3) worse than the expected line
+    off_track_run: int = 0
     rupture_session: int | None = None
     rupture_sum: Decimal = ZERO
     rupture_n: int = 0
@@ -102,6 +104,10 @@ class EpisodeState:
     low_sessions: int = 0
     last_low_session: int = 0
     improved_outcomes: int = 0
+    # rule 12: each goal's first rating, keyed (respondent_id, instrument) then goal id
+    goal_first: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
+    # rule 13: low_support opens at most once per episode
+    low_support_opened: bool = False
     rebuilds: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -141,6 +147,11 @@ class EpisodeState:
             "low_sessions": self.low_sessions,
             "last_low_session": self.last_low_session,
             "improved_outcomes": self.improved_outcomes,
+            "goal_first": [
+                [rid, ins, {goal: str(v) for goal, v in firsts.items()}]
+                for (rid, ins), firsts in self.goal_first.items()
+            ],
+            "low_support_opened": self.low_support_opened,
             "rebuilds": self.rebuilds,
         }
 
@@ -179,5 +190,11 @@ class EpisodeState:
             low_sessions=int(data["low_sessions"]),
             last_low_session=int(data["last_low_session"]),
             improved_outcomes=int(data["improved_outcomes"]),
+            # .get: states saved before rules 12 and 13 lack these
+            goal_first={
+                (rid, ins): {goal: Decimal(v) for goal, v in firsts.items()}
+                for rid, ins, firsts in data.get("goal_first", [])
+            },
+            low_support_opened=bool(data.get("low_support_opened", False)),
             rebuilds=int(data["rebuilds"]),
         )

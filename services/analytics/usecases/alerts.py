@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,6 +18,7 @@ from services.analytics.dependencies import AnalyticsDependencies
 from services.analytics.domain import UNTIL_ACKNOWLEDGED, AlertChange, Severity
 from services.analytics.errors import AlertAlreadyClosed, AlertNotAcknowledgeable, AlertNotFound
 from services.analytics.models import ALERTS, AnalyticsAlert
+from shared.alert_life import Step
 from shared.auth import Staff
 from shared.contracts import ALLIANCE_ALERT, AllianceAlert
 from shared.db import dialect_of
@@ -165,7 +166,7 @@ async def alerts_at_site(
     session: AsyncSession,
     staff: Staff,
     site_id: str,
-    status: Literal["open", "resolved", "all"],
+    status: Literal["open", "resolved", "closed", "all"],
     kind: str | None,
     therapist_id: str | None,
     limit: int,
@@ -204,7 +205,15 @@ async def visible_alert(session: AsyncSession, staff: Staff, alert_id: str) -> A
     return row
 
 
-def acknowledged_event(row: AnalyticsAlert, now: datetime) -> Event[AllianceAlert]:
+def step_event(
+    row: AnalyticsAlert,
+    status: Step,
+    now: datetime,
+    action_code: str | None = None,
+    close_reason: str | None = None,
+) -> Event[AllianceAlert]:
+    """The ``alliance.alert`` event of a step after the opening (no inputs: only the opening
+    carries the numbers that fired it)."""
     return Event(
         ALLIANCE_ALERT,
         AllianceAlert(
@@ -212,7 +221,7 @@ def acknowledged_event(row: AnalyticsAlert, now: datetime) -> Event[AllianceAler
             episode_id=row.episode_id,
             site_id=row.site_id,
             therapist_id=row.therapist_id,
-            status="acknowledged",
+            status=status,
             kind=row.kind,
             severity=cast(Severity, row.severity),
             rule=row.rule,
@@ -221,9 +230,15 @@ def acknowledged_event(row: AnalyticsAlert, now: datetime) -> Event[AllianceAler
             inputs={},
             suggestion_code="none",
             at=now,
+            action_code=action_code,
+            close_reason=close_reason,
         ),
         source=SOURCE,
     )
+
+
+def acknowledged_event(row: AnalyticsAlert, now: datetime) -> Event[AllianceAlert]:
+    return step_event(row, "acknowledged", now)
 
 
 async def acknowledge_alert(
@@ -251,6 +266,7 @@ async def acknowledge_alert(
             resolved_at=now,
             acknowledged_at=now,
             acknowledged_by=staff.subject[:128],
+            seen_at=func.coalesce(ALERTS.c.seen_at, now),
         )
     )
     if closed.rowcount == 1:  # type: ignore[attr-defined]

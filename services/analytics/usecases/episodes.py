@@ -110,7 +110,7 @@ async def _summary(
         if instrument.kind == "alliance":
             span = instrument.total_max - instrument.total_min
             alliance.append(float((total - instrument.total_min) / span * 100))
-        else:
+        elif instrument.kind in ("outcome", "symptom"):  # goals and support are no outcome
             by_instrument.setdefault(score.instrument, []).append(total)
     for instrument_id, totals in by_instrument.items():
         instrument = instruments[instrument_id]
@@ -201,5 +201,7 @@ async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timeline
 async def episode_chart_svg(
     deps: AnalyticsDependencies, session: AsyncSession, episode: AnalyticsEpisode
 ) -> str:
-    """An episode's alliance and outcome by session, as SVG."""
-    return render(episode_chart(await timeline(session, episode), deps.instruments))
+    """An episode's measures by session (with the expected bands of the model in use), as
+    SVG."""
+    found = await timeline(session, episode)
+    return render(episode_chart(found, deps.instruments, deps.trajectories.trajectories()))

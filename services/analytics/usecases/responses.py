@@ -44,7 +44,10 @@ async def assess_response(
     state = domain.EpisodeState.from_json(found.state) if found and found.state else None
     rebuilds_before = state.rebuilds if state else 0
     config = deps.rules.for_site(data.site_id)
-    state, changes = domain.apply(state, record, deps.instruments, config, replaces=data.amends)
+    trajectories = deps.trajectories.trajectories()
+    state, changes = domain.apply(
+        state, record, deps.instruments, config, data.amends, trajectories
+    )
     if state.rebuilds > rebuilds_before:
         log.info(
             "amendment re-evaluated the episode"

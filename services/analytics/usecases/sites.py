@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from decimal import Decimal
 
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -18,7 +19,7 @@ from services.analytics.mapping import (
     effectiveness_out,
 )
 from services.analytics.models import AnalyticsAlert, AnalyticsEpisode, AnalyticsScore
-from services.analytics.reports import site_report_html
+from services.analytics.reports import TrackShares, site_report_html, track_shares
 from services.analytics.usecases.episodes import closed_at_site, episode_chart_svg
 
 # The alerts whose episodes a site report charts (the most flagged first).
@@ -110,4 +111,25 @@ async def site_report(deps: AnalyticsDependencies, session: AsyncSession, site_i
         episode = await session.get(AnalyticsEpisode, episode_id)
         if episode is not None:
             charts.append(await episode_chart_svg(deps, session, episode))
-    return site_report_html(summary, charts)
+    return site_report_html(summary, charts, await _track(deps, session, site_id))
+
+
+async def _track(deps: AnalyticsDependencies, session: AsyncSession, site_id: str) -> TrackShares:
+    """The site's active and closed episodes placed against the expected trajectories."""
+    outcome = [i.id for i in deps.instruments.values() if i.kind != "alliance" and i.clinical]
+    rows = (
+        await session.exec(
+            select(
+                AnalyticsScore.episode_id,
+                AnalyticsScore.instrument,
+                AnalyticsScore.session_number,
+                AnalyticsScore.total,
+            ).where(
+                AnalyticsScore.site_id == site_id,
+                AnalyticsScore.respondent_role == "client",
+                col(AnalyticsScore.instrument).in_(outcome),
+            )
+        )
+    ).all()
+    scores = ((e, i, s, Decimal(t)) for e, i, s, t in rows)
+    return track_shares(scores, deps.trajectories.trajectories(), deps.instruments)

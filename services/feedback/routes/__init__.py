@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.feedback.routes import fhir, instruments, links, responses, sessions
+from services.feedback.routes import fhir, goals, instruments, links, responses, sessions
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
-for resource in (instruments, fhir, responses, sessions, links):
+for resource in (instruments, fhir, responses, sessions, links, goals):
     router.include_router(resource.router)

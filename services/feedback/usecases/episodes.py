@@ -9,7 +9,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.feedback.errors import EpisodeNotFound
-from services.feedback.models import FeedbackEpisode, FeedbackResponse
+from services.feedback.models import FeedbackEpisode, FeedbackGoal, FeedbackResponse
 from shared.auth import Staff
 from shared.contracts import MatchConfirmed
 
@@ -66,3 +66,26 @@ async def episode_responses(
         )
     ).all()
     return episode, rows
+
+
+async def goal_revisions(session: AsyncSession, episode_id: str) -> Sequence[FeedbackGoal]:
+    """Every revision of every goal of the episode, in the goals' order, oldest first."""
+    return (
+        await session.exec(
+            select(FeedbackGoal)
+            .where(FeedbackGoal.episode_id == episode_id)
+            .order_by(col(FeedbackGoal.position), col(FeedbackGoal.revision))
+        )
+    ).all()
+
+
+async def current_goals(session: AsyncSession, episode_id: str) -> list[FeedbackGoal]:
+    """The latest revision of each goal of the episode, in the goals' order."""
+    latest: dict[str, FeedbackGoal] = {}
+    for row in await goal_revisions(session, episode_id):
+        latest[row.goal_id] = row  # revisions ascending: the last one wins
+    return list(latest.values())
+
+
+async def active_goal_ids(session: AsyncSession, episode_id: str) -> set[str]:
+    return {g.goal_id for g in await current_goals(session, episode_id) if g.status == "active"}

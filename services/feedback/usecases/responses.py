@@ -41,7 +41,7 @@ from services.feedback.errors import (
 )
 from services.feedback.mapping import recorded_event
 from services.feedback.models import FeedbackClientKey, FeedbackEpisode, FeedbackResponse
-from services.feedback.usecases.episodes import may_see
+from services.feedback.usecases.episodes import active_goal_ids, may_see
 from shared.auth import Staff
 from shared.contracts import FEEDBACK_RECORDED, RISK_FLAGGED, FeedbackRecorded, RiskFlagged
 from shared.crypto import derive_key, pseudonymise, seal
@@ -129,13 +129,32 @@ def checked(deps: FeedbackDependencies, submission: Submission) -> tuple[Instrum
         )
     problems = domain.check_answers(instrument, submission.respondent_role, submission.items)
     if problems:
-        first = problems[0]
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise InvalidAnswers(
-            f"{first.field}: {first.message}{more}",
-            errors=[{"field": p.field, "rule": p.rule, "message": p.message} for p in problems],
-        )
+        raise _invalid(problems)
     return instrument, domain.score(instrument, submission.items)
+
+
+async def check_goal_ratings(
+    session: AsyncSession,
+    instrument: Instrument,
+    episode: FeedbackEpisode,
+    submission: Submission,
+) -> None:
+    """A rating for a goal the episode does not have (or no longer has active): 422 naming it."""
+    active = await active_goal_ids(session, episode.episode_id)
+    problems = domain.check_answers(
+        instrument, submission.respondent_role, submission.items, active
+    )
+    if problems:
+        raise _invalid(problems)
+
+
+def _invalid(problems: list[domain.AnswerError]) -> InvalidAnswers:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return InvalidAnswers(
+        f"{first.field}: {first.message}{more}",
+        errors=[{"field": p.field, "rule": p.rule, "message": p.message} for p in problems],
+    )
 
 
 def _respondent(key: str, episode: FeedbackEpisode, submission: Submission) -> str:
@@ -178,6 +197,8 @@ async def record(
             f"No episode {submission.episode_id!r} that you may record for.",
             errors=[{"field": "episode_id", "rule": "not_found"}],
         )
+    if instrument.open_items is not None:  # goal ratings: the episode's active goals only
+        await check_goal_ratings(session, instrument, episode, submission)
     key = deps.settings.pseudonym_key.get_secret_value()
     respondent = _respondent(key, episode, submission)
     series = await _series(session, episode.episode_id, respondent, instrument.id)

@@ -69,7 +69,7 @@ async def get_delivery(deps: Deps, delivery_id: PathId, staff: CurrentStaff) -> 
 async def acknowledge(deps: Deps, delivery_id: PathId, staff: CurrentStaff) -> AckOut:
     staff.require_role(*ACKNOWLEDGERS)
     async with deps.runtime.transaction() as session:
-        row, escalation = await deliveries.acknowledge(session, staff, delivery_id)
+        row, escalation = await deliveries.acknowledge(deps, session, staff, delivery_id)
     assert row.acknowledged_at is not None and row.acknowledged_by is not None
     return AckOut(
         delivery_id=row.id,

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.notify import mapping
+from services.notify.dependencies import NotifyDependencies
 from services.notify.errors import DeliveryNotFailed, delivery_not_found
 from services.notify.mapping import Escalation
 from services.notify.models import NotifyDelivery, NotifyNotice
@@ -56,9 +58,11 @@ async def addressed_to_therapist(session: AsyncSession, row: NotifyDelivery, sta
 
 
 async def acknowledge(
-    session: AsyncSession, staff: Staff, delivery_id: str
+    deps: NotifyDependencies, session: AsyncSession, staff: Staff, delivery_id: str
 ) -> tuple[NotifyDelivery, Escalation]:
-    """The delivery is acknowledged, and its urgent notice with it (no escalation then)."""
+    """The delivery is acknowledged, and its notice with it (an urgent one is not escalated
+    then). The first acknowledgement of an alert's notice tells analytics the alert was seen
+    (``notification.acknowledged``, through the outbox)."""
     now = datetime.now(UTC)
     escalation: Escalation = "none"
     row = await visible_delivery(session, delivery_id, staff)
@@ -67,17 +71,21 @@ async def acknowledge(
     if row.acknowledged_at is None:
         row.acknowledged_at, row.acknowledged_by = now, staff.subject[:128]
         session.add(row)
-    if row.notice_id is not None:
-        notice = await session.get(NotifyNotice, row.notice_id)
-        if notice is not None and notice.urgent:
-            if notice.escalated_at is not None:
-                escalation = "already_escalated"
-            elif notice.acknowledged_at is None:
-                escalation = "cancelled"
-            if notice.acknowledged_at is None:
-                notice.acknowledged_at, notice.acknowledged_by = now, staff.subject[:128]
-                notice.escalate_at = None  # nothing left to escalate
-                session.add(notice)
+    notice = None if row.notice_id is None else await session.get(NotifyNotice, row.notice_id)
+    if notice is None:
+        return row, escalation
+    if notice.urgent:
+        if notice.escalated_at is not None:
+            escalation = "already_escalated"
+        elif notice.acknowledged_at is None:
+            escalation = "cancelled"
+    if notice.acknowledged_at is None:
+        notice.acknowledged_at, notice.acknowledged_by = now, staff.subject[:128]
+        notice.escalate_at = None  # nothing left to escalate
+        session.add(notice)
+        seen = mapping.alert_seen(row.id, notice, now)
+        if seen is not None:
+            await deps.runtime.emit(session, seen)
     return row, escalation
 
 

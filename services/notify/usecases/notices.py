@@ -82,7 +82,7 @@ def plan_notice(
     return domain.plan(
         [
             i
-            for i in domain.route(routing.policy, notice.kind, notice.severity)
+            for i in domain.route(routing.policy, notice.kind, notice.severity, notice.step)
             if i.channel in deps.channels
         ],
         therapist_id=notice.therapist_id,
@@ -106,7 +106,7 @@ async def open_notice(
     route (``undelivered``) and is not escalated as unacknowledged until it has one."""
     policy = routing.policy
     now = datetime.now(UTC)
-    urgent = domain.is_urgent(notice.kind, notice.severity)
+    urgent = domain.is_urgent(notice.kind, notice.severity) and notice.step == "opened"
     notice_id = str(uuid.uuid4())
     planned = plan_notice(deps, notice, routing)
     rows = notice_rows(notice, planned, policy, notice_id)

@@ -12,6 +12,7 @@ from services.analytics.domain import (
     EpisodeState,
     RuleConfig,
     ScoredRecord,
+    Trajectories,
     apply,
 )
 from shared.instruments import SHIPPED, Instrument, load_instruments
@@ -78,7 +79,9 @@ class Episode:
         config: RuleConfig | None = None,
         episode_id: str = "ep-1",
         instruments: dict[str, Instrument] | None = None,
+        trajectories: Trajectories | None = None,
     ) -> None:
+        self.trajectories = trajectories
         self.config = config or RuleConfig()
         self.episode_id = episode_id
         self.instruments = instruments or INSTRUMENTS
@@ -118,7 +121,9 @@ class Episode:
         return self.apply(self.record(session, instrument, total, **kw))
 
     def apply(self, record: ScoredRecord) -> list[AlertChange]:
-        self.state, changes = apply(self.state, record, self.instruments, self.config)
+        self.state, changes = apply(
+            self.state, record, self.instruments, self.config, trajectories=self.trajectories
+        )
         self.changes.extend(changes)
         return changes
 

@@ -64,6 +64,11 @@ BAD_LINES: list[tuple[str | bytes, str]] = [
     (line(at="2026-01-05T10:00:00"), "at must carry a UTC offset"),
     (line() + " trailing", "not JSON: extra data"),
     (b'{"episode_id": "\xff"}', "invalid start byte"),
+    (line(instrument="goals", items={}), "goals: needs at least one item"),
+    (line(instrument="goals", items={"Goal one": 5}), "malformed item id(s) 'Goal one'"),
+    (line(instrument="goals", items={f"g{i}": 5 for i in range(6)}), "at most 5 items, got 6"),
+    (line(instrument="goals", items={"g1": 11}), "must be from 0 to 10 in steps of 1, got 11"),
+    (line(instrument="support", items={"support": 5, "g1": 1}), "unknown item(s) 'g1'"),
 ]
 
 

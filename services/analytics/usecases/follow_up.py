@@ -1,0 +1,204 @@
+"""Following an alert up: it was seen (notify tells: the first acknowledgement of one of its
+deliveries), a clinician records what was done (a coded action of the site's list, retried
+safely with an ``Idempotency-Key``) and closes it with a reason (a risk alert only once an
+action is recorded). Each step is published once, in order (``shared.alert_life``)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlalchemy import select as sa_select
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.analytics.dependencies import AnalyticsDependencies
+from services.analytics.domain.followup import (
+    action_on_ended_is_conflict,
+    may_close,
+    unknown_action,
+)
+from services.analytics.errors import (
+    ActionRequiredBeforeClosing,
+    AlertClosed,
+    IdempotencyKeyReused,
+    UnknownAction,
+)
+from services.analytics.models import ALERT_ACTIONS, ALERTS, AnalyticsAlert, AnalyticsAlertAction
+from services.analytics.usecases.alerts import step_event, visible_alert
+from shared.alert_life import AlertLife, Step, take
+from shared.auth import Staff
+from shared.contracts import AllianceAlert, NotificationAcknowledged
+from shared.db import dialect_of
+from shared.events import Event
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RecordedAction:
+    action: AnalyticsAlertAction
+    alert: AnalyticsAlert
+
+
+async def actions_on(session: AsyncSession, alert_id: str) -> int:
+    counted = await session.execute(
+        sa_select(func.count())
+        .select_from(ALERT_ACTIONS)
+        .where(ALERT_ACTIONS.c.alert_id == alert_id)
+    )
+    return int(counted.scalar_one())
+
+
+def life_of(row: AnalyticsAlert, actions: int) -> AlertLife:
+    """What has been announced of this alert, read from its row."""
+    announced: set[str] = {"opened"}
+    if row.seen_at is not None:
+        announced.add("acknowledged")
+    if actions:
+        announced.add("action_recorded")
+    if row.status == "closed":
+        announced.add("closed")
+    elif row.status == "resolved":
+        announced.add("resolved")
+    return AlertLife(frozenset(announced), actions)
+
+
+async def emit_step(
+    deps: AnalyticsDependencies,
+    session: AsyncSession,
+    row: AnalyticsAlert,
+    life: AlertLife,
+    step: Step,
+    now: datetime,
+    **detail: str | None,
+) -> AlertLife:
+    decision = take(life, step)
+    if decision.announce:
+        await deps.runtime.emit(session, step_event(row, step, now, **detail))
+    return decision.life
+
+
+async def record_action(
+    deps: AnalyticsDependencies,
+    session: AsyncSession,
+    staff: Staff,
+    alert_id: str,
+    code: str,
+    idempotency_key: str | None,
+    now: datetime,
+) -> RecordedAction:
+    """Record what a clinician did about an alert. The same ``Idempotency-Key`` again answers
+    the action it recorded the first time (nothing recorded twice)."""
+    row = await visible_alert(session, staff, alert_id)  # locked until the commit
+    if idempotency_key is not None:
+        earlier = (
+            await session.exec(
+                select(AnalyticsAlertAction).where(
+                    AnalyticsAlertAction.alert_id == row.id,
+                    AnalyticsAlertAction.idempotency_key == idempotency_key,
+                )
+            )
+        ).first()
+        if earlier is not None:
+            if earlier.code != code:
+                raise IdempotencyKeyReused()
+            return RecordedAction(earlier, row)
+    if action_on_ended_is_conflict(row.status):
+        raise AlertClosed()
+    valid = deps.rules.for_site(row.site_id).action_codes
+    if unknown_action(code, valid):
+        raise UnknownAction(code, valid)
+    life = life_of(row, await actions_on(session, row.id))
+    action = AnalyticsAlertAction(
+        id=str(uuid.uuid4()),
+        alert_id=row.id,
+        episode_id=row.episode_id,
+        site_id=row.site_id,
+        code=code,
+        recorded_by=staff.subject[:128],
+        recorded_at=now,
+        idempotency_key=idempotency_key,
+    )
+    session.add(action)
+    await session.flush()
+    await emit_step(deps, session, row, life, "action_recorded", now, action_code=code)
+    return RecordedAction(action, row)
+
+
+async def close_alert(
+    deps: AnalyticsDependencies,
+    session: AsyncSession,
+    staff: Staff,
+    alert_id: str,
+    reason: str,
+    now: datetime,
+) -> AnalyticsAlert:
+    """A clinician closes an alert with a reason; a risk alert only once an action is recorded.
+    An alert already closed is a conflict; one its rule resolved is closed without a second
+    ending being announced."""
+    row = await visible_alert(session, staff, alert_id)
+    if row.status == "closed":
+        raise AlertClosed()
+    actions = await actions_on(session, row.id)
+    if not may_close(row.kind, actions):
+        raise ActionRequiredBeforeClosing(row.kind)
+    life = life_of(row, actions)
+    await session.execute(
+        update(ALERTS)
+        .where(ALERTS.c.id == row.id)
+        .values(
+            status="closed",
+            closed_at=now,
+            closed_by=staff.subject[:128],
+            close_reason=reason,
+            resolved_at=func.coalesce(ALERTS.c.resolved_at, now),
+        )
+    )
+    await emit_step(deps, session, row, life, "closed", now, close_reason=reason)
+    await session.refresh(row)
+    return row
+
+
+async def seen_alert(
+    session: AsyncSession, seen: NotificationAcknowledged
+) -> AnalyticsAlert | None:
+    """The alert a notice acknowledged in notify was about, locked (None: not an alert's, or
+    not known here)."""
+    statement = select(AnalyticsAlert)
+    if seen.alert_id is not None:
+        statement = statement.where(AnalyticsAlert.id == seen.alert_id)
+    elif seen.kind == "risk" and seen.session_number is not None:
+        statement = statement.where(
+            AnalyticsAlert.episode_id == seen.episode_id,
+            AnalyticsAlert.kind == "risk",
+            AnalyticsAlert.opened_session == seen.session_number,
+            AnalyticsAlert.respondent == seen.respondent,
+            AnalyticsAlert.instrument == seen.instrument,
+        )
+    else:
+        return None
+    if dialect_of(session) == "postgresql":
+        statement = statement.with_for_update()
+    return (await session.exec(statement.limit(1))).first()
+
+
+async def alert_seen(
+    deps: AnalyticsDependencies, session: AsyncSession, seen: NotificationAcknowledged
+) -> list[Event[AllianceAlert]]:
+    """The first acknowledgement of an alert's delivery: it was seen (recorded once; announced
+    unless an action or its ending came first)."""
+    row = await seen_alert(session, seen)
+    if row is None or row.seen_at is not None:
+        return []
+    life = life_of(row, await actions_on(session, row.id))
+    await session.execute(
+        update(ALERTS).where(ALERTS.c.id == row.id).values(seen_at=seen.acknowledged_at)
+    )
+    decision = take(life, "acknowledged")
+    if not decision.announce:
+        return []
+    return [step_event(row, "acknowledged", seen.acknowledged_at)]

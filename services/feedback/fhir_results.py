@@ -1,0 +1,274 @@
+"""FHIR R4 resources feedback gives back: scored responses as ``Observation``s (total and
+subscales, LOINC-coded where the instrument declares codes), the outcome of each entry of a
+Bundle, and the ``CapabilityStatement``. Pure translation: no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from services.feedback import domain
+from services.feedback.fhir import (
+    CANONICAL_PREFIX,
+    EXT_EPISODE,
+    EXT_SESSION,
+    LOINC,
+    FhirError,
+)
+from shared.instruments import Instrument
+
+SCORE_SYSTEM = "urn:rapport:fhir:score"
+BAND_SYSTEM = "urn:rapport:fhir:band"
+PSEUDONYM_SYSTEM = "urn:rapport:fhir:client-pseudonym"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+UCUM = "http://unitsofmeasure.org"
+FHIR_VERSION = "4.0.1"
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _code(instrument: Instrument, score: str, text: str) -> dict[str, Any]:
+    coding = [{"system": SCORE_SYSTEM, "code": f"{instrument.id}/{score}", "display": text}]
+    loinc = instrument.loinc.get("total")
+    if score == "total" and isinstance(loinc, str):
+        coding.insert(0, {"system": LOINC, "code": loinc, "display": text})
+    return {"coding": coding, "text": text}
+
+
+def _interpretation(instrument: Instrument, scored: domain.Scored) -> list[dict[str, Any]]:
+    """The band (the instrument's own code) and the clinical range: A (abnormal) when in the
+    clinical (or concern) range, N otherwise."""
+    found: list[dict[str, Any]] = []
+    if scored.band is not None:
+        found.append({"coding": [{"system": BAND_SYSTEM, "code": scored.band}]})
+    if instrument.clinical is not None or instrument.concern is not None:
+        clinical = scored.in_concern_or_clinical_range
+        found.append(
+            {
+                "coding": [
+                    {
+                        "system": INTERPRETATION,
+                        "code": "A" if clinical else "N",
+                        "display": "Abnormal" if clinical else "Normal",
+                    }
+                ],
+                "text": "in the clinical range" if clinical else "not in the clinical range",
+            }
+        )
+    return found
+
+
+def _observation(
+    response_id: str, score: str, value: Decimal, common: dict[str, Any], code: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": f"{response_id}-{score}".replace("_", "-")[:64],
+        **common,
+        "code": code,
+        "valueQuantity": {
+            "value": _number(value),
+            "unit": "{score}",
+            "system": UCUM,
+            "code": "{score}",
+        },
+    }
+
+
+def observations(
+    instrument: Instrument,
+    scored: domain.Scored,
+    *,
+    response_id: str,
+    episode_id: str,
+    session_number: int,
+    client: str,
+    answered_at: datetime,
+    amended: bool,
+) -> list[dict[str, Any]]:
+    """One scored response as Observations: its total (interpreted: band and clinical range),
+    then each subscale; each ``derivedFrom`` the QuestionnaireResponse. The subject is the
+    client's pseudonym: feedback never holds the clinic's client reference."""
+    common: dict[str, Any] = {
+        "extension": [
+            {"url": EXT_EPISODE, "valueString": episode_id},
+            {"url": EXT_SESSION, "valueInteger": session_number},
+        ],
+        "status": "amended" if amended else "final",
+        "category": [{"coding": [{"system": CATEGORY, "code": "survey", "display": "Survey"}]}],
+        "subject": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": client}},
+        "effectiveDateTime": (
+            answered_at if answered_at.tzinfo else answered_at.replace(tzinfo=UTC)
+        ).isoformat(),
+        "derivedFrom": [{"reference": f"QuestionnaireResponse/{response_id}"}],
+    }
+    total = _observation(
+        response_id,
+        "total",
+        scored.total,
+        common,
+        _code(instrument, "total", f"{instrument.title}: total score"),
+    )
+    interpretation = _interpretation(instrument, scored)
+    if interpretation:
+        total["interpretation"] = interpretation
+    found = [total]
+    for name, value in sorted(scored.subscales.items()):
+        text = f"{instrument.title}: {name} subscale"
+        found.append(_observation(response_id, name, value, common, _code(instrument, name, text)))
+    return found
+
+
+def date_range(dates: list[str]) -> tuple[datetime | None, datetime | None]:
+    """The ``date`` search parameters (``ge``/``gt`` and ``le``/``lt`` prefixes) as bounds."""
+    since = until = None
+    for index, given in enumerate(dates):
+        prefix, text = (
+            (given[:2], given[2:]) if given[:2] in {"ge", "le", "gt", "lt"} else ("", given)
+        )
+        try:
+            at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise FhirError(
+                f"date[{index}]", "datetime", "date must be ge|le followed by an ISO 8601 date"
+            ) from None
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        if prefix in {"ge", "gt"}:
+            since = at
+        elif prefix in {"le", "lt"}:
+            until = at
+        else:
+            raise FhirError(f"date[{index}]", "prefix", "date needs a ge or le prefix")
+    return since, until
+
+
+def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {
+                "fullUrl": f"{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ],
+    }
+
+
+STATUS_TEXT = {
+    200: "200 OK",
+    201: "201 Created",
+    400: "400 Bad Request",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    409: "409 Conflict",
+    422: "422 Unprocessable Entity",
+}
+
+
+def warning_outcome(warnings: list[dict[str, str]]) -> dict[str, Any]:
+    """Warnings (e.g. the form's own total disagreeing with ours) as an OperationOutcome; an
+    ``information`` issue when there are none (R4 needs at least one issue)."""
+    issues = [
+        {
+            "severity": "warning",
+            "code": "business-rule",
+            "diagnostics": f"{w['field']}: {w['message']}",
+            "details": {"coding": [{"system": "urn:rapport:problem:rule", "code": w["rule"]}]},
+            "expression": [w["field"]],
+        }
+        for w in warnings
+    ]
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": issues
+        or [{"severity": "information", "code": "informational", "diagnostics": "ok"}],
+    }
+
+
+def entry_response(
+    status: int, outcome: dict[str, Any], location: str | None = None
+) -> dict[str, Any]:
+    """One entry of a batch-/transaction-response Bundle."""
+    response: dict[str, Any] = {"status": STATUS_TEXT.get(status, str(status)), "outcome": outcome}
+    if location is not None:
+        response["location"] = location
+    return {"response": response}
+
+
+def all_refused(entries: list[dict[str, Any]]) -> tuple[int, dict[str, Any]] | None:
+    """When every entry of a Bundle was refused with the same status, that status and one
+    OperationOutcome with every entry's issues (``Bundle.entry[i]``-prefixed); else None."""
+    statuses = {int(e["response"]["status"].split()[0]) for e in entries}
+    if len(statuses) != 1 or min(statuses) < 400:
+        return None
+    issues: list[dict[str, Any]] = []
+    for index, entry in enumerate(entries):
+        for issue in entry["response"]["outcome"].get("issue", []):
+            where = [f"Bundle.entry[{index}].resource.{e}" for e in issue.get("expression", [])]
+            issues.append({**issue, "expression": where or [f"Bundle.entry[{index}]"]})
+    return statuses.pop(), {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def capability_statement(instruments: dict[str, Instrument], now: datetime) -> dict[str, Any]:
+    """What the FHIR edge supports: read Questionnaires, create (and ``$validate``)
+    QuestionnaireResponses alone or in a batch/transaction Bundle, search Observations."""
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": now.isoformat(),
+        "kind": "instance",
+        "software": {"name": "Rapport feedback"},
+        "implementation": {"description": "Rapport feedback FHIR edge", "url": "/feedback/fhir"},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": "Bundles of type batch or transaction are answered entry by "
+                "entry: each QuestionnaireResponse is stored in its own transaction.",
+                "resource": [
+                    {
+                        "type": "Questionnaire",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                    },
+                    {
+                        "type": "QuestionnaireResponse",
+                        "interaction": [{"code": "create"}],
+                        "supportedProfile": [f"{CANONICAL_PREFIX}{i}" for i in sorted(instruments)],
+                        "operation": [
+                            {
+                                "name": "validate",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+                            }
+                        ],
+                    },
+                    {
+                        "type": "Observation",
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": [
+                            {
+                                "name": "episode",
+                                "type": "token",
+                                "documentation": "the episode id (urn:rapport:fhir:episode-id)",
+                            },
+                            {
+                                "name": "date",
+                                "type": "date",
+                                "documentation": "when answered: ge<date> and/or le<date>",
+                            },
+                            {"name": "_count", "type": "number"},
+                        ],
+                    },
+                ],
+                "interaction": [{"code": "batch"}, {"code": "transaction"}],
+            }
+        ],
+    }
