@@ -203,6 +203,36 @@ def decimal_parser() -> Callable[[str], Decimal]:
     return parse
 
 
+def json_object_reader() -> Callable[[bytes | str], dict[str, Any] | None]:
+    """One line of JSON Lines (UTF-8) to its object (numbers with a fraction as Decimals), None
+    for a blank line, or :class:`BadLine` (:class:`UnicodeDecodeError`) saying why it is not
+    one; a leading BOM is accepted."""
+    decoder = json.JSONDecoder(parse_float=decimal_parser())
+    # The C scanner, without decode()'s wrapping (typeshed types its argument oddly).
+    scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
+
+    def json_object(raw: bytes | str) -> dict[str, Any] | None:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not text or text.isspace():
+            return None
+        try:
+            obj, end = scan(text, 0)
+        except StopIteration:  # leading whitespace, a BOM or no value
+            try:
+                obj, end = decoder.decode(text.removeprefix("\ufeff")), len(text)
+            except ValueError as error:
+                raise BadLine(f"not JSON: {error}") from None
+        except ValueError as error:
+            raise BadLine(f"not JSON: {error}") from None
+        if end != len(text) and not text[end:].isspace():
+            raise BadLine(f"not JSON: extra data at column {end + 1}")
+        if type(obj) is not dict:
+            raise BadLine("not a JSON object")
+        return obj
+
+    return json_object
+
+
 def replay_lines(
     lines: Iterable[bytes | str],
     instruments: Mapping[str, Instrument],
@@ -231,9 +261,7 @@ def replay_lines(
     config = default_config or RuleConfig()
     sites = site_configs or {}
     checkers = {iid: AnswerChecker(inst) for iid, inst in instruments.items()}
-    decoder = json.JSONDecoder(parse_float=decimal_parser())
-    # The C scanner, without decode()'s wrapping (typeshed types its argument oddly).
-    scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
+    json_object = json_object_reader()
     episodes: dict[str, EpisodeState] = {} if states is None else states
     stats = ReplayStats()
     last_at_text: object = None
@@ -246,22 +274,9 @@ def replay_lines(
     try:
         for lineno, raw in enumerate(lines, 1):
             try:
-                text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-                if not text or text.isspace():
+                obj = json_object(raw)
+                if obj is None:  # a blank line
                     continue
-                try:
-                    obj, end = scan(text, 0)
-                except StopIteration:  # leading whitespace, a BOM or no value
-                    try:
-                        obj, end = decoder.decode(text.removeprefix("\ufeff")), len(text)
-                    except ValueError as error:
-                        raise BadLine(f"not JSON: {error}") from None
-                except ValueError as error:
-                    raise BadLine(f"not JSON: {error}") from None
-                if end != len(text) and not text[end:].isspace():
-                    raise BadLine(f"not JSON: extra data at column {end + 1}")
-                if type(obj) is not dict:
-                    raise BadLine("not a JSON object")
                 try:
                     episode_id = obj["episode_id"]
                     site_id = obj["site_id"]

@@ -50,7 +50,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import SQLModel
 
-from shared.db import all_sites
+from shared.db import all_sites, serial_key
 from shared.errors import DomainError
 from shared.logs import get_logger
 from shared.problems import Problem, problem_from_domain_error
@@ -65,12 +65,7 @@ def audit_table(service: str, metadata: MetaData) -> Table:
     return Table(
         f"{service}_audit",
         metadata,
-        Column(
-            "id",
-            BigInteger().with_variant(Integer(), "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
+        serial_key(),
         Column("chain", String(64), nullable=False),
         Column("seq", BigInteger, nullable=False),
         Column("at", DateTime(timezone=True), nullable=False),

@@ -23,7 +23,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import BigInteger, Column, Integer, event, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -174,3 +174,14 @@ def insert_or_ignore(session: Any, table: Any, index_elements: Sequence[Any] | N
 async def ping(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         await connection.execute(text("SELECT 1"))
+
+
+def serial_key() -> Column[int]:
+    """A table's own increasing ``id``: BIGSERIAL in PostgreSQL, SQLite's rowid alias there
+    (only an INTEGER primary key autoincrements in SQLite)."""
+    return Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    )

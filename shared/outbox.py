@@ -22,11 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Column,
     DateTime,
     Index,
-    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -41,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 
-from shared.db import Sessionmaker, dialect_of, is_transient
+from shared.db import Sessionmaker, dialect_of, is_transient, serial_key
 from shared.events import Event, KafkaRecord, encode
 from shared.logs import get_logger
 from shared.metrics import OUTBOX_PENDING, PUBLISHED
@@ -57,12 +55,7 @@ def outbox_table(service: str, metadata: MetaData) -> Table:
     return Table(
         f"{service}_outbox",
         metadata,
-        Column(
-            "id",
-            BigInteger().with_variant(Integer(), "sqlite"),
-            primary_key=True,
-            autoincrement=True,
-        ),
+        serial_key(),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("topic", String(255), nullable=False),
         Column("key", String(255), nullable=True),

@@ -212,9 +212,9 @@ class Settings(BaseSettings):
             raise ValueError("kafka_cert_file: goes with RAPPORT_KAFKA_KEY_FILE (mutual TLS)")
         return self
 
-    @field_validator("rules_file", "matching_file", "trajectories_file")
+    @field_validator("rules_file", "matching_file", "trajectories_file", "notify_policy_file")
     @classmethod
-    def _rules_file(cls, value: str | None) -> str | None:
+    def _existing_file(cls, value: str | None) -> str | None:
         if value is not None and not Path(value).is_file():
             raise ValueError("not a file")
         return value
@@ -225,13 +225,6 @@ class Settings(BaseSettings):
         if value is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
             raise ValueError("bad url")
         return value.rstrip("/") if value is not None else None
-
-    @field_validator("notify_policy_file")
-    @classmethod
-    def _policy_file(cls, value: str | None) -> str | None:
-        if value is not None and not Path(value).is_file():
-            raise ValueError("not a file")
-        return value
 
     @field_validator("notify_smtp_from", "notify_ops_fallback_email")
     @classmethod

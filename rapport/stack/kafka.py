@@ -22,7 +22,6 @@ from rapport.stack.config import kafka_port
 from rapport.stack.errors import StackError
 from rapport.stack.packages import java, kafka_libs
 from rapport.stack.processes import (
-    STOP_TIMEOUT,
     alive,
     cmdline,
     paused,
@@ -31,7 +30,7 @@ from rapport.stack.processes import (
     run_logged,
     send_signal,
     spawn,
-    stop_pids,
+    stop_started,
 )
 
 KAFKA_HEAP: Final = ("-Xmx768m", "-Xms256m")
@@ -334,10 +333,4 @@ def start(state: Path, *, tidy: bool = False) -> Callable[[], None]:
 def stop(state: Path) -> None:
     """SIGTERM the broker (SIGKILL if it does not exit) and remove its pid file."""
     kp = _KafkaPaths.of(state)
-    pid = _pid(kp)
-    if pid is not None:
-        try:
-            stop_pids([pid], signal.SIGTERM, STOP_TIMEOUT)
-        except StackError as exc:
-            raise StackError(f"stopping Kafka: {exc}; read {kp.log}") from None
-    kp.pid.unlink(missing_ok=True)
+    stop_started("Kafka", _pid(kp), kp.pid, kp.log)

@@ -41,30 +41,30 @@ def apt_install(state: Path, *packages: str) -> None:
     )
 
 
+def on_path_or_installed(state: Path, command: str, package: str) -> str:
+    """The path of ``command``: the one on PATH, else the one ``package`` installs."""
+    found = shutil.which(command)
+    if found is None:
+        apt_install(state, package)
+        found = shutil.which(command)
+    if found is None:
+        raise StackError(f"{command} not found even after apt-get install {package}")
+    return found
+
+
 def java(state: Path) -> str:
     """The ``java`` to run Kafka with: ``$JAVA_HOME``'s, else the one on PATH, else the one
     default-jre-headless installs."""
     home = os.environ.get("JAVA_HOME")
     if home and (Path(home) / "bin" / "java").is_file():
         return str(Path(home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        apt_install(state, "default-jre-headless")
-        found = shutil.which("java")
-    if found is None:
-        raise StackError("java not found after installing default-jre-headless")
-    return found
+    return on_path_or_installed(state, "java", "default-jre-headless")
 
 
 def _maven(state: Path) -> str:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        java(state)
-        apt_install(state, "maven")
-        mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("mvn not found after installing maven")
-    return mvn
+    if shutil.which("mvn") is None:
+        java(state)  # Maven runs on the Java runtime: make sure of it first
+    return on_path_or_installed(state, "mvn", "maven")
 
 
 def kafka_version() -> str:

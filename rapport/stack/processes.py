@@ -147,6 +147,17 @@ os._exit(0)
 """
 
 
+def stop_started(what: str, pid: int | None, pid_file: Path, log: Path) -> None:
+    """SIGTERM a server this stack started (SIGKILL if it does not exit), then remove its pid
+    file; ``pid`` is None when it does not run."""
+    if pid is not None:
+        try:
+            stop_pids([pid], signal.SIGTERM, STOP_TIMEOUT)
+        except StackError as exc:
+            raise StackError(f"stopping {what}: {exc}; read {log}") from None
+    pid_file.unlink(missing_ok=True)
+
+
 def spawn(
     what: str,
     cmd: Sequence[str],

@@ -3,7 +3,6 @@ no append-only file)."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import time
@@ -13,16 +12,15 @@ from typing import Final
 
 from rapport.stack.config import redis_port
 from rapport.stack.errors import StackError
-from rapport.stack.packages import apt_install
+from rapport.stack.packages import on_path_or_installed
 from rapport.stack.processes import (
-    STOP_TIMEOUT,
     alive,
     cmdline,
     port_taken,
     read_pid,
     send_signal,
     spawn,
-    stop_pids,
+    stop_started,
 )
 
 REDIS_START_TIMEOUT: Final = 20.0
@@ -40,13 +38,7 @@ class _RedisPaths:
 
 
 def _server(state: Path) -> str:
-    found = shutil.which("redis-server")
-    if found is None:
-        apt_install(state, "redis-server")
-        found = shutil.which("redis-server")
-    if found is None:
-        raise StackError("redis-server not found even after apt-get install redis-server")
-    return found
+    return on_path_or_installed(state, "redis-server", "redis-server")
 
 
 def _pid(rp: _RedisPaths) -> int | None:
@@ -123,10 +115,4 @@ def start(state: Path) -> None:
 def stop(state: Path) -> None:
     """SIGTERM the server (SIGKILL if it does not exit) and remove its pid file."""
     rp = _RedisPaths.of(state)
-    pid = _pid(rp)
-    if pid is not None:
-        try:
-            stop_pids([pid], signal.SIGTERM, STOP_TIMEOUT)
-        except StackError as exc:
-            raise StackError(f"stopping Redis: {exc}; read {rp.log}") from None
-    rp.pid.unlink(missing_ok=True)
+    stop_started("Redis", _pid(rp), rp.pid, rp.log)

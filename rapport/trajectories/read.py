@@ -9,15 +9,13 @@ with a clinical direction: ORS, PHQ-9, GAD-7, CORE-10, a site's own) go into the
 
 from __future__ import annotations
 
-import json
-import json.scanner
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from rapport.replay import ROLES, AnswerChecker, BadLine, OutOfRange, decimal_parser
+from rapport.replay import ROLES, AnswerChecker, BadLine, OutOfRange, json_object_reader
 from rapport.trajectories.fit import MAX_SESSION, TrajectoryFit
 
 if TYPE_CHECKING:
@@ -56,10 +54,7 @@ def read_into(
     line's number and reason (and each out-of-range line accepted as given)."""
     checkers = {iid: AnswerChecker(inst) for iid, inst in instruments.items()}
     outcome = fitted_instruments(instruments)
-    decoder = json.JSONDecoder(parse_float=decimal_parser())
-    # The C scanner, without decode()'s wrapping, as the replay reads (typeshed types its
-    # argument oddly).
-    scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(decoder)  # type: ignore[arg-type]
+    json_object = json_object_reader()
     counts = ReadCounts()
     intern = sys.intern
     add = fit.add
@@ -67,10 +62,9 @@ def read_into(
     lineno = 0
     for lineno, raw in enumerate(lines, 1):
         try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            if not text or text.isspace():
+            obj = json_object(raw)
+            if obj is None:  # a blank line
                 continue
-            obj = _object(scan, decoder, text)
             checker = _checked_fields(obj, checkers)
             at = obj["at"]
             if at is not None and at != last_at:
@@ -101,25 +95,6 @@ def read_into(
             )
     counts.lines = lineno
     return counts
-
-
-def _object(
-    scan: Callable[[str, int], tuple[Any, int]], decoder: json.JSONDecoder, text: str
-) -> dict[str, Any]:
-    try:
-        obj, end = scan(text, 0)
-    except StopIteration:  # leading whitespace, a BOM or no value
-        try:
-            obj, end = decoder.decode(text.removeprefix("\ufeff")), len(text)
-        except ValueError as error:
-            raise BadLine(f"not JSON: {error}") from None
-    except ValueError as error:
-        raise BadLine(f"not JSON: {error}") from None
-    if end != len(text) and not text[end:].isspace():
-        raise BadLine(f"not JSON: extra data at column {end + 1}")
-    if type(obj) is not dict:
-        raise BadLine("not a JSON object")
-    return obj
 
 
 def _checked_fields(obj: dict[str, Any], checkers: Mapping[str, AnswerChecker]) -> AnswerChecker:

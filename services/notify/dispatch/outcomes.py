@@ -47,18 +47,23 @@ def changed(result: Any) -> bool:
     return bool(getattr(result, "rowcount", 0))
 
 
+def _the_delivery(row: NotifyDelivery, attempts: int) -> dict[str, Any]:
+    """What both outcome events say of the delivery: ids, channel, attempts and the recipient's
+    role as a code (never free text)."""
+    return {
+        "delivery_id": row.id,
+        "source_event_id": row.source_event_id,
+        "site_id": row.site_id,
+        "channel": row.channel,
+        "recipient_role": reason_code(row.recipient_role),
+        "attempts": attempts,
+    }
+
+
 def delivered_event(row: NotifyDelivery, attempts: int, now: datetime) -> Event[Any]:
     return Event(
         NOTIFICATION_DELIVERED,
-        NotificationDelivered(
-            delivery_id=row.id,
-            source_event_id=row.source_event_id,
-            site_id=row.site_id,
-            channel=row.channel,
-            recipient_role=reason_code(row.recipient_role),
-            attempts=attempts,
-            delivered_at=now,
-        ),
+        NotificationDelivered(**_the_delivery(row, attempts), delivered_at=now),
         source=SOURCE,
     )
 
@@ -66,16 +71,7 @@ def delivered_event(row: NotifyDelivery, attempts: int, now: datetime) -> Event[
 def failed_event(row: NotifyDelivery, attempts: int, reason: str, now: datetime) -> Event[Any]:
     return Event(
         NOTIFICATION_FAILED,
-        NotificationFailed(
-            delivery_id=row.id,
-            source_event_id=row.source_event_id,
-            site_id=row.site_id,
-            channel=row.channel,
-            recipient_role=reason_code(row.recipient_role),
-            attempts=attempts,
-            reason_code=reason,
-            failed_at=now,
-        ),
+        NotificationFailed(**_the_delivery(row, attempts), reason_code=reason, failed_at=now),
         source=SOURCE,
     )
 
