@@ -13,6 +13,12 @@ peak resident memory), and ``error``: per ORS starting band, over its sessions a
 in standard errors of that quantile (``sqrt(p(1 − p) / n) / density``), and whether every
 fitted percentile was within 4 standard errors (plus the ORS's rounding to 0.1).
 
+Then ``alert_evaluation``: the same records replayed through the alert rules (``rapport
+replay``'s loop, all records held in memory) twice in the same run, without a model (rule 9's
+fallback everywhere) and with the model just fitted (rule 9 against the expected trajectories
+where it has the band and session): ``fallback_records_per_s``, ``model_records_per_s``, their
+``ratio`` (model / fallback), the seconds of each and the not_on_track alerts each opened.
+
 The simulated network is tests/support/trajectory_truth.py's: five starting bands of the ORS,
 4–12 sessions an episode, the client's SRS every session, a partner's ORS in a fifth of the
 episodes, a PHQ-9 every other session in a third, amended answers and late first records.
@@ -34,6 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from rapport.replay import replay_lines
 from rapport.trajectories.fit import TrajectoryFit
 from rapport.trajectories.model import InstrumentTrajectories
 from rapport.trajectories.read import read_into
@@ -97,11 +104,40 @@ def error_per_band(fitted: InstrumentTrajectories, truth: KnownTrajectories) -> 
     return bands
 
 
-def main() -> int:
+def alert_evaluation(path: Path, fitted: Any) -> dict[str, Any]:
+    """Replay the records without and with the fitted model (see the module docstring)."""
+    instruments = load_instruments(SHIPPED)
+    lines = path.read_bytes().splitlines()
+    runs: dict[str, tuple[int, float, int]] = {}
+    for name, model in (("fallback", None), ("model", fitted.instruments)):
+        not_on_track = 0
+
+        def sink(text: str) -> None:
+            nonlocal not_on_track
+            not_on_track += '"not_on_track"' in text
+
+        gc.collect()
+        started = time.perf_counter()
+        stats = replay_lines(lines, instruments, sink, trajectories=model)
+        runs[name] = (stats.records, time.perf_counter() - started, not_on_track)
+    fallback_rate = runs["fallback"][0] / runs["fallback"][1]
+    model_rate = runs["model"][0] / runs["model"][1]
+    return {
+        "records": runs["model"][0],
+        "fallback_seconds": round(runs["fallback"][1], 2),
+        "model_seconds": round(runs["model"][1], 2),
+        "fallback_records_per_s": round(fallback_rate),
+        "model_records_per_s": round(model_rate),
+        "ratio": round(model_rate / fallback_rate, 3),
+        "not_on_track_opened": {"fallback": runs["fallback"][2], "model": runs["model"][2]},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=18)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     truth = KnownTrajectories()
     with tempfile.TemporaryDirectory(prefix="rapport-trajectories-bench-") as folder:
         path = Path(folder) / "records.jsonl"
@@ -114,6 +150,7 @@ def main() -> int:
         started = time.perf_counter()
         fitting, fitted, records, read_seconds = fit(path)
         seconds = time.perf_counter() - started
+        evaluation = alert_evaluation(path, fitted)
     error = error_per_band(fitted.instruments["ors"], truth)
     rate = records / seconds
     baseline = counted / bare_seconds
@@ -139,6 +176,7 @@ def main() -> int:
                         b["within_sampling_error"] for b in error.values()
                     ),
                 },
+                "alert_evaluation": evaluation,
             },
             indent=2,
         )

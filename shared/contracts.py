@@ -81,6 +81,9 @@ class MatchConfirmed(EventData):
     severity: Literal["mild", "moderate", "severe"] | None = None
     members: list[EpisodeMember] = []
     confirmed_at: datetime
+    # The client's age group as intake recorded it (clinical cutoffs by age: ORS 25 adults, 28
+    # adolescents 13–17, 32 children 6–12); absent for an episode opened without one.
+    age_group: Literal["child", "adolescent", "adult", "older_adult"] | None = None
 
 
 class MatchDeclined(EventData):

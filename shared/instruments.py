@@ -45,6 +45,14 @@ class Clinical(BaseModel):
     cutoff: Decimal
     cutoffs_by_age_group: dict[str, Decimal] = {}
 
+    def cutoff_for(self, age_group: str | None) -> Decimal:
+        """The clinical cutoff for a client of ``age_group`` (e.g. ORS: adult 25, adolescent
+        28, child 32): the general ``cutoff`` when the age group is unknown (None) or the
+        definition has no cutoff of its own for it."""
+        if age_group is None:
+            return self.cutoff
+        return self.cutoffs_by_age_group.get(age_group, self.cutoff)
+
 
 class OpenItems(BaseModel):
     """Items that are the episode's own ids (see the module docstring)."""

@@ -28,6 +28,8 @@ class AnalyticsEpisode(SQLModel, table=True):
     updated_at: datetime
     closed_at: datetime | None = None
     close_reason: str | None = Field(default=None, max_length=20)
+    # The client's age group from match.confirmed (None: unknown; the general cutoffs apply).
+    age_group: str | None = Field(default=None, max_length=16)
 
 
 class AnalyticsScore(SQLModel, table=True):

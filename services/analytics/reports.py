@@ -190,8 +190,10 @@ def _instrument_panel(
     last: int,
     trajectory: InstrumentTrajectory | None,
     marks: dict[str, list[tuple[int, float]]],
+    age_group: str | None = None,
 ) -> Panel:
-    """One instrument on its own range (WAI-SR 12–60, SRS 0–40, PHQ-9 0–27 …)."""
+    """One instrument on its own range (WAI-SR 12–60, SRS 0–40, PHQ-9 0–27 …); an outcome's
+    clinical cutoff is the one for the client's ``age_group`` (ORS: 28 for an adolescent)."""
     name = instrument.id.upper()
     low, high = float(instrument.total_min), float(instrument.total_max)
     lines = [Series(k, v) for k, v in series.items()]
@@ -207,7 +209,7 @@ def _instrument_panel(
             ruptures=marks.get("rupture", []),
             repairs=marks.get("repair", []),
         )
-    cutoff = instrument.clinical.cutoff if instrument.clinical else None
+    cutoff = instrument.clinical.cutoff_for(age_group) if instrument.clinical else None
     middle, wide = _model_bands(trajectory, client, last)
     return Panel(
         f"Outcome ({name})",
@@ -227,11 +229,13 @@ def episode_chart(
     timeline: Timeline,
     instruments: Mapping[str, Instrument],
     trajectories: Trajectories | None = None,
+    age_group: str | None = None,
 ) -> EpisodeChart:
     """Every instrument the episode has, each in its own panel on its own range, with its
-    concern line or clinical cutoff and, for outcome instruments where the model has the
-    client's band, the model's expected bands; then the alerts lane. An episode without any
-    alliance (or outcome) score has an SRS (or ORS) panel that says "no data yet"."""
+    concern line or clinical cutoff (for the client's ``age_group``) and, for outcome
+    instruments where the model has the client's band, the model's expected bands; then the
+    alerts lane. An episode without any alliance (or outcome) score has an SRS (or ORS) panel
+    that says "no data yet"."""
     by_instrument: dict[str, dict[str, Points]] = {}
     client: dict[str, Points] = {}
     for score in timeline.scores:
@@ -267,6 +271,7 @@ def episode_chart(
             last,
             None if trajectories is None else trajectories.get(instrument.id),
             marks.get(instrument.id, {}),
+            age_group,
         )
         for instrument in shown
     ]

@@ -137,30 +137,39 @@ class RuleConfig(BaseModel):
         start = (base or cls()).model_dump()
         return cls.model_validate(_merge(start, dict(overrides or {})))
 
-    def thresholds(self, instrument: Instrument) -> InstrumentThresholds:
-        """The instrument's thresholds with this config's overrides (memoised: the config and
-        the definition are both frozen)."""
-        hit = _CACHE.get((id(self), id(instrument)))
+    def thresholds(
+        self, instrument: Instrument, age_group: str | None = None
+    ) -> InstrumentThresholds:
+        """The instrument's thresholds with this config's overrides, for a client of
+        ``age_group`` (None: the definition's own cutoff); memoised: the config and the
+        definition are both frozen."""
+        key = (id(self), id(instrument), age_group)
+        hit = _CACHE.get(key)
         if hit is not None and hit[0] is self and hit[1] is instrument:
             return hit[2]
-        resolved = resolve_thresholds(instrument, self.instruments.get(instrument.id))
+        resolved = resolve_thresholds(instrument, self.instruments.get(instrument.id), age_group)
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.clear()
-        _CACHE[(id(self), id(instrument))] = (self, instrument, resolved)
+        _CACHE[key] = (self, instrument, resolved)
         return resolved
 
 
-# (id(config), id(instrument)) -> (config, instrument, thresholds); holding both objects keeps
-# their ids from being reused while cached. A plain dict: pydantic's private attributes are slow
-# to read, and this is read for every record.
-_CACHE: dict[tuple[int, int], tuple[RuleConfig, Instrument, InstrumentThresholds]] = {}
+# (id(config), id(instrument), age group) -> (config, instrument, thresholds); holding both
+# objects keeps their ids from being reused while cached. A plain dict: pydantic's private
+# attributes are slow to read, and this is read for every record.
+_CACHE: dict[tuple[int, int, str | None], tuple[RuleConfig, Instrument, InstrumentThresholds]] = {}
 _CACHE_SIZE = 4096
 
 
 def resolve_thresholds(
-    instrument: Instrument, overrides: InstrumentOverrides | None = None
+    instrument: Instrument,
+    overrides: InstrumentOverrides | None = None,
+    age_group: str | None = None,
 ) -> InstrumentThresholds:
-    """An instrument definition's thresholds, with a site's overrides where given."""
+    """An instrument definition's thresholds, with a site's overrides where given. The clinical
+    cutoff is the site's override if it sets one, else the definition's cutoff for the client's
+    ``age_group`` (``clinical.cutoffs_by_age_group``; ORS: adult 25, adolescent 28, child 32),
+    else the definition's cutoff (no age group, or one the definition has no cutoff for)."""
     o = overrides or InstrumentOverrides()
     concern = instrument.concern
     clinical = instrument.clinical
@@ -185,7 +194,7 @@ def resolve_thresholds(
         clinical_cutoff=(
             o.clinical_cutoff
             if o.clinical_cutoff is not None
-            else (clinical.cutoff if clinical else None)
+            else (clinical.cutoff_for(age_group) if clinical else None)
         ),
         risk_items=tuple(instrument.risk_items),
         total_min=instrument.total_min,

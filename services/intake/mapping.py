@@ -100,6 +100,11 @@ class EpisodeIn(BaseModel):
     domains: list[DomainCode] = Field(default=[], max_length=20)
     severity: Literal["mild", "moderate", "severe"] | None = None
     members: list[MemberIn] = Field(default=[], max_length=10)
+    age_group: Literal["child", "adolescent", "adult", "older_adult"] | None = Field(
+        default=None,
+        description="The client's age group (child 6–12, adolescent 13–17, adult, older_adult): "
+        "the clinical cutoffs the rules and charts use are the instrument's for it.",
+    )
 
 
 class EpisodeOut(BaseModel):

@@ -32,6 +32,7 @@ class FeedbackDesk:
         therapist: str = "th-1",
         members: list[dict[str, str]] | None = None,
         domains: tuple[str, ...] = ("depression",),
+        age_group: str | None = None,
     ) -> str:
         opened = await self.http.post(
             "/intake/episodes",
@@ -42,6 +43,7 @@ class FeedbackDesk:
                 "client_reference": "ref-1",
                 "members": members or [],
                 "domains": list(domains),
+                **({} if age_group is None else {"age_group": age_group}),
             },
         )
         assert opened.status_code == 201, opened.text

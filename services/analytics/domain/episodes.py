@@ -37,6 +37,7 @@ def apply(
     config: RuleConfig,
     replaces: str | None = None,
     trajectories: Trajectories | None = None,
+    age_group: str | None = None,
 ) -> tuple[EpisodeState, list[AlertChange]]:
     """Apply one scored record to its episode's state: the state to use next and the alert
     changes, in the order the rules fire (rule 1 first, then 2 … 11).
@@ -46,7 +47,9 @@ def apply(
     amendment (``replaces``: the response id of the record it replaces) rebuilds the episode
     with the amended record in the place of the one it replaces, so it never counts twice.
     ``trajectories`` is the expected-trajectories model rule 9 uses where it has the client's
-    band and session (None: the fallback rule everywhere).
+    band and session (None: the fallback rule everywhere). ``age_group`` is the client's (child,
+    adolescent, adult, older_adult; None unknown): the clinical cutoffs are the instrument's for
+    that age group (:meth:`shared.instruments.Clinical.cutoff_for`).
     Raises :class:`UnknownInstrumentError` for an instrument not in ``instruments``, and
     ``ValueError`` for a record of another episode than ``state``'s.
     """
@@ -58,12 +61,12 @@ def apply(
     elif record.episode_id != state.episode_id:
         raise ValueError(f"record of episode {record.episode_id} applied to {state.episode_id}")
     elif replaces is not None:
-        return _rebuild(state, record, instruments, config, replaces, trajectories)
+        return _rebuild(state, record, instruments, config, replaces, trajectories, age_group)
     elif record.session < state.last_session:
-        return _rebuild(state, record, instruments, config, None, trajectories)
+        return _rebuild(state, record, instruments, config, None, trajectories, age_group)
     state.records.append(record)
     changes: list[AlertChange] = []
-    th = config.thresholds(instrument)
+    th = config.thresholds(instrument, age_group)
     _step(state, record, th, instruments, config, changes, trajectories)
     return state, changes
 
@@ -74,11 +77,14 @@ def apply_all(
     config: RuleConfig,
     state: EpisodeState | None = None,
     trajectories: Trajectories | None = None,
+    age_group: str | None = None,
 ) -> tuple[EpisodeState | None, list[AlertChange]]:
     """Apply records of one episode one after the other (e.g. a backfill); all changes."""
     changes: list[AlertChange] = []
     for record in records:
-        state, more = apply(state, record, instruments, config, trajectories=trajectories)
+        state, more = apply(
+            state, record, instruments, config, trajectories=trajectories, age_group=age_group
+        )
         changes.extend(more)
     return state, changes
 
@@ -90,6 +96,7 @@ def _rebuild(
     config: RuleConfig,
     replaces: str | None = None,
     trajectories: Trajectories | None = None,
+    age_group: str | None = None,
 ) -> tuple[EpisodeState, list[AlertChange]]:
     """Late record or amendment: re-apply the episode in session order (an amendment in the
     place of the record it replaces), report the difference."""
@@ -97,7 +104,7 @@ def _rebuild(
     new = EpisodeState(old.episode_id, records=records, rebuilds=old.rebuilds + 1)
     history: list[AlertChange] = []
     for r in sorted(records, key=_session_of):  # stable: arrival order within a session
-        th = config.thresholds(instruments[r.instrument])
+        th = config.thresholds(instruments[r.instrument], age_group)
         _step(new, r, th, instruments, config, history, trajectories)
     reported = old.opened_log
     reported_open = {a.identity: a for a in old.open_alerts.values()}

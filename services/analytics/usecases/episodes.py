@@ -58,10 +58,12 @@ async def _episode(
 
 
 async def start_episode(session: AsyncSession, data: MatchConfirmed) -> list[Event[Any]]:
-    """A confirmed match: the episode's therapist and problem domains."""
+    """A confirmed match: the episode's therapist, problem domains and client's age group."""
     episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
     episode.therapist_id = data.therapist_id
     episode.domains = list(data.domains)
+    if data.age_group is not None:  # a transfer's event from an older intake may lack it
+        episode.age_group = data.age_group
     session.add(episode)
     return []
 
@@ -204,4 +206,7 @@ async def episode_chart_svg(
     """An episode's measures by session (with the expected bands of the model in use), as
     SVG."""
     found = await timeline(session, episode)
-    return render(episode_chart(found, deps.instruments, deps.trajectories.trajectories()))
+    chart = episode_chart(
+        found, deps.instruments, deps.trajectories.trajectories(), episode.age_group
+    )
+    return render(chart)

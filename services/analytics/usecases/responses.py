@@ -46,7 +46,13 @@ async def assess_response(
     config = deps.rules.for_site(data.site_id)
     trajectories = deps.trajectories.trajectories()
     state, changes = domain.apply(
-        state, record, deps.instruments, config, data.amends, trajectories
+        state,
+        record,
+        deps.instruments,
+        config,
+        data.amends,
+        trajectories,
+        found.age_group if found is not None else None,
     )
     if state.rebuilds > rebuilds_before:
         log.info(
@@ -74,7 +80,11 @@ async def assess_response(
 
 async def _episode_for_update(session: AsyncSession, episode_id: str) -> Row[Any] | None:
     statement = sa_select(
-        EPISODES.c.site_id, EPISODES.c.therapist_id, EPISODES.c.phase, EPISODES.c.state
+        EPISODES.c.site_id,
+        EPISODES.c.therapist_id,
+        EPISODES.c.phase,
+        EPISODES.c.state,
+        EPISODES.c.age_group,
     ).where(EPISODES.c.episode_id == episode_id)
     if dialect_of(session) == "postgresql":
         statement = statement.with_for_update()

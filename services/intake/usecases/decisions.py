@@ -73,7 +73,7 @@ async def confirm_match(
     intake = await session.get(IntakeIntake, match.intake_id)
     assert intake is not None
     if match.rematch_of_episode is not None:
-        episode, events = await _transfer(session, match, therapist_id, now)
+        episode, events = await _transfer(session, match, intake, therapist_id, now)
     else:
         episode, events = await _open(deps, session, match, intake, therapist_id, now)
     await deps.runtime.emit(session, *events)
@@ -141,6 +141,7 @@ async def _open(
             severity=severity,
             members=members,
             confirmed_at=now,
+            age_group=intake_of(intake).age_group,
         ),
         source=SOURCE,
     )
@@ -148,7 +149,11 @@ async def _open(
 
 
 async def _transfer(
-    session: AsyncSession, match: IntakeMatch, therapist_id: str, now: datetime
+    session: AsyncSession,
+    match: IntakeMatch,
+    intake: IntakeIntake,
+    therapist_id: str,
+    now: datetime,
 ) -> tuple[IntakeEpisode, list[Event[Any]]]:
     """Rematch confirmed: the episode keeps its id and history and moves to the new therapist;
     the old therapist's place is freed, the new one's reserved."""
@@ -200,6 +205,7 @@ async def _transfer(
                 severity=episode.severity,
                 members=members,
                 confirmed_at=now,
+                age_group=intake_of(intake).age_group,
             ),
             source=SOURCE,
         ),

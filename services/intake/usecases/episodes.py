@@ -88,6 +88,7 @@ async def open_episode(
                 severity=body.severity,
                 members=members,
                 confirmed_at=row.created_at,
+                age_group=body.age_group,
             ),
             source=SOURCE,
         ),

@@ -80,8 +80,10 @@ class Episode:
         episode_id: str = "ep-1",
         instruments: dict[str, Instrument] | None = None,
         trajectories: Trajectories | None = None,
+        age_group: str | None = None,
     ) -> None:
         self.trajectories = trajectories
+        self.age_group = age_group
         self.config = config or RuleConfig()
         self.episode_id = episode_id
         self.instruments = instruments or INSTRUMENTS
@@ -122,7 +124,12 @@ class Episode:
 
     def apply(self, record: ScoredRecord) -> list[AlertChange]:
         self.state, changes = apply(
-            self.state, record, self.instruments, self.config, trajectories=self.trajectories
+            self.state,
+            record,
+            self.instruments,
+            self.config,
+            trajectories=self.trajectories,
+            age_group=self.age_group,
         )
         self.changes.extend(changes)
         return changes

@@ -456,3 +456,23 @@ async def test_a_rematch_suggested_alert_proposes_once_without_confirming(desk: 
     assert len(rematches) == 1
     assert {o["therapist_id"] for o in rematches[0]["options"]} == {"th-1", "th-2"}
     assert await desk.caseload("th-0") == 1
+
+
+async def test_the_clients_age_group_is_published_on_confirming_and_on_the_rematch(
+    desk: IntakeDesk,
+) -> None:
+    scopes = ["children_adolescents"]
+    await desk.register(*(therapist_body(f"th-{k}", scopes=scopes) for k in range(2)))
+    submitted = await desk.submit(age_group="adolescent")
+    episode = await confirm(desk, submitted["match"]["match_id"], "th-0")
+    rematch = await desk.http.post(
+        f"/intake/episodes/{episode['episode_id']}/rematch", headers=desk.coordinator
+    )
+    assert rematch.status_code == 201, rematch.text
+    await confirm(desk, rematch.json()["match_id"], "th-1")
+
+    confirmed = await desk.emitted_of("match.confirmed")
+    assert [(c["therapist_id"], c["age_group"]) for c in confirmed] == [
+        ("th-0", "adolescent"),
+        ("th-1", "adolescent"),
+    ]
