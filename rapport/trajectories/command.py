@@ -24,7 +24,6 @@ read.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -151,7 +150,7 @@ def fit_file(args: argparse.Namespace) -> int:
         )
     model = _model(fit, counts, widths, args.min_episodes)
     try:
-        _write(model.model_dump_json(indent=2) + "\n", args.out)
+        _write(model, args.out)
     except OSError as error:
         print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
         return 2
@@ -234,7 +233,7 @@ def fit_database(args: argparse.Namespace) -> int:
         print(f"rapport trajectories: cannot read analytics' database: {error}", file=err)
         return 2
     try:
-        _write(model.model_dump_json(indent=2) + "\n", args.out)
+        _write(model, args.out)
     except OSError as error:
         print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
         return 2
@@ -270,19 +269,14 @@ async def _fit_database(
         await engine.dispose()
 
 
-def _write(text: str, out: str) -> None:
-    """To stdout (``-``), or whole to a file: written beside it, then renamed over it, so a
-    reader never sees half a model."""
+def _write(model: TrajectoryModel, out: str) -> None:
+    """To stdout (``-``), or whole to a file (:func:`write_model`: never half a model)."""
+    from rapport.trajectories.model import write_model
+
     if out == "-":
-        sys.stdout.write(text)
+        sys.stdout.write(model.model_dump_json(indent=2) + "\n")
         return
-    target = Path(out)
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
+    write_model(model, Path(out))
 
 
 def skipped_summary(skipped: Sequence[Skipped], min_episodes: int) -> list[str]:
