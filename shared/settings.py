@@ -46,6 +46,7 @@ EXPECTED_FORM: dict[str, str] = {
     "matching_file": "an existing JSON file of matching weights (default and per site)",
     "trajectories_file": "an existing JSON file of expected trajectories (rapport trajectories "
     "fit)",
+    "trajectories_refit_hours": "a number of hours from 0 (off) to 8784",
     "consumer_batch_size": "an integer from 1 to 10000",
     "consumer_poll_ms": "an integer number of milliseconds from 1 to 5000",
     "notify_public_base_url": "the public http(s) base URL of the feedback API, e.g. "
@@ -122,6 +123,8 @@ class Settings(BaseSettings):
     matching_file: str | None = None
     # Analytics' expected-trajectories model (rapport trajectories fit), re-read when it changes.
     trajectories_file: str | None = None
+    # Analytics refits that model from its own closed episodes every this many hours (0: off).
+    trajectories_refit_hours: float = Field(default=0, ge=0, le=24 * 366)
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
     # Consumers apply up to this many records of one poll in one transaction.

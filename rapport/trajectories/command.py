@@ -1,7 +1,9 @@
-"""``rapport trajectories fit --in FILE.jsonl --out MODEL.json``: fit expected trajectories.
+"""``rapport trajectories fit``: fit expected trajectories.
 
     rapport trajectories fit --in FILE.jsonl --out MODEL.json [--band-width N | ID=N ...]
         [--min-episodes N] [--instruments DIR ...] [--strict-ranges]
+    rapport trajectories fit --from-database --out MODEL.json [--band-width …] [--min-episodes N]
+        [--instruments DIR ...]
 
 Reads feedback records in the replay format (``rapport replay``'s input), and writes a model
 (docs/trajectories.md): per outcome instrument, starting band and session number with at least
@@ -9,16 +11,22 @@ Reads feedback records in the replay format (``rapport replay``'s input), and wr
 reported on stderr with their line numbers and skipped; the bands and sessions with too few
 episodes are listed on stderr and in the model's ``skipped``, and the model holds what could be
 fitted. Exit status 0 when the model was written, 2 when the input, an option or the output is
-wrong. (``--from-database``, fitting from analytics' closed episodes, is not there yet.)
+wrong.
+
+``--from-database`` fits on analytics' own closed episodes instead (the client outcome scores
+of every closed episode, all sites), connecting as ``RAPPORT_DATABASE_URL`` (for the
+``analytics`` service) under row-level security: services/analytics/trajectory_refit.py. The
+deployment's instruments are the shipped ones, ``RAPPORT_INSTRUMENTS_DIR``'s and
+``--instruments``'. Exit status 2 also when the settings are wrong or the database cannot be
+read.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -28,6 +36,7 @@ if TYPE_CHECKING:
     from rapport.trajectories.fit import TrajectoryFit
     from rapport.trajectories.model import Skipped, TrajectoryModel
     from rapport.trajectories.read import ReadCounts
+    from shared.instruments import Instrument
 
 DEFAULT_MIN_EPISODES = 30
 
@@ -62,7 +71,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         description="Fit expected trajectories (percentiles of the clients' totals by starting "
         "band and session) from feedback records in the replay format.",
     )
-    fit.add_argument("--in", dest="source", required=True, help="feedback records (JSONL)")
+    source = fit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--in", dest="source", help="feedback records (JSONL)")
+    source.add_argument(
+        "--from-database",
+        action="store_true",
+        help="analytics' own closed episodes (RAPPORT_DATABASE_URL, all sites)",
+    )
     fit.add_argument("--out", required=True, help="where to write the model (JSON; - for stdout)")
     fit.add_argument(
         "--band-width",
@@ -100,6 +115,8 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
         if isinstance(argv, argparse.Namespace)
         else add_arguments(argparse.ArgumentParser(prog="rapport trajectories")).parse_args(argv)
     )
+    if args.from_database:
+        return fit_database(args)
     return fit_file(args)
 
 
@@ -133,7 +150,7 @@ def fit_file(args: argparse.Namespace) -> int:
         )
     model = _model(fit, counts, widths, args.min_episodes)
     try:
-        _write(model.model_dump_json(indent=2) + "\n", args.out)
+        _write(model, args.out)
     except OSError as error:
         print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
         return 2
@@ -175,41 +192,91 @@ def band_widths(
 def _model(
     fit: TrajectoryFit, counts: ReadCounts, widths: dict[str, Decimal], min_episodes: int
 ) -> TrajectoryModel:
-    from rapport.trajectories.model import MODEL_VERSION, DataCounts, TrajectoryModel
+    from rapport.trajectories.fit import fitted_model
 
-    fitted = fit.fit(widths, min_episodes)
-    return TrajectoryModel(
-        version=MODEL_VERSION,
-        fitted_at=datetime.now(UTC).replace(microsecond=0),
-        min_episodes=min_episodes,
-        percentile_method="linear",
-        smoothing="none",
-        data=DataCounts(
-            lines=counts.lines,
-            records=counts.records,
-            bad_lines=counts.bad_lines,
-            records_fitted=fitted.records,
-            episodes=fitted.episodes,
-            instruments=fitted.counts,
-        ),
-        instruments=fitted.instruments,
-        skipped=fitted.skipped,
+    return fitted_model(
+        fit,
+        widths,
+        min_episodes,
+        fitted_at=datetime.now(UTC),
+        lines=counts.lines,
+        records=counts.records,
+        bad_lines=counts.bad_lines,
     )
 
 
-def _write(text: str, out: str) -> None:
-    """To stdout (``-``), or whole to a file: written beside it, then renamed over it, so a
-    reader never sees half a model."""
-    if out == "-":
-        sys.stdout.write(text)
-        return
-    target = Path(out)
-    partial = target.with_name(f".{target.name}.partial")
+def fit_database(args: argparse.Namespace) -> int:
+    """``--from-database``: fit on analytics' closed episodes (see the module's docstring)."""
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from rapport.trajectories.read import fitted_instruments
+    from shared.instruments import SHIPPED, load_instruments
+    from shared.settings import SettingsError, load_settings
+
+    err = sys.stderr
     try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
+        settings = load_settings()
+        extra = [Path(settings.instruments_dir)] if settings.instruments_dir else []
+        instruments = load_instruments(SHIPPED, *extra, *(Path(p) for p in args.instruments))
+        widths = band_widths(args.band_width, fitted_instruments(instruments))
+    except (OSError, ValueError, SettingsError) as error:
+        print(f"rapport trajectories: {error}", file=err)
+        return 2
+    started = time.perf_counter()
+    try:
+        model = asyncio.run(
+            _fit_database(settings.database_url_for("analytics"), instruments, widths, args)
+        )
+    except (OSError, SQLAlchemyError) as error:
+        print(f"rapport trajectories: cannot read analytics' database: {error}", file=err)
+        return 2
+    try:
+        _write(model, args.out)
+    except OSError as error:
+        print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
+        return 2
+    seconds = time.perf_counter() - started
+    cells = sum(len(b.sessions) for i in model.instruments.values() for b in i.bands.values())
+    print(
+        f"rapport trajectories: {model.data.records_fitted} client outcome scores of "
+        f"{model.data.episodes} closed episodes; fitted {cells} band-sessions of "
+        f"{len(model.instruments)} instrument(s), {len(model.skipped)} with fewer than "
+        f"{args.min_episodes} episodes; {seconds:.1f} s",
+        file=err,
+    )
+    for line in skipped_summary(model.skipped, args.min_episodes):
+        print(f"rapport trajectories: {line}", file=err)
+    return 0
+
+
+async def _fit_database(
+    url: str,
+    instruments: Mapping[str, Instrument],
+    widths: dict[str, Decimal],
+    args: argparse.Namespace,
+) -> TrajectoryModel:
+    from services.analytics.trajectory_refit import fit_from_database
+    from shared.db import make_engine, make_sessionmaker
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        return await fit_from_database(
+            make_sessionmaker(engine), instruments, widths, args.min_episodes
+        )
     finally:
-        partial.unlink(missing_ok=True)
+        await engine.dispose()
+
+
+def _write(model: TrajectoryModel, out: str) -> None:
+    """To stdout (``-``), or whole to a file (:func:`write_model`: never half a model)."""
+    from rapport.trajectories.model import write_model
+
+    if out == "-":
+        sys.stdout.write(model.model_dump_json(indent=2) + "\n")
+        return
+    write_model(model, Path(out))
 
 
 def skipped_summary(skipped: Sequence[Skipped], min_episodes: int) -> list[str]:

@@ -20,16 +20,20 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from rapport.trajectories.model import (
+    MODEL_VERSION,
     PERCENTILES,
     BandTrajectory,
+    DataCounts,
     InstrumentCounts,
     InstrumentTrajectories,
     SessionPercentiles,
     Skipped,
+    TrajectoryModel,
     band_of,
 )
 
@@ -187,3 +191,35 @@ class TrajectoryFit:
             name: InstrumentCounts(records=records[i], episodes=len(episodes[name]))
             for i, name in enumerate(names)
         }
+
+
+def fitted_model(
+    fit: TrajectoryFit,
+    widths: Mapping[str, Decimal],
+    min_episodes: int,
+    *,
+    fitted_at: datetime,
+    lines: int,
+    records: int,
+    bad_lines: int,
+) -> TrajectoryModel:
+    """The model file's content for ``fit``: the percentiles, and what they were fitted on
+    (``lines``, ``records`` and ``bad_lines`` of the source; counts only)."""
+    fitted = fit.fit(widths, min_episodes)
+    return TrajectoryModel(
+        version=MODEL_VERSION,
+        fitted_at=fitted_at.replace(microsecond=0),
+        min_episodes=min_episodes,
+        percentile_method="linear",
+        smoothing="none",
+        data=DataCounts(
+            lines=lines,
+            records=records,
+            bad_lines=bad_lines,
+            records_fitted=fitted.records,
+            episodes=fitted.episodes,
+            instruments=fitted.counts,
+        ),
+        instruments=fitted.instruments,
+        skipped=fitted.skipped,
+    )

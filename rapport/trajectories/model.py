@@ -10,8 +10,10 @@ have no clinical direction, with one error naming every fault and where it is.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from decimal import ROUND_FLOOR, Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -166,3 +168,14 @@ def _message(faults: list[str]) -> str:
     shown = faults[:20]
     more = f"\n  … and {len(faults) - len(shown)} more" if len(faults) > len(shown) else ""
     return "trajectory model refused:\n  " + "\n  ".join(shown) + more
+
+
+def write_model(model: TrajectoryModel, path: Path) -> None:
+    """Write a model file whole: beside it, then renamed over it, so a reader (analytics
+    re-reading ``RAPPORT_TRAJECTORIES_FILE``) never sees half a model."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_text(model.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)

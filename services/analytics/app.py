@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.analytics import dependencies, erasure, models, subscribers
+from services.analytics import dependencies, erasure, models, subscribers, trajectory_refit
 from services.analytics.routes import router
 from shared.contracts import (
     ALLIANCE_ALERT,
@@ -54,5 +54,6 @@ def definition() -> ServiceDefinition:
         ],
         produces=[ALLIANCE_ASSESSED, ALLIANCE_ALERT, THERAPIST_EFFECTIVENESS_UPDATED],
         dependencies=dependencies.build,
+        background=[trajectory_refit.refit_forever],
         description="Alliance state, alerts, therapist effectiveness, charts",
     )
