@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from shared.instruments import Instrument
+from shared.site_config import overlay, site_document
 
 # What a clinician did about an alert (docs/clinical-rules.md, Follow-up): the defaults; a site
 # may replace the list in the rules file (``action_codes``).
@@ -135,7 +136,7 @@ class RuleConfig(BaseModel):
         """The defaults (or ``base``, e.g. a network-wide config) with a site's overrides
         deep-merged on top: nested mappings merge key by key, other values replace."""
         start = (base or cls()).model_dump()
-        return cls.model_validate(_merge(start, dict(overrides or {})))
+        return cls.model_validate(overlay(start, overrides or {}))
 
     def thresholds(
         self, instrument: Instrument, age_group: str | None = None
@@ -202,17 +203,6 @@ def resolve_thresholds(
     )
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        current = merged.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping):
-            merged[key] = _merge(current, dict(value))
-        else:
-            merged[key] = value
-    return merged
-
-
 @dataclass(frozen=True)
 class SiteRules:
     """The network-wide rule configuration and each site's (overrides merged over it)."""
@@ -226,13 +216,11 @@ class SiteRules:
 
 def load_site_configs(path: Path) -> tuple[RuleConfig, dict[str, RuleConfig]]:
     """``{"default": {...}, "sites": {site_id: {...}}}`` → the default and per-site configs."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(data, dict) or not set(data) <= {"default", "sites"}:
-        raise ValueError('expected {"default": {...}, "sites": {"<site_id>": {...}}}')
-    default = RuleConfig.for_site(data.get("default") or {})
+    default_overrides, site_overrides = site_document(json.loads(path.read_text(encoding="utf-8")))
+    default = RuleConfig.for_site(default_overrides)
     sites = {
         site: RuleConfig.for_site(overrides, base=default)
-        for site, overrides in (data.get("sites") or {}).items()
+        for site, overrides in site_overrides.items()
     }
     return default, sites
 

@@ -23,6 +23,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.site_config import overlay, site_document
+
 # --- Controlled vocabularies ------------------------------------------------------------------
 
 # Problem domains: the twelve of the Treatment Outcome Package that the Match trial profiled
@@ -261,18 +263,11 @@ class MatchingConfig(_Frozen):
         """The defaults (or ``base``, e.g. a network-wide config) with a site's overrides
         deep-merged on top: nested mappings merge key by key, other values replace."""
         start = (base or cls()).model_dump()
-        return cls.model_validate(_merge(start, dict(overrides or {})))
+        return cls.model_validate(overlay(start, overrides or {}, replace=WHOLE_KEYS))
 
 
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        current = merged.get(key)
-        if isinstance(current, dict) and isinstance(value, Mapping) and key != "domain_scopes":
-            merged[key] = _merge(current, dict(value))
-        else:
-            merged[key] = value
-    return merged
+# A site's domain scopes replace the default's whole (a scope left out is not in scope).
+WHOLE_KEYS = frozenset({"domain_scopes"})
 
 
 @dataclass(frozen=True)
@@ -290,13 +285,12 @@ class SiteConfigs:
     def from_document(cls, data: Any) -> SiteConfigs:
         """``{"default": {...}, "sites": {"<site>": {...}}}``, each part optional; raises
         ``ValueError`` (a ``pydantic.ValidationError`` naming the field) when it is not."""
-        if not isinstance(data, dict) or not set(data) <= {"default", "sites"}:
-            raise ValueError('expected {"default": {...}, "sites": {"<site>": {...}}}')
-        default = MatchingConfig.for_site(data.get("default") or {})
+        default_overrides, site_overrides = site_document(data)
+        default = MatchingConfig.for_site(default_overrides)
         return cls(
             default=default,
             sites={
                 site: MatchingConfig.for_site(overrides, base=default)
-                for site, overrides in (data.get("sites") or {}).items()
+                for site, overrides in site_overrides.items()
             },
         )
