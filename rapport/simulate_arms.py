@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -84,35 +84,64 @@ class OfflineRules:
         return found
 
 
-def run_arm(
-    network: Network,
-    assignment: Mapping[str, str],
-    alerts_on: bool,
-    records: list[dict[str, Any]] | None = None,
-) -> list[ClientOutcome]:
-    """Every assigned client's episode to its end (or to the end of the period), offline.
-    With ``alerts_on`` the therapist receives, before each session, the alert kinds the rules
-    opened on the previous session; ``records`` (if given) collects every answer and alert."""
+@dataclass(frozen=True)
+class Step:
+    """One session of one assigned client's course, as :func:`sessions` walks them. ``result``
+    is None only for a client who arrived too late for any session; ``last`` marks the course's
+    last step (ended, or the end of the period)."""
+
+    episode_id: str
+    course: Course
+    result: SessionResult | None
+    lines: list[dict[str, Any]]
+    last: bool
+
+
+def sessions(
+    network: Network, assignment: Mapping[str, str], alerts_on: bool, with_lines: bool
+) -> Iterator[Step]:
+    """Every assigned client's episode to its end (or to the end of the period), offline, one
+    session at a time. With ``alerts_on`` the therapist receives, before each session, the alert
+    kinds the rules opened on the previous session; ``with_lines`` also gives each session's
+    answers and alerts as replay lines."""
     rules = OfflineRules() if alerts_on else None
-    outcomes = []
     for client in network.clients:
         therapist_id = assignment.get(client.id)
         if therapist_id is None:
             continue
         course = Course(network.seed, client, network.therapist(therapist_id))
         episode_id = f"sim-{client.id}"
+        weeks = network.weeks - client.arrival_week
+        if weeks <= 0:
+            yield Step(episode_id, course, None, [], last=True)
+            continue
         received: frozenset[str] = frozenset()
-        for _ in range(network.weeks - client.arrival_week):
+        for week in range(weeks):
             result = course.session(received)
-            if rules is not None or records is not None:
+            lines: list[dict[str, Any]] = []
+            if rules is not None or with_lines:
                 lines = replay_records(network, course, episode_id, result)
-                if records is not None:
-                    records.extend(lines)
-                if rules is not None:
-                    received = frozenset(a["kind"] for a in rules.opened(lines))
+            if rules is not None:
+                received = frozenset(a["kind"] for a in rules.opened(lines))
+            yield Step(episode_id, course, result, lines, bool(result.ended) or week == weeks - 1)
             if result.ended:
                 break
-        outcomes.append(course.outcome())
+
+
+def run_arm(
+    network: Network,
+    assignment: Mapping[str, str],
+    alerts_on: bool,
+    records: list[dict[str, Any]] | None = None,
+) -> list[ClientOutcome]:
+    """Every assigned client's outcome (:func:`sessions`); ``records`` (if given) collects every
+    answer and alert."""
+    outcomes = []
+    for step in sessions(network, assignment, alerts_on, with_lines=records is not None):
+        if records is not None:
+            records.extend(step.lines)
+        if step.last:
+            outcomes.append(step.course.outcome())
     return outcomes
 
 

@@ -50,31 +50,21 @@ def _write(path: str, lines: list[str]) -> None:
 
 
 def offline(args: argparse.Namespace) -> int:
-    from rapport.simulate import Course, build_network, first_available
-    from rapport.simulate_arms import OfflineRules, replay_records
+    from rapport.simulate import build_network, first_available
+    from rapport.simulate_arms import sessions
 
     network = build_network(args.seed, args.sites, args.therapists, args.clients, args.weeks)
-    assignment = first_available(network)
-    rules = OfflineRules() if args.alerts == "on" else None
     records: list[str] = []
     labels: list[str] = []
-    for client in network.clients:
-        therapist_id = assignment.get(client.id)
-        if therapist_id is None:
-            continue
-        course = Course(network.seed, client, network.therapist(therapist_id))
-        episode_id = f"sim-{client.id}"
-        received: frozenset[str] = frozenset()
 
-        def label(kind: str, session: int, episode_id: str = episode_id) -> None:
-            labels.append(json.dumps({"episode_id": episode_id, "session": session, "kind": kind}))
+    def label(episode_id: str, kind: str, session: int) -> None:
+        labels.append(json.dumps({"episode_id": episode_id, "session": session, "kind": kind}))
 
-        for _ in range(network.weeks - client.arrival_week):
-            result = course.session(received)
-            lines = replay_records(network, course, episode_id, result)
-            records.extend(json.dumps(line) for line in lines)
-            if rules is not None:
-                received = frozenset(a["kind"] for a in rules.opened(lines))
+    alerts_on = args.alerts == "on"
+    for step in sessions(network, first_available(network), alerts_on, with_lines=True):
+        result = step.result
+        if result is not None:
+            records.extend(json.dumps(line) for line in step.lines)
             s = result.session_number
             for happened, kind in (
                 (result.rupture_started, "rupture"),
@@ -83,12 +73,11 @@ def offline(args: argparse.Namespace) -> int:
                 (result.risk, "risk"),
             ):
                 if happened:
-                    label(kind, s)
+                    label(step.episode_id, kind, s)
             if result.ended:
-                label(result.ended, s)
-                break
-        if course.outcome().deteriorated:
-            label("deterioration", course.session_number)
+                label(step.episode_id, result.ended, s)
+        if step.last and step.course.outcome().deteriorated:
+            label(step.episode_id, "deterioration", step.course.session_number)
     _write(args.out, records)
     if args.labels:
         _write(args.labels, labels)
