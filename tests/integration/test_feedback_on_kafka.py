@@ -14,7 +14,7 @@ from shared.host import Host
 from shared.settings import Settings
 from tests.integration.test_delivery_guarantees import read_topic
 from tests.support.waiting import eventually
-from tests.unit.test_feedback_api import PHQ9, fhir_phq9
+from tests.unit.feedback.test_feedback_api import PHQ9, fhir_phq9
 
 RESPONSES = 10
 

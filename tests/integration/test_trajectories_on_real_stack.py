@@ -13,7 +13,7 @@ from shared.host import Host
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk
 from tests.unit.analytics.test_rule_9_trajectories import model
-from tests.unit.test_trajectories_in_analytics import service_and_replay_agree
+from tests.unit.analytics.test_trajectories_in_analytics import service_and_replay_agree
 
 
 async def test_the_live_service_and_replay_agree_on_the_real_stack(

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from shared.problems import is_fhir_path
 from tests.system.world import HIGH_SRS, Site, World, intake_body, therapist_body
-from tests.unit.test_feedback_api import fhir_phq9
+from tests.unit.feedback.test_feedback_api import fhir_phq9
 
 Scope = Literal[
     "site",  # site-scoped staff data: 403/404 for other sites and roles

@@ -14,9 +14,9 @@ from tests.support.chromium import screenshot
 from tests.support.feedback import FeedbackDesk, feedback_desk
 from tests.support.waiting import eventually
 from tests.unit.analytics.builders import items_for
+from tests.unit.analytics.test_analytics_api import rupture_and_repair
+from tests.unit.analytics.test_chart_every_measure import SERIES
 from tests.unit.analytics.test_rule_9_trajectories import model
-from tests.unit.analytics_aggregates.test_chart_every_measure import SERIES
-from tests.unit.test_analytics_api import rupture_and_repair
 
 SHOTS = Path(__file__).resolve().parents[2] / ".rapport" / "screenshots"
 

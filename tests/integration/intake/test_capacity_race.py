@@ -11,7 +11,7 @@ from sqlalchemy import select
 from services.intake.models import IntakeEpisode, IntakeTherapist
 from shared.db import all_sites
 from shared.settings import Settings
-from tests.unit.intake_service.desk import IntakeDesk, intake_desk, therapist_body
+from tests.unit.intake.desk import IntakeDesk, intake_desk, therapist_body
 
 ROUNDS = 25
 

@@ -10,7 +10,7 @@ from shared.contracts import EPISODE_TRANSFERRED, INTAKE_SUBMITTED, MATCH_CONFIR
 from shared.settings import Settings
 from tests.integration.test_delivery_guarantees import read_topic
 from tests.support.waiting import eventually
-from tests.unit.intake_service.desk import intake_desk, therapist_body
+from tests.unit.intake.desk import intake_desk, therapist_body
 
 
 async def test_a_confirmed_match_reaches_kafka_and_feedback_learns_the_episode(

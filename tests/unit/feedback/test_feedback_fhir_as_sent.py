@@ -22,7 +22,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from shared.instruments import SHIPPED, load_instruments
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
-from tests.unit.test_feedback_api import emitted, response_count
+from tests.unit.feedback.test_feedback_api import emitted, response_count
 
 LOINC = "http://loinc.org"
 ANSWER_CODES = ["LA6568-5", "LA6569-3", "LA6570-1", "LA6571-9"]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from shared.settings import Settings
-from tests.unit.intake_service.desk import IntakeDesk, intake_desk
+from tests.unit.intake.desk import IntakeDesk, intake_desk
 
 CSV = {"content-type": "text/csv"}
 REGISTRY = (

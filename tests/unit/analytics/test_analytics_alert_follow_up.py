@@ -18,7 +18,7 @@ from shared.db import all_sites
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
 from tests.support.waiting import eventually
-from tests.unit.test_analytics_risk_alerts import (
+from tests.unit.analytics.test_analytics_risk_alerts import (
     HIGH,
     LOW,
     PHQ9_RISK,

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 from services.analytics.charts import PANEL_HEIGHT, render
 from services.analytics.mapping import TimelineOut
 from services.analytics.reports import episode_chart
+from tests.unit.analytics.test_episode_chart import EPISODE, INSTRUMENTS, score
 from tests.unit.analytics.test_rule_9_trajectories import model
-from tests.unit.analytics_aggregates.test_episode_chart import EPISODE, INSTRUMENTS, score
 
 SVG = "{http://www.w3.org/2000/svg}"
 SERIES = {

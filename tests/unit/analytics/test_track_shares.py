@@ -7,8 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from services.analytics.reports import TrackShares, site_report_html, track_html, track_shares
+from tests.unit.analytics.test_episode_chart import INSTRUMENTS, summary
 from tests.unit.analytics.test_rule_9_trajectories import model
-from tests.unit.analytics_aggregates.test_episode_chart import INSTRUMENTS, summary
 
 # model: ORS band 3 p25 20, p75 28; PHQ-9 band 3 p25 6, p75 12 (sessions 1–8)
 

@@ -21,7 +21,7 @@ from shared.contracts import (
 from shared.events import Event, encode
 from shared.settings import Settings
 from tests.support.waiting import eventually
-from tests.unit.intake_service.desk import IntakeDesk, intake_body, intake_desk, therapist_body
+from tests.unit.intake.desk import IntakeDesk, intake_body, intake_desk, therapist_body
 
 
 @pytest.fixture

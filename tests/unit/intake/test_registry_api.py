@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.settings import Settings
-from tests.unit.intake_service.desk import IntakeDesk, intake_body, intake_desk, therapist_body
+from tests.unit.intake.desk import IntakeDesk, intake_body, intake_desk, therapist_body
 
 
 @pytest.fixture
