@@ -30,16 +30,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.errors import Invalid
+from shared.fhir_observations import EXT_EPISODE, EXT_SESSION, LOINC
 from shared.instruments import Instrument
 
-EXT_EPISODE = "urn:rapport:fhir:episode-id"
-EXT_SESSION = "urn:rapport:fhir:session-number"
 EXT_ROLE = "urn:rapport:fhir:respondent-role"
 EXT_REF = "urn:rapport:fhir:respondent-ref"
 EXT_EXISTING = "urn:rapport:fhir:existing-response"
 EXT_ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 EXT_ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
-LOINC = "http://loinc.org"
 CANONICAL_PREFIX = "urn:rapport:questionnaire:"
 
 

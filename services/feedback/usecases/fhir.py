@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from services.feedback import domain, fhir, fhir_results
+from services.feedback import domain, fhir
 from services.feedback.dependencies import FeedbackDependencies
 from services.feedback.errors import EpisodeNotFound
 from services.feedback.models import FeedbackEpisode, FeedbackResponse
 from services.feedback.usecases import responses
 from services.feedback.usecases.episodes import may_see
+from shared import fhir_observations
 from shared.auth import Staff
 from shared.crypto import pseudonymise
 
@@ -92,7 +93,8 @@ async def episode_of_subject(
     raise fhir.FhirError(
         "subject",
         "ambiguous_subject",
-        f"the client has {len(episodes)} episodes: name one with the {fhir.EXT_EPISODE} extension",
+        f"the client has {len(episodes)} episodes: name one with the "
+        f"{fhir_observations.EXT_EPISODE} extension",
     )
 
 
@@ -185,14 +187,19 @@ async def observations(
     for row, episode in await scored_responses(deps, staff, episode_id, since, until, limit):
         instrument = deps.instruments[row.instrument]
         scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
-        found += fhir_results.observations(
+        found += fhir_observations.observations(
             instrument,
-            scored,
-            response_id=row.id,
-            episode_id=row.episode_id,
-            session_number=row.session_number,
-            client=episode.client,
-            answered_at=row.answered_at,
-            amended=row.amends is not None,
+            fhir_observations.ScoredResponse(
+                response_id=row.id,
+                episode_id=row.episode_id,
+                session_number=row.session_number,
+                answered_at=row.answered_at,
+                total=scored.total,
+                in_concern_or_clinical_range=scored.in_concern_or_clinical_range,
+                subscales=scored.subscales,
+                band=scored.band,
+                amended=row.amends is not None,
+                client=episode.client,
+            ),
         )
     return found
