@@ -1,7 +1,7 @@
 """Feedback's share of a client's erasure (``client.erasure.requested``): the client's episodes
-with every response, session, used link and goal are deleted, and the client's data key is
-destroyed, so any comment or goal sealed under it that survives anywhere (a backup, a copy) can
-never be read."""
+with every response, session, used link, goal and registered encounter are deleted, and the
+client's data key is destroyed, so any comment or goal sealed under it that survives anywhere
+(a backup, a copy) can never be read."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from services.feedback.models import (
     ERASURES,
     OUTBOX,
     FeedbackClientKey,
+    FeedbackEncounter,
     FeedbackEpisode,
     FeedbackGoal,
     FeedbackResponse,
@@ -39,6 +40,7 @@ async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> N
         FeedbackSession,
         FeedbackTokenUse,
         FeedbackGoal,
+        FeedbackEncounter,
         FeedbackEpisode,
     ):
         table = table_of(model)

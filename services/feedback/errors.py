@@ -78,3 +78,7 @@ def already_answered(existing_id: str) -> AlreadyAnswered:
         errors=[error],
         extensions={"existing_response_id": existing_id, "existing_response": url},
     )
+
+
+class EncounterTaken(Conflict):
+    title = "Encounter already registered"

@@ -9,11 +9,12 @@ the form's own total is kept to be compared with ours (:func:`total_warnings`). 
 code with an ``ordinalValue``/``itemWeight`` extension).
 
 Context: ``urn:rapport:fhir:episode-id`` (valueString) or ``subject`` (the client reference,
-resolved by the use case), ``urn:rapport:fhir:session-number`` (valueInteger; an ``encounter``
-cannot be resolved to a session yet), ``urn:rapport:fhir:respondent-role`` (valueCode
-client|partner|family|therapist) or ``source``/``author`` (Patient, Practitioner; a
-RelatedPerson with the role extension) and, for partners and family,
-``urn:rapport:fhir:respondent-ref`` (valueString, else the RelatedPerson's id).
+resolved by the use case), ``urn:rapport:fhir:session-number`` (valueInteger) or ``encounter``
+(an Encounter identifier the front-end registered for the session, which names the episode
+too), ``urn:rapport:fhir:respondent-role`` (valueCode client|partner|family|therapist) or
+``source``/``author`` (Patient, Practitioner; a RelatedPerson with the role extension) and,
+for partners and family, ``urn:rapport:fhir:respondent-ref`` (valueString, else the
+RelatedPerson's id).
 
 ``status: amended`` replaces the answer already recorded for the same episode, session,
 respondent and questionnaire; ``completed`` when there is one is refused with an
@@ -30,16 +31,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.errors import Invalid
+from shared.fhir_observations import EXT_EPISODE, EXT_SESSION, LOINC
 from shared.instruments import Instrument
 
-EXT_EPISODE = "urn:rapport:fhir:episode-id"
-EXT_SESSION = "urn:rapport:fhir:session-number"
 EXT_ROLE = "urn:rapport:fhir:respondent-role"
 EXT_REF = "urn:rapport:fhir:respondent-ref"
 EXT_EXISTING = "urn:rapport:fhir:existing-response"
 EXT_ORDINAL = "http://hl7.org/fhir/StructureDefinition/ordinalValue"
 EXT_ITEM_WEIGHT = "http://hl7.org/fhir/StructureDefinition/itemWeight"
-LOINC = "http://loinc.org"
 CANONICAL_PREFIX = "urn:rapport:questionnaire:"
 
 
@@ -59,8 +58,8 @@ class FhirError(Invalid):
 
 @dataclass(frozen=True)
 class ParsedResponse:
-    episode_id: str | None  # None: resolve it from the subject
-    session_number: int
+    episode_id: str | None  # None: resolve it from the subject (or the encounter)
+    session_number: int | None  # None: the session registered for ``encounter``
     respondent_role: str
     respondent_ref: str | None
     instrument: str
@@ -68,6 +67,7 @@ class ParsedResponse:
     authored: str | None
     amended: bool = False
     client_reference: str | None = None  # from ``subject``: the clinic's client reference
+    encounter: tuple[str, str] | None = None  # the ``encounter`` identifier (system, value)
     form_total: object | None = None  # the total item the form computed, if it sent one
 
     def answered_at(self) -> datetime | None:
@@ -400,8 +400,9 @@ def _respondent(resource: dict[str, Any]) -> tuple[str, str | None]:
     return str(named_role or implied or "client"), named_ref
 
 
-def _context(resource: dict[str, Any]) -> tuple[str | None, int]:
-    """The episode and session from the ``urn:rapport:fhir:*`` extensions (None: not given)."""
+def _context(resource: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The episode and session from the ``urn:rapport:fhir:*`` extensions (None: not given;
+    the session is None only when an ``encounter`` is to name it)."""
     episode = _extension(resource, EXT_EPISODE)
     session = _extension(resource, EXT_SESSION)
     episode_id = None
@@ -409,29 +410,49 @@ def _context(resource: dict[str, Any]) -> tuple[str | None, int]:
         if not isinstance(episode.get("valueString"), str):
             raise FhirError(f"extension[{EXT_EPISODE}]", "invalid", "needs a valueString")
         episode_id = episode["valueString"]
-    if episode_id is None and resource.get("subject") is None:
+    by_encounter = session is None and resource.get("encounter") is not None
+    if episode_id is None and resource.get("subject") is None and not by_encounter:
         raise FhirError(
             f"extension[{EXT_EPISODE}]",
             "required",
-            "the episode id extension (valueString), or a subject naming the client, is required",
+            "the episode id extension (valueString), a subject naming the client, or an "
+            "encounter registered for the session is required",
         )
     number = session.get("valueInteger") if session is not None else None
     if session is not None and (not isinstance(number, int) or isinstance(number, bool)):
         raise FhirError(f"extension[{EXT_SESSION}]", "invalid", "needs a valueInteger")
     if number is None and resource.get("encounter") is not None:
-        raise FhirError(
-            "encounter",
-            "unknown_encounter",
-            "Rapport cannot yet resolve an Encounter to a session: send the session number "
-            f"extension ({EXT_SESSION}) with it",
-        )
+        return episode_id, None  # the session the front-end registered for the encounter
     if number is None:
         raise FhirError(
             f"extension[{EXT_SESSION}]",
             "required",
-            "the session number extension (valueInteger) is required",
+            "the session number extension (valueInteger), or an encounter registered for the "
+            "session, is required",
         )
     return episode_id, number
+
+
+def encounter_identifier(resource: dict[str, Any]) -> tuple[str, str] | None:
+    """The ``encounter``'s identifier (system, value), as the front-end registered it for a
+    session (``PUT /feedback/episodes/{id}/sessions/{n}/encounter``); None when not given."""
+    encounter = resource.get("encounter")
+    if encounter is None:
+        return None
+    identifier = encounter.get("identifier") if isinstance(encounter, dict) else None
+    if (
+        not isinstance(identifier, dict)
+        or not isinstance(identifier.get("system"), str)
+        or not isinstance(identifier.get("value"), str)
+    ):
+        raise FhirError(
+            "encounter",
+            "unknown_encounter",
+            "Rapport knows an Encounter by the identifier {system, value} registered for its "
+            "session (PUT /feedback/episodes/{episode_id}/sessions/{session_number}/encounter): "
+            f"name it so, or send the session number extension ({EXT_SESSION})",
+        )
+    return identifier["system"], identifier["value"]
 
 
 def parse_questionnaire_response(
@@ -470,6 +491,7 @@ def parse_questionnaire_response(
         authored=resource.get("authored") if isinstance(resource.get("authored"), str) else None,
         amended=resource.get("status") == "amended",
         client_reference=client_reference,
+        encounter=encounter_identifier(resource) if session_number is None else None,
         form_total=answers.form_total,
     )
 

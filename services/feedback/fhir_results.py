@@ -1,126 +1,16 @@
-"""FHIR R4 resources feedback gives back: scored responses as ``Observation``s (total and
-subscales, LOINC-coded where the instrument declares codes), the outcome of each entry of a
+"""FHIR R4 resources feedback gives back (scored responses as ``Observation``s are built by
+``shared.fhir_observations``, which notify's webhooks share): the outcome of each entry of a
 Bundle, and the ``CapabilityStatement``. Pure translation: no I/O."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
-from services.feedback import domain
-from services.feedback.fhir import (
-    CANONICAL_PREFIX,
-    EXT_EPISODE,
-    EXT_SESSION,
-    LOINC,
-    FhirError,
-)
+from services.feedback.fhir import CANONICAL_PREFIX, FhirError
 from shared.instruments import Instrument
 
-SCORE_SYSTEM = "urn:rapport:fhir:score"
-BAND_SYSTEM = "urn:rapport:fhir:band"
-PSEUDONYM_SYSTEM = "urn:rapport:fhir:client-pseudonym"
-INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
-CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-UCUM = "http://unitsofmeasure.org"
 FHIR_VERSION = "4.0.1"
-
-
-def _number(value: Decimal) -> int | float:
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _code(instrument: Instrument, score: str, text: str) -> dict[str, Any]:
-    coding = [{"system": SCORE_SYSTEM, "code": f"{instrument.id}/{score}", "display": text}]
-    loinc = instrument.loinc.get("total")
-    if score == "total" and isinstance(loinc, str):
-        coding.insert(0, {"system": LOINC, "code": loinc, "display": text})
-    return {"coding": coding, "text": text}
-
-
-def _interpretation(instrument: Instrument, scored: domain.Scored) -> list[dict[str, Any]]:
-    """The band (the instrument's own code) and the clinical range: A (abnormal) when in the
-    clinical (or concern) range, N otherwise."""
-    found: list[dict[str, Any]] = []
-    if scored.band is not None:
-        found.append({"coding": [{"system": BAND_SYSTEM, "code": scored.band}]})
-    if instrument.clinical is not None or instrument.concern is not None:
-        clinical = scored.in_concern_or_clinical_range
-        found.append(
-            {
-                "coding": [
-                    {
-                        "system": INTERPRETATION,
-                        "code": "A" if clinical else "N",
-                        "display": "Abnormal" if clinical else "Normal",
-                    }
-                ],
-                "text": "in the clinical range" if clinical else "not in the clinical range",
-            }
-        )
-    return found
-
-
-def _observation(
-    response_id: str, score: str, value: Decimal, common: dict[str, Any], code: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "id": f"{response_id}-{score}".replace("_", "-")[:64],
-        **common,
-        "code": code,
-        "valueQuantity": {
-            "value": _number(value),
-            "unit": "{score}",
-            "system": UCUM,
-            "code": "{score}",
-        },
-    }
-
-
-def observations(
-    instrument: Instrument,
-    scored: domain.Scored,
-    *,
-    response_id: str,
-    episode_id: str,
-    session_number: int,
-    client: str,
-    answered_at: datetime,
-    amended: bool,
-) -> list[dict[str, Any]]:
-    """One scored response as Observations: its total (interpreted: band and clinical range),
-    then each subscale; each ``derivedFrom`` the QuestionnaireResponse. The subject is the
-    client's pseudonym: feedback never holds the clinic's client reference."""
-    common: dict[str, Any] = {
-        "extension": [
-            {"url": EXT_EPISODE, "valueString": episode_id},
-            {"url": EXT_SESSION, "valueInteger": session_number},
-        ],
-        "status": "amended" if amended else "final",
-        "category": [{"coding": [{"system": CATEGORY, "code": "survey", "display": "Survey"}]}],
-        "subject": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": client}},
-        "effectiveDateTime": (
-            answered_at if answered_at.tzinfo else answered_at.replace(tzinfo=UTC)
-        ).isoformat(),
-        "derivedFrom": [{"reference": f"QuestionnaireResponse/{response_id}"}],
-    }
-    total = _observation(
-        response_id,
-        "total",
-        scored.total,
-        common,
-        _code(instrument, "total", f"{instrument.title}: total score"),
-    )
-    interpretation = _interpretation(instrument, scored)
-    if interpretation:
-        total["interpretation"] = interpretation
-    found = [total]
-    for name, value in sorted(scored.subscales.items()):
-        text = f"{instrument.title}: {name} subscale"
-        found.append(_observation(response_id, name, value, common, _code(instrument, name, text)))
-    return found
 
 
 def date_range(dates: list[str]) -> tuple[datetime | None, datetime | None]:

@@ -8,7 +8,12 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, Field
 
 from services.feedback import domain
-from services.feedback.models import FeedbackGoal, FeedbackResponse, FeedbackSession
+from services.feedback.models import (
+    FeedbackEncounter,
+    FeedbackGoal,
+    FeedbackResponse,
+    FeedbackSession,
+)
 from shared.contracts import FeedbackRecorded
 from shared.instruments import Instrument
 from shared.tokens import FeedbackGrant
@@ -68,6 +73,24 @@ class SessionOut(BaseModel):
     session_number: int
     at: datetime
     attended: bool
+
+
+class EncounterOut(BaseModel):
+    episode_id: str
+    session_number: int
+    system: str
+    value: str
+    registered_at: datetime
+
+
+def encounter_out(row: FeedbackEncounter) -> EncounterOut:
+    return EncounterOut(
+        episode_id=row.episode_id,
+        session_number=row.session_number,
+        system=row.system,
+        value=row.value,
+        registered_at=row.registered_at,
+    )
 
 
 class LinkForm(BaseModel):

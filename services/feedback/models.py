@@ -121,6 +121,24 @@ class FeedbackGoal(SQLModel, table=True):
     changed_by: str | None = Field(default=None, max_length=128)
 
 
+class FeedbackEncounter(SQLModel, table=True):
+    """The Encounter identifier a front-end registered for one session of an episode (issue
+    20): a QuestionnaireResponse whose ``encounter`` names it is about that session. An
+    identifier names one session of the site; a session has one (registering again replaces)."""
+
+    __tablename__ = "feedback_encounters"
+    __table_args__ = (
+        UniqueConstraint("site_id", "system", "value", name="uq_feedback_encounter_identifier"),
+    )
+    episode_id: str = Field(primary_key=True, max_length=64)
+    session_number: int = Field(primary_key=True, ge=1)
+    site_id: str = Field(index=True, max_length=64)
+    system: str = Field(max_length=255)
+    value: str = Field(max_length=128)
+    registered_at: datetime
+    registered_by: str = Field(max_length=128)
+
+
 OUTBOX, INBOX = messaging_tables("feedback")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).
 DEPLOYMENT = deployment_table("feedback", SQLModel.metadata)

@@ -1,6 +1,7 @@
 """What notify's use cases, subscribers, scheduler and dispatcher need beyond the session, built
 once when the runtime is built: the runtime (transactions, outbox), the settings, the policies
-and site-routing cache, the Redis fast path, the sealing keys and the dispatcher's wake-up."""
+and site-routing cache, the Redis fast path, the sealing keys, the deployment's instruments
+and the dispatcher's wake-up."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from services.notify.sealing import Sealing
 from services.notify.site_routing import Policies
 from services.notify.undelivered import Looked
 from shared.consumer import Delivery
+from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceRuntime, dependencies_of, runtime_of
 from shared.settings import Settings
 
@@ -40,6 +42,8 @@ class NotifyDependencies:
     fast: FastPath
     sealing: Sealing
     channels: frozenset[str]
+    # The deployment's instruments: their LOINC codes and ranges for the results webhook.
+    instruments: dict[str, Instrument] = field(default_factory=dict)
     # Set when there is something for the dispatcher to send (it also looks on its own).
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     # The last look at each site's undeliverable notices (only spares needless work: the
@@ -67,6 +71,7 @@ def build(runtime: ServiceRuntime) -> NotifyDependencies:
         fast=FastPath(runtime.redis, settings.topic_prefix),
         sealing=Sealing(settings.encryption_key.get_secret_value()),
         channels=available_channels(settings),
+        instruments=deployment_instruments(settings.instruments_dir),
     )
 
 

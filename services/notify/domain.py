@@ -136,6 +136,8 @@ def is_private_address(address: str) -> bool:
 # -- what a notice is --------------------------------------------------------------------------
 
 RISK = "risk"
+# Scored responses sent to a site's webhooks with their FHIR Observations (policy ``results``).
+RESULTS = "feedback_results"
 MAX_KEY = 300
 
 
@@ -159,6 +161,8 @@ class NoticeSpec:
 
 def delivery_kind(notice_kind: str) -> str:
     """What the log calls a notice's deliveries."""
+    if notice_kind == RESULTS:
+        return "results"
     return "match" if notice_kind in {"match_proposed", "match_confirmed"} else "alert"
 
 

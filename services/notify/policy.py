@@ -147,6 +147,15 @@ class RateLimit(BaseModel):
     per_recipient_per_hour: int = Field(default=30, ge=1, le=10_000)
 
 
+class ResultsPolicy(BaseModel):
+    """Scored responses for the front-end (``feedback.recorded``), off by default: with
+    ``webhook`` on, every scored response of the site goes to the site's webhooks with its FHIR
+    R4 Observations (total and subscales, LOINC-coded), ready to write back to the chart."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    webhook: bool = False
+
+
 class RoutingPolicy(BaseModel):
     """One site's notification policy."""
 
@@ -157,6 +166,7 @@ class RoutingPolicy(BaseModel):
     digest: DigestPolicy = DigestPolicy()
     invitations: InvitationPolicy = InvitationPolicy()
     rate_limit: RateLimit = RateLimit()
+    results: ResultsPolicy = ResultsPolicy()
 
     @field_validator("timezone")
     @classmethod

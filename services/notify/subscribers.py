@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notify import mapping
 from services.notify.dependencies import NotifyDependencies, of_delivery
 from services.notify.domain import NoticeSpec
-from services.notify.usecases import alert_steps, invitations, notices
+from services.notify.usecases import alert_steps, invitations, notices, results
 from services.notify.usecases.notices import AfterCommit
 from shared.consumer import Delivery
 from shared.contracts import (
@@ -78,5 +78,14 @@ async def on_session_completed(delivery: Delivery[SessionCompleted]) -> Sequence
 
 
 async def on_feedback_recorded(delivery: Delivery[FeedbackRecorded]) -> Sequence[Event[Any]]:
+    """An answer stops the respondent's reminder; the site's front-ends get the scores as FHIR
+    Observations when its policy asks for them (``results.webhook``)."""
     await invitations.answers_stop_reminders(delivery.session, delivery.event.data)
+    await results.send_results(
+        of_delivery(delivery),
+        delivery.session,
+        delivery.event.id,
+        delivery.event.data,
+        delivery.after_commit,
+    )
     return []

@@ -332,6 +332,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ),
         ("episode_id", "goal_id"),
     ),
+    ("PUT", "/feedback/episodes/{episode_id}/sessions/{session_number}/encounter"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/sessions/1/encounter",
+            body={"system": "urn:ehr:encounter", "value": f"enc-{s.episode_id}"},
+        ),
+        ("episode_id",),
+    ),
     ("GET", "/feedback/episodes/{episode_id}/goals"): Operation(
         "client",
         READERS,

@@ -18,12 +18,13 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from services.feedback import domain, fhir, fhir_results
+from services.feedback import domain, fhir
 from services.feedback.dependencies import FeedbackDependencies
 from services.feedback.errors import EpisodeNotFound
 from services.feedback.models import FeedbackEpisode, FeedbackResponse
-from services.feedback.usecases import responses
+from services.feedback.usecases import encounters, responses
 from services.feedback.usecases.episodes import may_see
+from shared import fhir_observations
 from shared.auth import Staff
 from shared.crypto import pseudonymise
 
@@ -42,7 +43,7 @@ def submission(
 ) -> responses.Submission:
     return responses.Submission(
         episode_id=parsed.episode_id or "",
-        session_number=parsed.session_number,
+        session_number=parsed.session_number or 0,  # placed_by_encounter has set it
         respondent_role=parsed.respondent_role,
         respondent_ref=parsed.respondent_ref,
         instrument=parsed.instrument,
@@ -92,8 +93,33 @@ async def episode_of_subject(
     raise fhir.FhirError(
         "subject",
         "ambiguous_subject",
-        f"the client has {len(episodes)} episodes: name one with the {fhir.EXT_EPISODE} extension",
+        f"the client has {len(episodes)} episodes: name one with the "
+        f"{fhir_observations.EXT_EPISODE} extension",
     )
+
+
+async def placed_by_encounter(
+    deps: FeedbackDependencies, staff: Staff, parsed: fhir.ParsedResponse
+) -> fhir.ParsedResponse:
+    """A response named by its ``encounter`` gets the episode and session registered for it
+    (an episode the extension names must be the same); refused when none was registered."""
+    if parsed.session_number is not None or parsed.encounter is None:
+        return parsed
+    found = await encounters.session_of_encounter(deps, staff, *parsed.encounter)
+    if found is None:
+        raise fhir.FhirError(
+            "encounter",
+            "unknown_encounter",
+            "no session has this Encounter identifier: register it with PUT "
+            "/feedback/episodes/{episode_id}/sessions/{session_number}/encounter, or send the "
+            f"session number extension ({fhir_observations.EXT_SESSION})",
+        )
+    episode_id, session_number = found
+    if parsed.episode_id is not None and parsed.episode_id != episode_id:
+        raise fhir.FhirError(
+            "encounter", "encounter_mismatch", "the encounter is of another episode"
+        )
+    return replace(parsed, episode_id=episode_id, session_number=session_number)
 
 
 async def visible_episode(
@@ -115,7 +141,9 @@ async def check(
 ) -> Checked:
     """Read, place and score a QuestionnaireResponse without storing it; a refusal names the
     item (``fhir.FhirError``, ``InvalidAnswers``, ``EpisodeNotFound``)."""
-    parsed = fhir.parse_questionnaire_response(resource, deps.instruments)
+    parsed = await placed_by_encounter(
+        deps, staff, fhir.parse_questionnaire_response(resource, deps.instruments)
+    )
     episode_id = await episode_of_subject(deps, staff, parsed)
     asked = replace(submission(parsed, staff, idempotency_key), episode_id=episode_id)
     _, scored = responses.checked(deps, asked)
@@ -185,14 +213,19 @@ async def observations(
     for row, episode in await scored_responses(deps, staff, episode_id, since, until, limit):
         instrument = deps.instruments[row.instrument]
         scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
-        found += fhir_results.observations(
+        found += fhir_observations.observations(
             instrument,
-            scored,
-            response_id=row.id,
-            episode_id=row.episode_id,
-            session_number=row.session_number,
-            client=episode.client,
-            answered_at=row.answered_at,
-            amended=row.amends is not None,
+            fhir_observations.ScoredResponse(
+                response_id=row.id,
+                episode_id=row.episode_id,
+                session_number=row.session_number,
+                answered_at=row.answered_at,
+                total=scored.total,
+                in_concern_or_clinical_range=scored.in_concern_or_clinical_range,
+                subscales=scored.subscales,
+                band=scored.band,
+                amended=row.amends is not None,
+                client=episode.client,
+            ),
         )
     return found

@@ -22,7 +22,7 @@ ACKNOWLEDGERS = ("therapist", "supervisor", "clinical_lead", "site_admin", "inta
 DeliveryStatus = Literal[
     "pending", "sending", "digest", "batched", "delivered", "failed", "cancelled"
 ]
-DeliveryKind = Literal["alert", "escalation", "digest", "invitation", "reminder"]
+DeliveryKind = Literal["alert", "escalation", "digest", "invitation", "reminder", "results"]
 
 
 @router.get(

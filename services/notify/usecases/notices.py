@@ -97,18 +97,20 @@ async def open_notice(
     notice: domain.NoticeSpec,
     routing: SiteRouting,
     after_commit: AfterCommit,
+    planned: list[domain.Planned] | None = None,
 ) -> bool:
     """Record the notice once and create its deliveries; False if it was already known (the
     same alert under another event id, or the second of risk.flagged / alliance.alert for one
     risk response): the notice key is unique in PostgreSQL.
 
     A notice no channel of the site can carry is recorded as undeliverable: it waits for a
-    route (``undelivered``) and is not escalated as unacknowledged until it has one."""
+    route (``undelivered``) and is not escalated as unacknowledged until it has one.
+    ``planned`` replaces the policy's routing (a notice its rules do not route, e.g. results)."""
     policy = routing.policy
     now = datetime.now(UTC)
     urgent = domain.is_urgent(notice.kind, notice.severity) and notice.step == "opened"
     notice_id = str(uuid.uuid4())
-    planned = plan_notice(deps, notice, routing)
+    planned = plan_notice(deps, notice, routing) if planned is None else planned
     rows = notice_rows(notice, planned, policy, notice_id)
     reason = undelivered.undeliverable_reason(len(rows), routing.set_up)
     claim_notice = (
