@@ -153,3 +153,28 @@ async def test_answers_stored_twice_before_the_rule_keep_their_rows_and_the_firs
     finally:
         await owner.close()
     assert [(r["id"], r["replaced_by"]) for r in rows] == [("a", None), ("b", "a"), ("c", None)]
+
+
+async def test_concurrent_registrations_of_one_encounter_give_one_winner_and_409s(
+    desk: FeedbackDesk,
+) -> None:
+    """The same Encounter identifier registered for two sessions at once: the unique key lets
+    one win and the other gets the 409 it would get coming second (never a 500)."""
+    episode_id = await desk.open_episode()
+    auth = desk.auth("therapist")
+    for round_number in range(ROUNDS):
+        body = {"system": "urn:ehr:encounter", "value": f"enc-{round_number}"}
+        answers = await asyncio.gather(
+            *(
+                desk.http.put(
+                    f"/feedback/episodes/{episode_id}/sessions/{session}/encounter",
+                    headers=auth,
+                    json=body,
+                )
+                for session in (2 * round_number + 1, 2 * round_number + 2)
+            )
+        )
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200, 409], [a.text for a in answers]
+        losers = [a.json() for a in answers if a.status_code == 409]
+        assert all(e["errors"][0]["rule"] == "encounter_registered" for e in losers), losers

@@ -16,8 +16,8 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from shared.settings import Settings
 from tests.support.feedback import FeedbackDesk, feedback_desk
-from tests.unit.test_feedback_api import response_count
-from tests.unit.test_feedback_fhir_as_sent import lhc_forms, post_fhir
+from tests.unit.feedback.test_feedback_api import response_count
+from tests.unit.feedback.test_feedback_fhir_as_sent import lhc_forms, post_fhir
 
 EHR = "urn:ehr:encounter"
 
