@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     from rapport.trajectories.fit import TrajectoryFit
@@ -149,24 +149,13 @@ def fit_file(args: argparse.Namespace) -> int:
             fit, source, instruments, lenient_ranges=not args.strict_ranges, report=report
         )
     model = _model(fit, counts, widths, args.min_episodes)
-    try:
-        _write(model, args.out)
-    except OSError as error:
-        print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
-        return 2
-    seconds = time.perf_counter() - started
-    cells = sum(len(b.sessions) for i in model.instruments.values() for b in i.bands.values())
-    print(
-        f"rapport trajectories: {counts.records} records ({model.data.records_fitted} client "
-        f"outcome scores, {model.data.episodes} episodes), {counts.bad_lines} bad lines; "
-        f"fitted {cells} band-sessions of {len(model.instruments)} instrument(s), "
-        f"{len(model.skipped)} with fewer than {args.min_episodes} episodes; "
-        f"{counts.records / seconds if seconds > 0 else 0:,.0f} records/s",
-        file=err,
+    what = (
+        f"{counts.records} records ({model.data.records_fitted} client outcome scores, "
+        f"{model.data.episodes} episodes), {counts.bad_lines} bad lines"
     )
-    for line in skipped_summary(model.skipped, args.min_episodes):
-        print(f"rapport trajectories: {line}", file=err)
-    return 0
+    seconds = time.perf_counter() - started
+    rate = counts.records / seconds if seconds > 0 else 0
+    return _written(model, args, err, what, f"{rate:,.0f} records/s")
 
 
 def band_widths(
@@ -232,18 +221,33 @@ def fit_database(args: argparse.Namespace) -> int:
     except (OSError, SQLAlchemyError) as error:
         print(f"rapport trajectories: cannot read analytics' database: {error}", file=err)
         return 2
+    what = (
+        f"{model.data.records_fitted} client outcome scores of {model.data.episodes} "
+        "closed episodes"
+    )
+    seconds = time.perf_counter() - started
+    return _written(model, args, err, what, f"{seconds:.1f} s")
+
+
+def _written(
+    model: TrajectoryModel,
+    args: argparse.Namespace,
+    err: TextIO,
+    what: str,
+    speed: str,
+) -> int:
+    """Write the model and say on ``err`` what it was fitted on, what it holds and what had too
+    few episodes (exit 0), or that it could not be written (exit 2)."""
     try:
         _write(model, args.out)
     except OSError as error:
         print(f"rapport trajectories: cannot write {args.out}: {error}", file=err)
         return 2
-    seconds = time.perf_counter() - started
     cells = sum(len(b.sessions) for i in model.instruments.values() for b in i.bands.values())
     print(
-        f"rapport trajectories: {model.data.records_fitted} client outcome scores of "
-        f"{model.data.episodes} closed episodes; fitted {cells} band-sessions of "
+        f"rapport trajectories: {what}; fitted {cells} band-sessions of "
         f"{len(model.instruments)} instrument(s), {len(model.skipped)} with fewer than "
-        f"{args.min_episodes} episodes; {seconds:.1f} s",
+        f"{args.min_episodes} episodes; {speed}",
         file=err,
     )
     for line in skipped_summary(model.skipped, args.min_episodes):
