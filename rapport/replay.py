@@ -4,8 +4,9 @@ Reads feedback records in the replay interchange format (one JSON object per lin
 order: ``episode_id``, ``site_id``, ``therapist_id``, ``session``, ``at``, ``respondent``,
 ``respondent_id``, ``instrument``, ``items``, and optionally ``age_group``: ``child``,
 ``adolescent``, ``adult`` or ``older_adult``, the client's age group for the episode as
-``match.confirmed`` gives it to analytics; a line without it keeps the episode's last one), scores each with its instrument definition and runs
-the same domain code as the analytics service (``services.analytics.domain.apply``). Writes one
+``match.confirmed`` gives it to analytics; a line without it keeps the episode's last one),
+scores each with its instrument definition and runs the same domain code as the analytics
+service (``services.analytics.domain.apply``). Writes one
 JSON object per opened alert, in the order they open: ``episode_id``, ``session``, ``kind``,
 ``severity``, ``rule``, ``respondent_id`` (for the episode-level rules 6, 7, 10 and 11: the
 respondent whose record fired it), plus ``status``, ``instrument``, ``inputs``,
@@ -16,9 +17,10 @@ Instruments with open items (``goals``: the items are the episode's goal ids, va
 set may change between sessions) take any well-formed ids, at most the definition's number;
 ``support`` has one item ``support``. Both run the same rules as the service (12 and 13).
 
-A bad line (not JSON, missing or mistyped fields, an unknown age group, unknown instrument, a respondent the instrument
-does not allow, items failing the instrument's checks) is reported on stderr with its line number
-and skipped. A line whose only fault is an item value outside the instrument's range or step
+A bad line (not JSON, missing or mistyped fields, an unknown age group, unknown instrument,
+a respondent the instrument does not allow, items failing the instrument's checks) is reported
+on stderr with its line number and skipped. A line whose only fault is an item value outside
+the instrument's range or step
 is replayed as given, with a warning naming its line: replay reprocesses what was recorded
 (the shared worked example has six such SRS lines, e.g. an item of 10.2, and its expected
 alerts assume they were replayed); ``--strict-ranges`` skips such lines as bad instead, as the

@@ -75,7 +75,7 @@ def test_without_an_age_group_the_general_cutoff_holds() -> None:
 
 @pytest.mark.parametrize("value", ["teen", "Adolescent", "", 15, True, ["adult"]])
 def test_an_unknown_age_group_is_a_bad_line(value: Any) -> None:
-    alerts, bad = replayed([line("ep-1", 1, age_group=value), line("ep-1", 2)])
+    _, bad = replayed([line("ep-1", 1, age_group=value), line("ep-1", 2)])
     assert len(bad) == 1 and bad[0].startswith("1: age_group must be one of")
     assert "adolescent" in bad[0]
 
