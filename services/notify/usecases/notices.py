@@ -148,7 +148,10 @@ async def open_notice(
 
 def recorded_undeliverable(notice: domain.NoticeSpec, reason: str | None) -> None:
     UNDELIVERABLE.labels(metric_code(notice.kind), notice.severity).inc()
-    log.warning(
+    # An urgent notice nobody can be told of is an operator's problem now (a warning); a routine
+    # one a site has chosen no channel for (e.g. match notices without email) is information.
+    emit = log.warning if notice.severity == "urgent" else log.info
+    emit(
         "notice undeliverable: no channel of its site reaches its recipients",
         site_id=notice.site_id,
         kind=notice.kind,
