@@ -2,8 +2,11 @@
 
 Reads feedback records in the replay interchange format (one JSON object per line, in arrival
 order: ``episode_id``, ``site_id``, ``therapist_id``, ``session``, ``at``, ``respondent``,
-``respondent_id``, ``instrument``, ``items``), scores each with its instrument definition and runs
-the same domain code as the analytics service (``services.analytics.domain.apply``). Writes one
+``respondent_id``, ``instrument``, ``items``, and optionally ``age_group``: ``child``,
+``adolescent``, ``adult`` or ``older_adult``, the client's age group for the episode as
+``match.confirmed`` gives it to analytics; a line without it keeps the episode's last one),
+scores each with its instrument definition and runs the same domain code as the analytics
+service (``services.analytics.domain.apply``). Writes one
 JSON object per opened alert, in the order they open: ``episode_id``, ``session``, ``kind``,
 ``severity``, ``rule``, ``respondent_id`` (for the episode-level rules 6, 7, 10 and 11: the
 respondent whose record fired it), plus ``status``, ``instrument``, ``inputs``,
@@ -14,9 +17,10 @@ Instruments with open items (``goals``: the items are the episode's goal ids, va
 set may change between sessions) take any well-formed ids, at most the definition's number;
 ``support`` has one item ``support``. Both run the same rules as the service (12 and 13).
 
-A bad line (not JSON, missing or mistyped fields, unknown instrument, a respondent the instrument
-does not allow, items failing the instrument's checks) is reported on stderr with its line number
-and skipped. A line whose only fault is an item value outside the instrument's range or step
+A bad line (not JSON, missing or mistyped fields, an unknown age group, unknown instrument,
+a respondent the instrument does not allow, items failing the instrument's checks) is reported
+on stderr with its line number and skipped. A line whose only fault is an item value outside
+the instrument's range or step
 is replayed as given, with a warning naming its line: replay reprocesses what was recorded
 (the shared worked example has six such SRS lines, e.g. an item of 10.2, and its expected
 alerts assume they were replayed); ``--strict-ranges`` skips such lines as bad instead, as the
@@ -55,6 +59,7 @@ _STRING_FIELDS = ("episode_id", "site_id", "therapist_id", "respondent_id", "ins
 _FIELDS = (*_STRING_FIELDS, "session", "at", "respondent", "items")
 _MAX_ALLOWED_VALUES = 100_000
 _NUMBER_TYPES = frozenset({int, Decimal})  # JSON numbers as parsed here; bool is not one
+AGE_GROUPS = frozenset({"child", "adolescent", "adult", "older_adult"})  # match.confirmed's
 
 
 class BadLine(ValueError):
@@ -263,6 +268,7 @@ def replay_lines(
     checkers = {iid: AnswerChecker(inst) for iid, inst in instruments.items()}
     json_object = json_object_reader()
     episodes: dict[str, EpisodeState] = {} if states is None else states
+    age_groups: dict[str, str] = {}  # per episode, as analytics keeps it from match.confirmed
     stats = ReplayStats()
     last_at_text: object = None
     last_at: datetime | None = None
@@ -306,6 +312,14 @@ def replay_lines(
                         value = obj[name]
                         if type(value) is not str or not value:
                             raise BadLine(f"{name} must be a non-empty string, got {value!r}")
+                age_group = obj.get("age_group")
+                if age_group is not None and (
+                    type(age_group) is not str or age_group not in AGE_GROUPS
+                ):
+                    raise BadLine(
+                        f"age_group must be one of {', '.join(sorted(AGE_GROUPS))}, "
+                        f"got {age_group!r}"
+                    )
                 if type(session) is not int or session < 1:
                     raise BadLine(f"session must be an integer from 1, got {session!r}")
                 if type(role) is not str or role not in ROLES:
@@ -349,6 +363,8 @@ def replay_lines(
                 continue
             # Shared strings: a million records repeat a few thousand ids.
             episode_id = intern(episode_id)
+            if age_group is not None:
+                age_groups[episode_id] = age_group
             record = ScoredRecord(
                 episode_id,
                 intern(site_id),
@@ -366,7 +382,13 @@ def replay_lines(
             if state is not None and session < state.last_session:
                 stats.late_records += 1
             state, changes = apply(
-                state, record, instruments, sites.get(site_id, config), None, trajectories
+                state,
+                record,
+                instruments,
+                sites.get(site_id, config),
+                None,
+                trajectories,
+                age_groups.get(episode_id),
             )
             episodes[episode_id] = state
             if changes:

@@ -135,8 +135,9 @@ def _open_items(
     return errors
 
 
-def score(instrument: Instrument, raw: dict[str, object]) -> Scored:
-    """Score answers that passed :func:`check_answers`."""
+def score(instrument: Instrument, raw: dict[str, object], age_group: str | None = None) -> Scored:
+    """Score answers that passed :func:`check_answers`, for a client of ``age_group`` (the
+    clinical range is the client's own: ``Clinical.cutoff_for``; None: the general cutoff)."""
     values = {item: _decimal(raw[item]) for item in (instrument.items or raw)}
     items: dict[str, Decimal] = {k: v for k, v in values.items() if v is not None}
     total = instrument.total(items)
@@ -151,14 +152,21 @@ def score(instrument: Instrument, raw: dict[str, object]) -> Scored:
         total=total,
         subscales=subscales,
         band=band,
-        in_concern_or_clinical_range=in_concern_or_clinical_range(instrument, total, items),
+        in_concern_or_clinical_range=in_concern_or_clinical_range(
+            instrument, total, items, age_group
+        ),
         risk_items=risk,
     )
 
 
 def in_concern_or_clinical_range(
-    instrument: Instrument, total: Decimal, items: dict[str, Decimal]
+    instrument: Instrument,
+    total: Decimal,
+    items: dict[str, Decimal],
+    age_group: str | None = None,
 ) -> bool:
+    """An alliance instrument's concern condition, or an outcome instrument's clinical range
+    with the cutoff of the client's age group (e.g. ORS: adolescent below 28, adult below 25)."""
     if instrument.concern is not None:
         concern = instrument.concern
         if concern.total_below is not None and total < concern.total_below:
@@ -167,9 +175,10 @@ def in_concern_or_clinical_range(
             v < concern.any_item_below for v in items.values()
         )
     if instrument.clinical is not None:
+        cutoff = instrument.clinical.cutoff_for(age_group)
         if instrument.clinical.direction == "higher_is_worse":
-            return total >= instrument.clinical.cutoff
-        return total < instrument.clinical.cutoff
+            return total >= cutoff
+        return total < cutoff
     return False
 
 
@@ -195,7 +204,11 @@ class Change:
     clinically_significant: bool
 
 
-def change_from_first(instrument: Instrument, first_total: Decimal, total: Decimal) -> Change:
+def change_from_first(
+    instrument: Instrument, first_total: Decimal, total: Decimal, age_group: str | None = None
+) -> Change:
+    """The change from the first score; clinically significant when it also leaves the
+    clinical range of the client's age group."""
     better = total - first_total if instrument.higher_is_better else first_total - total
     if better >= instrument.reliable_change:
         reliable = "improved"
@@ -205,7 +218,7 @@ def change_from_first(instrument: Instrument, first_total: Decimal, total: Decim
         reliable = "no_reliable_change"
     significant = False
     if reliable == "improved" and instrument.clinical is not None:
-        first_clinical = in_concern_or_clinical_range(instrument, first_total, {})
-        now_clinical = in_concern_or_clinical_range(instrument, total, {})
+        first_clinical = in_concern_or_clinical_range(instrument, first_total, {}, age_group)
+        now_clinical = in_concern_or_clinical_range(instrument, total, {}, age_group)
         significant = first_clinical and not now_clinical
     return Change(first_total, better, reliable, significant)

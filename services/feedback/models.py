@@ -23,6 +23,8 @@ class FeedbackEpisode(SQLModel, table=True):
     client: str = Field(max_length=40)
     members: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
     confirmed_at: datetime
+    # The client's age group from match.confirmed (None: unknown): the clinical range is its own.
+    age_group: str | None = Field(default=None, max_length=16)
 
 
 # One standing answer per episode, session, respondent and instrument: a second one is refused

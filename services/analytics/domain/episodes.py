@@ -99,13 +99,29 @@ def _rebuild(
     age_group: str | None = None,
 ) -> tuple[EpisodeState, list[AlertChange]]:
     """Late record or amendment: re-apply the episode in session order (an amendment in the
-    place of the record it replaces), report the difference."""
+    place of the record it replaces), report the difference. Rule 9 keeps the basis it
+    decided on (the model's percentiles then, or the fallback) at every session it judged: of
+    every series but the late record's (their scores did not change), and of the late record's
+    series at the sessions before the late record's; only that series' sessions from the late
+    record's on are judged with the model in use now (a new model never changes alerts already
+    opened)."""
     records = _with_amendment(old.records, record, replaces)
     new = EpisodeState(old.episode_id, records=records, rebuilds=old.rebuilds + 1)
+    late_series = (record.respondent_id, record.instrument)
+    new.kept_rule_9_basis = {
+        key: (
+            {s: basis for s, basis in series.rule_9_basis.items() if s < record.session}
+            if key == late_series
+            else dict(series.rule_9_basis)
+        )
+        for key, series in old.series.items()
+        if series.rule_9_basis
+    }
     history: list[AlertChange] = []
     for r in sorted(records, key=_session_of):  # stable: arrival order within a session
         th = config.thresholds(instruments[r.instrument], age_group)
         _step(new, r, th, instruments, config, history, trajectories)
+    new.kept_rule_9_basis = {}
     reported = old.opened_log
     reported_open = {a.identity: a for a in old.open_alerts.values()}
     out: list[AlertChange] = []

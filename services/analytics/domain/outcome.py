@@ -4,6 +4,7 @@ fallback rule)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from services.analytics.domain.changes import (
@@ -66,7 +67,7 @@ def rules_8_9_outcome(
         state.improved_outcomes += 1 if improved else -1
     series.latest_improved = improved
 
-    expected = _expected(trajectories, record, series)
+    expected = _basis(state, record, series, trajectories)
     if expected is not None:
         _rule_9_against_model(state, record, th, series, config, expected, worse, out)
         return
@@ -94,6 +95,51 @@ def _outcome_inputs(
         "threshold": as_float(th.reliable_change),
         "direction": "lower_is_worse" if th.lower_is_worse else "higher_is_worse",
     }
+
+
+@dataclass(frozen=True, slots=True)
+class KeptPercentiles:
+    """The model's percentiles rule 9 used at a session, as kept in the series."""
+
+    n: int
+    p10: float
+    p25: float
+    p50: float
+    p75: float
+    p90: float
+
+
+def _basis(
+    state: EpisodeState,
+    record: ScoredRecord,
+    series: Series,
+    trajectories: Trajectories | None,
+) -> SessionPercentiles | None:
+    """What rule 9 judges this record against: the basis kept for its session when a rebuild
+    re-applies a session decided before (so a new model never changes decisions already
+    taken), else the model's percentiles now (None: the fallback rule); remembered per session
+    for a client's series."""
+    if record.role != "client":
+        return None
+    kept = state.kept_rule_9_basis.get((record.respondent_id, record.instrument))
+    if kept is not None and record.session in kept:
+        basis = kept[record.session]
+        series.rule_9_basis[record.session] = basis
+        return None if basis is None else KeptPercentiles(int(basis[0]), *basis[1:])
+    expected = _expected(trajectories, record, series)
+    series.rule_9_basis[record.session] = (
+        None
+        if expected is None
+        else (
+            expected.n,
+            float(expected.p10),
+            float(expected.p25),
+            float(expected.p50),
+            float(expected.p75),
+            float(expected.p90),
+        )
+    )
+    return expected
 
 
 def _expected(

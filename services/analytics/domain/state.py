@@ -42,6 +42,11 @@ class Series:
     not_on_track_done: bool = False
     # rule 9 with a model: consecutive records (from session 3) worse than the expected line
     off_track_run: int = 0
+    # rule 9's basis at each session of a client's series, as decided then: the model's
+    # percentiles (n, p10, p25, p50, p75, p90) or None (the fallback rule). A rebuild (late
+    # record, amendment) reuses those of sessions before the late record's: a new model never
+    # changes decisions already taken.
+    rule_9_basis: dict[int, tuple[float, ...] | None] = field(default_factory=dict)
     rupture_session: int | None = None
     rupture_sum: Decimal = ZERO
     rupture_n: int = 0
@@ -53,7 +58,11 @@ class Series:
         out: dict[str, Any] = {}
         for name in self.__slots__:
             value = getattr(self, name)
-            out[name] = str(value) if isinstance(value, Decimal) else value
+            if isinstance(value, Decimal):
+                value = str(value)
+            elif isinstance(value, dict):
+                value = {str(k): None if v is None else list(v) for k, v in value.items()}
+            out[name] = value
         return out
 
     @classmethod
@@ -62,6 +71,10 @@ class Series:
         for name in cls._DECIMALS:
             if values.get(name) is not None:
                 values[name] = Decimal(values[name])
+        values["rule_9_basis"] = {
+            int(session): None if basis is None else tuple(basis)
+            for session, basis in values.get("rule_9_basis", {}).items()
+        }
         return cls(**values)
 
 
@@ -109,6 +122,11 @@ class EpisodeState:
     # rule 13: low_support opens at most once per episode
     low_support_opened: bool = False
     rebuilds: int = 0
+    # while a rebuild re-applies the records: rule 9's basis kept for each series' sessions
+    # before the late record's (not persisted: empty outside a rebuild)
+    kept_rule_9_basis: dict[tuple[str, str], dict[int, tuple[float, ...] | None]] = field(
+        default_factory=dict
+    )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-compatible snapshot (Decimals as strings)."""

@@ -39,6 +39,8 @@ async def learn_episode(session: AsyncSession, match: MatchConfirmed) -> None:
         )
     episode.therapist_id = match.therapist_id
     episode.members = [m.model_dump() for m in match.members]
+    if match.age_group is not None:  # a transfer's event from an older intake may lack it
+        episode.age_group = match.age_group
     session.add(episode)
 
 

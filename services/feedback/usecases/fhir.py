@@ -212,7 +212,9 @@ async def observations(
     found: list[dict[str, Any]] = []
     for row, episode in await scored_responses(deps, staff, episode_id, since, until, limit):
         instrument = deps.instruments[row.instrument]
-        scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
+        scored = domain.score(
+            instrument, {k: Decimal(v) for k, v in row.items.items()}, episode.age_group
+        )
         found += fhir_observations.observations(
             instrument,
             fhir_observations.ScoredResponse(

@@ -199,6 +199,8 @@ async def record(
         )
     if instrument.open_items is not None:  # goal ratings: the episode's active goals only
         await check_goal_ratings(session, instrument, episode, submission)
+    if episode.age_group is not None:  # the clinical range is the client's own
+        scored = domain.score(instrument, submission.items, episode.age_group)
     key = deps.settings.pseudonym_key.get_secret_value()
     respondent = _respondent(key, episode, submission)
     series = await _series(session, episode.episode_id, respondent, instrument.id)
@@ -240,7 +242,9 @@ async def record(
     session.add(row)
     change = None
     if first is not None and first.session_number <= submission.session_number:
-        change = domain.change_from_first(instrument, Decimal(first.total), scored.total)
+        change = domain.change_from_first(
+            instrument, Decimal(first.total), scored.total, episode.age_group
+        )
     event = recorded_event(row, instrument, scored, change)
     source = deps.runtime.outbox.source
     events: list[Event[Any]] = []
@@ -355,7 +359,9 @@ async def replay(
     results = []
     for row in rows:
         instrument = deps.instruments[row.instrument]
-        scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()})
+        episode = await session.get(FeedbackEpisode, row.episode_id)
+        age_group = episode.age_group if episode is not None else None
+        scored = domain.score(instrument, {k: Decimal(v) for k, v in row.items.items()}, age_group)
         first = (
             await session.exec(
                 select(FeedbackResponse)
@@ -372,7 +378,9 @@ async def replay(
         ).first()
         change = None
         if first is not None and first.id != row.id and first.session_number <= row.session_number:
-            change = domain.change_from_first(instrument, Decimal(first.total), scored.total)
+            change = domain.change_from_first(
+                instrument, Decimal(first.total), scored.total, age_group
+            )
         results.append(Recorded(row, recorded_event(row, instrument, scored, change)))
     return results
 
