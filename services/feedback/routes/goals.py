@@ -16,6 +16,7 @@ from services.feedback.usecases import goals
 from shared.audit import audited
 from shared.auth import CurrentStaff
 from shared.contracts import Id
+from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
 
 router = APIRouter()
 
@@ -71,7 +72,9 @@ async def episode_goals(
     episode_id: Id,
     staff: CurrentStaff,
     history: Annotated[bool, Query(description="Every revision of each goal.")] = False,
+    limit: PageLimit = DEFAULT_PAGE_SIZE,
+    offset: PageOffset = 0,
 ) -> list[GoalOut]:
     staff.require_role(*STAFF_WHO_READ)
     found = await goals.episode_goals(deps, staff, episode_id, history=history)
-    return [mapping.goal_out(g.row, g.text) for g in found]
+    return [mapping.goal_out(g.row, g.text) for g in found[offset : offset + limit]]
