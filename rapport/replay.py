@@ -31,6 +31,9 @@ cannot be opened. A one-line summary goes to stderr.
 Site configuration (``--config FILE``): ``{"default": {...}, "sites": {"site-a": {...}}}`` with
 the fields of ``RuleConfig`` (``services/analytics/rules_config.py``); a site's overrides are
 merged over the default's.
+
+Over 500 lines: the command, its line checks and the one hot loop belong together (the loop
+is inlined on purpose: see :func:`replay_lines`).
 """
 
 from __future__ import annotations

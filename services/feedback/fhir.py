@@ -20,6 +20,10 @@ RelatedPerson's id).
 respondent and questionnaire; ``completed`` when there is one is refused with an
 OperationOutcome (409) whose issue names the standing response
 (``urn:rapport:fhir:existing-response``).
+
+Over 500 lines: one translation in both directions (instruments out, answers in) whose item,
+answer and context rules are read together; the Observations going back are in
+``shared/fhir_observations.py``.
 """
 
 from __future__ import annotations
