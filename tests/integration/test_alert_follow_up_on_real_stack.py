@@ -14,7 +14,7 @@ import httpx
 import services
 from shared.host import Host
 from shared.settings import Settings
-from tests.support.flow import SITE, THERAPIST, headers
+from tests.support.flow import SITE, THERAPIST, headers, open_episode
 from tests.support.receiver import Received, WebhookReceiver
 from tests.support.waiting import eventually
 
@@ -48,28 +48,8 @@ async def test_one_alert_from_its_answer_to_its_resolution(real_settings: Settin
             )
             assert policy.status_code == 200, policy.text
 
-            opened = await http.post(
-                "/intake/episodes",
-                json={
-                    "site_id": SITE,
-                    "therapist_id": THERAPIST,
-                    "client_reference": "MRN-000777",
-                    "domains": ["depression"],
-                    "severity": "moderate",
-                },
-                headers=headers(settings, "intake_coordinator"),
-            )
-            assert opened.status_code == 201, opened.text
-            episode_id = opened.json()["episode_id"]
+            episode_id = await open_episode(http, settings, "MRN-000777")
             therapist = headers(settings, "therapist", THERAPIST)
-
-            async def feedback_knows_episode() -> bool:
-                got = await http.get(
-                    f"/feedback/episodes/{episode_id}/responses", headers=therapist
-                )
-                return got.status_code == 200
-
-            await eventually(feedback_knows_episode, what="feedback to learn the episode")
 
             async def answer(session_number: int, items: dict[str, float]) -> None:
                 recorded = await http.post(

@@ -53,6 +53,32 @@ async def opened_alerts(host: Host) -> int:
     )
 
 
+async def open_episode(http: httpx.AsyncClient, settings: Settings, client_reference: str) -> str:
+    """Open an episode with the therapist directly (intake) and wait until feedback has learnt
+    it from ``match.confirmed``, so that answers for it are accepted."""
+    opened = await http.post(
+        "/intake/episodes",
+        json={
+            "site_id": SITE,
+            "therapist_id": THERAPIST,
+            "client_reference": client_reference,
+            "domains": ["depression"],
+            "severity": "moderate",
+        },
+        headers=headers(settings, "intake_coordinator"),
+    )
+    assert opened.status_code == 201, opened.text
+    episode_id: str = opened.json()["episode_id"]
+    therapist = headers(settings, "therapist", THERAPIST)
+
+    async def feedback_knows_episode() -> bool:
+        got = await http.get(f"/feedback/episodes/{episode_id}/responses", headers=therapist)
+        return got.status_code == 200
+
+    await eventually(feedback_knows_episode, what="feedback to learn the episode")
+    return episode_id
+
+
 async def run_flow(settings: Settings, *, embedded: bool) -> FlowResult:
     receiver = WebhookReceiver()
     await receiver.start()
@@ -69,28 +95,8 @@ async def run_flow(settings: Settings, *, embedded: bool) -> FlowResult:
             assert hook.status_code == 201, hook.text
             receiver.secrets[SITE] = hook.json()["secret"]
 
-            opened = await http.post(
-                "/intake/episodes",
-                json={
-                    "site_id": SITE,
-                    "therapist_id": THERAPIST,
-                    "client_reference": "MRN-000123",
-                    "domains": ["depression"],
-                    "severity": "moderate",
-                },
-                headers=headers(settings, "intake_coordinator"),
-            )
-            assert opened.status_code == 201, opened.text
-            episode_id = opened.json()["episode_id"]
+            episode_id = await open_episode(http, settings, "MRN-000123")
             therapist = headers(settings, "therapist", THERAPIST)
-
-            async def feedback_knows_episode() -> bool:
-                got = await http.get(
-                    f"/feedback/episodes/{episode_id}/responses", headers=therapist
-                )
-                return got.status_code == 200
-
-            await eventually(feedback_knows_episode, what="feedback to learn the episode")
             answers = [
                 (1, "srs", {"relationship": 9.5, "goals": 9.4, "approach": 9.6, "overall": 9.5}),
                 (2, "srs", {"relationship": 7.0, "goals": 8.1, "approach": 7.5, "overall": 7.2}),
