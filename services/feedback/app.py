@@ -8,6 +8,8 @@ from services.feedback import dependencies, erasure, models, subscribers
 from services.feedback.routes import router
 from shared.contracts import (
     CLIENT_ERASURE_REQUESTED,
+    CONSENT_CHANGED,
+    EPISODE_MEMBERS_CHANGED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     RISK_FLAGGED,
@@ -32,9 +34,14 @@ def definition() -> ServiceDefinition:
                 skipping_erased(erasure.REGISTER, subscribers.on_match_confirmed),
                 "episode_from_match",
             ),
+            Subscription(
+                EPISODE_MEMBERS_CHANGED,
+                skipping_erased(erasure.REGISTER, subscribers.on_members_changed),
+                "members_of_episode",
+            ),
             Subscription(CLIENT_ERASURE_REQUESTED, subscribers.on_erasure_requested, "erasure"),
         ],
-        produces=[FEEDBACK_RECORDED, RISK_FLAGGED, SESSION_COMPLETED],
+        produces=[FEEDBACK_RECORDED, RISK_FLAGGED, SESSION_COMPLETED, CONSENT_CHANGED],
         dependencies=dependencies.build,
         description="Questionnaires from clients, partners, family and therapists",
     )

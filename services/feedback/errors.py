@@ -82,3 +82,11 @@ def already_answered(existing_id: str) -> AlreadyAnswered:
 
 class EncounterTaken(Conflict):
     title = "Encounter already registered"
+
+
+class ConsentWithdrawn(NotAllowed):
+    title = "Consent withdrawn"
+
+
+class NoticeNotShown(Invalid):
+    title = "Confidentiality notice not shown"
