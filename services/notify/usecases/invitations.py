@@ -165,7 +165,10 @@ async def plan_session(
         return 0
     members = [(m["respondent"], m["role"]) for m in episode.members]
     by_role = {str(k): v for k, v in policy.invitations.instruments.items()}
-    invitees = domain.invitees(members, by_role)
+    support = domain.support_due(
+        completed.session_number, policy.invitations.support_every_sessions
+    )
+    invitees = domain.invitees(members, by_role, support)
     allowed = await invitees_allowed(session, episode, [i.role for i in invitees])
     invitees = [i for i, may in zip(invitees, allowed, strict=True) if may]
     if not invitees:

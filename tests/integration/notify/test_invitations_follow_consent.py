@@ -2,7 +2,8 @@
 stack: a withdrawal of feedback invitations stops the waiting invitation at once (no reminder)
 and the next session invites nobody; a withdrawal of contact with significant others leaves the
 client invited but not their partner; a partner added mid-episode is invited from the next
-session on, and no longer once removed."""
+session on, and no longer once removed; the client is asked to rate the support of the people
+around them at session 1 and then every few sessions, as the site's policy says."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from shared.contracts import (
     EpisodeMembersChanged,
 )
 from shared.events import Event
-from tests.integration.notify.test_invitations import client_contact
+from shared.tokens import verify
+from tests.integration.notify.test_invitations import client_contact, token_in
 from tests.support.notify import match_confirmed, pseudonym, session_completed
 from tests.support.notify_stack import NotifyStack
 from tests.support.waiting import eventually
@@ -166,3 +168,30 @@ async def test_a_partner_added_mid_episode_is_invited_and_no_longer_once_removed
     await stack.publisher.publish(session_completed(site, episode, 3))
     await planned(stack, episode, 3)
     assert await invited(stack, episode, 3) == ["client:invited"]
+
+
+async def test_support_is_asked_at_session_1_and_then_every_few_sessions_per_site(
+    stack: NotifyStack,
+) -> None:
+    site, episode = "site-support", "ep-support"
+    await stack.policy(site, {"invitations": {"support_every_sessions": 2}})
+    client = pseudonym("support-client")
+    await client_contact(stack, site, client, email="s@support.test", consent=True)
+    await stack.publisher.publish(match_confirmed(site, episode, [(client, "client")]))
+    for session in (1, 2, 3):
+        await stack.publisher.publish(session_completed(site, episode, session))
+
+    async def mailed() -> bool:
+        return len(stack.smtp.to("s@support.test")) == 3
+
+    await eventually(mailed, timeout=20, what="three invitations")
+    key = stack.settings.encryption_key.get_secret_value()
+    asked = {
+        grant.session_number: grant.instruments
+        for grant in (verify(key, token_in(m.text)) for m in stack.smtp.to("s@support.test"))
+    }
+    assert asked == {
+        1: ("srs", "ors", "support"),
+        2: ("srs", "ors"),
+        3: ("srs", "ors", "support"),
+    }
