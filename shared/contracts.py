@@ -251,6 +251,10 @@ class TherapistEffectivenessUpdated(EventData):
     deterioration_rate: EffectivenessEstimate | None
     classification: Literal["effective", "neutral", "ineffective", "not_enough_data"]
     updated_at: datetime
+    # The client's own goals (issue 19): the shrunk share of closed episodes with goal ratings
+    # where a goal ended reliably above its first rating, over ``goal_n`` such episodes.
+    goal_attainment_rate: EffectivenessEstimate | None = None
+    goal_n: int = Field(default=0, ge=0)
 
 
 class NotificationDelivered(EventData):

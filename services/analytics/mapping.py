@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.analytics.domain import ScoredRecord
 from services.analytics.domain.followup import CLOSE_REASONS
+from services.analytics.domain.goals import GoalRating
 from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
 from services.analytics.models import (
     AnalyticsAlert,
@@ -90,6 +91,17 @@ class ScoreOut(BaseModel):
     concern: bool
 
 
+class GoalProgressOut(BaseModel):
+    """One rating of one of the client's goals and its change from that goal's first rating."""
+
+    session_number: int
+    goal_id: str
+    goal_order: int = Field(description="1 = the first goal the client rated in the episode")
+    rating: float
+    change_from_first: float
+    reliable_change: bool = Field(description="The change reached the instrument's 3 points")
+
+
 class TimelineOut(BaseModel):
     episode_id: str
     site_id: str
@@ -98,6 +110,7 @@ class TimelineOut(BaseModel):
     last_session: int
     scores: list[ScoreOut]
     alerts: list[AlertOut]
+    goal_progress: list[GoalProgressOut] = []
 
 
 class EstimateOut(BaseModel):
@@ -120,6 +133,11 @@ class DomainEffectivenessOut(BaseModel):
     reliable_improvement_rate: EstimateOut | None
     deterioration_rate: EstimateOut | None
     classification: str
+    # The client's own goals: the share of the therapist's closed episodes with goal ratings
+    # where a goal ended reliably above its first rating, shrunk like the rates above; null
+    # below ``min_cases`` such episodes.
+    goal_n: int = 0
+    goal_attainment_rate: EstimateOut | None = None
 
 
 class SiteSummaryOut(BaseModel):
@@ -192,6 +210,7 @@ def timeline_out(
     episode: AnalyticsEpisode,
     scores: Iterable[AnalyticsScore],
     alerts: Iterable[AnalyticsAlert],
+    goals: Iterable[GoalRating] = (),
 ) -> TimelineOut:
     return TimelineOut(
         episode_id=episode.episode_id,
@@ -201,6 +220,17 @@ def timeline_out(
         last_session=episode.last_session,
         scores=[score_out(s) for s in scores],
         alerts=[alert_out(a) for a in alerts],
+        goal_progress=[
+            GoalProgressOut(
+                session_number=g.session,
+                goal_id=g.goal,
+                goal_order=g.order,
+                rating=float(g.rating),
+                change_from_first=float(g.change_from_first),
+                reliable_change=g.reliable,
+            )
+            for g in goals
+        ],
     )
 
 
@@ -230,6 +260,10 @@ def effectiveness_out(result: DomainEffectiveness) -> DomainEffectivenessOut:
             estimate_out(result.reliable_improvement_rate) if enough else None
         ),
         deterioration_rate=estimate_out(result.deterioration_rate) if enough else None,
+        goal_n=result.goal_n,
+        goal_attainment_rate=(
+            estimate_out(result.goal_attainment_rate) if result.goal_n >= result.min_cases else None
+        ),
         classification=result.classification,
     )
 
@@ -251,6 +285,7 @@ def closed_episodes(rows: Sequence[AnalyticsClosedEpisode]) -> list[ClosedEpisod
             c.mean_alliance,
             c.reliably_improved,
             c.deteriorated,
+            c.goal_attained,
         )
         for c in rows
     ]

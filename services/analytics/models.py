@@ -113,6 +113,8 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
     reliably_improved: bool
     deteriorated: bool
     closed_at: datetime
+    # Any of the client's own goals reliably above its first rating at the end (None: no goals).
+    goal_attained: bool | None = None
 
 
 # The same tables in SQLAlchemy Core, for the hot path (every response) and bulk statements.

@@ -13,6 +13,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics.charts import render
 from services.analytics.dependencies import AnalyticsDependencies
+from services.analytics.domain import EpisodeState
+from services.analytics.domain.goals import GoalRating, goal_attained, goal_progress
 from services.analytics.effectiveness import MIN_CASES, therapist_effectiveness
 from services.analytics.errors import EpisodeNotFound
 from services.analytics.mapping import TimelineOut, closed_episodes, estimate_event, timeline_out
@@ -121,6 +123,7 @@ async def _summary(
         improved |= change >= instrument.reliable_change
         deteriorated |= -change >= instrument.reliable_change
     return AnalyticsClosedEpisode(
+        goal_attained=goal_attained(goal_progress_of(episode, instruments)),
         episode_id=episode.episode_id,
         site_id=episode.site_id,
         therapist_id=episode.therapist_id,
@@ -155,6 +158,8 @@ async def _effectiveness_events(
                     deterioration_rate=estimate_event(result.deterioration_rate),
                     classification=result.classification,
                     updated_at=now,
+                    goal_attainment_rate=estimate_event(result.goal_attainment_rate),
+                    goal_n=result.goal_n,
                 ),
                 source=SOURCE,
             )
@@ -181,8 +186,24 @@ async def visible_episode(session: AsyncSession, staff: Staff, episode_id: str) 
     return episode
 
 
-async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> TimelineOut:
-    """The episode's scores and alerts, by session."""
+def goal_progress_of(
+    episode: AnalyticsEpisode, instruments: Mapping[str, Instrument]
+) -> list[GoalRating]:
+    """The client's goal ratings of the episode, each with its change from the goal's first."""
+    if not episode.state:
+        return []
+    records = EpisodeState.from_json(episode.state).records
+    rcs = {i.id: i.reliable_change for i in instruments.values() if i.kind == "goals"}
+    return goal_progress(records, rcs)
+
+
+async def timeline(
+    session: AsyncSession,
+    episode: AnalyticsEpisode,
+    instruments: Mapping[str, Instrument] | None = None,
+) -> TimelineOut:
+    """The episode's scores and alerts by session, and (given the instruments) the progress of
+    each of the client's goals."""
     scores = (
         await session.exec(
             select(AnalyticsScore)
@@ -197,7 +218,8 @@ async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timeline
             .order_by(col(AnalyticsAlert.opened_session), col(AnalyticsAlert.opened_at))
         )
     ).all()
-    return timeline_out(episode, scores, alerts)
+    goals = goal_progress_of(episode, instruments) if instruments is not None else []
+    return timeline_out(episode, scores, alerts, goals)
 
 
 async def episode_chart_svg(
@@ -205,8 +227,12 @@ async def episode_chart_svg(
 ) -> str:
     """An episode's measures by session (with the expected bands of the model in use), as
     SVG."""
-    found = await timeline(session, episode)
+    found = await timeline(session, episode, deps.instruments)
     chart = episode_chart(
-        found, deps.instruments, deps.trajectories.trajectories(), episode.age_group
+        found,
+        deps.instruments,
+        deps.trajectories.trajectories(),
+        episode.age_group,
+        found.goal_progress,
     )
     return render(chart)
