@@ -18,10 +18,11 @@ from services.analytics.models import (
     ERASURES,
     OUTBOX,
     SCORES,
+    AnalyticsConsent,
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, rows_affected
+from shared.erasure import ErasureRegister, rows_affected, table_of
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -65,6 +66,9 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         .values(respondent=None, triggered_by=None)
     )
     removed[alerts.name] += rows_affected(result)
+    consents = table_of(AnalyticsConsent)
+    result = await session.execute(delete(consents).where(consents.c.client == data.client))
+    removed[consents.name] = rows_affected(result)
     await REGISTER.conclude(
         session, data, outbox=OUTBOX, clients=[data.client], episodes=episodes, removed=removed
     )

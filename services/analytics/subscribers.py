@@ -9,9 +9,10 @@ from typing import Any
 
 from services.analytics.dependencies import of_delivery
 from services.analytics.errors import UnknownInstrument
-from services.analytics.usecases import episodes, follow_up, responses
+from services.analytics.usecases import consent, episodes, follow_up, responses
 from shared.consumer import Delivery, HandlerRejected
 from shared.contracts import (
+    ConsentChanged,
     EpisodeClosed,
     FeedbackRecorded,
     MatchConfirmed,
@@ -44,3 +45,8 @@ async def on_notification_acknowledged(
 ) -> Sequence[Event[Any]]:
     """A clinician acknowledged an alert's delivery in notify: the alert was seen."""
     return await follow_up.alert_seen(of_delivery(delivery), delivery.session, delivery.event.data)
+
+
+async def on_consent_changed(delivery: Delivery[ConsentChanged]) -> Sequence[Event[Any]]:
+    """A client's consent to the network's aggregates, recorded or withdrawn."""
+    return await consent.follow_consent(delivery.session, delivery.event.data)

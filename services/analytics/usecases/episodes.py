@@ -26,6 +26,7 @@ from services.analytics.models import (
 )
 from services.analytics.reports import episode_chart
 from services.analytics.usecases.alerts import SOURCE
+from services.analytics.usecases.consent import counts_in_aggregates
 from shared.auth import Staff
 from shared.contracts import (
     THERAPIST_EFFECTIVENESS_UPDATED,
@@ -64,6 +65,7 @@ async def start_episode(session: AsyncSession, data: MatchConfirmed) -> list[Eve
     episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
     episode.therapist_id = data.therapist_id
     episode.domains = list(data.domains)
+    episode.client = data.client
     if data.age_group is not None:  # a transfer's event from an older intake may lack it
         episode.age_group = data.age_group
     session.add(episode)
@@ -73,14 +75,17 @@ async def start_episode(session: AsyncSession, data: MatchConfirmed) -> list[Eve
 async def close_episode(
     deps: AnalyticsDependencies, session: AsyncSession, data: EpisodeClosed
 ) -> list[Event[Any]]:
-    """A closed episode: its phase, and (unless it says nothing about the therapist) its
-    summary and the ``therapist.effectiveness.updated`` events of its domains."""
+    """A closed episode: its phase, and (unless it says nothing about the therapist, or its
+    client withdrew consent to the aggregates) its summary and the
+    ``therapist.effectiveness.updated`` events of its domains."""
     episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
     episode.phase = "dropped_out" if data.reason == "dropped_out" else "closed"
     episode.closed_at, episode.close_reason = data.closed_at, data.reason
     session.add(episode)
     if data.reason in NOT_COUNTED or not episode.domains:
         return []
+    if not await counts_in_aggregates(session, episode.site_id, episode.client):
+        return []  # the client withdrew consent to the aggregates
     session.add(await _summary(session, episode, deps.instruments, data.closed_at))
     await session.flush()
     return await _effectiveness_events(session, episode, MIN_CASES)
