@@ -347,6 +347,28 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/goals"),
         ("episode_id",),
     ),
+    ("GET", "/feedback/fhir/Goal"): Operation(
+        "client",
+        READERS,
+        lambda w, s: Call("/feedback/fhir/Goal", params={"episode": s.episode_id}),
+    ),
+    ("GET", "/feedback/fhir/Goal/{goal_id}"): Operation(
+        "client", READERS, lambda w, s: Call(f"/feedback/fhir/Goal/{s.goal_id}"), ("goal_id",)
+    ),
+    ("POST", "/feedback/fhir/Goal"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            "/feedback/fhir/Goal",
+            body={
+                "resourceType": "Goal",
+                "lifecycleStatus": "active",
+                "description": {"text": "a goal"},
+                "extension": [{"url": "urn:rapport:fhir:episode-id", "valueString": s.episode_id}],
+            },
+            content_type="application/fhir+json",
+        ),
+    ),
     ("POST", "/feedback/episodes/{episode_id}/consents"): Operation(
         "client",
         RECORDERS,

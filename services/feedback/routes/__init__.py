@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from services.feedback.routes import (
     consents,
     fhir,
+    fhir_goals,
     goals,
     instruments,
     links,
@@ -16,5 +17,5 @@ from services.feedback.routes import (
 )
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
-for resource in (instruments, fhir, responses, sessions, links, goals, consents):
+for resource in (instruments, fhir, fhir_goals, responses, sessions, links, goals, consents):
     router.include_router(resource.router)

@@ -148,3 +148,35 @@ async def episode_goals(
 
 def _text(key: bytes, row: FeedbackGoal) -> str:
     return unseal(key, row.text_sealed, associated=f"{row.goal_id}:{row.revision}")
+
+
+async def goal_by_id(deps: FeedbackDependencies, staff: Staff, goal_id: str) -> tuple[Goal, str]:
+    """One goal as it is now, with its episode's client, if the caller may see its episode
+    (else not found, never saying which)."""
+    async with deps.runtime.sessionmaker() as session:
+        statement = sa_select(col(FeedbackGoal.episode_id)).where(
+            col(FeedbackGoal.goal_id) == goal_id
+        )
+        found = await session.scalar(statement)
+        episode = await session.get(FeedbackEpisode, found) if found else None
+        if episode is None or not may_see(staff)(episode):
+            raise GoalNotFound(
+                f"No goal {goal_id!r} that you may see.",
+                errors=[{"field": "goal_id", "rule": "not_found"}],
+            )
+        goals = await current_goals(session, episode.episode_id)
+        latest = next(g for g in goals if g.goal_id == goal_id)
+        key = await client_key(deps, session, episode.client)
+    return Goal(latest, _text(key, latest)), episode.client
+
+
+async def client_of(deps: FeedbackDependencies, staff: Staff, episode_id: str) -> str:
+    """The pseudonym of the client of an episode the caller may see."""
+    async with deps.runtime.sessionmaker() as session:
+        episode = await session.get(FeedbackEpisode, episode_id)
+    if episode is None or not may_see(staff)(episode):
+        raise EpisodeNotFound(
+            f"No episode {episode_id!r} that you may see.",
+            errors=[{"field": "episode_id", "rule": "not_found"}],
+        )
+    return episode.client
