@@ -218,6 +218,9 @@ async def test_consent_routes_refuse_bad_input_and_other_peoples_episodes(
     desk: FeedbackDesk,
 ) -> None:
     episode_id = await desk.open_episode()
+    never_shown = await consent(desk, episode_id, "aggregates", True, version=3)
+    assert never_shown.status_code == 422
+    assert never_shown.json()["errors"] == [{"field": "version", "rule": "unknown_version"}]
     unknown = await consent(desk, episode_id, "marketing", True)
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"].startswith("scope")

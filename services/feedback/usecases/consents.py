@@ -52,6 +52,11 @@ async def record_consent(
         episode = await _episode(session, staff, episode_id)
         if version is None:
             version = (await site_notice_now(session, episode.site_id)).version
+        elif not await _notice_exists(session, episode.site_id, version):
+            raise NoticeNotShown(
+                f"version: the site has no notice version {version}",
+                errors=[{"field": "version", "rule": "unknown_version"}],
+            )
         row = FeedbackConsent(
             id=str(uuid.uuid4()),
             site_id=episode.site_id,
@@ -178,6 +183,11 @@ async def write_notice(
     return _notice(row)
 
 
+async def _notice_exists(session: AsyncSession, site_id: str, version: int) -> bool:
+    """Version 0 is the deployment's default; the others are the site's own."""
+    return version == 0 or (await session.get(FeedbackNotice, (site_id, version))) is not None
+
+
 async def check_notice_shown(
     session: AsyncSession, site_id: str, version: int | None, instruments: list[Instrument]
 ) -> int | None:
@@ -192,8 +202,7 @@ async def check_notice_shown(
                 errors=[{"field": "notice_version", "rule": "required_before_risk_items"}],
             )
         return None
-    known = version == 0 or (await session.get(FeedbackNotice, (site_id, version))) is not None
-    if not known:
+    if not await _notice_exists(session, site_id, version):
         raise NoticeNotShown(
             f"notice_version: the site has no notice version {version}",
             errors=[{"field": "notice_version", "rule": "unknown_version"}],
