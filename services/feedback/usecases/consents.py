@@ -15,25 +15,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.feedback import domain
 from services.feedback.dependencies import FeedbackDependencies
-from services.feedback.errors import ConsentWithdrawn, EpisodeNotFound, NoticeNotShown
+from services.feedback.errors import ConsentWithdrawn, NoticeNotShown
 from services.feedback.models import FeedbackConsent, FeedbackEpisode, FeedbackNotice
-from services.feedback.usecases.episodes import may_see
+from services.feedback.usecases.episodes import episode_seen_by
 from shared.auth import Staff
 from shared.consent import SIGNIFICANT_OTHERS
 from shared.contracts import CONSENT_CHANGED, ConsentChanged
 from shared.events import Event
 from shared.instruments import Instrument
 from shared.tokens import FeedbackGrant
-
-
-async def _episode(session: AsyncSession, staff: Staff, episode_id: str) -> FeedbackEpisode:
-    episode = await session.get(FeedbackEpisode, episode_id)
-    if episode is None or not may_see(staff)(episode):
-        raise EpisodeNotFound(
-            f"No episode {episode_id!r} that you may see.",
-            errors=[{"field": "episode_id", "rule": "not_found"}],
-        )
-    return episode
 
 
 async def record_consent(
@@ -49,7 +39,7 @@ async def record_consent(
     the client was shown (None: the site's notice now)."""
     runtime = deps.runtime
     async with runtime.transaction() as session:
-        episode = await _episode(session, staff, episode_id)
+        episode = await episode_seen_by(session, staff, episode_id)
         if version is None:
             version = (await site_notice_now(session, episode.site_id)).version
         elif not await _notice_exists(session, episode.site_id, version):
@@ -87,7 +77,7 @@ async def consent_history(
 ) -> list[FeedbackConsent]:
     """Every consent recorded for the episode's client at its site, oldest first."""
     async with deps.runtime.sessionmaker() as session:
-        episode = await _episode(session, staff, episode_id)
+        episode = await episode_seen_by(session, staff, episode_id)
         return list(await _client_consents(session, episode.site_id, episode.client))
 
 

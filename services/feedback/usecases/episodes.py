@@ -26,6 +26,17 @@ def may_see(staff: Staff) -> Callable[[FeedbackEpisode], bool]:
     return check
 
 
+async def episode_seen_by(session: AsyncSession, staff: Staff, episode_id: str) -> FeedbackEpisode:
+    """The episode, when ``staff`` may see it; else 404 naming ``episode_id`` (never which)."""
+    episode = await session.get(FeedbackEpisode, episode_id)
+    if episode is None or not may_see(staff)(episode):
+        raise EpisodeNotFound(
+            f"No episode {episode_id!r} that you may see.",
+            errors=[{"field": "episode_id", "rule": "not_found"}],
+        )
+    return episode
+
+
 async def learn_episode(session: AsyncSession, match: MatchConfirmed) -> None:
     """Learn (or update) the episode so that responses for it can be accepted and attributed."""
     episode = await session.get(FeedbackEpisode, match.episode_id)
