@@ -265,7 +265,7 @@ async def _goals_people_and_consent(
         kinds = {a["kind"] for a in got.json()} if got.status_code == 200 else set()
         return {"goals_not_progressing", "low_support"} <= kinds
 
-    await eventually(alerted, timeout=60, interval=0.5, what="the goal and support alerts")
+    await eventually(alerted, timeout=180, interval=0.5, what="the goal and support alerts")
 
 
 async def _known_to_feedback(
