@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick stack-up stack-down stack-status docs image image-test clean
+.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick bench-clock stack-up stack-down stack-status docs image image-test clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: install
 # One small run of each, for a smoke test (bench/results/quick.json).
 bench-quick: install
 	$(BIN)/python bench/run.py --quick
+
+# Analytics' clock alone: 100,000 episodes with pending checks, against a bare SKIP LOCKED loop.
+bench-clock: install
+	$(BIN)/python bench/clock_bench.py
 
 stack-up: install
 	$(BIN)/rapport stack up

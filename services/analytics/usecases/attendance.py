@@ -68,7 +68,7 @@ async def fire_check(
     changes = domain.fire(state, check.kind, now, config, deps.zones.of(episode.site_id))
     await _save(session, episode, found, state, now)
     await sync_checks(
-        session, episode.episode_id, episode.site_id, state, config, deps, fired_at=now
+        session, episode.episode_id, episode.site_id, state, config, deps, (check.kind, now)
     )
     return list(await alert_events(session, episode, changes, now))
 

@@ -28,15 +28,15 @@ async def sync_checks(
     state: domain.EpisodeState,
     config: domain.RuleConfig,
     deps: AnalyticsDependencies,
-    fired_at: datetime | None = None,
+    fired: tuple[str, datetime] | None = None,
 ) -> None:
     """Pend the episode's checks as its state now says (in the caller's transaction); after a
-    check fired at ``fired_at``, none is pended at or before it."""
+    check of a kind ``fired`` at a time, that kind is not pended again at or before it."""
     due = domain.due_checks(state, config, deps.zones.of(site_id))
     for kind, at in due.items():
-        if fired_at is not None and at <= fired_at:
+        if fired is not None and kind == fired[0] and at <= fired[1]:
             log.warning("a check is due again as it fired; pended later", kind=kind)
-            at = fired_at + NOT_AGAIN_BEFORE
+            at = fired[1] + NOT_AGAIN_BEFORE
         await schedule(session, DUE_CHECKS, DueCheck(episode_id, kind, site_id, at))
     gone = [kind for kind in domain.TIME_DRIVEN if kind not in due]
     if gone:
