@@ -5,7 +5,7 @@ Pure, like the rest of the domain: the service (session events, phase events, it
 ``rapport replay`` (session lines, the replay's clock) call the same functions:
 
     state, changes = on_session(state, fact, config)     # a session.* event / a session line
-    changes = on_phase(state, to_phase)                  # episode.phase_changed
+    changes = on_phase(state, to_phase, at)              # episode.phase_changed
     due = due_checks(state, config, zone)                # {kind: instant}: what to pend
     changes = fire(state, kind, now, config, zone)       # a pending check fell due
 
@@ -116,11 +116,18 @@ def contact_from_record(
     return out
 
 
-def on_phase(state: EpisodeState, to_phase: str) -> list[AlertChange]:
-    """The episode's phase changed (intake's ``episode.phase_changed``). No alert changes:
-    ``no_contact`` stays open when the episode drops out; what is due changes
-    (:func:`due_checks`)."""
-    state.attendance.phase = to_phase
+def on_phase(state: EpisodeState, to_phase: str, at: datetime | None = None) -> list[AlertChange]:
+    """The episode's phase changed at ``at`` (intake's ``episode.phase_changed``, or an
+    ``episode.closed``); a change older than the phase already known is ignored (events of two
+    topics may arrive in either order). No alert changes: ``no_contact`` stays open when the
+    episode drops out; what is due changes (:func:`due_checks`)."""
+    attendance = state.attendance
+    if at is not None:
+        at = aware(at)
+        if attendance.phase_at is not None and at < attendance.phase_at:
+            return []
+        attendance.phase_at = at
+    attendance.phase = to_phase
     return []
 
 

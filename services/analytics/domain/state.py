@@ -98,6 +98,8 @@ class Attendance:
     sessions: dict[int, str] = field(default_factory=dict)
     last_contact: datetime | None = None
     phase: str | None = None
+    # when the phase was entered (an older phase change arriving late does not undo a newer)
+    phase_at: datetime | None = None
     reported: bool = False
     intervals_without_contact: int = 0
 
@@ -112,6 +114,7 @@ class Attendance:
             "sessions": {str(n): status for n, status in sorted(self.sessions.items())},
             "last_contact": self.last_contact.isoformat() if self.last_contact else None,
             "phase": self.phase,
+            "phase_at": self.phase_at.isoformat() if self.phase_at else None,
             "reported": self.reported,
             "intervals_without_contact": self.intervals_without_contact,
         }
@@ -121,10 +124,12 @@ class Attendance:
         if not data:  # a state saved before attendance was followed
             return cls()
         contact = data.get("last_contact")
+        phase_at = data.get("phase_at")
         return cls(
             sessions={int(n): str(status) for n, status in data.get("sessions", {}).items()},
             last_contact=datetime.fromisoformat(contact) if contact else None,
             phase=data.get("phase"),
+            phase_at=datetime.fromisoformat(phase_at) if phase_at else None,
             reported=bool(data.get("reported", False)),
             intervals_without_contact=int(data.get("intervals_without_contact", 0)),
         )

@@ -153,3 +153,20 @@ async def test_a_check_taken_before_its_day_opens_nothing_and_stays_pending(
     assert fired == []
     assert await alert_events(desk, "no_contact") == []
     assert (await pending(desk, episode_id))["no_contact"] == due
+
+
+async def test_a_closed_episode_is_followed_no_more(desk: FeedbackDesk) -> None:
+    episode_id = await desk.open_episode()
+    await contact_pends_no_contact(desk, episode_id, 1)
+
+    closed = await desk.http.post(
+        f"/intake/episodes/{episode_id}/close",
+        headers=desk.auth("intake_coordinator"),
+        json={"reason": "completed"},
+    )
+    assert closed.status_code == 200, closed.text
+
+    async def dropped() -> bool:
+        return await pending(desk, episode_id) == {}
+
+    await eventually(dropped, what="analytics to drop the closed episode's checks")

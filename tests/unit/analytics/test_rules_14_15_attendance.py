@@ -454,3 +454,17 @@ def test_no_dropout_check_without_a_weight_for_silence_or_when_it_already_holds(
         holding.fact(session, "missed")
     assert holding.open_now(DROPOUT_RISK)
     assert DROPOUT_RISK not in holding.due()
+
+
+def test_an_older_phase_change_arriving_late_does_not_undo_a_newer_one() -> None:
+    """A drop-out (episode.closed) consumed after the return (episode.phase_changed) that
+    followed it: the episode stays followed."""
+    episode = Attending()
+    episode.fact(1, "attended")
+    assert episode.state is not None
+    on_phase(episode.state, "active", START + timedelta(days=40))
+
+    on_phase(episode.state, "dropped_out", START + timedelta(days=29))
+
+    assert episode.state.attendance.phase == "active"
+    assert NO_CONTACT in episode.due()
