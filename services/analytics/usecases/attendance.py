@@ -8,15 +8,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, update
+from sqlalchemy import Row
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics import domain
 from services.analytics.dependencies import AnalyticsDependencies
-from services.analytics.models import DUE_CHECKS, EPISODES
+from services.analytics.models import DUE_CHECKS
 from services.analytics.usecases.alerts import EpisodeOwners, alert_events
 from services.analytics.usecases.due_checks import sync_checks
-from services.analytics.usecases.responses import episode_for_update
+from services.analytics.usecases.responses import episode_for_update, store_episode
 from shared.clock import Clock, DueCheck
 from shared.contracts import EpisodePhaseChanged
 from shared.events import Event
@@ -110,21 +110,11 @@ async def _save(
     phase: str | None = None,
 ) -> None:
     """The episode's rule state (and, from intake's event, its phase); a row if none yet."""
-    values: dict[str, Any] = {"state": state.to_json(), "updated_at": now}
+    values: dict[str, Any] = {
+        "state": state.to_json(),
+        "last_session": state.last_session,
+        "updated_at": now,
+    }
     if phase is not None:
         values["phase"] = phase
-    if found is None:
-        await session.execute(
-            insert(EPISODES).values(
-                episode_id=episode.episode_id,
-                site_id=episode.site_id,
-                therapist_id=episode.therapist_id,
-                domains=[],
-                last_session=state.last_session,
-                **values,
-            )
-        )
-    else:
-        await session.execute(
-            update(EPISODES).where(EPISODES.c.episode_id == episode.episode_id).values(**values)
-        )
+    await store_episode(session, episode, found is not None, values)

@@ -110,7 +110,18 @@ async def _save_state(
         "phase": "active" if phase == "matched" else phase,
         "updated_at": now,
     }
-    if found is None:
+    await store_episode(session, episode, found is not None, values)
+
+
+async def store_episode(
+    session: AsyncSession, episode: EpisodeOwners, exists: bool, values: dict[str, Any]
+) -> None:
+    """Write ``values`` to the episode's row, or insert the row (with its owners) if none."""
+    if exists:
+        await session.execute(
+            update(EPISODES).where(EPISODES.c.episode_id == episode.episode_id).values(**values)
+        )
+    else:
         await session.execute(
             insert(EPISODES).values(
                 episode_id=episode.episode_id,
@@ -119,10 +130,6 @@ async def _save_state(
                 domains=[],
                 **values,
             )
-        )
-    else:
-        await session.execute(
-            update(EPISODES).where(EPISODES.c.episode_id == episode.episode_id).values(**values)
         )
 
 
