@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 from rapport.simulation_attendance import (
     Appointment,
+    arrival_order,
     attended_numbers,
     draw_diary,
     missed_sessions_at,
@@ -102,14 +103,14 @@ class Network:
         """All questionnaire records in arrival order (by instant, then episode, then
         respondent)."""
         merged = [r for e in self.episodes for r in e.records]
-        merged.sort(key=_arrival)
+        merged.sort(key=arrival_order)
         return merged
 
     def lines(self) -> list[dict[str, Any]]:
         """Every replay line in arrival order: each booked session's line (attended, missed,
         cancelled), then the questionnaires of an attended one, by instant."""
         merged = [line for e in self.episodes for line in (*e.session_lines(), *e.records)]
-        merged.sort(key=_arrival)
+        merged.sort(key=arrival_order)
         return merged
 
     def time_zones(self) -> dict[str, str]:
@@ -128,18 +129,6 @@ class Network:
             for session, _ in no_contact_at(e.diary, e.contacts(), e.zone, end):
                 out.append(Label(e.episode_id, session, "no_contact", None))
         return out
-
-
-def _arrival(line: dict[str, Any]) -> tuple[datetime, str, int, str, str]:
-    """Arrival order: by instant (offsets differ between sites), a session's line before its
-    questionnaires."""
-    return (
-        datetime.fromisoformat(line["at"]),
-        line["episode_id"],
-        0 if line.get("event") == "session" else 1,
-        line.get("respondent_id", ""),
-        line.get("instrument", ""),
-    )
 
 
 def _srs(rng: random.Random, total: float) -> dict[str, float]:

@@ -58,13 +58,14 @@ def site_zone(site_index: int) -> str:
 
 
 def draw_diary(
-    episode_id: str, sessions: int, dropped_out: bool, first_day: date, zone: ZoneInfo
+    key: str, sessions: int, dropped_out: bool, first_day: date, zone: ZoneInfo
 ) -> list[Appointment]:
     """The episode's booked sessions: ``sessions`` attended ones with the missed and cancelled
     ones between them, then (a drop-out) the tail of sessions the client no longer came to. Its
-    own generator (by episode id), so the rest of the network draws as it always did."""
-    rng = random.Random(f"attendance:{episode_id}")
-    minute = zlib.crc32(episode_id.encode()) % 600
+    own generator (by ``key``: the episode or client), so the rest of the network draws as it
+    always did; the same key gives the same diary in every process."""
+    rng = random.Random(f"attendance:{key}")
+    minute = zlib.crc32(key.encode()) % 600
     statuses: list[Status] = []
     attended = 0
     while attended < sessions:
@@ -122,6 +123,18 @@ def session_line(
         "event": "session",
         "status": appointment.status,
     }
+
+
+def arrival_order(line: dict[str, Any]) -> tuple[datetime, str, int, str, str]:
+    """Replay lines' arrival order: by instant (offsets differ between sites), then episode, a
+    session's line before its questionnaires."""
+    return (
+        datetime.fromisoformat(line["at"]),
+        line["episode_id"],
+        0 if line.get("event") == "session" else 1,
+        line.get("respondent_id", ""),
+        line.get("instrument", ""),
+    )
 
 
 def missed_sessions_at(diary: Iterable[Appointment]) -> list[int]:
