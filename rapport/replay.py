@@ -392,11 +392,11 @@ def replay_lines(
                     fact = session_fact(obj)
                     clock.advance(fact.at, lineno)
                     stats.sessions += 1
-                    state, changes = on_session(
+                    followed, changes = on_session(
                         episodes.get(fact.episode_id), fact, sites.get(fact.site_id, config)
                     )
-                    episodes[fact.episode_id] = state
-                    clock.follow(state, fact.site_id, fact.therapist_id)
+                    episodes[fact.episode_id] = followed
+                    clock.follow(followed, fact.site_id, fact.therapist_id)
                     emit_line(changes, fact, lineno)
                     continue
                 try:

@@ -9,6 +9,12 @@ again from the state, as the service's sweep does), for every episode, in order 
 (then episode id, then kind); ``--as-of`` moves the clock once more at the end. A check fires
 with its due time as "now", as a service sweeping continuously would; a check its own firing
 makes due again at or before that time is dropped (nothing fires twice at one instant).
+
+Pending checks are refreshed lazily where that is exact: a line that only moves the episode's
+last contact on (what else a due time depends on — the phase, whether its alert is open, rule
+10's score without the days — unchanged) can only move its due times later, so the pending
+entry stays and is computed afresh when it falls due (and pushed back if it moved). Anything
+else refreshes the episode's pending checks at once.
 """
 
 from __future__ import annotations
@@ -46,9 +52,18 @@ class ReplayClock:
         config_of: Callable[[str], RuleConfig],
         emit: Emit,
     ) -> None:
-        from services.analytics.domain.attendance import TIME_DRIVEN, due_checks, fire
+        from services.analytics.domain import (
+            DROPOUT_RISK,
+            NO_CONTACT,
+            TIME_DRIVEN,
+            due_checks,
+            fire,
+        )
+        from services.analytics.domain.dropout import missed_sessions
 
         self._kinds = TIME_DRIVEN
+        self._alert_keys = ((NO_CONTACT, None, None), (DROPOUT_RISK, None, None))
+        self._missed_sessions = missed_sessions
         self._due_checks = due_checks
         self._fire = fire
         self.episodes = episodes
@@ -60,29 +75,37 @@ class ReplayClock:
         self._heap: list[tuple[datetime, str, str]] = []
         self._pending: dict[tuple[str, str], datetime] = {}
         self._where: dict[str, Where] = {}
-        self._seen: dict[str, tuple[object, ...]] = {}
+        self._seen: dict[str, tuple[tuple[object, ...], datetime | None]] = {}
 
     def follow(self, state: EpisodeState, site_id: str, therapist_id: str) -> None:
-        """A line was applied to ``state``'s episode: pend what its state makes due (skipped
-        when nothing a due time depends on changed, as for the second questionnaire of a
-        session)."""
+        """A line was applied to ``state``'s episode: pend what its state makes due, at once
+        unless the line only moved the last contact on (see the module docstring)."""
         episode_id = state.episode_id
         where = self._where.get(episode_id)
         if where is None or where.site_id != site_id or where.therapist_id != therapist_id:
             self._where[episode_id] = Where(site_id, therapist_id)
         attendance = state.attendance
+        open_alerts = state.open_alerts
+        no_contact, dropout = self._alert_keys
         key = (
-            attendance.last_contact,
-            attendance.phase,
-            len(attendance.sessions),
-            state.last_session,
-            len(state.open_alerts),
-            state.dropout_holds,
             site_id,
+            attendance.phase,
+            no_contact in open_alerts,
+            dropout in open_alerts,
+            attendance.intervals_without_contact,
+            # rule 10's score without the days (dropout.dropout_points), by its inputs
+            state.early_low,
+            state.open_ruptures,
+            state.open_unresolved,
+            state.missed_feedback,
+            self._missed_sessions(state),
         )
-        if self._seen.get(episode_id) == key:
-            return
-        self._seen[episode_id] = key
+        contact = attendance.last_contact
+        seen = self._seen.get(episode_id)
+        self._seen[episode_id] = (key, contact)
+        if seen is not None and seen[0] == key and seen[1] is not None:
+            if contact is not None and contact >= seen[1]:
+                return  # only later due times: refreshed when they fall due
         self._pend(state, site_id, None)
 
     def _pend(self, state: EpisodeState, site_id: str, fired: tuple[str, datetime] | None) -> None:
@@ -111,7 +134,16 @@ class ReplayClock:
             state = self.episodes[episode_id]
             where = self._where[episode_id]
             zone = self.zones.of(where.site_id)
-            changes = self._fire(state, kind, due, self.config_of(where.site_id), zone)
+            config = self.config_of(where.site_id)
+            fresh = self._due_checks(state, config, zone).get(kind)
+            if fresh is None:
+                continue
+            if fresh > due:  # the last contact moved on since: due later
+                self._pending[(episode_id, kind)] = fresh
+                heapq.heappush(heap, (fresh, episode_id, kind))
+                continue
+            due = fresh
+            changes = self._fire(state, kind, due, config, zone)
             self.fired += 1
             if changes:
                 self.emit(changes, where, due.astimezone(zone), lineno)  # site-local
