@@ -48,8 +48,9 @@ Site configuration (``--config FILE``): ``{"default": {...}, "sites": {"site-a":
 the fields of ``RuleConfig`` (``services/analytics/rules_config.py``); a site's overrides are
 merged over the default's.
 
-Over 500 lines: the command, its line checks and the one hot loop belong together (the loop
-is inlined on purpose: see :func:`replay_lines`).
+Over 500 lines: the command, its line checks (feedback and session lines) and the one hot loop
+belong together (the loop is inlined on purpose: see :func:`replay_lines`); the clock is
+:mod:`rapport.replay_clock`.
 """
 
 from __future__ import annotations
@@ -346,7 +347,11 @@ def replay_lines(
     age_groups: dict[str, str] = {}  # per episode, as analytics keeps it from match.confirmed
     stats = ReplayStats()
 
-    def emit(changes: list[AlertChange], where: Any, due: datetime, at_line: int | None) -> None:
+    def emit(
+        changes: list[AlertChange], where: Any, due: datetime | None, at_line: int | None
+    ) -> None:
+        """Count and write changes not made by a questionnaire: a session line's (``due``
+        None), or a time-driven check's (with its due time)."""
         for change in changes:
             if change.action == "open":
                 stats.opened += 1
@@ -354,21 +359,14 @@ def replay_lines(
                 stats.resolved += 1
                 if not include_resolved:
                     continue
-            if write is not None:
+            if write is None:
+                continue
+            if due is None and at_line is not None:
+                write(format_line(change, where, at_line))
+            else:
                 out = output_line(change, where, at_line)
-                out["due_at"] = due.isoformat()
+                out["due_at"] = None if due is None else due.isoformat()
                 write(json.dumps(out) + "\n")
-
-    def emit_line(changes: list[AlertChange], fact: Any, at_line: int) -> None:
-        for change in changes:
-            if change.action == "open":
-                stats.opened += 1
-            else:
-                stats.resolved += 1
-                if not include_resolved:
-                    continue
-            if write is not None:
-                write(format_line(change, fact, at_line))
 
     clock = ReplayClock(
         episodes, zones or SiteTimeZones(), lambda site: sites.get(site, config), emit
@@ -397,7 +395,7 @@ def replay_lines(
                     )
                     episodes[fact.episode_id] = followed
                     clock.follow(followed, fact.site_id, fact.therapist_id)
-                    emit_line(changes, fact, lineno)
+                    emit(changes, fact, None, lineno)
                     continue
                 try:
                     episode_id = obj["episode_id"]

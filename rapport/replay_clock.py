@@ -39,7 +39,7 @@ class Where(NamedTuple):
 
 # What a fired check reports: the changes, the episode's site and therapist, the due time, and
 # the number of the line whose time moved the clock (None: the end of the replay, --as-of).
-Emit = Callable[["list[AlertChange]", Where, datetime, "int | None"], None]
+Emit = Callable[["list[AlertChange]", Where, "datetime | None", "int | None"], None]
 
 
 class ReplayClock:
