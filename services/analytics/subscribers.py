@@ -1,5 +1,6 @@
 """Analytics' Kafka entrypoints: decode the delivery, call the use case, return the events it
-emits. A scored response updates its episode's state and alerts; a closed episode updates its
+emits. A scored response updates its episode's state and alerts; a session fact and a phase
+change update the episode's attendance, alerts and pending checks; a closed episode updates its
 therapist's effectiveness estimates."""
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from typing import Any
 
 from services.analytics.dependencies import of_delivery
 from services.analytics.errors import UnknownInstrument
-from services.analytics.usecases import consent, episodes, follow_up, responses
+from services.analytics.mapping import session_fact
+from services.analytics.usecases import attendance, consent, episodes, follow_up, responses
 from shared.consumer import Delivery, HandlerRejected
 from shared.contracts import (
     ConsentChanged,
     EpisodeClosed,
+    EpisodePhaseChanged,
     FeedbackRecorded,
     MatchConfirmed,
     NotificationAcknowledged,
+    SessionAttended,
+    SessionCancelled,
+    SessionMissed,
 )
 from shared.events import Event
 
@@ -50,3 +56,18 @@ async def on_notification_acknowledged(
 async def on_consent_changed(delivery: Delivery[ConsentChanged]) -> Sequence[Event[Any]]:
     """A client's consent to the network's aggregates, recorded or withdrawn."""
     return await consent.follow_consent(delivery.session, delivery.event.data)
+
+
+async def on_session_fact(
+    delivery: Delivery[SessionAttended] | Delivery[SessionMissed] | Delivery[SessionCancelled],
+) -> Sequence[Event[Any]]:
+    """A session attended, missed or cancelled (one subscriber for the three events)."""
+    return await attendance.record_session(
+        of_delivery(delivery), delivery.session, session_fact(delivery.event.data)
+    )
+
+
+async def on_phase_changed(delivery: Delivery[EpisodePhaseChanged]) -> Sequence[Event[Any]]:
+    return await attendance.follow_phase(
+        of_delivery(delivery), delivery.session, delivery.event.data
+    )

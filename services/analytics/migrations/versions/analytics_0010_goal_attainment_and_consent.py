@@ -2,8 +2,8 @@
 consent to the network's aggregates (from ``consent.changed``), the episode's client, and
 whether a score counts in the aggregates; the consents under row-level security
 
-Revision ID: analytics_0009
-Revises: analytics_0008
+Revision ID: analytics_0010
+Revises: analytics_0009
 Create Date: 2026-12-04 22:40:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from shared.migrations import no_site_rls, site_rls
 
-revision: str = "analytics_0009"
-down_revision: str | None = "analytics_0008"
+revision: str = "analytics_0010"
+down_revision: str | None = "analytics_0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
