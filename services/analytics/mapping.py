@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.analytics.domain import ScoredRecord
 from services.analytics.domain.followup import CLOSE_REASONS
+from services.analytics.domain.followup_figures import ActionFigures, Figure
 from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
 from services.analytics.models import (
     AnalyticsAlert,
@@ -122,6 +123,37 @@ class DomainEffectivenessOut(BaseModel):
     classification: str
 
 
+class FigureOut(BaseModel):
+    """One follow-up figure and the number of alerts it stands on (no estimate when n is 0)."""
+
+    n: int
+    value: EstimateOut | None
+
+
+class ActionFiguresOut(BaseModel):
+    """What followed one action code at a site (``therapist_id`` null) or for one of its
+    therapists (shrunk toward the site's figure)."""
+
+    code: str
+    therapist_id: str | None
+    alerts: int
+    resolved_within_2_sessions: FigureOut
+    resolved_within_4_sessions: FigureOut
+    alliance_change: FigureOut
+    outcome_change: FigureOut
+
+
+class FollowUpOut(BaseModel):
+    """A site's follow-up: what followed each action, the open alerts nobody acted on by age,
+    and the median time from an alert's opening to its first action."""
+
+    site_id: str
+    actions: list[ActionFiguresOut]
+    open_unacted_by_age: dict[str, int]
+    alerts_acted_on: int
+    median_hours_to_first_action: float | None
+
+
 class SiteSummaryOut(BaseModel):
     site_id: str
     episodes_active: int
@@ -213,6 +245,22 @@ def estimate_out(value: Estimate | None) -> EstimateOut | None:
             lower=round(value.lower, 4),
             upper=round(value.upper, 4),
         )
+    )
+
+
+def figure_out(figure: Figure) -> FigureOut:
+    return FigureOut(n=figure.n, value=estimate_out(figure.estimate))
+
+
+def action_figures_out(f: ActionFigures) -> ActionFiguresOut:
+    return ActionFiguresOut(
+        code=f.code,
+        therapist_id=f.therapist_id,
+        alerts=f.alerts,
+        resolved_within_2_sessions=figure_out(f.resolved_within[2]),
+        resolved_within_4_sessions=figure_out(f.resolved_within[4]),
+        alliance_change=figure_out(f.alliance_change),
+        outcome_change=figure_out(f.outcome_change),
     )
 
 
