@@ -14,6 +14,7 @@ from shared.contracts import (
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     NOTIFICATION_ACKNOWLEDGED,
+    NOTIFICATION_DELIVERED,
     THERAPIST_EFFECTIVENESS_UPDATED,
 )
 from shared.erasure import skipping_erased
@@ -49,6 +50,11 @@ def definition() -> ServiceDefinition:
                 NOTIFICATION_ACKNOWLEDGED,
                 skipping_erased(erasure.REGISTER, subscribers.on_notification_acknowledged),
                 "alert_seen_from_acknowledgement",
+            ),
+            Subscription(
+                NOTIFICATION_DELIVERED,
+                skipping_erased(erasure.REGISTER, subscribers.on_notification_delivered),
+                "alert_deliveries_for_timeline",
             ),
             Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],

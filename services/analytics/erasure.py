@@ -1,7 +1,7 @@
 """Analytics' share of a client's erasure (``client.erasure.requested``): the client's episode
-state and scores are deleted; alerts and closed-episode results are kept for the site's and
-therapists' aggregates (alert counts, effectiveness) but cut loose from the client: a new
-anonymous episode id, no respondent, no triggering response."""
+state, scores, and its timeline's deliveries and matches are deleted; alerts and closed-episode
+results are kept for the site's and therapists' aggregates (alert counts, effectiveness) but
+cut loose from the client: a new anonymous episode id, no respondent, no triggering response."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 
 from services.analytics.models import (
+    ALERT_DELIVERIES,
     ALERTS,
     CLOSED_EPISODES,
+    EPISODE_MATCHES,
     EPISODES,
     ERASED,
     ERASURES,
@@ -42,9 +44,10 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         )
     )
     removed[scores.name] = rows_affected(result)
-    state = EPISODES
-    result = await session.execute(delete(state).where(state.c.episode_id.in_(episodes)))
-    removed[state.name] = rows_affected(result)
+    # The episode's state and its timeline's deliveries and matches go with it.
+    for table in (EPISODES, ALERT_DELIVERIES, EPISODE_MATCHES):
+        result = await session.execute(delete(table).where(table.c.episode_id.in_(episodes)))
+        removed[table.name] = rows_affected(result)
     alerts, closed = ALERTS, CLOSED_EPISODES
     removed[alerts.name] = removed[closed.name] = 0
     for episode_id in episodes:

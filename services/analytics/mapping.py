@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.analytics.domain import ScoredRecord
+from services.analytics.domain.care import CareChange
 from services.analytics.domain.followup import CLOSE_REASONS
 from services.analytics.domain.followup_figures import ActionFigures, Figure
 from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
 from services.analytics.models import (
     AnalyticsAlert,
     AnalyticsAlertAction,
+    AnalyticsAlertDelivery,
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
     AnalyticsScore,
@@ -91,6 +93,38 @@ class ScoreOut(BaseModel):
     concern: bool
 
 
+class DeliveryOut(BaseModel):
+    """A message about an alert that reached its recipient (by role, never by person)."""
+
+    delivery_kind: str  # alert (the opening or a later step), escalation …
+    channel: str
+    recipient_role: str
+    delivered_at: datetime
+
+
+class RecordedActionOut(BaseModel):
+    code: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+class TimelineAlertOut(AlertOut):
+    """An alert with its whole follow-up: the messages delivered about it, when it was first
+    seen (``seen_at``), what was done (``actions``) and how it ended (resolved or closed)."""
+
+    deliveries: list[DeliveryOut] = []
+    actions: list[RecordedActionOut] = []
+
+
+class CareChangeOut(BaseModel):
+    """The episode's match, or a transfer to another therapist."""
+
+    change: Literal["matched", "transferred"]
+    therapist_id: str
+    from_therapist_id: str | None
+    at: datetime
+
+
 class TimelineOut(BaseModel):
     episode_id: str
     site_id: str
@@ -98,7 +132,8 @@ class TimelineOut(BaseModel):
     phase: str
     last_session: int
     scores: list[ScoreOut]
-    alerts: list[AlertOut]
+    alerts: list[TimelineAlertOut]
+    care: list[CareChangeOut] = []
 
 
 class EstimateOut(BaseModel):
@@ -220,11 +255,43 @@ def score_out(row: AnalyticsScore) -> ScoreOut:
     )
 
 
+def timeline_alert_out(
+    row: AnalyticsAlert,
+    deliveries: Iterable[AnalyticsAlertDelivery],
+    actions: Iterable[AnalyticsAlertAction],
+) -> TimelineAlertOut:
+    return TimelineAlertOut(
+        **alert_out(row).model_dump(),
+        deliveries=[
+            DeliveryOut(
+                delivery_kind=d.delivery_kind,
+                channel=d.channel,
+                recipient_role=d.recipient_role,
+                delivered_at=d.delivered_at,
+            )
+            for d in sorted(deliveries, key=lambda d: (d.delivered_at, d.delivery_id))
+        ],
+        actions=[
+            RecordedActionOut(code=a.code, recorded_by=a.recorded_by, recorded_at=a.recorded_at)
+            for a in sorted(actions, key=lambda a: (a.recorded_at, a.id))
+        ],
+    )
+
+
 def timeline_out(
     episode: AnalyticsEpisode,
     scores: Iterable[AnalyticsScore],
     alerts: Iterable[AnalyticsAlert],
+    deliveries: Iterable[AnalyticsAlertDelivery] = (),
+    actions: Iterable[AnalyticsAlertAction] = (),
+    care: Iterable[CareChange] = (),
 ) -> TimelineOut:
+    delivered: dict[str, list[AnalyticsAlertDelivery]] = {}
+    for delivery in deliveries:
+        delivered.setdefault(delivery.alert_id, []).append(delivery)
+    done: dict[str, list[AnalyticsAlertAction]] = {}
+    for action in actions:
+        done.setdefault(action.alert_id, []).append(action)
     return TimelineOut(
         episode_id=episode.episode_id,
         site_id=episode.site_id,
@@ -232,7 +299,16 @@ def timeline_out(
         phase=episode.phase,
         last_session=episode.last_session,
         scores=[score_out(s) for s in scores],
-        alerts=[alert_out(a) for a in alerts],
+        alerts=[timeline_alert_out(a, delivered.get(a.id, []), done.get(a.id, [])) for a in alerts],
+        care=[
+            CareChangeOut(
+                change=c.change,
+                therapist_id=c.therapist_id,
+                from_therapist_id=c.from_therapist_id,
+                at=c.at,
+            )
+            for c in care
+        ],
     )
 
 

@@ -101,6 +101,33 @@ class AnalyticsAlertAction(SQLModel, table=True):
     idempotency_key: str | None = Field(default=None, max_length=128)
 
 
+class AnalyticsAlertDelivery(SQLModel, table=True):
+    """A message about an alert that reached its recipient (``notification.delivered``): for the
+    episode's timeline. The recipient only by role (who it was stays in notify)."""
+
+    __tablename__ = "analytics_alert_deliveries"
+    delivery_id: str = Field(primary_key=True, max_length=64)
+    alert_id: str = Field(index=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    channel: str = Field(max_length=10)
+    recipient_role: str = Field(max_length=64)
+    delivery_kind: str = Field(max_length=64)
+    delivered_at: datetime
+
+
+class AnalyticsEpisodeMatch(SQLModel, table=True):
+    """Each confirmed match of an episode (``match.confirmed``): the first is its match, a later
+    one to another therapist a transfer. For the episode's timeline."""
+
+    __tablename__ = "analytics_episode_matches"
+    match_id: str = Field(primary_key=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    therapist_id: str = Field(max_length=64)
+    confirmed_at: datetime
+
+
 class AnalyticsClosedEpisode(SQLModel, table=True):
     """What a closed episode says about its therapist (input of the effectiveness estimates)."""
 
@@ -121,6 +148,8 @@ SCORES = table_of(AnalyticsScore)
 ALERTS = table_of(AnalyticsAlert)
 ALERT_ACTIONS = table_of(AnalyticsAlertAction)
 CLOSED_EPISODES = table_of(AnalyticsClosedEpisode)
+ALERT_DELIVERIES = table_of(AnalyticsAlertDelivery)
+EPISODE_MATCHES = table_of(AnalyticsEpisodeMatch)
 
 OUTBOX, INBOX = messaging_tables("analytics")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).

@@ -16,6 +16,7 @@ from shared.contracts import (
     FeedbackRecorded,
     MatchConfirmed,
     NotificationAcknowledged,
+    NotificationDelivered,
 )
 from shared.events import Event
 
@@ -44,3 +45,11 @@ async def on_notification_acknowledged(
 ) -> Sequence[Event[Any]]:
     """A clinician acknowledged an alert's delivery in notify: the alert was seen."""
     return await follow_up.alert_seen(of_delivery(delivery), delivery.session, delivery.event.data)
+
+
+async def on_notification_delivered(
+    delivery: Delivery[NotificationDelivered],
+) -> Sequence[Event[Any]]:
+    """A message about an alert reached its recipient: the episode's timeline shows it."""
+    await follow_up.alert_delivered(delivery.session, delivery.event.data)
+    return []

@@ -13,13 +13,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics.charts import render
 from services.analytics.dependencies import AnalyticsDependencies
+from services.analytics.domain.care import care_changes
 from services.analytics.effectiveness import MIN_CASES, therapist_effectiveness
 from services.analytics.errors import EpisodeNotFound
 from services.analytics.mapping import TimelineOut, closed_episodes, estimate_event, timeline_out
 from services.analytics.models import (
+    EPISODE_MATCHES,
     AnalyticsAlert,
+    AnalyticsAlertAction,
+    AnalyticsAlertDelivery,
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
+    AnalyticsEpisodeMatch,
     AnalyticsScore,
 )
 from services.analytics.reports import episode_chart
@@ -31,7 +36,7 @@ from shared.contracts import (
     MatchConfirmed,
     TherapistEffectivenessUpdated,
 )
-from shared.db import dialect_of
+from shared.db import dialect_of, insert_or_ignore
 from shared.events import Event
 from shared.instruments import Instrument
 
@@ -65,6 +70,15 @@ async def start_episode(session: AsyncSession, data: MatchConfirmed) -> list[Eve
     if data.age_group is not None:  # a transfer's event from an older intake may lack it
         episode.age_group = data.age_group
     session.add(episode)
+    await session.execute(  # for the timeline: its match, or a transfer
+        insert_or_ignore(session, EPISODE_MATCHES, ["match_id"]).values(
+            match_id=data.match_id,
+            episode_id=data.episode_id,
+            site_id=data.site_id,
+            therapist_id=data.therapist_id,
+            confirmed_at=data.confirmed_at,
+        )
+    )
     return []
 
 
@@ -182,7 +196,8 @@ async def visible_episode(session: AsyncSession, staff: Staff, episode_id: str) 
 
 
 async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> TimelineOut:
-    """The episode's scores and alerts, by session."""
+    """The episode's scores and alerts, by session: each alert with the messages delivered
+    about it, the actions recorded and how it ended; and the episode's match and transfers."""
     scores = (
         await session.exec(
             select(AnalyticsScore)
@@ -197,7 +212,27 @@ async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timeline
             .order_by(col(AnalyticsAlert.opened_session), col(AnalyticsAlert.opened_at))
         )
     ).all()
-    return timeline_out(episode, scores, alerts)
+    of_episode = episode.episode_id
+    deliveries = (
+        await session.exec(
+            select(AnalyticsAlertDelivery).where(AnalyticsAlertDelivery.episode_id == of_episode)
+        )
+    ).all()
+    actions = (
+        await session.exec(
+            select(AnalyticsAlertAction).where(AnalyticsAlertAction.episode_id == of_episode)
+        )
+    ).all()
+    matches = (
+        await session.exec(
+            select(AnalyticsEpisodeMatch.therapist_id, AnalyticsEpisodeMatch.confirmed_at).where(
+                AnalyticsEpisodeMatch.episode_id == of_episode
+            )
+        )
+    ).all()
+    return timeline_out(
+        episode, scores, alerts, deliveries, actions, care_changes((t, at) for t, at in matches)
+    )
 
 
 async def episode_chart_svg(

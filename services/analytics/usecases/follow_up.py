@@ -26,12 +26,18 @@ from services.analytics.errors import (
     IdempotencyKeyReused,
     UnknownAction,
 )
-from services.analytics.models import ALERT_ACTIONS, ALERTS, AnalyticsAlert, AnalyticsAlertAction
+from services.analytics.models import (
+    ALERT_ACTIONS,
+    ALERT_DELIVERIES,
+    ALERTS,
+    AnalyticsAlert,
+    AnalyticsAlertAction,
+)
 from services.analytics.usecases.alerts import step_event, visible_alert
 from shared.alert_life import AlertLife, Step, take
 from shared.auth import Staff
-from shared.contracts import AllianceAlert, NotificationAcknowledged
-from shared.db import dialect_of
+from shared.contracts import AllianceAlert, NotificationAcknowledged, NotificationDelivered
+from shared.db import dialect_of, insert_or_ignore
 from shared.events import Event
 from shared.logs import get_logger
 
@@ -164,10 +170,10 @@ async def close_alert(
 
 
 async def seen_alert(
-    session: AsyncSession, seen: NotificationAcknowledged
+    session: AsyncSession, seen: NotificationAcknowledged | NotificationDelivered
 ) -> AnalyticsAlert | None:
-    """The alert a notice acknowledged in notify was about, locked (None: not an alert's, or
-    not known here)."""
+    """The alert a notice acknowledged (or delivered) in notify was about, locked (None: not an
+    alert's, or not known here)."""
     statement = select(AnalyticsAlert)
     if seen.alert_id is not None:
         statement = statement.where(AnalyticsAlert.id == seen.alert_id)
@@ -202,3 +208,25 @@ async def alert_seen(
     if not decision.announce:
         return []
     return [step_event(row, "acknowledged", seen.acknowledged_at)]
+
+
+async def alert_delivered(session: AsyncSession, delivered: NotificationDelivered) -> None:
+    """A message about an alert reached its recipient: recorded once for the episode's
+    timeline (by role and channel only). A delivery that names no alert known here is not."""
+    if delivered.delivery_kind is None or delivered.episode_id is None:
+        return
+    row = await seen_alert(session, delivered)
+    if row is None:
+        return
+    await session.execute(
+        insert_or_ignore(session, ALERT_DELIVERIES, ["delivery_id"]).values(
+            delivery_id=delivered.delivery_id,
+            alert_id=row.id,
+            episode_id=row.episode_id,
+            site_id=row.site_id,
+            channel=delivered.channel,
+            recipient_role=delivered.recipient_role,
+            delivery_kind=delivered.delivery_kind,
+            delivered_at=delivered.delivered_at,
+        )
+    )
