@@ -1,6 +1,6 @@
 """What analytics' use cases need beyond the session, built once when the runtime is built: the
 runtime (transactions, outbox), the settings, the deployment's instruments and each site's rule
-configuration and the expected-trajectories model in use."""
+configuration, the expected-trajectories model in use and the clients' data keys."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from services.analytics.models import CLIENT_KEYS
 from services.analytics.rules_config import SiteRules, site_rules
 from services.analytics.trajectory_model import CurrentModel
 from shared.consumer import Delivery
+from shared.crypto import derive_key
+from shared.erasure import ClientKeys
 from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceRuntime, dependencies_of, runtime_of
 from shared.settings import Settings, SettingsError, config_file_error
@@ -27,6 +30,9 @@ class AnalyticsDependencies:
     rules: SiteRules
     # Rule 9's expected-trajectories model (RAPPORT_TRAJECTORIES_FILE), re-read when it changes.
     trajectories: CurrentModel
+    # Each client's data key, wrapped by analytics' service key: seals notes on actions
+    # (erasure destroys it).
+    client_keys: ClientKeys
 
 
 def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
@@ -46,6 +52,10 @@ def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
         instruments=instruments,
         rules=rules,
         trajectories=trajectories,
+        client_keys=ClientKeys(
+            CLIENT_KEYS,
+            derive_key(runtime.settings.encryption_key.get_secret_value(), "analytics-client-keys"),
+        ),
     )
 
 

@@ -4,7 +4,7 @@ row as the effectiveness estimate reads it, a ``feedback.recorded`` event as the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -27,6 +27,7 @@ from services.analytics.models import (
 from shared.contracts import EffectivenessEstimate, FeedbackRecorded
 from shared.vocabulary import one_of
 
+NOTE_MAX = 2000  # characters of a note on an action
 if TYPE_CHECKING:
     CloseReason = str
 else:  # an enum in the OpenAPI; another reason is a 422 naming the valid ones
@@ -66,6 +67,8 @@ class ActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=64)
+    # Free text, sealed under the client's own data key: never on a topic or in a log.
+    note: str | None = Field(default=None, min_length=1, max_length=NOTE_MAX)
 
 
 class ActionOut(BaseModel):
@@ -75,6 +78,7 @@ class ActionOut(BaseModel):
     recorded_by: str
     recorded_at: datetime
     alert_status: str
+    note: str | None = None
 
 
 class CloseIn(BaseModel):
@@ -106,6 +110,7 @@ class RecordedActionOut(BaseModel):
     code: str
     recorded_by: str
     recorded_at: datetime
+    note: str | None = None  # null once the client is erased (their key destroyed)
 
 
 class TimelineAlertOut(AlertOut):
@@ -233,7 +238,9 @@ def alert_out(row: AnalyticsAlert) -> AlertOut:
     )
 
 
-def action_out(action: AnalyticsAlertAction, alert: AnalyticsAlert) -> ActionOut:
+def action_out(
+    action: AnalyticsAlertAction, alert: AnalyticsAlert, note: str | None = None
+) -> ActionOut:
     return ActionOut(
         action_id=action.id,
         alert_id=action.alert_id,
@@ -241,6 +248,7 @@ def action_out(action: AnalyticsAlertAction, alert: AnalyticsAlert) -> ActionOut
         recorded_by=action.recorded_by,
         recorded_at=action.recorded_at,
         alert_status=alert.status,
+        note=note,
     )
 
 
@@ -259,7 +267,9 @@ def timeline_alert_out(
     row: AnalyticsAlert,
     deliveries: Iterable[AnalyticsAlertDelivery],
     actions: Iterable[AnalyticsAlertAction],
+    notes: Mapping[str, str] | None = None,
 ) -> TimelineAlertOut:
+    notes = notes or {}
     return TimelineAlertOut(
         **alert_out(row).model_dump(),
         deliveries=[
@@ -272,7 +282,12 @@ def timeline_alert_out(
             for d in sorted(deliveries, key=lambda d: (d.delivered_at, d.delivery_id))
         ],
         actions=[
-            RecordedActionOut(code=a.code, recorded_by=a.recorded_by, recorded_at=a.recorded_at)
+            RecordedActionOut(
+                code=a.code,
+                recorded_by=a.recorded_by,
+                recorded_at=a.recorded_at,
+                note=notes.get(a.id),
+            )
             for a in sorted(actions, key=lambda a: (a.recorded_at, a.id))
         ],
     )
@@ -285,7 +300,9 @@ def timeline_out(
     deliveries: Iterable[AnalyticsAlertDelivery] = (),
     actions: Iterable[AnalyticsAlertAction] = (),
     care: Iterable[CareChange] = (),
+    notes: Mapping[str, str] | None = None,
 ) -> TimelineOut:
+    """The timeline as the API shows it; ``notes`` are the actions' notes, unsealed, by id."""
     delivered: dict[str, list[AnalyticsAlertDelivery]] = {}
     for delivery in deliveries:
         delivered.setdefault(delivery.alert_id, []).append(delivery)
@@ -299,7 +316,10 @@ def timeline_out(
         phase=episode.phase,
         last_session=episode.last_session,
         scores=[score_out(s) for s in scores],
-        alerts=[timeline_alert_out(a, delivered.get(a.id, []), done.get(a.id, [])) for a in alerts],
+        alerts=[
+            timeline_alert_out(a, delivered.get(a.id, []), done.get(a.id, []), notes)
+            for a in alerts
+        ],
         care=[
             CareChangeOut(
                 change=c.change,

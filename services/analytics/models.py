@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index
+from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
 from shared.deployment import deployment_table
-from shared.erasure import erasure_tables, table_of
+from shared.erasure import client_keys_table, erasure_tables, table_of
 from shared.tables import messaging_tables
 
 
@@ -30,6 +30,8 @@ class AnalyticsEpisode(SQLModel, table=True):
     close_reason: str | None = Field(default=None, max_length=20)
     # The client's age group from match.confirmed (None: unknown; the general cutoffs apply).
     age_group: str | None = Field(default=None, max_length=16)
+    # The client (pseudonym) from match.confirmed: whose data key seals notes on actions.
+    client: str | None = Field(default=None, max_length=40)
 
 
 class AnalyticsScore(SQLModel, table=True):
@@ -85,7 +87,8 @@ class AnalyticsAlert(SQLModel, table=True):
 
 class AnalyticsAlertAction(SQLModel, table=True):
     """What a clinician did about an alert: a coded action (the site's list), by whom and
-    when. No note is stored (analytics holds no client keys to seal one under)."""
+    when, and an optional note sealed under the client's own data key (never on a topic or in
+    a log; unreadable once the client is erased)."""
 
     __tablename__ = "analytics_alert_actions"
     __table_args__ = (
@@ -99,6 +102,7 @@ class AnalyticsAlertAction(SQLModel, table=True):
     recorded_by: str = Field(max_length=128)
     recorded_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=128)
+    note_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class AnalyticsAlertDelivery(SQLModel, table=True):
@@ -157,3 +161,4 @@ DEPLOYMENT = deployment_table("analytics", SQLModel.metadata)
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("analytics", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("analytics", SQLModel.metadata)
+CLIENT_KEYS = client_keys_table("analytics", SQLModel.metadata)

@@ -29,6 +29,7 @@ from services.analytics.models import (
 )
 from services.analytics.reports import episode_chart
 from services.analytics.usecases.alerts import SOURCE
+from services.analytics.usecases.follow_up import notes_of
 from shared.auth import Staff
 from shared.contracts import (
     THERAPIST_EFFECTIVENESS_UPDATED,
@@ -67,6 +68,7 @@ async def start_episode(session: AsyncSession, data: MatchConfirmed) -> list[Eve
     episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
     episode.therapist_id = data.therapist_id
     episode.domains = list(data.domains)
+    episode.client = data.client
     if data.age_group is not None:  # a transfer's event from an older intake may lack it
         episode.age_group = data.age_group
     session.add(episode)
@@ -195,9 +197,12 @@ async def visible_episode(session: AsyncSession, staff: Staff, episode_id: str) 
     return episode
 
 
-async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> TimelineOut:
+async def timeline(
+    session: AsyncSession, episode: AnalyticsEpisode, deps: AnalyticsDependencies | None = None
+) -> TimelineOut:
     """The episode's scores and alerts, by session: each alert with the messages delivered
-    about it, the actions recorded and how it ended; and the episode's match and transfers."""
+    about it, the actions recorded (their notes unsealed when ``deps`` is given: the clinical
+    timeline, not the chart) and how it ended; and the episode's match and transfers."""
     scores = (
         await session.exec(
             select(AnalyticsScore)
@@ -230,8 +235,15 @@ async def timeline(session: AsyncSession, episode: AnalyticsEpisode) -> Timeline
             )
         )
     ).all()
+    notes = {} if deps is None else await notes_of(deps, session, episode.client, actions)
     return timeline_out(
-        episode, scores, alerts, deliveries, actions, care_changes((t, at) for t, at in matches)
+        episode,
+        scores,
+        alerts,
+        deliveries,
+        actions,
+        care_changes((t, at) for t, at in matches),
+        notes,
     )
 
 
