@@ -393,6 +393,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("GET", "/analytics/sites/{site_id}/summary"): Operation(
         "site", AGGREGATES, lambda w, s: Call(f"/analytics/sites/{s.id}/summary")
     ),
+    ("GET", "/analytics/sites/{site_id}/follow-up"): Operation(
+        "site", AGGREGATES, lambda w, s: Call(f"/analytics/sites/{s.id}/follow-up")
+    ),
     ("GET", "/analytics/sites/{site_id}/report"): Operation(
         "site",
         ("supervisor", "clinical_lead"),
