@@ -3,8 +3,8 @@
 A site admin or clinical lead of the client's site records the request (who, when, which site
 and pseudonym); ``client.erasure.requested`` carries the client's episode ids to every service,
 intake included. Intake deletes the client's intakes, matches and episodes (freeing a reserved
-place), destroys the client's data key and registers the pseudonym and episodes as erased.
-Therapists' caseloads and effectiveness stay.
+place) and their pending drop-out checks, destroys the client's data key and registers the
+pseudonym and episodes as erased. Therapists' caseloads and effectiveness stay.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from services.intake.errors import ClientNotFound, broken
 from services.intake.mapping import SOURCE, ErasureIn, ErasureOut
 from services.intake.models import (
     CLIENT_KEYS,
+    DUE_CHECKS,
     ERASED,
     ERASURES,
     OUTBOX,
@@ -113,6 +114,7 @@ async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> l
         if not is_closed(phase) and match_id is not None:
             await free_place(session, therapist_id, now)  # the reserved place is free again
     for table, where in (
+        (DUE_CHECKS, DUE_CHECKS.c.subject.in_(episodes)),  # the episodes' drop-out checks
         (table_of(IntakeEpisode), table_of(IntakeEpisode).c.client == client),
         (table_of(IntakeMatch), table_of(IntakeMatch).c.client == client),
         (table_of(IntakeIntake), table_of(IntakeIntake).c.client == client),
