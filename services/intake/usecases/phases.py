@@ -50,8 +50,8 @@ def phase_changed(
             episode_id=row.id,
             site_id=row.site_id,
             therapist_id=row.therapist_id,
-            from_phase=step.start,  # type: ignore[arg-type]
-            to_phase=step.end,  # type: ignore[arg-type]
+            from_phase=step.start,
+            to_phase=step.end,
             reason=step.reason,
             at=at,
             gap_days=gap_days,
@@ -162,6 +162,7 @@ def clock_of(deps: IntakeDependencies, now: Callable[[], datetime] | None = None
     async def fire(session: AsyncSession, check: DueCheck, at: datetime) -> list[Event[Any]]:
         return await check_silence(deps, session, check, at)
 
+    # The runtime's transactions are sqlmodel sessions, which the kernel types as SQLAlchemy's.
     return Clock(deps.runtime, DUE_CHECKS, fire, now=now)  # type: ignore[arg-type]
 
 

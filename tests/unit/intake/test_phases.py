@@ -9,6 +9,7 @@ from typing import get_args
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import ValidationError
 
 from services.intake.domain.episodes import (
     FINAL_PHASES,
@@ -23,6 +24,7 @@ from services.intake.domain.episodes import (
     plan_ending,
     silence_ends,
 )
+from services.intake.domain.matching import SiteConfigs
 from shared.contracts import EpisodePhase
 
 PHASES: tuple[str, ...] = get_args(EpisodePhase)
@@ -242,3 +244,15 @@ def test_the_number_of_days_is_the_sites() -> None:
 @pytest.mark.parametrize("phase", ["matched", "closing", "closed", "dropped_out", "withdrawn"])
 def test_only_an_active_episode_drops_out_by_silence(phase: str) -> None:
     assert after_silence(phase, CONTACT, CONTACT + timedelta(days=90), 28, BERLIN) is None
+
+
+def test_the_drop_out_days_are_set_per_site_in_the_matching_file() -> None:
+    configs = SiteConfigs.from_document(
+        {"default": {"dropout_after_days": 35}, "sites": {"site-b": {"dropout_after_days": 21}}}
+    )
+    assert SiteConfigs().for_site("site-a").dropout_after_days == 28
+    assert configs.for_site("site-a").dropout_after_days == 35
+    assert configs.for_site("site-b").dropout_after_days == 21
+    with pytest.raises(ValidationError) as refused:
+        SiteConfigs.from_document({"sites": {"site-b": {"dropout_after_days": 0}}})
+    assert refused.value.errors()[0]["loc"] == ("dropout_after_days",)
