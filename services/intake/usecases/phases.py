@@ -111,7 +111,7 @@ async def record_contact(
         kind,
         now,
         deps.matching.for_site(row.site_id).dropout_after_days,
-        deps.settings.time_zones().of(row.site_id),
+        deps.zones.of(row.site_id),
     )
     row.last_contact_at = outcome.last_contact
     events: list[Event[Any]] = []
@@ -147,7 +147,7 @@ async def check_silence(
         row.last_contact_at,
         now,
         deps.matching.for_site(row.site_id).dropout_after_days,
-        deps.settings.time_zones().of(row.site_id),
+        deps.zones.of(row.site_id),
     )
     if isinstance(decided, PhaseMove):
         return await end_episode(session, row, decided, "dropped_out", now)

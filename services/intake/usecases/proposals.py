@@ -70,7 +70,7 @@ async def propose_for(
     """Run the engine for a stored intake and store its proposal (``match.proposed``); raises
     :class:`NobodyToOffer` rather than store a proposal without options."""
     now = datetime.now(UTC)
-    zones = deps.settings.time_zones()
+    zones = deps.zones
     roster = await deps.snapshots.roster_for_site(session, intake.site_id, zones, now)
     table = await deps.snapshots.effectiveness(session)
     proposal: Proposal = propose(
@@ -107,7 +107,7 @@ async def single_option_proposal(
     roster = await deps.snapshots.roster(session)
     table = await deps.snapshots.effectiveness(session)
     now = datetime.now(UTC)
-    zones = deps.settings.time_zones()
+    zones = deps.zones
     config = deps.matching.for_site(intake.site_id)
     engine_intake = intake_of(intake)
     therapist = on_site_clock(
@@ -321,7 +321,7 @@ async def assign_waiting_list(
     # One place per client: the latest intake of a client stands for them.
     latest = {row.client: row for row in waiting}
     now = datetime.now(UTC)
-    zones = deps.settings.time_zones()
+    zones = deps.zones
     result = assign(
         [intake_of(row) for row in latest.values()],
         await deps.snapshots.roster_for_site(session, site_id, zones, now),
