@@ -103,6 +103,10 @@ async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> l
     episodes = sorted(set(data.episode_ids) | set(await _episode_ids(session, client)))
     now = datetime.now(UTC)
     removed: dict[str, int] = {}
+    # The episodes' drop-out checks first: a check firing takes its row before the episode and
+    # the therapist, and this transaction takes them in the same order.
+    dropped = await session.execute(delete(DUE_CHECKS).where(DUE_CHECKS.c.subject.in_(episodes)))
+    removed[DUE_CHECKS.name] = rows_affected(dropped)
     open_rows = (
         await session.execute(
             select(IntakeEpisode.therapist_id, IntakeEpisode.phase, IntakeEpisode.match_id).where(
@@ -114,7 +118,6 @@ async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> l
         if not is_closed(phase) and match_id is not None:
             await free_place(session, therapist_id, now)  # the reserved place is free again
     for table, where in (
-        (DUE_CHECKS, DUE_CHECKS.c.subject.in_(episodes)),  # the episodes' drop-out checks
         (table_of(IntakeEpisode), table_of(IntakeEpisode).c.client == client),
         (table_of(IntakeMatch), table_of(IntakeMatch).c.client == client),
         (table_of(IntakeIntake), table_of(IntakeIntake).c.client == client),

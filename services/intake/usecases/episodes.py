@@ -15,7 +15,13 @@ from services.intake.domain.episodes import plan_ending as ending_planned
 from services.intake.errors import EpisodeAlreadyClosed, EpisodeNotFound, EpisodeNotOpen, broken
 from services.intake.mapping import SOURCE, EpisodeIn
 from services.intake.models import IntakeEpisode
-from services.intake.usecases.phases import end_episode, opened, phase_changed, stop_watching
+from services.intake.usecases.phases import (
+    end_episode,
+    hold_watch,
+    opened,
+    phase_changed,
+    stop_watching,
+)
 from services.intake.usecases.references import (
     client_pseudonym,
     member_pseudonym,
@@ -102,6 +108,7 @@ async def close_episode(
 ) -> IntakeEpisode:
     """Close an open episode the caller may see (``episode.phase_changed``, ``episode.closed``);
     its reserved place, if any, is free again."""
+    await hold_watch(session, episode_id)
     row = await episode_for(session, staff, episode_id, may="close")
     step = refused_as_conflict(row, lambda: close(row.phase, reason))
     await deps.runtime.emit(
@@ -115,6 +122,7 @@ async def plan_ending(
 ) -> IntakeEpisode:
     """The therapist plans the end of an active episode (``closing``; no drop-out check while
     the ending is planned). Asked again, the episode stays closing and nothing is published."""
+    await hold_watch(session, episode_id)
     row = await episode_for(session, staff, episode_id, may="close")
     if row.phase == "closing":
         return row

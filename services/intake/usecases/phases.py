@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.dependencies import IntakeDependencies
@@ -100,6 +101,7 @@ async def record_contact(
     """A contact with the episode's client (feedback's events): the latest contact kept, the
     phase moved (first contact, return after a drop-out) and the drop-out check rescheduled.
     An episode intake does not know (erased, another deployment's) is left alone."""
+    await hold_watch(session, episode_id)
     row = await session.get(IntakeEpisode, episode_id, with_for_update=True)
     if row is None:
         return []
@@ -126,6 +128,15 @@ async def record_contact(
         check = DueCheck(row.id, SILENCE, row.site_id, outcome.silence_ends)
         await schedule(session, DUE_CHECKS, check)
     return events
+
+
+async def hold_watch(session: AsyncSession, episode_id: str) -> None:
+    """Lock the episode's pending check before the episode, in the clock's order (it takes the
+    check, then the episode): a contact or a close and a check firing for the same episode then
+    wait for each other instead of deadlocking. The sweep skips a check held here and fires it
+    at its next round, after reading the episode again."""
+    held = select(DUE_CHECKS.c.subject).where(DUE_CHECKS.c.subject == episode_id)
+    await session.execute(held.with_for_update())
 
 
 async def stop_watching(session: AsyncSession, episode_id: str) -> None:

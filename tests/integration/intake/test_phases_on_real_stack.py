@@ -6,6 +6,7 @@ planning the end of a closed episode is a 409 naming the field."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,14 +15,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import services
+from services.intake.dependencies import IntakeDependencies
+from services.intake.models import DUE_CHECKS
+from services.intake.usecases.phases import check_silence, record_contact
+from shared.clock import Clock, DueCheck
 from shared.contracts import (
     EPISODE_CLOSED,
     EPISODE_PHASE_CHANGED,
     SESSION_ATTENDED,
     SessionAttended,
 )
+from shared.db import all_sites
 from shared.events import Event
 from shared.host import Host
+from shared.runtime import dependencies_of
 from shared.settings import Settings
 from shared.site_time import days_between
 from tests.integration.test_delivery_guarantees import read_topic
@@ -169,3 +176,93 @@ async def test_silent_episodes_drop_out_once_with_two_replicas_and_a_client_retu
     assert comeback["gap_days"] == days_between(last, back, ZoneInfo("Europe/Berlin"))
     assert comeback["gap_days"] in (39, 40, 41)  # 40 days, counted on Berlin's calendar
     assert len(changes) == 3 * n + 1  # opened, active, dropped out; one return
+
+
+async def test_a_contact_arriving_while_its_check_fires_waits_and_then_returns(
+    real_settings: Settings,
+) -> None:
+    """The clock holds the episode's check and is about to read the episode when the client's
+    session is reported: the contact waits for the firing (no deadlock, nothing lost), the
+    episode drops out, then the contact brings it back."""
+    settings = real_settings.model_copy(
+        update={"site_time_zones": BERLIN, "clock_sweep_seconds": 3600}
+    )
+    async with intake_desk(settings, embedded=False) as desk:
+        await desk.register(therapist_body("th-1"))
+        [episode_id] = await open_episodes(desk, 1)
+        deps = dependencies_of(desk.host.runtimes["intake"], IntakeDependencies)
+        last = datetime.now(UTC) - timedelta(days=40)
+        with all_sites():
+            async with deps.runtime.transaction() as session:
+                await deps.runtime.emit(
+                    session,
+                    *await record_contact(deps, session, episode_id, last, "attended_session"),
+                )
+
+            async def report_a_session() -> None:
+                async with deps.runtime.transaction() as session:
+                    back = await record_contact(
+                        deps, session, episode_id, datetime.now(UTC), "attended_session"
+                    )
+                    await deps.runtime.emit(session, *back)
+
+            reported: list[asyncio.Task[None]] = []
+
+            async def slow_fire(session: Any, check: DueCheck, now: datetime) -> list[Any]:
+                reported.append(asyncio.create_task(report_a_session()))
+                await asyncio.sleep(1.0)  # the report runs meanwhile, as far as it can
+                return await check_silence(deps, session, check, now)
+
+            clock = Clock(deps.runtime, DUE_CHECKS, slow_fire)
+            assert await clock.sweep() == 1
+            await asyncio.wait_for(reported[0], 30)
+        assert await phase_is(desk, episode_id, "active")
+        changes = await desk.emitted_of("episode.phase_changed")
+        assert [(e["to_phase"], e["reason"]) for e in changes] == [
+            ("matched", "match_confirmed"),
+            ("active", "first_attended_session"),
+            ("dropped_out", "no_contact"),
+            ("active", "returned"),
+        ]
+
+
+async def test_a_close_arriving_while_the_check_fires_waits_and_finds_it_dropped_out(
+    real_settings: Settings,
+) -> None:
+    settings = real_settings.model_copy(
+        update={"site_time_zones": BERLIN, "clock_sweep_seconds": 3600}
+    )
+    async with intake_desk(settings, embedded=False) as desk:
+        await desk.register(therapist_body("th-1"))
+        [episode_id] = await open_episodes(desk, 1)
+        deps = dependencies_of(desk.host.runtimes["intake"], IntakeDependencies)
+        last = datetime.now(UTC) - timedelta(days=40)
+        with all_sites():
+            async with deps.runtime.transaction() as session:
+                await deps.runtime.emit(
+                    session,
+                    *await record_contact(deps, session, episode_id, last, "attended_session"),
+                )
+        answers: list[asyncio.Task[Any]] = []
+
+        async def slow_fire(session: Any, check: DueCheck, now: datetime) -> list[Any]:
+            answers.append(
+                asyncio.create_task(
+                    desk.http.post(
+                        f"/intake/episodes/{episode_id}/close",
+                        headers=desk.coordinator,
+                        json={"reason": "completed"},
+                    )
+                )
+            )
+            await asyncio.sleep(1.0)
+            return await check_silence(deps, session, check, now)
+
+        with all_sites():
+            assert await Clock(deps.runtime, DUE_CHECKS, slow_fire).sweep() == 1
+        answer = await asyncio.wait_for(answers[0], 30)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["errors"] == [{"field": "episode_id", "rule": "already_closed"}]
+        assert await phase_is(desk, episode_id, "dropped_out")
+        assert [e["reason"] for e in await desk.emitted_of("episode.closed")] == ["dropped_out"]
+        assert await desk.caseload("th-1") == 0
