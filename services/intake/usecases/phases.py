@@ -119,8 +119,9 @@ async def record_contact(
     events: list[Event[Any]] = []
     if outcome.move is not None:
         row.phase = outcome.move.end
-        # The phase changed when the contact took place (the session, the answer).
-        events.append(phase_changed(row, outcome.move, at, outcome.gap_days))
+        # Stamped when intake moved it (not the session's own time, which a late report puts
+        # before the drop-out it ends): followers ignore a change older than the one they know.
+        events.append(phase_changed(row, outcome.move, now, outcome.gap_days))
         if outcome.move.reason == "returned" and row.match_id is not None:
             await take_place_back(session, row.therapist_id, now)
     session.add(row)

@@ -122,7 +122,9 @@ async def test_an_attended_session_makes_the_episode_active_once_on_kafka(
         ("matched", "active", "first_attended_session"),
         ("active", "closed", "completed"),
     ]
-    assert changes[1]["at"].startswith(session.data.at.isoformat()[:19])
+    stamps = [datetime.fromisoformat(e["at"].replace("Z", "+00:00")) for e in changes]
+    assert stamps == sorted(stamps)  # each change stamped when intake made it, in order
+    assert stamps[1] > session.data.at
     assert {e["episode_id"] for e in changes} == {episode_id}
 
 

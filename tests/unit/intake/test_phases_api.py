@@ -221,3 +221,23 @@ async def test_a_due_check_fires_on_a_stale_hint_and_looks_again_instead(
     [check] = await checks(desk, episode_id)
     assert check.due_at == silence_ends(last + timedelta(days=20), 28, zone)
     assert (await moves(desk))[-1][1] == "active"
+
+
+async def test_a_late_report_that_ends_a_drop_out_is_stamped_after_it(desk: IntakeDesk) -> None:
+    # Followers (analytics) ignore a phase change older than the one they know: the return
+    # must come after the drop-out, even when the session it reports took place before it.
+    episode_id = await matched_episode(desk)
+    now = datetime.now(UTC)
+    await contact(desk, episode_id, now - timedelta(days=30))
+    assert await clock_of(deps_of(desk)).sweep() == 1
+    assert await phase(desk, episode_id) == "dropped_out"
+    await contact(desk, episode_id, now - timedelta(days=5))  # reported late
+    assert await phase(desk, episode_id) == "active"
+    changes = await desk.emitted_of("episode.phase_changed")
+    assert [(e["to_phase"], e["reason"]) for e in changes[-2:]] == [
+        ("dropped_out", "no_contact"),
+        ("active", "returned"),
+    ]
+    dropped, back = (datetime.fromisoformat(e["at"].replace("Z", "+00:00")) for e in changes[-2:])
+    assert back >= dropped
+    assert changes[-1]["gap_days"] == 25
