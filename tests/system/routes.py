@@ -127,6 +127,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ),
         ("episode_id",),
     ),
+    ("POST", "/intake/episodes/{episode_id}/closing"): Operation(
+        "client",
+        (*MANAGE_EPISODES, "therapist"),
+        lambda w, s: Call(f"/intake/episodes/{s.direct_episode_id}/closing"),
+        ("episode_id",),
+    ),
     ("POST", "/intake/erasures"): Operation(
         "client",
         ("site_admin", "clinical_lead"),

@@ -7,6 +7,8 @@ from tests.support.flow import run_flow
 
 EXPECTED_EMITTED = [
     ("intake", "org.rapport.match.confirmed.v1"),
+    # The episode opens (referred → matched), then the first answer makes it active.
+    *[("intake", "org.rapport.episode.phase_changed.v1")] * 2,
     ("feedback", "org.rapport.feedback.recorded.v1"),
     ("feedback", "org.rapport.feedback.recorded.v1"),
     ("feedback", "org.rapport.risk.flagged.v1"),
