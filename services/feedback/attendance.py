@@ -5,7 +5,8 @@ A session is first ``scheduled`` (optional: a front-end may report only the outc
 one outcome: ``attended``, ``missed`` (did not attend), ``cancelled_by_client`` or
 ``cancelled_by_clinic``. The status only moves forward; an outcome is final. The same fact
 again changes nothing (idempotent); a fact that disagrees with the stored outcome, or goes
-back to ``scheduled``, is refused naming the field and the rule.
+back to ``scheduled``, is refused naming the field and the rule (the ``scheduled`` fact the
+session had, sent again after its outcome, is the same fact: a diary can be sent twice).
 
 A feedback response for a session implies that the client attended it: a session not yet
 reported (or only scheduled) becomes ``attended``, marked implied; a session with another
@@ -50,11 +51,12 @@ class Fact:
 @dataclass(frozen=True)
 class Stored:
     """What is stored of the session: its status, its time, whether the outcome was implied
-    by a feedback response (not reported)."""
+    by a feedback response (not reported), the time it was scheduled for (if it was)."""
 
     status: SessionStatus
     at: datetime
     implied_by_feedback: bool = False
+    scheduled_for: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ def decide(stored: Stored | None, fact: Fact) -> Decision | Refusal:
     if stored.status == SCHEDULED:
         return Decision("record", completes=fact.status in COMPLETING)
     if fact.status == SCHEDULED:
+        if fact.at is not None and fact.at == stored.scheduled_for:
+            return Decision("repeat")  # it was scheduled so (e.g. the same diary sent again)
         return Refusal(
             "status",
             "goes_backwards",

@@ -115,7 +115,7 @@ def _stored(row: FeedbackSession | None) -> attendance.Stored | None:
     if row is None:
         return None
     status: SessionStatus = row.status  # type: ignore[assignment]
-    return attendance.Stored(status, row.at, row.implied_by_feedback)
+    return attendance.Stored(status, row.at, row.implied_by_feedback, row.scheduled_for)
 
 
 def _refused(refusal: attendance.Refusal, stored: FeedbackSession | None) -> DomainError:
