@@ -7,7 +7,7 @@ naming the field and the rule, and nothing is stored."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -63,7 +63,9 @@ def assert_refused(answer: Any, status: int, field: str, rule: str) -> None:
     )
 
 
-async def set_phase(desk: FeedbackDesk, episode: str, phase: str) -> None:
+async def set_phase(
+    desk: FeedbackDesk, episode: str, phase: str, at: datetime | None = None
+) -> None:
     """What feedback's ``phase_of_episode`` subscriber does with intake's event."""
     changed = EpisodePhaseChanged(
         episode_id=episode,
@@ -72,7 +74,7 @@ async def set_phase(desk: FeedbackDesk, episode: str, phase: str) -> None:
         from_phase="active",
         to_phase=phase,  # type: ignore[arg-type]
         reason="test",
-        at=datetime.now(UTC),
+        at=at or datetime.now(UTC),
     )
     async with desk.host.runtimes["feedback"].transaction() as session:
         await learn_phase(session, changed)
@@ -229,6 +231,18 @@ async def test_a_dropped_out_episode_still_takes_facts(desk: FeedbackDesk) -> No
     episode = await desk.open_episode()
     await set_phase(desk, episode, "dropped_out")
     assert (await fact(desk, episode, 5, "attended", {"at": AT})).status_code == 201
+
+
+async def test_an_older_phase_change_delivered_late_does_not_reopen_an_episode(
+    desk: FeedbackDesk,
+) -> None:
+    episode = await desk.open_episode()
+    closed_at = datetime.now(UTC)
+    await set_phase(desk, episode, "closed", closed_at)
+    await set_phase(desk, episode, "active", closed_at - timedelta(days=1))
+    assert_refused(
+        await fact(desk, episode, 1, "attended", {"at": AT}), 409, "episode_id", "episode_ended"
+    )
 
 
 async def test_the_old_report_route_is_the_attended_or_missed_fact(desk: FeedbackDesk) -> None:
