@@ -48,8 +48,9 @@ from shared.events import Event
 
 @dataclass(frozen=True)
 class Reported:
-    """The session after a fact: ``recorded`` when its status changed (201), else it was
-    already so (200)."""
+    """The session after a fact: ``recorded`` when the fact was new (201: its status changed,
+    or the front-end first reported an attendance a response had implied), else it was
+    already so (200, nothing emitted)."""
 
     row: FeedbackSession
     recorded: bool
@@ -176,7 +177,7 @@ async def apply_fact(
         await session.flush()
         events = _events(deps, episode, row, decision, now, implied=implied)
         await deps.runtime.emit(session, *events)
-        return Reported(row, recorded=decision.action == "record")
+        return Reported(row, recorded=True)
     raise SessionFactRefused(
         "session_number: the session changed while this fact was applied; send it again.",
         errors=[{"field": "session_number", "rule": "concurrent_change"}],

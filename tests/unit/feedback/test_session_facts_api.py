@@ -288,7 +288,7 @@ async def test_a_response_implies_attendance_once_and_a_report_then_completes_it
     assert events[1][1]["implied_by_feedback"] is True
     # The front-end reports the session: now it is completed (notify's invitations), once.
     reported = await fact(desk, episode, 1, "attended", {"at": AT})
-    assert reported.status_code == 200 and reported.json()["implied_by_feedback"] is False
+    assert reported.status_code == 201 and reported.json()["implied_by_feedback"] is False
     assert (await fact(desk, episode, 1, "attended")).status_code == 200
     assert [t for t, _ in await emitted(desk)] == [
         "feedback.recorded",
