@@ -104,46 +104,35 @@ async def session_scheduled(
     return await _reported(request, response, deps, staff, episode_id, session_number, fact)
 
 
-@router.post(
-    "/episodes/{episode_id}/sessions/{session_number}/attended",
-    status_code=201,
-    response_model=SessionFactOut,
-    summary="The client attended a session (session.attended, session.completed)",
-    responses=FACT_ANSWERS,  # type: ignore[arg-type]
-    dependencies=[audited("feedback", "session.attended", "episode", "episode_id")],
-)
-async def session_attended(
-    request: Request,
-    response: Response,
-    deps: Deps,
-    episode_id: Id,
-    session_number: SessionNumber,
-    staff: CurrentStaff,
-    body: OutcomeIn | None = None,
-) -> SessionFactOut:
-    fact = attendance.Fact("attended", body.at if body else None)
-    return await _reported(request, response, deps, staff, episode_id, session_number, fact)
+def _outcome_route(status: Literal["attended", "missed"], summary: str) -> None:
+    """The attended and the missed fact: the same route but for the outcome."""
+
+    @router.post(
+        f"/episodes/{{episode_id}}/sessions/{{session_number}}/{status}",
+        status_code=201,
+        response_model=SessionFactOut,
+        summary=summary,
+        responses=FACT_ANSWERS,  # type: ignore[arg-type]
+        dependencies=[audited("feedback", f"session.{status}", "episode", "episode_id")],
+        name=f"session_{status}",
+    )
+    async def session_outcome(
+        request: Request,
+        response: Response,
+        deps: Deps,
+        episode_id: Id,
+        session_number: SessionNumber,
+        staff: CurrentStaff,
+        body: OutcomeIn | None = None,
+    ) -> SessionFactOut:
+        fact = attendance.Fact(status, body.at if body else None)
+        return await _reported(request, response, deps, staff, episode_id, session_number, fact)
 
 
-@router.post(
-    "/episodes/{episode_id}/sessions/{session_number}/missed",
-    status_code=201,
-    response_model=SessionFactOut,
-    summary="The client did not attend and did not cancel (session.missed, session.completed)",
-    responses=FACT_ANSWERS,  # type: ignore[arg-type]
-    dependencies=[audited("feedback", "session.missed", "episode", "episode_id")],
+_outcome_route("attended", "The client attended a session (session.attended, session.completed)")
+_outcome_route(
+    "missed", "The client did not attend and did not cancel (session.missed, session.completed)"
 )
-async def session_missed(
-    request: Request,
-    response: Response,
-    deps: Deps,
-    episode_id: Id,
-    session_number: SessionNumber,
-    staff: CurrentStaff,
-    body: OutcomeIn | None = None,
-) -> SessionFactOut:
-    fact = attendance.Fact("missed", body.at if body else None)
-    return await _reported(request, response, deps, staff, episode_id, session_number, fact)
 
 
 @router.post(
