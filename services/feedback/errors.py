@@ -82,3 +82,19 @@ def already_answered(existing_id: str) -> AlreadyAnswered:
 
 class EncounterTaken(Conflict):
     title = "Encounter already registered"
+
+
+class SessionFactRefused(Conflict):
+    """A session fact that contradicts what is stored (another outcome, back to scheduled)."""
+
+    title = "Session fact refused"
+
+
+class SessionFactIncomplete(Invalid):
+    title = "Session fact incomplete"
+
+
+class EpisodeEnded(Conflict):
+    """A session fact for a closed, withdrawn or transferred episode."""
+
+    title = "Episode ended"

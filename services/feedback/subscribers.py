@@ -8,14 +8,21 @@ from typing import Any
 
 from services.feedback.erasure import erase_client
 from services.feedback.usecases.episodes import learn_episode
+from services.feedback.usecases.sessions import learn_phase
 from shared.consumer import Delivery
-from shared.contracts import ClientErasureRequested, MatchConfirmed
+from shared.contracts import ClientErasureRequested, EpisodePhaseChanged, MatchConfirmed
 from shared.events import Event
 
 
 async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Event[Any]]:
     """Learn the episode so that responses for it can be accepted and attributed."""
     await learn_episode(delivery.session, delivery.event.data)
+    return []
+
+
+async def on_phase_changed(delivery: Delivery[EpisodePhaseChanged]) -> Sequence[Event[Any]]:
+    """Follow the episode's phase (an ended episode takes no new session facts)."""
+    await learn_phase(delivery.session, delivery.event.data)
     return []
 
 
