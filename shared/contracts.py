@@ -336,6 +336,12 @@ class TherapistEffectivenessUpdated(EventData):
 
 
 class NotificationDelivered(EventData):
+    """A message reached its recipient. A delivery about an alert (its opening, a later step,
+    its escalation) names the alert as ``notification.acknowledged`` does (``alert_id``, or for
+    a risk notice that came first from ``risk.flagged`` its episode, session, respondent and
+    instrument) and what it was (``delivery_kind``: alert, escalation …), so the episode's
+    timeline shows it; other deliveries leave these out."""
+
     delivery_id: Id
     source_event_id: Id
     site_id: Id
@@ -343,6 +349,13 @@ class NotificationDelivered(EventData):
     recipient_role: Code
     attempts: int = Field(ge=1)
     delivered_at: datetime
+    delivery_kind: Code | None = None
+    episode_id: Id | None = None
+    kind: Code | None = None
+    alert_id: Id | None = None
+    session_number: SessionNumber | None = None
+    respondent: Pseudonym | None = None
+    instrument: Code | None = None
 
 
 class NotificationAcknowledged(EventData):

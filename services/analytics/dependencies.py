@@ -1,6 +1,7 @@
 """What analytics' use cases need beyond the session, built once when the runtime is built: the
 runtime (transactions, outbox), the settings, the deployment's instruments and each site's rule
-configuration, the expected-trajectories model in use and each site's time zone."""
+configuration, the expected-trajectories model in use, each site's time zone and the clients'
+data keys."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from services.analytics.models import CLIENT_KEYS
 from services.analytics.rules_config import SiteRules, site_rules
 from services.analytics.trajectory_model import CurrentModel
 from shared.consumer import Delivery
+from shared.crypto import derive_key
+from shared.erasure import ClientKeys
 from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceRuntime, dependencies_of, runtime_of
 from shared.settings import Settings, SettingsError, config_file_error
@@ -30,6 +34,9 @@ class AnalyticsDependencies:
     trajectories: CurrentModel
     # Each site's time zone (RAPPORT_SITE_TIME_ZONES): days without contact are site-local.
     zones: SiteTimeZones
+    # Each client's data key, wrapped by analytics' service key: seals notes on actions
+    # (erasure destroys it).
+    client_keys: ClientKeys
 
 
 def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
@@ -50,6 +57,10 @@ def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
         rules=rules,
         trajectories=trajectories,
         zones=runtime.settings.time_zones(),
+        client_keys=ClientKeys(
+            CLIENT_KEYS,
+            derive_key(runtime.settings.encryption_key.get_secret_value(), "analytics-client-keys"),
+        ),
     )
 
 

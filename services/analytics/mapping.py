@@ -4,7 +4,7 @@ row as the effectiveness estimate reads it, a ``feedback.recorded`` event as the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.analytics.domain import ScoredRecord, SessionFact
+from services.analytics.domain.care import CareChange
 from services.analytics.domain.followup import CLOSE_REASONS
+from services.analytics.domain.followup_figures import ActionFigures, Figure
 from services.analytics.domain.goals import GoalRating
 from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
 from services.analytics.models import (
     AnalyticsAlert,
     AnalyticsAlertAction,
+    AnalyticsAlertDelivery,
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
     AnalyticsScore,
@@ -31,6 +34,7 @@ from shared.contracts import (
 )
 from shared.vocabulary import one_of
 
+NOTE_MAX = 2000  # characters of a note on an action
 if TYPE_CHECKING:
     CloseReason = str
 else:  # an enum in the OpenAPI; another reason is a 422 naming the valid ones
@@ -70,6 +74,8 @@ class ActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     code: str = Field(min_length=1, max_length=64)
+    # Free text, sealed under the client's own data key: never on a topic or in a log.
+    note: str | None = Field(default=None, min_length=1, max_length=NOTE_MAX)
 
 
 class ActionOut(BaseModel):
@@ -79,6 +85,7 @@ class ActionOut(BaseModel):
     recorded_by: str
     recorded_at: datetime
     alert_status: str
+    note: str | None = None
 
 
 class CloseIn(BaseModel):
@@ -108,6 +115,39 @@ class GoalProgressOut(BaseModel):
     reliable_change: bool = Field(description="The change reached the instrument's 3 points")
 
 
+class DeliveryOut(BaseModel):
+    """A message about an alert that reached its recipient (by role, never by person)."""
+
+    delivery_kind: str  # alert (the opening or a later step), escalation …
+    channel: str
+    recipient_role: str
+    delivered_at: datetime
+
+
+class RecordedActionOut(BaseModel):
+    code: str
+    recorded_by: str
+    recorded_at: datetime
+    note: str | None = None  # null once the client is erased (their key destroyed)
+
+
+class TimelineAlertOut(AlertOut):
+    """An alert with its whole follow-up: the messages delivered about it, when it was first
+    seen (``seen_at``), what was done (``actions``) and how it ended (resolved or closed)."""
+
+    deliveries: list[DeliveryOut] = []
+    actions: list[RecordedActionOut] = []
+
+
+class CareChangeOut(BaseModel):
+    """The episode's match, or a transfer to another therapist."""
+
+    change: Literal["matched", "transferred"]
+    therapist_id: str
+    from_therapist_id: str | None
+    at: datetime
+
+
 class TimelineOut(BaseModel):
     episode_id: str
     site_id: str
@@ -115,7 +155,8 @@ class TimelineOut(BaseModel):
     phase: str
     last_session: int
     scores: list[ScoreOut]
-    alerts: list[AlertOut]
+    alerts: list[TimelineAlertOut]
+    care: list[CareChangeOut] = []
     goal_progress: list[GoalProgressOut] = []
 
 
@@ -144,6 +185,37 @@ class DomainEffectivenessOut(BaseModel):
     # below ``min_cases`` such episodes.
     goal_n: int = 0
     goal_attainment_rate: EstimateOut | None = None
+
+
+class FigureOut(BaseModel):
+    """One follow-up figure and the number of alerts it stands on (no estimate when n is 0)."""
+
+    n: int
+    value: EstimateOut | None
+
+
+class ActionFiguresOut(BaseModel):
+    """What followed one action code at a site (``therapist_id`` null) or for one of its
+    therapists (shrunk toward the site's figure)."""
+
+    code: str
+    therapist_id: str | None
+    alerts: int
+    resolved_within_2_sessions: FigureOut
+    resolved_within_4_sessions: FigureOut
+    alliance_change: FigureOut
+    outcome_change: FigureOut
+
+
+class FollowUpOut(BaseModel):
+    """A site's follow-up: what followed each action, the open alerts nobody acted on by age,
+    and the median time from an alert's opening to its first action."""
+
+    site_id: str
+    actions: list[ActionFiguresOut]
+    open_unacted_by_age: dict[str, int]
+    alerts_acted_on: int
+    median_hours_to_first_action: float | None
 
 
 class SiteSummaryOut(BaseModel):
@@ -190,7 +262,9 @@ def alert_out(row: AnalyticsAlert) -> AlertOut:
     )
 
 
-def action_out(action: AnalyticsAlertAction, alert: AnalyticsAlert) -> ActionOut:
+def action_out(
+    action: AnalyticsAlertAction, alert: AnalyticsAlert, note: str | None = None
+) -> ActionOut:
     return ActionOut(
         action_id=action.id,
         alert_id=action.alert_id,
@@ -198,6 +272,7 @@ def action_out(action: AnalyticsAlertAction, alert: AnalyticsAlert) -> ActionOut
         recorded_by=action.recorded_by,
         recorded_at=action.recorded_at,
         alert_status=alert.status,
+        note=note,
     )
 
 
@@ -212,12 +287,53 @@ def score_out(row: AnalyticsScore) -> ScoreOut:
     )
 
 
+def timeline_alert_out(
+    row: AnalyticsAlert,
+    deliveries: Iterable[AnalyticsAlertDelivery],
+    actions: Iterable[AnalyticsAlertAction],
+    notes: Mapping[str, str] | None = None,
+) -> TimelineAlertOut:
+    notes = notes or {}
+    return TimelineAlertOut(
+        **alert_out(row).model_dump(),
+        deliveries=[
+            DeliveryOut(
+                delivery_kind=d.delivery_kind,
+                channel=d.channel,
+                recipient_role=d.recipient_role,
+                delivered_at=d.delivered_at,
+            )
+            for d in sorted(deliveries, key=lambda d: (d.delivered_at, d.delivery_id))
+        ],
+        actions=[
+            RecordedActionOut(
+                code=a.code,
+                recorded_by=a.recorded_by,
+                recorded_at=a.recorded_at,
+                note=notes.get(a.id),
+            )
+            for a in sorted(actions, key=lambda a: (a.recorded_at, a.id))
+        ],
+    )
+
+
 def timeline_out(
     episode: AnalyticsEpisode,
     scores: Iterable[AnalyticsScore],
     alerts: Iterable[AnalyticsAlert],
+    deliveries: Iterable[AnalyticsAlertDelivery] = (),
+    actions: Iterable[AnalyticsAlertAction] = (),
+    care: Iterable[CareChange] = (),
+    notes: Mapping[str, str] | None = None,
     goals: Iterable[GoalRating] = (),
 ) -> TimelineOut:
+    """The timeline as the API shows it; ``notes`` are the actions' notes, unsealed, by id."""
+    delivered: dict[str, list[AnalyticsAlertDelivery]] = {}
+    for delivery in deliveries:
+        delivered.setdefault(delivery.alert_id, []).append(delivery)
+    done: dict[str, list[AnalyticsAlertAction]] = {}
+    for action in actions:
+        done.setdefault(action.alert_id, []).append(action)
     return TimelineOut(
         episode_id=episode.episode_id,
         site_id=episode.site_id,
@@ -225,7 +341,19 @@ def timeline_out(
         phase=episode.phase,
         last_session=episode.last_session,
         scores=[score_out(s) for s in scores],
-        alerts=[alert_out(a) for a in alerts],
+        alerts=[
+            timeline_alert_out(a, delivered.get(a.id, []), done.get(a.id, []), notes)
+            for a in alerts
+        ],
+        care=[
+            CareChangeOut(
+                change=c.change,
+                therapist_id=c.therapist_id,
+                from_therapist_id=c.from_therapist_id,
+                at=c.at,
+            )
+            for c in care
+        ],
         goal_progress=[
             GoalProgressOut(
                 session_number=g.session,
@@ -249,6 +377,22 @@ def estimate_out(value: Estimate | None) -> EstimateOut | None:
             lower=round(value.lower, 4),
             upper=round(value.upper, 4),
         )
+    )
+
+
+def figure_out(figure: Figure) -> FigureOut:
+    return FigureOut(n=figure.n, value=estimate_out(figure.estimate))
+
+
+def action_figures_out(f: ActionFigures) -> ActionFiguresOut:
+    return ActionFiguresOut(
+        code=f.code,
+        therapist_id=f.therapist_id,
+        alerts=f.alerts,
+        resolved_within_2_sessions=figure_out(f.resolved_within[2]),
+        resolved_within_4_sessions=figure_out(f.resolved_within[4]),
+        alliance_change=figure_out(f.alliance_change),
+        outcome_change=figure_out(f.outcome_change),
     )
 
 

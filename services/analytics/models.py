@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, true
+from sqlalchemy import JSON, Column, Index, Text, true
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
 from shared.clock import due_checks_table
 from shared.deployment import deployment_table
-from shared.erasure import erasure_tables, table_of
+from shared.erasure import client_keys_table, erasure_tables, table_of
 from shared.tables import messaging_tables
 
 
@@ -31,7 +31,8 @@ class AnalyticsEpisode(SQLModel, table=True):
     close_reason: str | None = Field(default=None, max_length=20)
     # The client's age group from match.confirmed (None: unknown; the general cutoffs apply).
     age_group: str | None = Field(default=None, max_length=16)
-    # The client's pseudonym from match.confirmed (their consent to the aggregates is theirs).
+    # The client (pseudonym) from match.confirmed: whose data key seals notes on actions,
+    # and whose consent to the aggregates counts.
     client: str | None = Field(default=None, max_length=40)
 
 
@@ -91,7 +92,8 @@ class AnalyticsAlert(SQLModel, table=True):
 
 class AnalyticsAlertAction(SQLModel, table=True):
     """What a clinician did about an alert: a coded action (the site's list), by whom and
-    when. No note is stored (analytics holds no client keys to seal one under)."""
+    when, and an optional note sealed under the client's own data key (never on a topic or in
+    a log; unreadable once the client is erased)."""
 
     __tablename__ = "analytics_alert_actions"
     __table_args__ = (
@@ -105,6 +107,34 @@ class AnalyticsAlertAction(SQLModel, table=True):
     recorded_by: str = Field(max_length=128)
     recorded_at: datetime
     idempotency_key: str | None = Field(default=None, max_length=128)
+    note_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class AnalyticsAlertDelivery(SQLModel, table=True):
+    """A message about an alert that reached its recipient (``notification.delivered``): for the
+    episode's timeline. The recipient only by role (who it was stays in notify)."""
+
+    __tablename__ = "analytics_alert_deliveries"
+    delivery_id: str = Field(primary_key=True, max_length=64)
+    alert_id: str = Field(index=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    channel: str = Field(max_length=10)
+    recipient_role: str = Field(max_length=64)
+    delivery_kind: str = Field(max_length=64)
+    delivered_at: datetime
+
+
+class AnalyticsEpisodeMatch(SQLModel, table=True):
+    """Each confirmed match of an episode (``match.confirmed``): the first is its match, a later
+    one to another therapist a transfer. For the episode's timeline."""
+
+    __tablename__ = "analytics_episode_matches"
+    match_id: str = Field(primary_key=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    therapist_id: str = Field(max_length=64)
+    confirmed_at: datetime
 
 
 class AnalyticsClosedEpisode(SQLModel, table=True):
@@ -140,6 +170,8 @@ SCORES = table_of(AnalyticsScore)
 ALERTS = table_of(AnalyticsAlert)
 ALERT_ACTIONS = table_of(AnalyticsAlertAction)
 CLOSED_EPISODES = table_of(AnalyticsClosedEpisode)
+ALERT_DELIVERIES = table_of(AnalyticsAlertDelivery)
+EPISODE_MATCHES = table_of(AnalyticsEpisodeMatch)
 
 OUTBOX, INBOX = messaging_tables("analytics")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).
@@ -150,3 +182,4 @@ ERASURES, ERASED = erasure_tables("analytics", SQLModel.metadata)
 # Pending time-driven checks, one row per episode and kind (no_contact, dropout_risk): fired by
 # whichever replica's clock takes them (shared/clock.py).
 DUE_CHECKS = due_checks_table("analytics", SQLModel.metadata)
+CLIENT_KEYS = client_keys_table("analytics", SQLModel.metadata)

@@ -20,6 +20,7 @@ from shared.contracts import (
     FeedbackRecorded,
     MatchConfirmed,
     NotificationAcknowledged,
+    NotificationDelivered,
     SessionAttended,
     SessionCancelled,
     SessionMissed,
@@ -71,3 +72,11 @@ async def on_phase_changed(delivery: Delivery[EpisodePhaseChanged]) -> Sequence[
     return await attendance.follow_phase(
         of_delivery(delivery), delivery.session, delivery.event.data
     )
+
+
+async def on_notification_delivered(
+    delivery: Delivery[NotificationDelivered],
+) -> Sequence[Event[Any]]:
+    """A message about an alert reached its recipient: the episode's timeline shows it."""
+    await follow_up.alert_delivered(delivery.session, delivery.event.data)
+    return []

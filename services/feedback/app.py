@@ -10,10 +10,15 @@ from shared.contracts import (
     CLIENT_ERASURE_REQUESTED,
     CONSENT_CHANGED,
     EPISODE_MEMBERS_CHANGED,
+    EPISODE_PHASE_CHANGED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     RISK_FLAGGED,
+    SESSION_ATTENDED,
+    SESSION_CANCELLED,
     SESSION_COMPLETED,
+    SESSION_MISSED,
+    SESSION_SCHEDULED,
 )
 from shared.erasure import skipping_erased
 from shared.runtime import ServiceDefinition, Subscription
@@ -39,9 +44,23 @@ def definition() -> ServiceDefinition:
                 skipping_erased(erasure.REGISTER, subscribers.on_members_changed),
                 "members_of_episode",
             ),
+            Subscription(
+                EPISODE_PHASE_CHANGED,
+                skipping_erased(erasure.REGISTER, subscribers.on_phase_changed),
+                "phase_of_episode",
+            ),
             Subscription(CLIENT_ERASURE_REQUESTED, subscribers.on_erasure_requested, "erasure"),
         ],
-        produces=[FEEDBACK_RECORDED, RISK_FLAGGED, SESSION_COMPLETED, CONSENT_CHANGED],
+        produces=[
+            CONSENT_CHANGED,
+            FEEDBACK_RECORDED,
+            RISK_FLAGGED,
+            SESSION_COMPLETED,
+            SESSION_SCHEDULED,
+            SESSION_ATTENDED,
+            SESSION_MISSED,
+            SESSION_CANCELLED,
+        ],
         dependencies=dependencies.build,
         description="Questionnaires from clients, partners, family and therapists",
     )

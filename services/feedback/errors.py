@@ -90,3 +90,19 @@ class ConsentWithdrawn(NotAllowed):
 
 class NoticeNotShown(Invalid):
     title = "Confidentiality notice not shown"
+
+
+class SessionFactRefused(Conflict):
+    """A session fact that contradicts what is stored (another outcome, back to scheduled)."""
+
+    title = "Session fact refused"
+
+
+class SessionFactIncomplete(Invalid):
+    title = "Session fact incomplete"
+
+
+class EpisodeEnded(Conflict):
+    """A session fact for a closed, withdrawn or transferred episode."""
+
+    title = "Episode ended"

@@ -222,8 +222,58 @@ def session_out(row: FeedbackSession) -> SessionOut:
         episode_id=row.episode_id,
         session_number=row.session_number,
         at=row.at,
-        attended=row.attended,
+        attended=row.status == "attended",
     )
+
+
+class SessionFactOut(BaseModel):
+    """A session of an episode as reported so far (issue 16)."""
+
+    session_id: str
+    episode_id: str
+    session_number: int
+    status: str = Field(
+        description="scheduled | attended | missed | cancelled_by_client | cancelled_by_clinic"
+    )
+    at: datetime = Field(description="When the session is (scheduled) or was.")
+    scheduled_for: datetime | None = None
+    notice_hours: int | None = None
+    cancelled_at: datetime | None = None
+    implied_by_feedback: bool = Field(
+        default=False,
+        description="Attended because a feedback response for the session said so (not "
+        "reported by the front-end).",
+    )
+
+
+def session_fact_out(row: FeedbackSession) -> SessionFactOut:
+    return SessionFactOut(
+        session_id=row.id,
+        episode_id=row.episode_id,
+        session_number=row.session_number,
+        status=row.status,
+        at=row.at,
+        scheduled_for=row.scheduled_for,
+        notice_hours=row.notice_hours,
+        cancelled_at=row.cancelled_at,
+        implied_by_feedback=row.implied_by_feedback,
+    )
+
+
+class DiaryLineOut(BaseModel):
+    line: int = Field(description="The CSV file line (header = 1), or the JSON list index.")
+    episode_id: str
+    session_number: int
+    status: str = Field(description="The session's status after the line.")
+    result: str = Field(description="recorded | unchanged (the same fact was already stored)")
+
+
+class DiaryOut(BaseModel):
+    site_id: str
+    recorded: int
+    unchanged: int
+    lines: list[DiaryLineOut]
+    dry_run: bool = False
 
 
 def recorded_event(

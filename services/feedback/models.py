@@ -25,6 +25,10 @@ class FeedbackEpisode(SQLModel, table=True):
     confirmed_at: datetime
     # The client's age group from match.confirmed (None: unknown): the clinical range is its own.
     age_group: str | None = Field(default=None, max_length=16)
+    # The episode's phase as intake publishes it (``episode.phase_changed``): closed, withdrawn
+    # and transferred episodes take no new session facts. ``phase_at``: when it changed.
+    phase: str = Field(default="matched", max_length=16)
+    phase_at: datetime | None = None
 
 
 # One standing answer per episode, session, respondent and instrument: a second one is refused
@@ -75,7 +79,8 @@ class FeedbackResponse(SQLModel, table=True):
 
 
 class FeedbackSession(SQLModel, table=True):
-    """A session the front-end reported (``POST /feedback/sessions``)."""
+    """A session of an episode as the front-end reported it (issue 16: scheduled, then one
+    outcome; services/feedback/attendance.py), or as a feedback response implied it."""
 
     __tablename__ = "feedback_sessions"
     __table_args__ = (UniqueConstraint("episode_id", "session_number", name="uq_feedback_session"),)
@@ -83,8 +88,15 @@ class FeedbackSession(SQLModel, table=True):
     episode_id: str = Field(index=True, max_length=64)
     site_id: str = Field(index=True, max_length=64)
     session_number: int
-    at: datetime
-    attended: bool
+    at: datetime  # when the session is to take place (scheduled) or took place
+    # scheduled | attended | missed | cancelled_by_client | cancelled_by_clinic
+    status: str = Field(max_length=24)
+    scheduled_for: datetime | None = None  # the booked time, when it was scheduled
+    notice_hours: int | None = None  # a cancellation's notice, where known
+    cancelled_at: datetime | None = None
+    # Attended because a feedback response for the session said so, not (yet) reported.
+    implied_by_feedback: bool = False
+    recorded_at: datetime | None = None  # when its status last changed
 
 
 class FeedbackTokenUse(SQLModel, table=True):

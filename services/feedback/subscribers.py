@@ -8,8 +8,14 @@ from typing import Any
 
 from services.feedback.erasure import erase_client
 from services.feedback.usecases.episodes import learn_episode, learn_members
+from services.feedback.usecases.sessions import learn_phase
 from shared.consumer import Delivery
-from shared.contracts import ClientErasureRequested, EpisodeMembersChanged, MatchConfirmed
+from shared.contracts import (
+    ClientErasureRequested,
+    EpisodeMembersChanged,
+    EpisodePhaseChanged,
+    MatchConfirmed,
+)
 from shared.events import Event
 
 
@@ -22,6 +28,12 @@ async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Eve
 async def on_members_changed(delivery: Delivery[EpisodeMembersChanged]) -> Sequence[Event[Any]]:
     """Follow the episode's partners and family members as intake changes them."""
     await learn_members(delivery.session, delivery.event.data)
+    return []
+
+
+async def on_phase_changed(delivery: Delivery[EpisodePhaseChanged]) -> Sequence[Event[Any]]:
+    """Follow the episode's phase (an ended episode takes no new session facts)."""
+    await learn_phase(delivery.session, delivery.event.data)
     return []
 
 

@@ -1,6 +1,6 @@
 """What intake's use cases need beyond the session, built once when the runtime is built: the
-runtime (transactions, outbox), the settings, the matching configuration of every site and the
-engine's cached view of the registry."""
+runtime (transactions, outbox), the settings, the matching configuration of every site, the
+sites' time zones and the engine's cached view of the registry."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from services.intake.usecases.snapshots import RegistrySnapshots
 from shared.consumer import Delivery
 from shared.runtime import ServiceRuntime, dependencies_of, runtime_of
 from shared.settings import Settings, config_file_error
+from shared.site_time import SiteTimeZones
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class IntakeDependencies:
     matching: SiteConfigs
     # The roster and effectiveness table, rebuilt only when their tables change.
     snapshots: RegistrySnapshots
+    # Each site's time zone (RAPPORT_SITE_TIME_ZONES): matching and the drop-out days.
+    zones: SiteTimeZones
 
 
 def matching_configs(settings: Settings) -> SiteConfigs:
@@ -46,6 +49,7 @@ def build(runtime: ServiceRuntime) -> IntakeDependencies:
         settings=runtime.settings,
         matching=matching_configs(runtime.settings),
         snapshots=RegistrySnapshots(),
+        zones=runtime.settings.time_zones(),
     )
 
 

@@ -3,8 +3,8 @@
 A site admin or clinical lead of the client's site records the request (who, when, which site
 and pseudonym); ``client.erasure.requested`` carries the client's episode ids to every service,
 intake included. Intake deletes the client's intakes, matches and episodes (freeing a reserved
-place), destroys the client's data key and registers the pseudonym and episodes as erased.
-Therapists' caseloads and effectiveness stay.
+place) and their pending drop-out checks, destroys the client's data key and registers the
+pseudonym and episodes as erased. Therapists' caseloads and effectiveness stay.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from services.intake.errors import ClientNotFound, broken
 from services.intake.mapping import SOURCE, ErasureIn, ErasureOut
 from services.intake.models import (
     CLIENT_KEYS,
+    DUE_CHECKS,
     ERASED,
     ERASURES,
     OUTBOX,
@@ -102,6 +103,10 @@ async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> l
     episodes = sorted(set(data.episode_ids) | set(await _episode_ids(session, client)))
     now = datetime.now(UTC)
     removed: dict[str, int] = {}
+    # The episodes' drop-out checks first: a check firing takes its row before the episode and
+    # the therapist, and this transaction takes them in the same order.
+    dropped = await session.execute(delete(DUE_CHECKS).where(DUE_CHECKS.c.subject.in_(episodes)))
+    removed[DUE_CHECKS.name] = rows_affected(dropped)
     open_rows = (
         await session.execute(
             select(IntakeEpisode.therapist_id, IntakeEpisode.phase, IntakeEpisode.match_id).where(

@@ -117,6 +117,8 @@ class EpisodeOut(BaseModel):
     created_at: datetime
     match_id: str | None = None
     past_therapists: list[str] = []
+    # The latest contact (attended session or feedback response); None before the first.
+    last_contact_at: datetime | None = None
 
 
 class CloseIn(BaseModel):
@@ -514,6 +516,7 @@ def episode_out(row: IntakeEpisode) -> EpisodeOut:
         created_at=row.created_at,
         match_id=row.match_id,
         past_therapists=list(row.past_therapists or []),
+        last_contact_at=row.last_contact_at,
     )
 
 

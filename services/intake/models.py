@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, text
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.clock import due_checks_table
 from shared.deployment import deployment_table
 from shared.erasure import client_keys_table, erasure_tables
 from shared.tables import messaging_tables
@@ -28,6 +29,9 @@ class IntakeEpisode(SQLModel, table=True):
     members: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))
     phase: str = Field(default="matched", max_length=20)
     created_at: datetime
+    # The latest contact (an attended session or a feedback response), site time aside: the
+    # drop-out check counts the silence from it; None until the first.
+    last_contact_at: datetime | None = None
     # Set when the episode came from a confirmed match: its therapist's place was reserved
     # (caseload + 1) and is freed when the episode closes. Direct episodes reserve nothing.
     match_id: str | None = Field(default=None, max_length=64, index=True)
@@ -131,3 +135,5 @@ DEPLOYMENT = deployment_table("intake", SQLModel.metadata)
 AUDIT = audit_table("intake", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("intake", SQLModel.metadata)
 CLIENT_KEYS = client_keys_table("intake", SQLModel.metadata)
+# Pending time-driven checks (shared/clock.py): one ``silence`` check per active episode.
+DUE_CHECKS = due_checks_table("intake", SQLModel.metadata)

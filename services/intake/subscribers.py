@@ -9,9 +9,16 @@ from typing import Any
 from services.intake import erasure
 from services.intake.dependencies import of_delivery
 from services.intake.usecases.effectiveness import record_effectiveness
+from services.intake.usecases.phases import record_contact
 from services.intake.usecases.proposals import rematch_on_alert
 from shared.consumer import Delivery
-from shared.contracts import AllianceAlert, ClientErasureRequested, TherapistEffectivenessUpdated
+from shared.contracts import (
+    AllianceAlert,
+    ClientErasureRequested,
+    FeedbackRecorded,
+    SessionAttended,
+    TherapistEffectivenessUpdated,
+)
 from shared.events import Event
 
 
@@ -38,3 +45,17 @@ async def on_erasure_requested(
     delivery: Delivery[ClientErasureRequested],
 ) -> Sequence[Event[Any]]:
     return await erasure.erase_client(delivery.session, delivery.event.data)
+
+
+async def on_session_attended(delivery: Delivery[SessionAttended]) -> Sequence[Event[Any]]:
+    data = delivery.event.data
+    return await record_contact(
+        of_delivery(delivery), delivery.session, data.episode_id, data.at, "attended_session"
+    )
+
+
+async def on_feedback_recorded(delivery: Delivery[FeedbackRecorded]) -> Sequence[Event[Any]]:
+    data = delivery.event.data
+    return await record_contact(
+        of_delivery(delivery), delivery.session, data.episode_id, data.answered_at, "feedback"
+    )

@@ -108,7 +108,8 @@ def planned_rows(
         if p.channel == "webhook":
             payload = webhook_body(delivery_id, notice, p, now, **webhook_extra)
         else:
-            payload = staff_text(notice.kind, p)
+            # An escalation's email says why it comes (an urgent one reads as urgent).
+            payload = staff_text("escalation" if delivery_kind == "escalation" else notice.kind, p)
         digest = p.mode == "digest"
         rows.append(
             message_row(

@@ -251,16 +251,6 @@ def route(
     return tuple(sorted(chosen.values(), key=lambda i: (i.role, i.channel)))
 
 
-def escalation_intents(policy: RoutingPolicy) -> tuple[Intent, ...]:
-    """Who hears of an urgent notice nobody acknowledged: the policy's second contacts, on the
-    risk channels, at once."""
-    return tuple(
-        Intent(role, channel, "immediate", True)
-        for role in policy.risk.escalate_to
-        for channel in policy.risk.channels
-    )
-
-
 # -- quiet hours ---------------------------------------------------------------------------
 
 
@@ -521,6 +511,12 @@ def staff_message(kind: str, urgent: bool, count: int = 1) -> Message:
         return Message(
             f"Rapport: {count} new alliance {noun} for clients",
             f"You have {count} new alliance {noun} for clients — open your record system.",
+        )
+    if kind == "escalation" and not urgent:
+        return Message(
+            "Rapport: an alert for a client has not been followed up",
+            "Nobody has acknowledged an alert for a client or recorded what was done about it "
+            "yet — open your record system.",
         )
     if urgent:
         return Message(

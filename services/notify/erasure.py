@@ -1,15 +1,15 @@
 """Notify's share of a client's erasure (``client.erasure.requested``): the episodes notify
 knew of, their sessions and feedback invitations (sealed links), the contacts of the client and
 of every member of those episodes with their data keys (the addresses were sealed under them:
-crypto-shredding), the notices about those episodes with their deliveries, and the client's
-Redis keys (rate-limit counters named by pseudonym, fast-path marks of the deleted deliveries)
-are removed."""
+crypto-shredding), the notices about those episodes with their deliveries (their alerts' lives
+no longer name them), and the client's Redis keys (rate-limit counters named by pseudonym,
+fast-path marks of the deleted deliveries) are removed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, update
 
 from services.notify.dependencies import of_delivery
 from services.notify.models import (
@@ -17,6 +17,7 @@ from services.notify.models import (
     ERASED,
     ERASURES,
     OUTBOX,
+    NotifyAlertLife,
     NotifyClientContact,
     NotifyConsent,
     NotifyDelivery,
@@ -60,6 +61,14 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
     ]
     result = await session.execute(delete(deliveries_t).where(doomed))
     removed[deliveries_t.name] = rows_affected(result)
+    # An alert's life keeps what was announced but no longer names its notice (a risk notice's
+    # key names the episode and the respondent).
+    lives_t = table_of(NotifyAlertLife)
+    notice_keys = select(notices_t.c.notice_key).where(notices_t.c.episode_id.in_(episodes))
+    result = await session.execute(
+        update(lives_t).where(lives_t.c.notice_key.in_(notice_keys)).values(notice_key=None)
+    )
+    removed[lives_t.name] = rows_affected(result)
     result = await session.execute(delete(notices_t).where(notices_t.c.episode_id.in_(episodes)))
     removed[notices_t.name] = rows_affected(result)
     invitations_t = table_of(NotifyInvitation)

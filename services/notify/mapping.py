@@ -417,30 +417,44 @@ def fallback_out(
     )
 
 
+def alert_identity(notice: NotifyNotice | None) -> dict[str, Any] | None:
+    """How analytics finds the alert a notice is about (None for other notices, e.g. a match):
+    its id, or for a risk notice that came from ``risk.flagged`` (which names the response, not
+    analytics' alert) its episode, session, respondent and instrument. Ids and codes only."""
+    if (
+        notice is None
+        or notice.source_type not in ("alliance.alert", "risk.flagged")
+        or notice.episode_id is None
+    ):
+        return None
+    data = json.loads(notice.data)
+    inputs = data.get("inputs") or {}
+    instrument = data.get("instrument") or inputs.get("instrument")
+    return {
+        "episode_id": notice.episode_id,
+        "kind": notice.kind,
+        "alert_id": data.get("alert_id") if notice.source_type == "alliance.alert" else None,
+        "session_number": data.get("session_number"),
+        "respondent": data.get("respondent"),
+        "instrument": instrument if isinstance(instrument, str) else None,
+    }
+
+
 def alert_seen(
     delivery_id: str, notice: NotifyNotice, now: datetime
 ) -> Event[NotificationAcknowledged] | None:
     """``notification.acknowledged`` for the first acknowledgement of an alert's notice (None
     for other notices, e.g. a match): ids and codes only, never who acknowledged it."""
-    if notice.source_type not in ("alliance.alert", "risk.flagged") or notice.episode_id is None:
+    identity = alert_identity(notice)
+    if identity is None:
         return None
-    data = json.loads(notice.data)
-    inputs = data.get("inputs") or {}
-    instrument = data.get("instrument") or inputs.get("instrument")
     return Event(
         NOTIFICATION_ACKNOWLEDGED,
         NotificationAcknowledged(
             delivery_id=delivery_id,
             notice_id=notice.id,
             site_id=notice.site_id,
-            episode_id=notice.episode_id,
-            kind=notice.kind,
-            # A risk notice that came from risk.flagged names the response, not analytics' alert:
-            # analytics finds that alert by its episode, session, respondent and instrument.
-            alert_id=data.get("alert_id") if notice.source_type == "alliance.alert" else None,
-            session_number=data.get("session_number"),
-            respondent=data.get("respondent"),
-            instrument=instrument if isinstance(instrument, str) else None,
+            **identity,
             acknowledged_at=now,
         ),
         source="/rapport/notify",

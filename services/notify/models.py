@@ -237,6 +237,8 @@ class NotifyAlertLife(SQLModel, table=True):
     actions: int = 0
     ended_at: datetime | None = None
     updated_at: datetime
+    # The key of the alert's opening notice (its escalation stops once it is followed up).
+    notice_key: str | None = Field(default=None, index=True, max_length=300)
 
 
 class NotifyConsent(SQLModel, table=True):

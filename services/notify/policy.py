@@ -108,6 +108,36 @@ class RiskPolicy(BaseModel):
     escalate_to: list[Recipient] = Field(default=["supervisor"], min_length=1)
 
 
+EscalatedSeverity = Literal["high", "routine"]
+
+
+class EscalationRule(BaseModel):
+    """Alerts of these kinds and severities that nobody acknowledged or acted on (no recorded
+    action) within ``after_seconds`` of their opening are told to ``to`` on ``channels``.
+    Urgent alerts escalate as ``risk`` says (rule 1), never by a rule. A non-urgent escalation
+    waits for the end of its recipient's quiet hours."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kinds: list[KindPattern] = Field(default=["*"], min_length=1, max_length=50)
+    severities: list[EscalatedSeverity] = Field(default=["high", "routine"], min_length=1)
+    after_seconds: float = Field(gt=0, le=30 * 86_400)
+    to: list[Recipient] = Field(min_length=1)
+    channels: list[Channel] = Field(default=["email"], min_length=1)
+
+    @field_validator("kinds")
+    @classmethod
+    def _alert_kinds_only(cls, value: list[str]) -> list[str]:
+        matches = sorted(set(value) & MATCH_KINDS)
+        if matches:
+            raise ValueError(f"only alerts escalate, not {', '.join(matches)}")
+        return value
+
+    def matches(self, kind: str, severity: str) -> bool:
+        return (
+            ("*" in self.kinds and kind in ALERT_KINDS) or kind in self.kinds
+        ) and severity in self.severities
+
+
 class DigestPolicy(BaseModel):
     """Digest windows start at ``starts_at`` (local time of the site) and last ``period``."""
 
@@ -166,6 +196,8 @@ class RoutingPolicy(BaseModel):
     timezone: str = "UTC"
     rules: list[RoutingRule] = Field(default=[], max_length=100)
     risk: RiskPolicy = RiskPolicy()
+    # Escalation of non-urgent alerts nobody followed up (the first matching rule applies).
+    escalations: list[EscalationRule] = Field(default=[], max_length=50)
     digest: DigestPolicy = DigestPolicy()
     invitations: InvitationPolicy = InvitationPolicy()
     rate_limit: RateLimit = RateLimit()

@@ -124,7 +124,9 @@ async def run_flow(settings: Settings, *, embedded: bool) -> FlowResult:
                 opened = await opened_alerts(host)
                 events = await emitted_events(host)
                 delivered = sum(t.endswith("notification.delivered.v1") for _, t in events)
-                return opened >= 1 and len(receiver.received) == delivered == opened
+                # Intake has followed the first answer too (the episode became active).
+                phases = sum(t.endswith("episode.phase_changed.v1") for _, t in events)
+                return opened >= 1 and len(receiver.received) == delivered == opened and phases == 2
 
             await eventually(every_alert_delivered, what="a webhook for every opened alert")
         return FlowResult(

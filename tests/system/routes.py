@@ -127,6 +127,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         ),
         ("episode_id",),
     ),
+    ("POST", "/intake/episodes/{episode_id}/closing"): Operation(
+        "client",
+        (*MANAGE_EPISODES, "therapist"),
+        lambda w, s: Call(f"/intake/episodes/{s.direct_episode_id}/closing"),
+        ("episode_id",),
+    ),
     ("POST", "/intake/erasures"): Operation(
         "client",
         ("site_admin", "clinical_lead"),
@@ -301,6 +307,64 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             },
         ),
     ),
+    # Session facts (issue 16): sessions no other operation answers, the same fact each call.
+    ("POST", "/feedback/episodes/{episode_id}/sessions/{session_number}/scheduled"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/sessions/900/scheduled",
+            body={"scheduled_for": "2026-12-08T17:00:00+01:00"},
+        ),
+        ("episode_id",),
+    ),
+    ("POST", "/feedback/episodes/{episode_id}/sessions/{session_number}/attended"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/sessions/901/attended",
+            body={"at": "2026-12-08T17:00:00+01:00"},
+        ),
+        ("episode_id",),
+    ),
+    ("POST", "/feedback/episodes/{episode_id}/sessions/{session_number}/missed"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/sessions/902/missed",
+            body={"at": "2026-12-08T17:00:00+01:00"},
+        ),
+        ("episode_id",),
+    ),
+    ("POST", "/feedback/episodes/{episode_id}/sessions/{session_number}/cancelled"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/sessions/903/cancelled",
+            body={"by": "clinic", "at": "2026-12-08T17:00:00+01:00"},
+        ),
+        ("episode_id",),
+    ),
+    ("GET", "/feedback/episodes/{episode_id}/sessions"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/sessions"),
+        ("episode_id",),
+    ),
+    ("POST", "/feedback/sites/{site_id}/session-diary"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/sites/{s.id}/session-diary",
+            body=[
+                {
+                    "episode_id": s.episode_id,
+                    "session_number": 904,
+                    "status": "attended",
+                    "at": "2026-12-08T17:00:00+01:00",
+                }
+            ],
+        ),
+    ),
     ("GET", "/feedback/r/{token}"): Operation(
         "link", (), lambda w, s: Call(f"/feedback/r/{s.feedback_link}")
     ),
@@ -459,6 +523,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("GET", "/analytics/sites/{site_id}/summary"): Operation(
         "site", AGGREGATES, lambda w, s: Call(f"/analytics/sites/{s.id}/summary")
+    ),
+    ("GET", "/analytics/sites/{site_id}/follow-up"): Operation(
+        "site", AGGREGATES, lambda w, s: Call(f"/analytics/sites/{s.id}/follow-up")
     ),
     ("GET", "/analytics/sites/{site_id}/report"): Operation(
         "site",

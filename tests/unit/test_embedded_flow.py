@@ -7,8 +7,13 @@ from tests.support.flow import run_flow
 
 EXPECTED_EMITTED = [
     ("intake", "org.rapport.match.confirmed.v1"),
+    # The episode opens (referred → matched), then the first answer makes it active.
+    *[("intake", "org.rapport.episode.phase_changed.v1")] * 2,
+    # Each session's first answer implies that the client attended it.
     ("feedback", "org.rapport.feedback.recorded.v1"),
+    ("feedback", "org.rapport.session.attended.v1"),
     ("feedback", "org.rapport.feedback.recorded.v1"),
+    ("feedback", "org.rapport.session.attended.v1"),
     ("feedback", "org.rapport.risk.flagged.v1"),
     ("feedback", "org.rapport.feedback.recorded.v1"),
     ("analytics", "org.rapport.alliance.assessed.v1"),

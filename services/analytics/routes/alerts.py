@@ -83,7 +83,8 @@ async def acknowledge_alert(deps: Deps, alert_id: Id, staff: CurrentStaff) -> Al
     response_model=ActionOut,
     status_code=201,
     summary="Record what was done about an alert: one of the site's coded actions, by whom and "
-    "when. The same Idempotency-Key again answers the action recorded the first time.",
+    "when, with an optional note (sealed under the client's key, on no topic). The same "
+    "Idempotency-Key again answers the action recorded the first time.",
 )
 async def record_action(
     deps: Deps,
@@ -96,9 +97,9 @@ async def record_action(
     now = datetime.now(UTC)
     async with deps.runtime.transaction() as session:
         done = await follow_up.record_action(
-            deps, session, staff, alert_id, body.code, idempotency_key, now
+            deps, session, staff, alert_id, body.code, idempotency_key, now, body.note
         )
-    return action_out(done.action, done.alert)
+    return action_out(done.action, done.alert, done.note)
 
 
 @router.post(

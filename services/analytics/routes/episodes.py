@@ -27,7 +27,7 @@ async def episode_timeline(deps: Deps, episode_id: Id, staff: CurrentStaff) -> T
     staff.require_role(*CLINICAL)
     async with deps.runtime.sessionmaker() as session:
         episode = await episodes.visible_episode(session, staff, episode_id)
-        return await episodes.timeline(session, episode, deps.instruments)
+        return await episodes.timeline(session, episode, deps)
 
 
 @router.get(

@@ -15,20 +15,26 @@ from services.analytics import domain
 from services.analytics.charts import render
 from services.analytics.dependencies import AnalyticsDependencies
 from services.analytics.domain import EpisodeState
+from services.analytics.domain.care import care_changes
 from services.analytics.domain.goals import GoalRating, goal_attained, goal_progress
 from services.analytics.effectiveness import MIN_CASES, therapist_effectiveness
 from services.analytics.errors import EpisodeNotFound
 from services.analytics.mapping import TimelineOut, closed_episodes, estimate_event, timeline_out
 from services.analytics.models import (
+    EPISODE_MATCHES,
     AnalyticsAlert,
+    AnalyticsAlertAction,
+    AnalyticsAlertDelivery,
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
+    AnalyticsEpisodeMatch,
     AnalyticsScore,
 )
 from services.analytics.reports import episode_chart
 from services.analytics.usecases.alerts import SOURCE
 from services.analytics.usecases.consent import counts_in_aggregates
 from services.analytics.usecases.due_checks import sync_checks
+from services.analytics.usecases.follow_up import notes_of
 from shared.auth import Staff
 from shared.contracts import (
     THERAPIST_EFFECTIVENESS_UPDATED,
@@ -36,7 +42,7 @@ from shared.contracts import (
     MatchConfirmed,
     TherapistEffectivenessUpdated,
 )
-from shared.db import dialect_of
+from shared.db import dialect_of, insert_or_ignore
 from shared.events import Event
 from shared.instruments import Instrument
 
@@ -71,6 +77,15 @@ async def start_episode(session: AsyncSession, data: MatchConfirmed) -> list[Eve
     if data.age_group is not None:  # a transfer's event from an older intake may lack it
         episode.age_group = data.age_group
     session.add(episode)
+    await session.execute(  # for the timeline: its match, or a transfer
+        insert_or_ignore(session, EPISODE_MATCHES, ["match_id"]).values(
+            match_id=data.match_id,
+            episode_id=data.episode_id,
+            site_id=data.site_id,
+            therapist_id=data.therapist_id,
+            confirmed_at=data.confirmed_at,
+        )
+    )
     return []
 
 
@@ -213,10 +228,13 @@ def goal_progress_of(
 async def timeline(
     session: AsyncSession,
     episode: AnalyticsEpisode,
+    deps: AnalyticsDependencies | None = None,
     instruments: Mapping[str, Instrument] | None = None,
 ) -> TimelineOut:
-    """The episode's scores and alerts by session, and (given the instruments) the progress of
-    each of the client's goals."""
+    """The episode's scores and alerts, by session: each alert with the messages delivered
+    about it, the actions recorded (their notes unsealed when ``deps`` is given: the clinical
+    timeline, not the chart) and how it ended; the episode's match and transfers; and (given
+    ``deps`` or the ``instruments``) the progress of each of the client's goals."""
     scores = (
         await session.exec(
             select(AnalyticsScore)
@@ -231,8 +249,37 @@ async def timeline(
             .order_by(col(AnalyticsAlert.opened_session), col(AnalyticsAlert.opened_at))
         )
     ).all()
-    goals = goal_progress_of(episode, instruments) if instruments is not None else []
-    return timeline_out(episode, scores, alerts, goals)
+    known = instruments if instruments is not None else (deps.instruments if deps else None)
+    goals = goal_progress_of(episode, known) if known is not None else []
+    of_episode = episode.episode_id
+    deliveries = (
+        await session.exec(
+            select(AnalyticsAlertDelivery).where(AnalyticsAlertDelivery.episode_id == of_episode)
+        )
+    ).all()
+    actions = (
+        await session.exec(
+            select(AnalyticsAlertAction).where(AnalyticsAlertAction.episode_id == of_episode)
+        )
+    ).all()
+    matches = (
+        await session.exec(
+            select(AnalyticsEpisodeMatch.therapist_id, AnalyticsEpisodeMatch.confirmed_at).where(
+                AnalyticsEpisodeMatch.episode_id == of_episode
+            )
+        )
+    ).all()
+    notes = {} if deps is None else await notes_of(deps, session, episode.client, actions)
+    return timeline_out(
+        episode,
+        scores,
+        alerts,
+        deliveries,
+        actions,
+        care_changes((t, at) for t, at in matches),
+        notes,
+        goals,
+    )
 
 
 async def episode_chart_svg(
@@ -240,7 +287,7 @@ async def episode_chart_svg(
 ) -> str:
     """An episode's measures by session (with the expected bands of the model in use), as
     SVG."""
-    found = await timeline(session, episode, deps.instruments)
+    found = await timeline(session, episode, instruments=deps.instruments)
     chart = episode_chart(
         found,
         deps.instruments,

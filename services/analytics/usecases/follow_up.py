@@ -6,6 +6,7 @@ action is recorded). Each step is published once, in order (``shared.alert_life`
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,12 +27,21 @@ from services.analytics.errors import (
     IdempotencyKeyReused,
     UnknownAction,
 )
-from services.analytics.models import ALERT_ACTIONS, ALERTS, AnalyticsAlert, AnalyticsAlertAction
+from services.analytics.models import (
+    ALERT_ACTIONS,
+    ALERT_DELIVERIES,
+    ALERTS,
+    AnalyticsAlert,
+    AnalyticsAlertAction,
+    AnalyticsEpisode,
+)
 from services.analytics.usecases.alerts import step_event, visible_alert
 from shared.alert_life import AlertLife, Step, take
 from shared.auth import Staff
-from shared.contracts import AllianceAlert, NotificationAcknowledged
-from shared.db import dialect_of
+from shared.contracts import AllianceAlert, NotificationAcknowledged, NotificationDelivered
+from shared.crypto import seal_for_client, unseal_for_client
+from shared.db import dialect_of, insert_or_ignore
+from shared.errors import Invalid
 from shared.events import Event
 from shared.logs import get_logger
 
@@ -42,6 +52,49 @@ log = get_logger(__name__)
 class RecordedAction:
     action: AnalyticsAlertAction
     alert: AnalyticsAlert
+    note: str | None = None
+
+
+async def client_of(session: AsyncSession, episode_id: str) -> str | None:
+    """The episode's client (pseudonym), learnt from match.confirmed."""
+    episode = await session.get(AnalyticsEpisode, episode_id)
+    return None if episode is None else episode.client
+
+
+async def sealed_note(
+    deps: AnalyticsDependencies,
+    session: AsyncSession,
+    row: AnalyticsAlert,
+    action_id: str,
+    note: str,
+) -> str:
+    """The note sealed under the client's own data key (bound to the action)."""
+    client = await client_of(session, row.episode_id)
+    if client is None:  # an episode analytics learnt before it kept the client
+        raise Invalid(
+            "note: this episode's client is not known here, so a note cannot be sealed under "
+            "their key; record the action without a note.",
+            field="note",
+            rule="client_unknown",
+        )
+    key = await deps.client_keys.key(session, client)
+    return seal_for_client(key, note, associated=action_id)
+
+
+async def notes_of(
+    deps: AnalyticsDependencies,
+    session: AsyncSession,
+    client: str | None,
+    actions: Sequence[AnalyticsAlertAction],
+) -> dict[str, str]:
+    """The actions' notes, unsealed, by action id (none once the client's key is destroyed)."""
+    sealed = [a for a in actions if a.note_sealed]
+    if not sealed or client is None:
+        return {}
+    key = (await deps.client_keys.existing_many(session, [client])).get(client)
+    if key is None:
+        return {}
+    return {a.id: unseal_for_client(key, a.note_sealed or "", associated=a.id) for a in sealed}
 
 
 async def actions_on(session: AsyncSession, alert_id: str) -> int:
@@ -90,9 +143,12 @@ async def record_action(
     code: str,
     idempotency_key: str | None,
     now: datetime,
+    note: str | None = None,
 ) -> RecordedAction:
-    """Record what a clinician did about an alert. The same ``Idempotency-Key`` again answers
-    the action it recorded the first time (nothing recorded twice)."""
+    """Record what a clinician did about an alert, with an optional note sealed under the
+    client's key (it goes on no topic: the event carries the code only). The same
+    ``Idempotency-Key`` again answers the action it recorded the first time (nothing recorded
+    twice); with another code or note it is a conflict."""
     row = await visible_alert(session, staff, alert_id)  # locked until the commit
     if idempotency_key is not None:
         earlier = (
@@ -104,17 +160,20 @@ async def record_action(
             )
         ).first()
         if earlier is not None:
-            if earlier.code != code:
+            client = await client_of(session, row.episode_id)
+            earlier_note = (await notes_of(deps, session, client, [earlier])).get(earlier.id)
+            if earlier.code != code or earlier_note != note:
                 raise IdempotencyKeyReused()
-            return RecordedAction(earlier, row)
+            return RecordedAction(earlier, row, earlier_note)
     if action_on_ended_is_conflict(row.status):
         raise AlertClosed()
     valid = deps.rules.for_site(row.site_id).action_codes
     if unknown_action(code, valid):
         raise UnknownAction(code, valid)
     life = life_of(row, await actions_on(session, row.id))
+    action_id = str(uuid.uuid4())
     action = AnalyticsAlertAction(
-        id=str(uuid.uuid4()),
+        id=action_id,
         alert_id=row.id,
         episode_id=row.episode_id,
         site_id=row.site_id,
@@ -122,11 +181,14 @@ async def record_action(
         recorded_by=staff.subject[:128],
         recorded_at=now,
         idempotency_key=idempotency_key,
+        note_sealed=None
+        if note is None
+        else await sealed_note(deps, session, row, action_id, note),
     )
     session.add(action)
     await session.flush()
     await emit_step(deps, session, row, life, "action_recorded", now, action_code=code)
-    return RecordedAction(action, row)
+    return RecordedAction(action, row, note)
 
 
 async def close_alert(
@@ -164,10 +226,10 @@ async def close_alert(
 
 
 async def seen_alert(
-    session: AsyncSession, seen: NotificationAcknowledged
+    session: AsyncSession, seen: NotificationAcknowledged | NotificationDelivered
 ) -> AnalyticsAlert | None:
-    """The alert a notice acknowledged in notify was about, locked (None: not an alert's, or
-    not known here)."""
+    """The alert a notice acknowledged (or delivered) in notify was about, locked (None: not an
+    alert's, or not known here)."""
     statement = select(AnalyticsAlert)
     if seen.alert_id is not None:
         statement = statement.where(AnalyticsAlert.id == seen.alert_id)
@@ -202,3 +264,25 @@ async def alert_seen(
     if not decision.announce:
         return []
     return [step_event(row, "acknowledged", seen.acknowledged_at)]
+
+
+async def alert_delivered(session: AsyncSession, delivered: NotificationDelivered) -> None:
+    """A message about an alert reached its recipient: recorded once for the episode's
+    timeline (by role and channel only). A delivery that names no alert known here is not."""
+    if delivered.delivery_kind is None or delivered.episode_id is None:
+        return
+    row = await seen_alert(session, delivered)
+    if row is None:
+        return
+    await session.execute(
+        insert_or_ignore(session, ALERT_DELIVERIES, ["delivery_id"]).values(
+            delivery_id=delivered.delivery_id,
+            alert_id=row.id,
+            episode_id=row.episode_id,
+            site_id=row.site_id,
+            channel=delivered.channel,
+            recipient_role=delivered.recipient_role,
+            delivery_kind=delivered.delivery_kind,
+            delivered_at=delivered.delivered_at,
+        )
+    )

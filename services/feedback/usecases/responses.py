@@ -42,6 +42,7 @@ from services.feedback.errors import (
 from services.feedback.mapping import recorded_event
 from services.feedback.models import FeedbackClientKey, FeedbackEpisode, FeedbackResponse
 from services.feedback.usecases.episodes import active_goal_ids, may_see
+from services.feedback.usecases.sessions import imply_attendance
 from shared.auth import Staff
 from shared.contracts import FEEDBACK_RECORDED, RISK_FLAGGED, FeedbackRecorded, RiskFlagged
 from shared.crypto import derive_key, pseudonymise, seal
@@ -254,6 +255,7 @@ async def record(
         events.append(Event(RISK_FLAGGED, _risk_flagged(row, scored), source=source))
     events.append(Event(FEEDBACK_RECORDED, event, source=source))
     await deps.runtime.emit(session, *events)
+    await imply_attendance(deps, session, episode, submission.session_number, row.answered_at)
     return Recorded(row, event)
 
 

@@ -1,4 +1,4 @@
-"""Episodes: open one with a chosen therapist, read one, close one."""
+"""Episodes: open one with a chosen therapist, read one, plan its end, close one."""
 
 from __future__ import annotations
 
@@ -60,4 +60,17 @@ async def close_episode(
     staff.require_role(*MANAGE_EPISODES, "therapist")
     async with deps.runtime.transaction() as session:
         row = await episodes.close_episode(deps, session, staff, episode_id, body.reason)
+    return episode_out(row)
+
+
+@router.post(
+    "/episodes/{episode_id}/closing",
+    dependencies=[audited("intake", "episode.closing", "episode", "episode_id")],
+    response_model=EpisodeOut,
+    summary="Plan the end of an active episode (phase closing)",
+)
+async def plan_ending(deps: Deps, episode_id: Id, staff: CurrentStaff) -> EpisodeOut:
+    staff.require_role(*MANAGE_EPISODES, "therapist")
+    async with deps.runtime.transaction() as session:
+        row = await episodes.plan_ending(deps, session, staff, episode_id)
     return episode_out(row)

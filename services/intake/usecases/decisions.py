@@ -25,6 +25,7 @@ from services.intake.errors import (
 )
 from services.intake.mapping import SOURCE, intake_of
 from services.intake.models import IntakeEpisode, IntakeIntake, IntakeMatch, IntakeTherapist
+from services.intake.usecases.phases import opened
 from services.intake.usecases.places import free_place, reserve_place
 from services.intake.usecases.references import seal_reference, unseal_reference
 from shared.contracts import (
@@ -145,7 +146,7 @@ async def _open(
         ),
         source=SOURCE,
     )
-    return episode, [event]
+    return episode, [event, opened(episode, "match_confirmed", now)]
 
 
 async def _transfer(

@@ -4,29 +4,31 @@ them, and closed with a reason (freeing the therapist's place)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.intake.dependencies import IntakeDependencies
-from services.intake.domain.episodes import CloseReason, closed_phase, is_closed
-from services.intake.errors import EpisodeAlreadyClosed, EpisodeNotFound, broken
+from services.intake.domain.episodes import CloseReason, MoveRefused, PhaseMove, close
+from services.intake.domain.episodes import plan_ending as ending_planned
+from services.intake.errors import EpisodeAlreadyClosed, EpisodeNotFound, EpisodeNotOpen, broken
 from services.intake.mapping import SOURCE, EpisodeIn
 from services.intake.models import IntakeEpisode
-from services.intake.usecases.places import free_place
+from services.intake.usecases.phases import (
+    end_episode,
+    hold_watch,
+    opened,
+    phase_changed,
+    stop_watching,
+)
 from services.intake.usecases.references import (
     client_pseudonym,
     member_pseudonym,
     seal_reference,
 )
 from shared.auth import Staff
-from shared.contracts import (
-    EPISODE_CLOSED,
-    MATCH_CONFIRMED,
-    EpisodeClosed,
-    EpisodeMember,
-    MatchConfirmed,
-)
+from shared.contracts import MATCH_CONFIRMED, EpisodeMember, MatchConfirmed
 from shared.events import Event
 
 
@@ -92,6 +94,7 @@ async def open_episode(
             ),
             source=SOURCE,
         ),
+        opened(row, "opened_directly", row.created_at),
     )
     return row
 
@@ -103,30 +106,43 @@ async def close_episode(
     episode_id: str,
     reason: CloseReason,
 ) -> IntakeEpisode:
-    """Close an open episode the caller may see (``episode.closed``); its reserved place, if
-    any, is free again."""
+    """Close an open episode the caller may see (``episode.phase_changed``, ``episode.closed``);
+    its reserved place, if any, is free again."""
+    await hold_watch(session, episode_id)
     row = await episode_for(session, staff, episode_id, may="close")
-    if is_closed(row.phase):
-        raise EpisodeAlreadyClosed(
-            f"The episode is {row.phase}.", errors=broken("episode_id", "already_closed")
-        )
-    row.phase = closed_phase(reason)
-    session.add(row)
-    if row.match_id is not None:
-        # The place reserved when the match was confirmed is free again.
-        await free_place(session, row.therapist_id, datetime.now(UTC))
+    step = refused_as_conflict(row, lambda: close(row.phase, reason))
     await deps.runtime.emit(
-        session,
-        Event(
-            EPISODE_CLOSED,
-            EpisodeClosed(
-                episode_id=row.id,
-                site_id=row.site_id,
-                therapist_id=row.therapist_id,
-                reason=reason,
-                closed_at=datetime.now(UTC),
-            ),
-            source=SOURCE,
-        ),
+        session, *await end_episode(session, row, step, reason, datetime.now(UTC))
     )
     return row
+
+
+async def plan_ending(
+    deps: IntakeDependencies, session: AsyncSession, staff: Staff, episode_id: str
+) -> IntakeEpisode:
+    """The therapist plans the end of an active episode (``closing``; no drop-out check while
+    the ending is planned). Asked again, the episode stays closing and nothing is published."""
+    await hold_watch(session, episode_id)
+    row = await episode_for(session, staff, episode_id, may="close")
+    if row.phase == "closing":
+        return row
+    step = refused_as_conflict(row, lambda: ending_planned(row.phase))
+    row.phase = step.end
+    session.add(row)
+    await stop_watching(session, row.id)
+    await deps.runtime.emit(session, phase_changed(row, step, datetime.now(UTC)))
+    return row
+
+
+def refused_as_conflict(row: IntakeEpisode, decide: Callable[[], PhaseMove]) -> PhaseMove:
+    """The move ``decide`` allows, or a 409 naming ``episode_id`` and the rule."""
+    try:
+        return decide()
+    except MoveRefused as refused:
+        if refused.rule == "already_closed":
+            raise EpisodeAlreadyClosed(
+                f"The episode is {row.phase}.", errors=broken("episode_id", "already_closed")
+            ) from None
+        raise EpisodeNotOpen(
+            f"The episode is {row.phase}: {refused}", errors=broken("episode_id", refused.rule)
+        ) from None

@@ -1,5 +1,5 @@
-"""A therapist's places: reserved when a match is confirmed, freed when the episode closes, is
-transferred away or is erased.
+"""A therapist's places: reserved when a match is confirmed, freed when the episode closes (or
+drops out), is transferred away or is erased; taken again when a client returns.
 
 A place is reserved with a conditional ``UPDATE … SET caseload = caseload + 1 WHERE caseload <
 capacity`` in the transaction that creates the episode: of two coordinators confirming the last
@@ -45,5 +45,18 @@ async def free_place(session: AsyncSession, therapist_id: str, now: datetime) ->
         update(t)
         .where(t.id == therapist_id, t.caseload > 0)  # type: ignore[arg-type]
         .values(caseload=t.caseload - 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def take_place_back(session: AsyncSession, therapist_id: str, now: datetime) -> None:
+    """A client who returns after a drop-out takes their place again, even when the therapist
+    is full meanwhile: clinical care comes before capacity (the caseload may exceed it until
+    someone closes; new matches see no place left)."""
+    t = IntakeTherapist
+    await session.execute(
+        update(t)
+        .where(t.id == therapist_id)  # type: ignore[arg-type]
+        .values(caseload=t.caseload + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )

@@ -22,6 +22,7 @@ from services.intake.domain.matching import (
     propose,
     score,
 )
+from services.intake.domain.matching.time_zones import local_now, on_site_clock
 from services.intake.errors import (
     EpisodeIsClosed,
     EpisodeNotFound,
@@ -68,11 +69,16 @@ async def propose_for(
 ) -> tuple[IntakeMatch, list[Event[Any]]]:
     """Run the engine for a stored intake and store its proposal (``match.proposed``); raises
     :class:`NobodyToOffer` rather than store a proposal without options."""
-    roster = await deps.snapshots.roster(session)
-    table = await deps.snapshots.effectiveness(session)
     now = datetime.now(UTC)
+    zones = deps.zones
+    roster = await deps.snapshots.roster_for_site(session, intake.site_id, zones, now)
+    table = await deps.snapshots.effectiveness(session)
     proposal: Proposal = propose(
-        intake_of(intake, excluded), roster, table, deps.matching.for_site(intake.site_id), now
+        intake_of(intake, excluded),
+        roster,
+        table,
+        deps.matching.for_site(intake.site_id),
+        local_now(now, zones.of(intake.site_id)),
     )
     if not proposal.options:
         raise NobodyToOffer(proposal, "episode_id" if rematch_of_episode else "site_id")
@@ -101,10 +107,15 @@ async def single_option_proposal(
     roster = await deps.snapshots.roster(session)
     table = await deps.snapshots.effectiveness(session)
     now = datetime.now(UTC)
+    zones = deps.zones
     config = deps.matching.for_site(intake.site_id)
     engine_intake = intake_of(intake)
-    therapist = roster.therapists[roster.index[therapist_id]]
-    breakdown = score(engine_intake, therapist, table, config, now)
+    therapist = on_site_clock(
+        roster.therapists[roster.index[therapist_id]], intake.site_id, zones, now
+    )
+    breakdown = score(
+        engine_intake, therapist, table, config, local_now(now, zones.of(intake.site_id))
+    )
     checks = constraint_checks(engine_intake, therapist, config)
     violated = [c.code for c in checks if not c.held]
     head = "Meets every hard constraint." if not violated else f"Misses {', '.join(violated)}."
@@ -309,12 +320,14 @@ async def assign_waiting_list(
     )
     # One place per client: the latest intake of a client stands for them.
     latest = {row.client: row for row in waiting}
+    now = datetime.now(UTC)
+    zones = deps.zones
     result = assign(
         [intake_of(row) for row in latest.values()],
-        await deps.snapshots.roster(session),
+        await deps.snapshots.roster_for_site(session, site_id, zones, now),
         await deps.snapshots.effectiveness(session),
         deps.matching.for_site(site_id),
-        datetime.now(UTC),
+        local_now(now, zones.of(site_id)),
     )
     placements = []
     for placed in result.placements:

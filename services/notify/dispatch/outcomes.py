@@ -17,7 +17,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notify import domain
+from services.notify import domain, mapping
 from services.notify.dependencies import NotifyDependencies
 from services.notify.dispatch.claiming import DELIVERIES
 from services.notify.dispatch.sending import Outcome
@@ -60,12 +60,30 @@ def _the_delivery(row: NotifyDelivery, attempts: int) -> dict[str, Any]:
     }
 
 
-def delivered_event(row: NotifyDelivery, attempts: int, now: datetime) -> Event[Any]:
+def delivered_event(
+    row: NotifyDelivery, attempts: int, now: datetime, notice: NotifyNotice | None = None
+) -> Event[Any]:
+    """``notification.delivered``; one about an alert names it (for the episode's timeline)."""
+    identity = mapping.alert_identity(notice)
+    about = {} if identity is None else {"delivery_kind": reason_code(row.kind), **identity}
     return Event(
         NOTIFICATION_DELIVERED,
-        NotificationDelivered(**_the_delivery(row, attempts), delivered_at=now),
+        NotificationDelivered(**_the_delivery(row, attempts), delivered_at=now, **about),
         source=SOURCE,
     )
+
+
+async def notices_of(session: AsyncSession, outcomes: list[Outcome]) -> dict[str, NotifyNotice]:
+    """The notices of the deliveries that went, by id (one statement)."""
+    ids = {
+        o.row.notice_id
+        for o in outcomes
+        if o.row.notice_id and o.attempt is not None and o.attempt.verdict == "delivered"
+    }
+    if not ids:
+        return {}
+    rows = await session.execute(select(NotifyNotice).where(col(NotifyNotice.id).in_(ids)))
+    return {n.id: n for n in rows.scalars().all()}
 
 
 def failed_event(row: NotifyDelivery, attempts: int, reason: str, now: datetime) -> Event[Any]:
@@ -88,6 +106,11 @@ class Recorder:
         self.jitter = deps.settings.notify_retry_jitter
         self.idle_seconds = idle_seconds
         self.forget_endpoint = forget_endpoint
+        # The notices of the outcomes being recorded (read once per batch).
+        self.notices: dict[str, NotifyNotice] = {}
+
+    def notice_of(self, row: NotifyDelivery) -> NotifyNotice | None:
+        return self.notices.get(row.notice_id) if row.notice_id else None
 
     async def record(self, outcomes: list[Outcome]) -> None:
         now = datetime.now(UTC)
@@ -98,6 +121,7 @@ class Recorder:
             o for o in outcomes if o.attempt is not None and o.attempt.verdict == "delivered"
         ]
         async with runtime.sessionmaker() as session, session.begin():
+            self.notices = await notices_of(session, outcomes)
             events.extend(await self._record_delivered(session, delivered, now))
             batched = {id(o) for o in delivered}
             for outcome in outcomes:
@@ -137,7 +161,7 @@ class Recorder:
         )
         attempts = {r.id: r.attempts for r in done.all()}
         return [
-            delivered_event(o.row, attempts[o.row.id], now)
+            delivered_event(o.row, attempts[o.row.id], now, self.notice_of(o.row))
             for o in outcomes
             if o.row.id in attempts
         ]
@@ -180,7 +204,7 @@ class Recorder:
             )
             if not changed(result):
                 return None, False
-            return delivered_event(row, attempts, now), False
+            return delivered_event(row, attempts, now, self.notice_of(row)), False
         retry_at = None
         if attempt.verdict == "retry":
             retry_at = domain.next_attempt_with_jitter(

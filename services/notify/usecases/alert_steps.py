@@ -2,7 +2,9 @@
 (shared/alert_life.py). An opening is routed as before (rule 1 and the policy's rules); a
 later step (acknowledged, action_recorded, resolved, closed) goes to the webhooks of the rules
 that ask for it (``steps`` in a routing rule), and to nobody by default. An alert that ended is
-never reopened by an opening that arrives late (a replay, a reordering)."""
+never reopened by an opening that arrives late (a replay, a reordering). A step that shows the
+alert followed up (seen, acted on, ended) stops the escalation of its opening notice, in
+whichever order the two arrive."""
 
 from __future__ import annotations
 
@@ -14,8 +16,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import mapping
 from services.notify.dependencies import NotifyDependencies
+from services.notify.escalation import FOLLOWED_UP
 from services.notify.models import NotifyAlertLife
-from services.notify.usecases.notices import AfterCommit, open_notice, plan_notice, tell_site
+from services.notify.usecases.notices import (
+    NOTICES,
+    AfterCommit,
+    open_notice,
+    plan_notice,
+    tell_site,
+)
 from shared.alert_life import AlertLife, take
 from shared.contracts import AllianceAlert
 from shared.db import dialect_of, insert_or_ignore
@@ -36,6 +45,15 @@ async def life_of(session: AsyncSession, alert: AllianceAlert, now: datetime) ->
     return (await session.exec(statement)).one()
 
 
+async def stop_escalation(session: AsyncSession, notice_key: str) -> None:
+    """Somebody saw the alert, acted on it, or it ended: nobody else need be told."""
+    await session.execute(
+        update(NOTICES)
+        .where(NOTICES.c.notice_key == notice_key, NOTICES.c.escalated_at.is_(None))
+        .values(escalate_at=None)
+    )
+
+
 async def follow_alert(
     deps: NotifyDependencies,
     session: AsyncSession,
@@ -48,6 +66,8 @@ async def follow_alert(
     row = await life_of(session, alert, now)
     decision = take(AlertLife(frozenset(row.announced or []), row.actions), alert.status)
     life = decision.life
+    opening = mapping.alert_notice(event_id, alert) if alert.status == "opened" else None
+    notice_key = row.notice_key or (opening.key if opening is not None else None)
     await session.execute(
         update(LIVES)
         .where(LIVES.c.alert_id == alert.alert_id)
@@ -56,12 +76,18 @@ async def follow_alert(
             actions=life.actions,
             ended_at=row.ended_at or (now if life.ended else None),
             updated_at=now,
+            notice_key=notice_key,
         )
     )
     if not decision.announce:
         return False
-    if alert.status == "opened":
-        return await tell_site(deps, session, mapping.alert_notice(event_id, alert), after_commit)
+    if opening is not None:
+        told = await tell_site(deps, session, opening, after_commit)
+        if FOLLOWED_UP & life.announced:  # followed up before its opening arrived
+            await stop_escalation(session, opening.key)
+        return told
+    if FOLLOWED_UP & life.announced and notice_key is not None:
+        await stop_escalation(session, notice_key)
     notice = mapping.alert_step_notice(event_id, alert)
     routing = await deps.policies.routing(session, alert.site_id)
     if not plan_notice(deps, notice, routing):

@@ -1,4 +1,4 @@
-"""The delivery log of a site, acknowledging a delivery (and its urgent notice: no escalation
+"""The delivery log of a site, acknowledging a delivery (and its notice: no escalation
 then) and sending a failed one again."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ async def acknowledge(
     notice = None if row.notice_id is None else await session.get(NotifyNotice, row.notice_id)
     if notice is None:
         return row, escalation
-    if notice.urgent:
+    if notice.urgent or notice.escalate_at is not None or notice.escalated_at is not None:
         if notice.escalated_at is not None:
             escalation = "already_escalated"
         elif notice.acknowledged_at is None:

@@ -1,5 +1,5 @@
 """Notices (an alert, a risk response, a match) and their deliveries, in the caller's
-transaction; escalation of urgent ones nobody acknowledged; operational emails to a site's
+transaction; escalation of the ones nobody followed up in time; operational emails to a site's
 admins. Nothing here waits on the network: the dispatcher sends after the commit."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
@@ -18,7 +18,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notify import domain, mapping, undelivered
 from services.notify.delivery_rows import message_row, notice_rows, planned_rows, staff_text
 from services.notify.dependencies import NotifyDependencies
-from services.notify.models import NotifyDelivery, NotifyNotice, NotifyStaffContact, NotifyWebhook
+from services.notify.escalation import escalates_at, escalation_for, is_due
+from services.notify.models import (
+    NotifyAlertLife,
+    NotifyDelivery,
+    NotifyNotice,
+    NotifyStaffContact,
+    NotifyWebhook,
+)
 from services.notify.policy import RoutingPolicy
 from services.notify.site_routing import SiteRouting
 from shared.db import dialect_of, insert_or_ignore
@@ -128,8 +135,8 @@ async def open_notice(
             source_type=notice.source_type,
             data=json.dumps(notice.data, separators=(",", ":"), default=str),
             created_at=now,
-            escalate_at=now + timedelta(seconds=policy.risk.escalate_after_seconds)
-            if urgent and reason is None
+            escalate_at=escalates_at(policy, notice.kind, notice.severity, now)
+            if notice.step == "opened" and reason is None
             else None,
             undeliverable_reason=reason,
             awaiting_route_since=now if reason is not None else None,
@@ -180,10 +187,14 @@ async def tell_site(
 async def escalate(
     deps: NotifyDependencies, session: AsyncSession, notice: NotifyNotice, policy: RoutingPolicy
 ) -> int:
-    """An urgent notice nobody acknowledged in time: tell the policy's second contacts now."""
+    """A notice nobody followed up in time: tell the policy's second contacts now (an urgent
+    one at once; another once its recipient's quiet hours are over)."""
     now = datetime.now(UTC)
+    escalation = escalation_for(policy, notice.kind, notice.severity)
+    if escalation is None:  # the site's policy no longer escalates it
+        return 0
     spec = mapping.spec_of(notice)
-    intents = [i for i in domain.escalation_intents(policy) if i.channel in deps.channels]
+    intents = [i for i in escalation.intents() if i.channel in deps.channels]
     planned = domain.plan(
         intents,
         therapist_id=notice.therapist_id,
@@ -205,8 +216,23 @@ async def escalate(
     return await insert_deliveries(session, rows)
 
 
+async def steps_of_alerts(
+    session: AsyncSession, notices: list[NotifyNotice]
+) -> dict[str, list[str]]:
+    """The steps of their alerts' lives announced so far, by notice id (nothing for a notice
+    that is not an alert's opening)."""
+    keys = {n.notice_key: n.id for n in notices}
+    rows = (
+        await session.exec(
+            select(NotifyAlertLife).where(col(NotifyAlertLife.notice_key).in_(set(keys)))
+        )
+    ).all()
+    return {keys[r.notice_key]: list(r.announced or []) for r in rows if r.notice_key in keys}
+
+
 async def escalations_due(deps: NotifyDependencies, limit: int = 100) -> int:
-    """Escalate the urgent notices whose time to be acknowledged ran out (one transaction)."""
+    """Escalate the notices whose time to be followed up ran out (one transaction; replicas
+    share the work, each notice claimed by one of them and escalated once)."""
     now = datetime.now(UTC)
     created = 0
     async with deps.runtime.sessionmaker() as session, session.begin():
@@ -222,17 +248,29 @@ async def escalations_due(deps: NotifyDependencies, limit: int = 100) -> int:
         )
         if dialect_of(session) == "postgresql":
             statement = statement.with_for_update(skip_locked=True)
-        for notice in (await session.exec(statement)).all():
+        notices = list((await session.exec(statement)).all())
+        steps = await steps_of_alerts(session, notices)
+        for notice in notices:
+            due = is_due(
+                notice.escalate_at,
+                now,
+                acknowledged=notice.acknowledged_at is not None,
+                escalated=notice.escalated_at is not None,
+                steps=steps.get(notice.id, ()),
+            )
+            notice.escalate_at = None  # out of the index of escalations to come
+            session.add(notice)
+            if not due:
+                continue
             policy = await deps.policies.for_site(session, notice.site_id)
             created += await escalate(deps, session, notice, policy)
             notice.escalated_at = now
-            notice.escalate_at = None  # out of the index of escalations to come
-            session.add(notice)
             log.warning(
-                "urgent notice not acknowledged: escalated",
+                "notice not followed up in time: escalated",
                 notice_id=notice.id,
                 site_id=notice.site_id,
                 kind=notice.kind,
+                urgent=notice.urgent,
             )
     return created
 

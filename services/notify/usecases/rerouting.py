@@ -10,7 +10,7 @@ notice records it (``fallback_at``). A restart loses nothing: the next look find
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter
@@ -22,6 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notify import mapping, undelivered
 from services.notify.delivery_rows import fallback_row, notice_rows
 from services.notify.dependencies import NotifyDependencies, of_runtime
+from services.notify.escalation import escalates_at
 from services.notify.models import NotifyNotice, NotifySiteFallback
 from services.notify.site_routing import SiteRouting
 from services.notify.usecases.notices import NOTICES, insert_deliveries, metric_code, plan_notice
@@ -107,11 +108,9 @@ async def route_site(
                 session, notice_rows(spec, planned, routing.policy, notice.id)
             )
             notice.awaiting_route_since, notice.routed_at = None, now
-            if notice.urgent and notice.acknowledged_at is None:
-                # Unacknowledged from now on: escalated as any urgent notice would be.
-                notice.escalate_at = now + timedelta(
-                    seconds=routing.policy.risk.escalate_after_seconds
-                )
+            if notice.acknowledged_at is None:
+                # Not followed up from now on: escalated as its policy says.
+                notice.escalate_at = escalates_at(routing.policy, notice.kind, notice.severity, now)
             session.add(notice)
             counted.append((ROUTED_LATE, f"{metric_code(notice.kind)}|{notice.severity}"))
             log.info("undeliverable notice routed", site_id=site_id, kind=notice.kind)

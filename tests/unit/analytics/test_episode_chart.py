@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 from services.analytics.charts import render
 from services.analytics.mapping import (
-    AlertOut,
     DomainEffectivenessOut,
     EstimateOut,
     ScoreOut,
     SiteSummaryOut,
+    TimelineAlertOut,
     TimelineOut,
 )
 from services.analytics.reports import episode_chart, site_report_html
@@ -38,8 +38,8 @@ def score(session: int, instrument: str, value: float, role: str = "client") -> 
 
 def alert(
     kind: str, session: int, severity: str = "routine", resolved: int | None = None
-) -> AlertOut:
-    return AlertOut(
+) -> TimelineAlertOut:
+    return TimelineAlertOut(
         alert_id=f"a-{kind}-{session}",
         episode_id=EPISODE,
         site_id="northside",
@@ -60,7 +60,7 @@ def alert(
     )
 
 
-def timeline(alerts: list[AlertOut], ors: bool = True) -> TimelineOut:
+def timeline(alerts: list[TimelineAlertOut], ors: bool = True) -> TimelineOut:
     scores = [score(s, "srs", v) for s, v in ((3, 38.0), (4, 30.0), (5, 37.5), (6, 38.0))]
     if ors:
         scores += [score(s, "ors", v) for s, v in ((3, 18.0), (6, 24.0))]

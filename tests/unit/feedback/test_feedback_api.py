@@ -100,6 +100,7 @@ async def test_json_response_is_scored_and_risk_is_published_before_the_score(
     assert [t for t, _ in await emitted(desk)] == [
         "org.rapport.risk.flagged.v1",
         "org.rapport.feedback.recorded.v1",
+        "org.rapport.session.attended.v1",  # implied by the response (not yet reported)
     ]
 
 
@@ -301,7 +302,7 @@ async def test_idempotency_key_returns_the_original_result_and_publishes_nothing
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json() == again.json()
     assert await response_count(desk) == 1
-    assert len(await emitted(desk)) == 1
+    assert len(await emitted(desk)) == 2  # feedback.recorded and session.attended, once
 
 
 async def test_a_late_response_for_an_earlier_session_is_accepted_and_marked_late(
@@ -370,7 +371,11 @@ async def test_sessions_emit_session_completed_once(desk: FeedbackDesk) -> None:
     again = await desk.http.post("/feedback/sessions", headers=desk.auth("therapist"), json=body)
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["session_id"] == again.json()["session_id"]
-    assert [t for t, _ in await emitted(desk)] == ["org.rapport.session.completed.v1"]
+    # The report is now the session's attended fact too (issue 16).
+    assert [t for t, _ in await emitted(desk)] == [
+        "org.rapport.session.attended.v1",
+        "org.rapport.session.completed.v1",
+    ]
     async with desk.host.runtimes["feedback"].sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(FeedbackSession)) == 1
 
@@ -406,7 +411,10 @@ async def test_a_one_time_link_records_once_and_then_returns_the_original(
     assert (await desk.http.get(f"/feedback/r/{token}")).status_code == 410
     assert await response_count(desk) == 1
     events = await emitted(desk)
-    assert len(events) == 1
+    assert [t for t, _ in events] == [
+        "org.rapport.feedback.recorded.v1",
+        "org.rapport.session.attended.v1",
+    ]
     assert "Jane" not in json.dumps(events)
     async with runtime.sessionmaker() as session:
         row = (await session.scalars(select(FeedbackResponse))).one()
@@ -571,7 +579,10 @@ async def test_a_second_answer_for_the_same_session_is_refused_naming_the_first(
     assert_names_the_first(again, first_id)
     assert_names_the_first(other, first_id)
     assert await response_count(desk) == 1
-    assert [t for t, _ in await emitted(desk)] == ["org.rapport.feedback.recorded.v1"]
+    assert [t for t, _ in await emitted(desk)] == [
+        "org.rapport.feedback.recorded.v1",
+        "org.rapport.session.attended.v1",
+    ]
     named = await desk.http.get(f"/feedback/responses/{first_id}", headers=desk.auth("therapist"))
     assert named.status_code == 200 and named.json()["response_id"] == first_id
     # Another session, respondent or instrument is another answer.
@@ -615,7 +626,8 @@ async def test_fhir_refuses_a_second_completed_answer_with_an_operation_outcome(
         }
     ]
     assert await response_count(desk) == 1
-    assert len(await emitted(desk)) == 2  # risk.flagged and feedback.recorded, once
+    # risk.flagged, feedback.recorded and session.attended (implied), once
+    assert len(await emitted(desk)) == 3
 
 
 async def test_a_link_for_an_answered_session_is_refused_and_stays_unused(
@@ -635,7 +647,7 @@ async def test_a_link_for_an_answered_session_is_refused_and_stays_unused(
     assert_names_the_first(refused, first.json()["response_id"])
     assert (await desk.http.get(f"/feedback/r/{token}")).status_code == 200  # not consumed
     assert await response_count(desk) == 1
-    assert len(await emitted(desk)) == 1
+    assert len(await emitted(desk)) == 2  # feedback.recorded and session.attended (implied)
 
 
 async def test_an_amendment_replaces_the_answer_and_says_which_it_replaced(
@@ -741,6 +753,7 @@ async def test_a_fhir_amended_response_replaces_the_answer_it_amends(
     assert [t for t, _ in await emitted(desk)] == [
         "org.rapport.risk.flagged.v1",
         "org.rapport.feedback.recorded.v1",
+        "org.rapport.session.attended.v1",  # implied by the first answer, not again
         "org.rapport.feedback.recorded.v1",
     ]
 
@@ -775,4 +788,4 @@ async def test_an_idempotency_key_reused_for_another_request_is_refused(
         ]
     assert same.status_code == 200 and same.json() == first.json()
     assert await response_count(desk) == 1
-    assert len(await emitted(desk)) == 1
+    assert len(await emitted(desk)) == 2  # feedback.recorded and session.attended, once

@@ -153,6 +153,7 @@ SESSION_DEPENDENT = {
     "response_id",
     "session_number",
     "answered_at",
+    "at",  # session.attended (implied by the response): when it was answered
     "first_total",
     "change_from_first",
     "reliable_change",

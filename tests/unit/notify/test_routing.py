@@ -1,6 +1,7 @@
 """Who hears about what, on which channel, now or in a digest (services/notify/domain.py:
-route, plan, escalation_intents). Rule 1 (risk) always reaches the therapist and the clinical
-lead at once, whatever the site's policy says (docs/clinical-rules.md, rule 1)."""
+route, plan; services/notify/escalation.py: escalation_for). Rule 1 (risk) always reaches the
+therapist and the clinical lead at once, whatever the site's policy says (docs/clinical-rules.md,
+rule 1)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from services.notify.domain import (
     ContactPoint,
     Intent,
     QuietHours,
-    escalation_intents,
     is_urgent,
     plan,
     route,
 )
+from services.notify.escalation import escalation_for
 from services.notify.policy import RiskPolicy, RoutingPolicy, RoutingRule, checked_in_default
 
 
@@ -123,7 +124,9 @@ def test_the_checked_in_default_tells_the_intake_coordinator_of_matches_by_email
 def test_escalation_goes_to_the_second_contacts_on_the_risk_channels() -> None:
     risk = RiskPolicy(channels=["email", "sms"], escalate_to=["supervisor", "site_admin"])
 
-    intents = escalation_intents(policy(risk=risk))
+    escalation = escalation_for(policy(risk=risk), "risk", "urgent")
+    assert escalation is not None
+    intents = escalation.intents()
 
     assert pairs(intents) == {
         ("supervisor", "email", "immediate"),

@@ -238,6 +238,10 @@ class MatchingConfig(_Frozen):
         "psychosis": "psychosis",
     }
     relaxation_costs: RelaxationCosts = RelaxationCosts()
+    # Not a matching weight but intake's other per-site rule, kept in the same per-site file:
+    # an active episode with no contact (attended session or feedback) for this many site-local
+    # days drops out (docs/clinical-rules.md, Episodes and their phases).
+    dropout_after_days: int = Field(default=28, ge=1, le=365)
 
     @field_validator("domain_scopes")
     @classmethod

@@ -2,8 +2,8 @@
 notices (versions) and the notice version a response through a link was given under; under
 row-level security like every site-scoped table
 
-Revision ID: feedback_0010
-Revises: feedback_0009
+Revision ID: feedback_0012
+Revises: feedback_0011
 Create Date: 2026-12-04 22:20:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from shared.migrations import no_site_rls, site_rls
 
-revision: str = "feedback_0010"
-down_revision: str | None = "feedback_0009"
+revision: str = "feedback_0012"
+down_revision: str | None = "feedback_0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

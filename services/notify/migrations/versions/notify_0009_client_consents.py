@@ -1,8 +1,8 @@
 """notify: what each client consented to, per scope (from ``consent.changed``): a withdrawal
 stops the invitations of the client's episodes; under row-level security
 
-Revision ID: notify_0008
-Revises: notify_0007
+Revision ID: notify_0009
+Revises: notify_0008
 Create Date: 2026-12-04 22:30:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from shared.migrations import no_site_rls, site_rls
 
-revision: str = "notify_0008"
-down_revision: str | None = "notify_0007"
+revision: str = "notify_0009"
+down_revision: str | None = "notify_0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,9 +1,9 @@
 """analytics: goal attainment of a closed episode (null without goal ratings); the client's
-consent to the network's aggregates (from ``consent.changed``), the episode's client, and
-whether a score counts in the aggregates; the consents under row-level security
+consent to the network's aggregates (from ``consent.changed``; the episode's client is
+analytics_0011's), and whether a score counts in the aggregates; the consents under row-level security
 
-Revision ID: analytics_0010
-Revises: analytics_0009
+Revision ID: analytics_0012
+Revises: analytics_0011
 Create Date: 2026-12-04 22:40:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from shared.migrations import no_site_rls, site_rls
 
-revision: str = "analytics_0010"
-down_revision: str | None = "analytics_0009"
+revision: str = "analytics_0012"
+down_revision: str | None = "analytics_0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -28,7 +28,6 @@ def upgrade() -> None:
     op.add_column(
         "analytics_closed_episodes", sa.Column("goal_attained", sa.Boolean(), nullable=True)
     )
-    op.add_column("analytics_episodes", sa.Column("client", TEXT(length=40), nullable=True))
     op.add_column(
         "analytics_scores",
         sa.Column("in_aggregates", sa.Boolean(), nullable=False, server_default=sa.true()),
@@ -52,5 +51,4 @@ def downgrade() -> None:
             op.execute(statement)
     op.drop_table(CONSENTS)
     op.drop_column("analytics_scores", "in_aggregates")
-    op.drop_column("analytics_episodes", "client")
     op.drop_column("analytics_closed_episodes", "goal_attained")
