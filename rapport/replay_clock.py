@@ -30,10 +30,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from shared.site_time import SiteTimeZones, start_of_day_after
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the analytics domain and the kernel are imported when a replay runs
     from services.analytics.domain import AlertChange, EpisodeState, RuleConfig
+    from shared.site_time import SiteTimeZones
 
 
 class Where(NamedTuple):
@@ -74,7 +73,9 @@ class ReplayClock:
         )
         from services.analytics.domain.attendance import followed, on_phase
         from services.analytics.domain.dropout import missed_sessions
+        from shared.site_time import start_of_day_after
 
+        self._start_of_day_after = start_of_day_after
         self._followed = followed
         self._on_phase = on_phase
         self.dropout_after_days = dropout_after_days
@@ -155,7 +156,7 @@ class ReplayClock:
         last = state.attendance.last_contact
         if last is None or state.attendance.phase == DROP_OUT or not self._followed(state):
             return None
-        return start_of_day_after(last, self.dropout_after_days, zone)
+        return self._start_of_day_after(last, self.dropout_after_days, zone)
 
     def advance(self, to: datetime, lineno: int | None) -> None:
         """Move the clock to ``to`` (never back) and fire every check due by then."""
