@@ -185,6 +185,10 @@ state = "${DIR}/containerd/state"
   sandbox_image = "${PAUSE_IMAGE}"
   enable_selinux = false
   disable_apparmor = true
+  # Kubernetes asks for oom_score_adj -998 (sandboxes) and -997 (Guaranteed pods); lowering it
+  # needs CAP_SYS_RESOURCE, which a host inside a sandbox may lack ("failed to update
+  # /proc/self/oom_score_adj: Permission denied"): never go below containerd's own.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -277,7 +281,8 @@ up() {
     --service-account-key-file "${DIR}/pki/sa.pub" \
     --service-account-signing-key-file "${DIR}/pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --endpoint-reconciler-type lease --profiling=false
+    --endpoint-reconciler-type lease --profiling=false \
+    --kubelet-preferred-address-types InternalIP
   wait_for kube-apiserver 300 healthy https://127.0.0.1:6443/readyz
   start kube-controller-manager "${BIN}/kube-controller-manager" \
     --kubeconfig "${DIR}/controller-manager.kubeconfig" \
