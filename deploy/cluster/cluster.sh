@@ -4,7 +4,8 @@
 #   deploy/cluster/cluster.sh up       # build/install what is missing, start everything, wait
 #   deploy/cluster/cluster.sh env      # the KUBECONFIG/KUBECTL/HELM/… lines to `eval`
 #   deploy/cluster/cluster.sh load IMAGE   # podman image -> containerd's k8s.io namespace
-#   deploy/cluster/cluster.sh down     # stop every process, remove pods' network, keep caches
+#   deploy/cluster/cluster.sh down     # stop everything, remove the pods' network and the
+#                                      # cluster's state; keep certificates, binaries, images
 #
 # What runs (each a plain background process, logs and pids in $RAPPORT_CLUSTER_DIR):
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler (built from their Go modules by
@@ -329,10 +330,10 @@ down() {
     name="${COMPONENTS[i]}"
     [[ -s "${DIR}/${name}.pid" ]] || continue
     pid="$(cat "${DIR}/${name}.pid")"
-    if [[ "${name}" == containerd ]]; then
-      kill "$(cat "${DIR}/kubelet.pid" 2>/dev/null || echo 0)" 2>/dev/null || true
-      stop_containers  # while containerd still answers
-    fi
+    [[ "${pid}" =~ ^[0-9]+$ && "${pid}" -gt 1 ]] || continue
+    # The kubelet is stopped by now (reverse order): the pods' containers go while containerd
+    # still answers.
+    [[ "${name}" == containerd ]] && stop_containers
     kill "${pid}" 2>/dev/null || true
     for _ in $(seq 1 30); do kill -0 "${pid}" 2>/dev/null || break; sleep 1; done
     kill -9 "${pid}" 2>/dev/null || true
@@ -347,6 +348,9 @@ down() {
   done
   kube_proxy_cleanup
   ip link del "${BRIDGE}" 2>/dev/null || true
+  # The cluster's state goes (the next `up` starts an empty cluster); the certificates, the
+  # built binaries and containerd's images stay.
+  rm -rf "${DIR}/etcd" "${DIR}/kubelet" "${DIR}/cni/ipam"
   log "stopped"
 }
 
@@ -365,8 +369,25 @@ stop_containers() {  # every container of this containerd, then the pods' networ
 }
 
 kube_proxy_cleanup() {
-  [[ -n "${BIN:-}" && -x "${BIN}/kube-proxy" ]] || return 0
-  "${BIN}/kube-proxy" --cleanup --proxy-mode iptables >/dev/null 2>&1 || true
+  if [[ -n "${BIN:-}" && -x "${BIN}/kube-proxy" ]]; then
+    "${BIN}/kube-proxy" --cleanup --proxy-mode iptables >/dev/null 2>&1 || true
+  fi
+  # What kube-proxy's cleanup leaves, and the kubelet's own chains (KUBE-FIREWALL, the
+  # canaries, KUBE-MARK-MASQ): the jumps to them, then the chains.
+  local cmd table rule chain
+  for cmd in iptables ip6tables; do
+    command -v "${cmd}" >/dev/null 2>&1 || continue
+    for table in filter nat mangle; do
+      "${cmd}" -t "${table}" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' | sed 's/^-A/-D/' |
+        while read -r rule; do eval "${cmd} -t ${table} ${rule}" 2>/dev/null || true; done || true
+      for chain in $("${cmd}" -t "${table}" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+        "${cmd}" -t "${table}" -F "${chain}" 2>/dev/null || true
+      done
+      for chain in $("${cmd}" -t "${table}" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do
+        "${cmd}" -t "${table}" -X "${chain}" 2>/dev/null || true
+      done
+    done
+  done
 }
 
 case "${1:-}" in
