@@ -74,6 +74,14 @@ def kubectl(
     return run(KUBECTL, *args, timeout=timeout, check=check)
 
 
+def live_pods(namespace: str, component: str) -> list[str]:
+    """The component's pods that are not being deleted (an upgrade's old pods linger)."""
+    pods = objects(namespace, "pods", "-l", f"{INSTANCE},app.kubernetes.io/component={component}")
+    live = [str(p["metadata"]["name"]) for p in pods if "deletionTimestamp" not in p["metadata"]]
+    assert live, f"no running {component} pod"
+    return live
+
+
 def objects(namespace: str, kinds: str, *selector: str) -> list[dict[str, Any]]:
     found = kubectl("-n", namespace, "get", kinds, *selector, "-o", "json").stdout
     items: list[dict[str, Any]] = json.loads(found)["items"]
@@ -216,11 +224,9 @@ async def test_end_to_end_flow_through_the_services(release: Release, infra: Inf
 
 
 def test_inside_a_pod_non_root_read_only_root_and_no_tooling(release: Release) -> None:
-    (pod, *_) = objects(
-        release.namespace, "pods", "-l", f"{INSTANCE},app.kubernetes.io/component=intake"
-    )
+    pod = live_pods(release.namespace, "intake")[0]
     result = kubectl(
-        "-n", release.namespace, "exec", pod["metadata"]["name"], "--",
+        "-n", release.namespace, "exec", pod, "--",
         "python", "-c", INSIDE, *TOOLS,
     )  # fmt: skip
     inside = json.loads(result.stdout)
@@ -289,19 +295,13 @@ async def test_helm_upgrade_to_another_value_fails_no_request(release: Release) 
             == status.get("readyReplicas")
             == deployment["spec"]["replicas"]
         ), status
-    (pod, *_) = objects(
-        release.namespace, "pods", "-l", f"{INSTANCE},app.kubernetes.io/component=notify"
-    )
-    level = kubectl(
-        "-n",
-        release.namespace,
-        "exec",
-        pod["metadata"]["name"],
-        "--",
-        "printenv",
-        "RAPPORT_LOG_LEVEL",
-    )
-    assert level.stdout.strip() == "warning"
+    # Every pod that serves now was started with the new value.
+    for name in SERVICES:
+        for pod in live_pods(release.namespace, name):
+            level = kubectl(
+                "-n", release.namespace, "exec", pod, "--", "printenv", "RAPPORT_LOG_LEVEL"
+            )
+            assert level.stdout.strip() == "warning", (name, pod)
 
 
 def test_helm_uninstall_leaves_nothing_behind(release: Release) -> None:
