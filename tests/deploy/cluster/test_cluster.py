@@ -220,7 +220,14 @@ async def test_end_to_end_flow_through_the_services(release: Release, infra: Inf
     assert f"{release.prefix}match.confirmed.v1" in await topics_of(
         infra.kafka_bootstrap, release.prefix
     )
-    await end_to_end_flow(release, WebhookReceiver(host=HOST))
+    try:
+        await end_to_end_flow(release, WebhookReceiver(host=HOST))
+    except AssertionError as failure:
+        logs = kubectl(
+            "-n", release.namespace, "logs", "-l", f"{INSTANCE},app.kubernetes.io/component=notify",
+            "--prefix", "--tail=200", check=False,
+        )  # fmt: skip
+        raise AssertionError(f"{failure}\nnotify's logs:\n{logs.stdout[-12000:]}") from failure
 
 
 def test_inside_a_pod_non_root_read_only_root_and_no_tooling(release: Release) -> None:
