@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick stack-up stack-down stack-status docs image image-test cluster-test clean
+.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick bench-clock stack-up stack-down stack-status docs image image-test cluster-test clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ lint: install
 # mypy --strict (pyproject.toml) over the kernel, every service (migrations aside) and the tooling.
 typecheck: install
 	$(BIN)/mypy --exclude 'services/[a-z]+/migrations/' shared rapport/stack services \
-		rapport/simulate.py rapport/simulate_arms.py rapport/simulate_live.py rapport/simulate_cli.py rapport/report.py rapport/report_charts.py rapport/demo.py rapport/events.py rapport/receiver.py rapport/arguments.py rapport/trajectories
+		rapport/simulate.py rapport/simulation.py rapport/simulation_attendance.py rapport/simulate_attendance.py rapport/replay.py rapport/replay_clock.py rapport/simulate_arms.py rapport/simulate_live.py rapport/simulate_cli.py rapport/report.py rapport/report_charts.py rapport/demo.py rapport/events.py rapport/receiver.py rapport/arguments.py rapport/trajectories
 
 unit: install
 	$(BIN)/python -m pytest tests/unit
@@ -53,6 +53,10 @@ bench: install
 # One small run of each, for a smoke test (bench/results/quick.json).
 bench-quick: install
 	$(BIN)/python bench/run.py --quick
+
+# Analytics' clock alone: 100,000 episodes with pending checks, against a bare SKIP LOCKED loop.
+bench-clock: install
+	$(BIN)/python bench/clock_bench.py
 
 stack-up: install
 	$(BIN)/rapport stack up

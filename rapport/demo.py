@@ -6,8 +6,9 @@ in-memory Redis; or a real Kafka/PostgreSQL/Redis with ``--kafka``, ``--database
 ``rapport.simulate_live`` drives them through the HTTP APIs week by week (intake → matching →
 sessions → feedback → analytics → notifications); a local receiver plays the clinics'
 front-end and verifies every signed webhook. The same clients then go through the
-counterfactual arms offline (``rapport.simulate_arms``) and ``rapport.report`` writes the
-summary and the HTML report from what happened.
+counterfactual arms offline (``rapport.simulate_arms``), their diaries of booked sessions
+through the attendance rules offline (``rapport.simulate_attendance``), and ``rapport.report``
+writes the summary and the HTML report from what happened.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy import event, func, select
 from sqlmodel import col
 
 import services
-from rapport import report, simulate_arms
+from rapport import report, simulate_arms, simulate_attendance
 from rapport.receiver import Receiver, free_port, serve
 from rapport.simulate import Network, build_network
 from rapport.simulate_live import AlertInbox, LiveDriver
@@ -223,7 +224,10 @@ async def run(args: argparse.Namespace, settings: Settings, console: Console) ->
             observed = await report.observe(http, settings, network, live)
         simulated = time.perf_counter() - started
         arms = simulate_arms.run_all(network, live)
-        result = report.Result(network, live, observed, arms, inbox, seconds=simulated, stack=stack)
+        attendance = simulate_attendance.figures(network, live)
+        result = report.Result(
+            network, live, observed, arms, inbox, simulated, stack, attendance=attendance
+        )
         written = report.write(result, out)
         report.print_summary(result, console)
         console.print(

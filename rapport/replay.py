@@ -13,6 +13,22 @@ respondent whose record fired it), plus ``status``, ``instrument``, ``inputs``,
 ``suggestion_code``, ``suggestion``, ``site_id``, ``therapist_id`` and ``line`` (the input line
 that fired it). ``--include-resolved`` also writes resolves (``"status": "resolved"``).
 
+Session lines (issue 16) sit beside the feedback lines, in the same arrival order:
+``{"episode_id", "site_id", "therapist_id", "session", "at", "event": "session", "status"}`` with
+``status`` one of ``attended``, ``missed``, ``cancelled_by_client``, ``cancelled_by_clinic`` and
+``at`` an ISO 8601 date-time with a UTC offset (a line without one is reported, naming the line
+and the field, and skipped). They go through the analytics attendance rules
+(``services.analytics.domain.attendance``: ``missed_sessions``, and rule 10's missed sessions);
+an attended session and any feedback line are contacts. The replay's clock is the latest ``at``
+seen so far: before a line is applied, every time-driven check (``no_contact``, rule 10's days
+without contact) that fell due at or before its ``at`` fires, for every episode
+(:mod:`rapport.replay_clock`); ``--as-of TIME`` fires those due by TIME at the end. Due times are
+site-local midnights: ``--time-zones`` gives each site's IANA zone (UTC otherwise). A
+time-driven alert's line carries the episode's latest session number when it fired, ``line``
+the input line whose time moved the clock past its due time (``null`` for ``--as-of``) and
+``due_at`` the due time (site-local); its ``respondent_id`` is ``clock`` (a session line's
+alerts say ``attendance``).
+
 Instruments with open items (``goals``: the items are the episode's goal ids, values 0–10, the
 set may change between sessions) take any well-formed ids, at most the definition's number;
 ``support`` has one item ``support``. Both run the same rules as the service (12 and 13).
@@ -32,8 +48,9 @@ Site configuration (``--config FILE``): ``{"default": {...}, "sites": {"site-a":
 the fields of ``RuleConfig`` (``services/analytics/rules_config.py``); a site's overrides are
 merged over the default's.
 
-Over 500 lines: the command, its line checks and the one hot loop belong together (the loop
-is inlined on purpose: see :func:`replay_lines`).
+Over 500 lines: the command, its line checks (feedback and session lines) and the one hot loop
+belong together (the loop is inlined on purpose: see :func:`replay_lines`); the clock is
+:mod:`rapport.replay_clock`.
 """
 
 from __future__ import annotations
@@ -53,9 +70,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from rapport.replay_clock import ReplayClock
+
 if TYPE_CHECKING:
     from services.analytics.domain import AlertChange, EpisodeState, RuleConfig, Trajectories
+    from services.analytics.domain.records import SessionFact
     from shared.instruments import Instrument
+    from shared.site_time import SiteTimeZones
 
 ROLES = frozenset({"client", "partner", "family", "therapist"})
 _STRING_FIELDS = ("episode_id", "site_id", "therapist_id", "respondent_id", "instrument")
@@ -63,6 +84,8 @@ _FIELDS = (*_STRING_FIELDS, "session", "at", "respondent", "items")
 _MAX_ALLOWED_VALUES = 100_000
 _NUMBER_TYPES = frozenset({int, Decimal})  # JSON numbers as parsed here; bool is not one
 AGE_GROUPS = frozenset({"child", "adolescent", "adult", "older_adult"})  # match.confirmed's
+SESSION_STATUSES = ("attended", "missed", "cancelled_by_client", "cancelled_by_clinic")
+_SESSION_FIELDS = ("episode_id", "site_id", "therapist_id", "session", "at", "status")
 
 
 class BadLine(ValueError):
@@ -78,6 +101,8 @@ class OutOfRange(BadLine):
 class ReplayStats:
     lines: int = 0
     records: int = 0
+    sessions: int = 0  # session lines applied
+    checks_fired: int = 0  # time-driven checks that fell due on the replay's clock
     bad_lines: int = 0
     opened: int = 0
     resolved: int = 0
@@ -241,6 +266,47 @@ def json_object_reader() -> Callable[[bytes | str], dict[str, Any] | None]:
     return json_object
 
 
+def instant(text: object, name: str = "at") -> datetime:
+    """An ISO 8601 date-time with a UTC offset (``BadLine`` naming the field otherwise)."""
+    if type(text) is not str:
+        raise BadLine(f"{name} must be an ISO 8601 date-time with a UTC offset, got {text!r}")
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadLine(f"{name} must be an ISO 8601 date-time, got {text!r}") from None
+    if at.tzinfo is None:
+        raise BadLine(f"{name} must carry a UTC offset (e.g. 'Z' or '+01:00'), got {text!r}")
+    return at
+
+
+def session_fact(obj: dict[str, Any]) -> SessionFact:
+    """A session line (``"event": "session"``) as the fact analytics applies, or ``BadLine``
+    naming the field and the rule."""
+    from services.analytics.domain.records import SessionFact
+
+    missing = [f for f in _SESSION_FIELDS if f not in obj]
+    if missing:
+        raise BadLine(f"session line: missing field(s) {', '.join(missing)}")
+    for name in ("episode_id", "site_id", "therapist_id"):
+        value = obj[name]
+        if type(value) is not str or not value:
+            raise BadLine(f"{name} must be a non-empty string, got {value!r}")
+    session = obj["session"]
+    if type(session) is not int or session < 1:
+        raise BadLine(f"session must be an integer from 1, got {session!r}")
+    status = obj["status"]
+    if type(status) is not str or status not in SESSION_STATUSES:
+        raise BadLine(f"status must be one of {', '.join(SESSION_STATUSES)}, got {status!r}")
+    return SessionFact(
+        sys.intern(obj["episode_id"]),
+        sys.intern(obj["site_id"]),
+        sys.intern(obj["therapist_id"]),
+        session,
+        status,
+        instant(obj["at"]),
+    )
+
+
 def replay_lines(
     lines: Iterable[bytes | str],
     instruments: Mapping[str, Instrument],
@@ -253,11 +319,16 @@ def replay_lines(
     report: Callable[[int, str], object] | None = None,
     states: dict[str, EpisodeState] | None = None,
     trajectories: Trajectories | None = None,
+    zones: SiteTimeZones | None = None,
+    as_of: datetime | None = None,
 ) -> ReplayStats:
     """Replay lines (arrival order) through the alert rules; ``write`` gets each output line
     (with its newline), ``report`` each bad line's number and reason (and, with
     ``lenient_ranges``, each accepted out-of-range line's). ``trajectories`` is the
-    expected-trajectories model rule 9 uses (as analytics does). Returns the counts.
+    expected-trajectories model rule 9 uses (as analytics does). Session lines go through the
+    attendance rules, and the time-driven checks fire on the replay's clock
+    (:mod:`rapport.replay_clock`; ``zones`` gives each site's time zone, UTC by default;
+    ``as_of`` moves the clock once more at the end). Returns the counts.
 
     The cyclic garbage collector is paused while replaying (the episode states hold no cycles,
     and collecting a million live records over and over would dominate the run).
@@ -265,6 +336,8 @@ def replay_lines(
     One long loop on purpose: it runs once per line of files of millions of lines, and a call
     per step costs a measurable share of ``bench/replay_bench.py``'s throughput."""
     from services.analytics.domain import RuleConfig, ScoredRecord, apply
+    from services.analytics.domain.attendance import on_session
+    from shared.site_time import SiteTimeZones
 
     config = default_config or RuleConfig()
     sites = site_configs or {}
@@ -273,6 +346,31 @@ def replay_lines(
     episodes: dict[str, EpisodeState] = {} if states is None else states
     age_groups: dict[str, str] = {}  # per episode, as analytics keeps it from match.confirmed
     stats = ReplayStats()
+
+    def emit(
+        changes: list[AlertChange], where: Any, due: datetime | None, at_line: int | None
+    ) -> None:
+        """Count and write changes not made by a questionnaire: a session line's (``due``
+        None), or a time-driven check's (with its due time)."""
+        for change in changes:
+            if change.action == "open":
+                stats.opened += 1
+            else:
+                stats.resolved += 1
+                if not include_resolved:
+                    continue
+            if write is None:
+                continue
+            if due is None and at_line is not None:
+                write(format_line(change, where, at_line))
+            else:
+                out = output_line(change, where, at_line)
+                out["due_at"] = None if due is None else due.isoformat()
+                write(json.dumps(out) + "\n")
+
+    clock = ReplayClock(
+        episodes, zones or SiteTimeZones(), lambda site: sites.get(site, config), emit
+    )
     last_at_text: object = None
     last_at: datetime | None = None
     intern = sys.intern
@@ -285,6 +383,19 @@ def replay_lines(
             try:
                 obj = json_object(raw)
                 if obj is None:  # a blank line
+                    continue
+                if obj.get("event") is not None:
+                    if obj["event"] != "session":
+                        raise BadLine(f"event must be 'session', got {obj['event']!r}")
+                    fact = session_fact(obj)
+                    clock.advance(fact.at, lineno)
+                    stats.sessions += 1
+                    followed, changes = on_session(
+                        episodes.get(fact.episode_id), fact, sites.get(fact.site_id, config)
+                    )
+                    episodes[fact.episode_id] = followed
+                    clock.follow(followed, fact.site_id, fact.therapist_id)
+                    emit(changes, fact, None, lineno)
                     continue
                 try:
                     episode_id = obj["episode_id"]
@@ -332,16 +443,7 @@ def replay_lines(
                 elif at_text == last_at_text:
                     at = last_at
                 else:
-                    if type(at_text) is not str:
-                        raise BadLine("at must be an ISO 8601 date-time")
-                    try:
-                        at = datetime.fromisoformat(at_text)
-                    except ValueError:
-                        raise BadLine(
-                            f"at must be an ISO 8601 date-time, got {at_text!r}"
-                        ) from None
-                    if at.tzinfo is None:
-                        raise BadLine("at must carry a UTC offset (e.g. 'Z')")
+                    at = instant(at_text)
                     last_at_text, last_at = at_text, at
                 checker = checkers.get(instrument_id)
                 if checker is None:
@@ -364,6 +466,8 @@ def replay_lines(
                 if report is not None:
                     report(lineno, str(error))
                 continue
+            if at is not None:
+                clock.advance(at, lineno)
             # Shared strings: a million records repeat a few thousand ids.
             episode_id = intern(episode_id)
             if age_group is not None:
@@ -394,6 +498,7 @@ def replay_lines(
                 age_groups.get(episode_id),
             )
             episodes[episode_id] = state
+            clock.follow(state, record.site_id, record.therapist_id)
             if changes:
                 for change in changes:
                     if change.action == "open":
@@ -404,9 +509,12 @@ def replay_lines(
                             continue
                     if write is not None:
                         write(format_line(change, record, lineno))
+        if as_of is not None:
+            clock.advance(as_of, None)
     finally:
         if gc_was_enabled:
             gc.enable()
+    stats.checks_fired = clock.fired
     stats.lines = lineno
     stats.episodes = len(episodes)
     stats.seconds = time.perf_counter() - started
@@ -446,7 +554,7 @@ def format_line(change: AlertChange, record: Any, lineno: int) -> str:
     )
 
 
-def output_line(change: AlertChange, record: Any, lineno: int) -> dict[str, Any]:
+def output_line(change: AlertChange, record: Any, lineno: int | None) -> dict[str, Any]:
     """One output object: the required fields first, then the rest (see :func:`format_line`)."""
     out: dict[str, Any] = {
         "episode_id": change.episode_id,
@@ -492,12 +600,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "uses it",
     )
     parser.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="at the end, move the replay's clock to TIME (ISO 8601 with offset) and fire the "
+        "time-driven checks due by then (no_contact, drop-out risk)",
+    )
+    parser.add_argument(
+        "--time-zones",
+        metavar="JSON",
+        help='each site\'s IANA time zone: a JSON object (e.g. {"site-a": "Europe/Berlin"}) or '
+        "a file holding one, as RAPPORT_SITE_TIME_ZONES; days without contact are counted on "
+        "the site's calendar",
+    )
+    parser.add_argument(
+        "--default-time-zone",
+        metavar="ZONE",
+        default="UTC",
+        help="the time zone of a site not named in --time-zones (default: UTC)",
+    )
+    parser.add_argument(
         "--instruments",
         action="append",
         default=[],
         help="a folder of extra instrument definitions (repeatable)",
     )
     return parser
+
+
+def _time_zones(text: str | None, default: str) -> SiteTimeZones:
+    """``--time-zones`` (a JSON object, or a file holding one) and ``--default-time-zone``;
+    ``ValueError`` saying what is wrong."""
+    from shared.site_time import SiteTimeZones
+
+    if text and not text.lstrip().startswith("{"):
+        text = Path(text).read_text(encoding="utf-8")
+    try:
+        return SiteTimeZones.parse(text, default)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--time-zones: not JSON: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"--time-zones: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -518,6 +660,8 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     sites: dict[str, RuleConfig] = {}
     trajectories: Trajectories | None = None
     try:
+        zones = _time_zones(args.time_zones, args.default_time_zone)
+        as_of = instant(args.as_of, "--as-of") if args.as_of else None
         instruments = load_instruments(SHIPPED, *(Path(p) for p in args.instruments))
         if args.config:
             from services.analytics.rules_config import load_site_configs
@@ -562,6 +706,8 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
                 lenient_ranges=not args.strict_ranges,
                 report=report,
                 trajectories=trajectories,
+                zones=zones,
+                as_of=as_of,
             )
         finally:
             if out is not sys.stdout:
@@ -574,6 +720,7 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
     print(
         f"rapport replay: {stats.records} records ({stats.episodes} episodes{late}), "
         f"{stats.opened} alerts opened{resolved}, {stats.bad_lines} bad lines{lenient}, "
+        f"{stats.sessions} session lines, {stats.checks_fired} time-driven checks fell due, "
         f"{stats.records_per_s:,.0f} records/s",
         file=err,
     )

@@ -25,6 +25,7 @@ from rich.table import Table
 from rapport.report_charts import Row, alert_timeline_svg, forest_svg
 from rapport.simulate import Network
 from rapport.simulate_arms import MIN_EVENTS, Arms, Comparison, Difference
+from rapport.simulate_attendance import AttendanceFigures
 from rapport.simulate_live import AlertInbox, LiveRun
 from services.analytics.domain import by_urgency, plain_name
 from services.analytics.effectiveness import MIN_CASES, not_enough_data
@@ -127,6 +128,7 @@ class Result:
     inbox: AlertInbox
     seconds: float
     stack: str = "embedded"
+    attendance: AttendanceFigures = field(default_factory=AttendanceFigures)
 
     def counts(self) -> dict[str, Any]:
         courses = list(self.live.courses.values())
@@ -154,7 +156,16 @@ class Result:
             "still_in_therapy": sum(c.ended is None for c in courses),
             "requests": self.live.requests,
             "seconds": round(self.seconds, 1),
+            "attendance": self.attendance.to_json(),
         }
+
+
+def caught_days(a: dict[str, Any]) -> str:
+    """How many days before the drop-out the first attendance alert came: median (range)."""
+    if not a["dropouts_caught"]:
+        return "none caught"
+    low, high = a["days_before_dropout_min"], a["days_before_dropout_max"]
+    return f"{a['days_before_dropout_median']:g} days (range {low}–{high})"
 
 
 def _pct(x: float) -> str:
@@ -188,6 +199,16 @@ def print_summary(result: Result, console: Console) -> None:
         (
             "dropped out / completed / still in therapy",
             f"{c['dropped_out']} / {c['completed']} / {c['still_in_therapy']}",
+        ),
+        (
+            "sessions booked / missed / cancelled (client, clinic)",
+            f"{c['attendance']['booked_sessions']} / {c['attendance']['missed']} / "
+            f"{c['attendance']['cancelled_by_client']}, {c['attendance']['cancelled_by_clinic']}",
+        ),
+        (
+            "drop-outs caught before they became one",
+            f"{c['attendance']['dropouts_caught']} of {c['attendance']['dropouts']}, "
+            f"{caught_days(c['attendance'])} before",
         ),
     ]
     for label, value in rows:
@@ -372,6 +393,7 @@ def html(result: Result) -> str:
     """The report page: one template that reads top to bottom like the page it makes (cut into
     functions, the page's order would be scattered over the module)."""
     c = result.counts()
+    a = c["attendance"]
     net = result.network
     live_cmp = result.arms.comparisons[0]
     match_cmp = result.arms.comparisons[1]
@@ -460,6 +482,23 @@ simulator's assumptions imply, not a clinical trial result.</p>
 
 <h3>Alerts by kind</h3>
 {kinds}
+
+<h2>Attendance: the client who stops coming</h2>
+<p class="why">Each client's sessions laid out as a diary booked weekly at a site-local time in the
+site's time zone, with sessions missed or cancelled now and then and the silent drop-out of the
+clients who stopped coming, replayed offline through the analytics rules on the replay's clock
+(<code>rapport replay</code>: missed sessions, no contact for 21 days). A drop-out becomes one 28
+days (site-local) after the last contact; it is caught when a missed-sessions or no-contact alert
+came after that last contact and before then.</p>
+<table>
+<tr><td>sessions booked / attended</td><td class="n">{a["booked_sessions"]} / {a["attended"]}</td></tr>
+<tr><td>sessions missed (did not attend)</td><td class="n">{a["missed"]}</td></tr>
+<tr><td>sessions cancelled by the client / by the clinic</td><td class="n">{a["cancelled_by_client"]} / {a["cancelled_by_clinic"]}</td></tr>
+<tr><td>missed-sessions alerts (two missed in a row)</td><td class="n">{a["missed_sessions_alerts"]}</td></tr>
+<tr><td>drop-outs / caught by an attendance alert before they became one</td><td class="n">{a["dropouts"]} / {a["dropouts_caught"]}</td></tr>
+<tr><td>first alert: missed sessions / no contact</td><td class="n">{a["caught_by"].get("missed_sessions", 0)} / {a["caught_by"].get("no_contact", 0)}</td></tr>
+<tr><td>days before the drop-out the first alert came (median, range)</td><td class="n">{escape(caught_days(a))}</td></tr>
+</table>
 
 <h2>Matches and their explanations</h2>
 <p class="why">Each intake gets the top options with the reasons for each; here the client takes the

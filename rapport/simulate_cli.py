@@ -6,7 +6,9 @@
   per simulated event (``rupture``, ``repair``, ``split_alliance``, ``deterioration``,
   ``risk``, ``dropped_out``, ``completed``) with its episode and session;
 * ``--validation``: the labelled episodes of ``rapport.simulation`` (labels are the alerts the
-  rules must open);
+  rules must open), with their session lines (attended, missed, cancelled) beside the
+  questionnaires; ``--time-zones FILE`` writes the sites' zones for ``rapport replay
+  --time-zones``;
 * ``--live URL``: drive a running deployment through its HTTP API (dev tokens minted with this
   process's settings, so ``RAPPORT_JWT_SECRET`` must match the deployment's; a local receiver
   takes the webhooks, so the deployment needs ``RAPPORT_ALLOW_PRIVATE_WEBHOOKS=true``).
@@ -37,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="labelled episodes for validating the alert rules (rapport.simulation)",
     )
     parser.add_argument("--live", metavar="URL", help="drive a running deployment's HTTP API")
+    parser.add_argument(
+        "--time-zones",
+        metavar="FILE",
+        help="with --validation: where to write the sites' time zones (JSON, for rapport replay "
+        "--time-zones)",
+    )
     return parser
 
 
@@ -89,9 +97,11 @@ def validation(args: argparse.Namespace) -> int:
     from rapport.simulation import labels_jsonl, simulate
 
     network = simulate(seed=args.seed, episodes=args.clients, sites=args.sites)
-    _write(args.out, [json.dumps(r) for r in network.records()])
+    _write(args.out, [json.dumps(r) for r in network.lines()])
     if args.labels:
         _write(args.labels, list(labels_jsonl(network.labels())))
+    if args.time_zones:
+        _write(args.time_zones, [json.dumps(network.time_zones())])
     return 0
 
 

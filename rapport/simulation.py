@@ -25,15 +25,27 @@ from __future__ import annotations
 
 import json
 import random
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from rapport.simulation_attendance import (
+    Appointment,
+    arrival_order,
+    attended_numbers,
+    draw_diary,
+    missed_sessions_at,
+    no_contact_at,
+    session_line,
+    site_zone,
+)
 
 DOMAINS = ("depression", "anxiety", "trauma", "relationships", "substance_use")
-START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+FIRST_DAY = date(2026, 1, 5)  # a Monday; episodes start on it or up to five weeks later
+START_WEEKS = 6
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,21 @@ class SimEpisode:
     records: list[dict[str, Any]] = field(default_factory=list)
     labels: list[Label] = field(default_factory=list)
     dropped_out: bool = False
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    diary: list[Appointment] = field(default_factory=list)  # every booked session
+    numbers: list[int] = field(default_factory=list)  # the attended sessions' numbers
+
+    def number(self, attended: int) -> int:
+        """The session number of the ``attended``-th attended session (from 1)."""
+        return self.numbers[attended - 1]
+
+    def session_lines(self) -> list[dict[str, Any]]:
+        return [
+            session_line(self.episode_id, self.site_id, self.therapist_id, a) for a in self.diary
+        ]
+
+    def contacts(self) -> list[datetime]:
+        return [a.at for a in self.diary if a.status == "attended"]
 
 
 @dataclass
@@ -73,13 +100,35 @@ class Network:
     episodes: list[SimEpisode]
 
     def records(self) -> list[dict[str, Any]]:
-        """All records in arrival order (by time, then episode, then respondent)."""
+        """All questionnaire records in arrival order (by instant, then episode, then
+        respondent)."""
         merged = [r for e in self.episodes for r in e.records]
-        merged.sort(key=lambda r: (r["at"], r["episode_id"], r["respondent_id"], r["instrument"]))
+        merged.sort(key=arrival_order)
         return merged
 
-    def labels(self) -> list[Label]:
-        return [label for e in self.episodes for label in e.labels]
+    def lines(self) -> list[dict[str, Any]]:
+        """Every replay line in arrival order: each booked session's line (attended, missed,
+        cancelled), then the questionnaires of an attended one, by instant."""
+        merged = [line for e in self.episodes for line in (*e.session_lines(), *e.records)]
+        merged.sort(key=arrival_order)
+        return merged
+
+    def time_zones(self) -> dict[str, str]:
+        """Each site's IANA time zone (``rapport replay --time-zones``)."""
+        return {e.site_id: e.zone.key for e in self.episodes}
+
+    def labels(self, as_of: datetime | None = None) -> list[Label]:
+        """What the rules must report: the labels drawn with the episodes, and the
+        ``no_contact`` alerts a replay of :meth:`lines` opens by its last line (or by
+        ``as_of``, if later)."""
+        end = max(datetime.fromisoformat(line["at"]) for line in self.lines())
+        if as_of is not None:
+            end = max(end, as_of)
+        out = [label for e in self.episodes for label in e.labels]
+        for e in self.episodes:
+            for session, _ in no_contact_at(e.diary, e.contacts(), e.zone, end):
+                out.append(Label(e.episode_id, session, "no_contact", None))
+        return out
 
 
 def _srs(rng: random.Random, total: float) -> dict[str, float]:
@@ -116,15 +165,15 @@ def _record(
     instrument: str,
     items: dict[str, Any],
 ) -> dict[str, Any]:
-    # A stable hash (Python's str hash changes per process), so a seed gives the same file.
-    minute = zlib.crc32(episode.episode_id.encode()) % 600
-    at = START + timedelta(days=7 * (session - 1), minutes=minute)
+    """A questionnaire answered at the ``session``-th attended session (its time and number
+    are the booked session's)."""
+    appointment = episode.diary[episode.number(session) - 1]
     return {
         "episode_id": episode.episode_id,
         "site_id": episode.site_id,
         "therapist_id": episode.therapist_id,
-        "session": session,
-        "at": at.isoformat().replace("+00:00", "Z"),
+        "session": appointment.number,
+        "at": appointment.at.isoformat(),
         "respondent": respondent,
         "respondent_id": respondent_id,
         "instrument": instrument,
@@ -148,8 +197,8 @@ def _alliance_path(
     if early_low:  # a weak start (Sharf et al. 2010), recovered by session 2
         path[0] = level - 8.5
         episode.labels += [
-            Label(episode.episode_id, 1, "low_alliance", respondent_id),
-            Label(episode.episode_id, 1, "early_alliance_risk", respondent_id),
+            Label(episode.episode_id, episode.number(1), "low_alliance", respondent_id),
+            Label(episode.episode_id, episode.number(1), "early_alliance_risk", respondent_id),
         ]
     if sessions >= 4 and rng.random() < 0.33:
         rupture = rng.randint(3, sessions)
@@ -160,12 +209,17 @@ def _alliance_path(
         for s in range(rupture, sessions + 1):
             if repaired_at is None or s < repaired_at:
                 path[s - 1] = level - depth + rng.uniform(-0.3, 0.3)
-        episode.labels.append(Label(episode.episode_id, rupture, "rupture", respondent_id))
-        episode.labels.append(Label(episode.episode_id, rupture, "low_alliance", respondent_id))
-        unrepaired = repaired_at is None or repaired_at > rupture + 3
-        if unrepaired and rupture + 3 <= sessions:
+        at = episode.number(rupture)
+        episode.labels.append(Label(episode.episode_id, at, "rupture", respondent_id))
+        episode.labels.append(Label(episode.episode_id, at, "low_alliance", respondent_id))
+        # Unresolved at the first attended session numbered at least 3 after the rupture's
+        # (missed and cancelled sessions count: they are sessions of the episode).
+        late = [s for s in range(rupture + 1, sessions + 1) if episode.number(s) >= at + 3]
+        if late and (repaired_at is None or repaired_at > late[0]):
             episode.labels.append(
-                Label(episode.episode_id, rupture + 3, "unresolved_rupture", respondent_id)
+                Label(
+                    episode.episode_id, episode.number(late[0]), "unresolved_rupture", respondent_id
+                )
             )
     return path
 
@@ -177,7 +231,9 @@ def _split_labels(episode: SimEpisode, client: list[float], partner: list[float]
     for s, (a, b) in enumerate(zip(client, partner, strict=True), start=1):
         split = abs(a - b) >= 5 or ((a < 36) != (b < 36))
         if split and not previous:
-            episode.labels.append(Label(episode.episode_id, s, "split_alliance", None))
+            episode.labels.append(
+                Label(episode.episode_id, episode.number(s), "split_alliance", None)
+            )
         previous = split
 
 
@@ -199,10 +255,21 @@ def simulate(
         )
         for i in range(therapists)
     ]
-    simulated = [
-        _episode(rng, f"sim-{seed}-{n:05d}", staff[n % therapists], max_sessions, feedback_on)
-        for n in range(episodes)
-    ]
+    zones = {f"site-{k}": ZoneInfo(site_zone(k)) for k in range(sites)}
+    simulated = []
+    for n in range(episodes):
+        therapist = staff[n % therapists]
+        first_day = FIRST_DAY + timedelta(weeks=n % START_WEEKS)
+        simulated.append(
+            _episode(
+                rng,
+                f"sim-{seed}-{n:05d}",
+                therapist,
+                max_sessions,
+                feedback_on,
+                (first_day, zones[therapist.site_id]),
+            )
+        )
     return Network(staff, simulated)
 
 
@@ -212,9 +279,11 @@ def _episode(
     therapist: SimTherapist,
     max_sessions: int,
     feedback_on: bool,
+    start: tuple[date, ZoneInfo],
 ) -> SimEpisode:
     """One episode: its alliance path (the client's and, for a couple, the partner's), then
-    its outcome course and the records of every session, with their labels."""
+    its diary of booked sessions (from ``start``'s day, in its site's zone), its outcome course
+    and the records of every attended session, with their labels."""
     episode = SimEpisode(
         episode_id,
         therapist.site_id,
@@ -228,6 +297,13 @@ def _episode(
     if rng.random() < (0.35 if early_low else 0.17):  # drop-out (Swift & Greenberg 2012)
         sessions = rng.randint(3, 5)
         episode.dropped_out = True
+    first_day, episode.zone = start
+    episode.diary = draw_diary(episode_id, sessions, episode.dropped_out, first_day, episode.zone)
+    episode.numbers = attended_numbers(episode.diary)
+    episode.labels += [
+        Label(episode_id, session, "missed_sessions", None)
+        for session in missed_sessions_at(episode.diary)
+    ]
     level = 38.0 + therapist.alliance_skill  # 37.8–39.2: items stay ≥ 9
     level = min(39.2, max(38.0, level))
     client_path = _alliance_path(rng, episode, client_id, sessions, level, feedback_on, early_low)
@@ -279,17 +355,32 @@ def _outcome_and_records(
                 _record(episode, s, "client", client_id, "phq-9", _phq9(rng, phq, risk))
             )
             if risk:
-                episode.labels.append(Label(episode.episode_id, s, "risk", client_id))
+                episode.labels.append(
+                    Label(episode.episode_id, episode.number(s), "risk", client_id)
+                )
     if course == "deteriorating" and sessions >= 3:
         for instrument in ("ors", "phq-9"):
             episode.labels.append(
-                Label(episode.episode_id, 3, "deterioration", client_id, instrument)
+                Label(episode.episode_id, episode.number(3), "deterioration", client_id, instrument)
             )
     if course != "on_track":
-        if clinical and sessions >= 4:  # ORS: evaluated at session 4
-            episode.labels.append(Label(episode.episode_id, 4, "not_on_track", client_id, "ors"))
-        if sessions >= 5:  # PHQ-9 (odd sessions; first 14 is clinical): at session 5
-            episode.labels.append(Label(episode.episode_id, 5, "not_on_track", client_id, "phq-9"))
+        # Evaluated at the first record numbered 4 or later that is not the respondent's first:
+        # the ORS of every attended session, the PHQ-9 of odd ones (its first, 14, is clinical).
+        for instrument, answered, applies in (
+            ("ors", range(2, sessions + 1), clinical),
+            ("phq-9", range(3, sessions + 1, 2), True),
+        ):
+            due = [s for s in answered if episode.number(s) >= 4]
+            if applies and due:
+                episode.labels.append(
+                    Label(
+                        episode.episode_id,
+                        episode.number(due[0]),
+                        "not_on_track",
+                        client_id,
+                        instrument,
+                    )
+                )
 
 
 def write_jsonl(records: Sequence[dict[str, Any]], path: Path) -> None:

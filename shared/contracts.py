@@ -37,6 +37,8 @@ ALERT_KINDS: tuple[str, ...] = (
     "rematch_suggested",
     "goals_not_progressing",
     "low_support",
+    "missed_sessions",
+    "no_contact",
 )
 
 
@@ -117,6 +119,82 @@ class SessionCompleted(EventData):
     session_number: SessionNumber
     attended: bool
     at: datetime
+
+
+# How a scheduled session turned out (``session.*``; docs/clinical-rules.md, Attendance).
+SessionStatus = Literal[
+    "scheduled", "attended", "missed", "cancelled_by_client", "cancelled_by_clinic"
+]
+# The phases of an episode (docs/clinical-rules.md, Episodes and their phases).
+EpisodePhase = Literal[
+    "referred",
+    "matched",
+    "active",
+    "closing",
+    "closed",
+    "dropped_out",
+    "transferred",
+    "withdrawn",
+]
+
+
+class SessionScheduled(EventData):
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    # When the session is to take place (an instant; the site's time zone says its local time).
+    scheduled_for: datetime
+    recorded_at: datetime
+
+
+class SessionAttended(EventData):
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    at: datetime
+    # True when no one reported the session and a feedback response for it implied it.
+    implied_by_feedback: bool = False
+
+
+class SessionMissed(EventData):
+    """The client did not attend (and did not cancel): a "did not attend"."""
+
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    at: datetime
+
+
+class SessionCancelled(EventData):
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    session_number: SessionNumber
+    # The time the session was to take place.
+    at: datetime
+    by: Literal["client", "clinic"]
+    # Hours between the cancellation and the session, where the front-end says (a client's
+    # cancellation "with notice"); None when unknown.
+    notice_hours: int | None = Field(default=None, ge=0, le=100_000)
+    cancelled_at: datetime
+
+
+class EpisodePhaseChanged(EventData):
+    """An episode moved from one phase to another; intake owns the phase, others follow."""
+
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    from_phase: EpisodePhase | None
+    to_phase: EpisodePhase
+    # Why, as a code: e.g. first_attended_session, no_contact, ending_planned, returned, ...
+    reason: Code
+    at: datetime
+    # On a return after a drop-out (reason ``returned``): whole days since the last contact.
+    gap_days: int | None = Field(default=None, ge=0)
 
 
 class FeedbackRecorded(EventData):
@@ -329,6 +407,42 @@ SESSION_COMPLETED = _t(
     "feedback",
     "A session took place (or was missed); schedules feedback invitations.",
 )
+SESSION_SCHEDULED = _t(
+    "session.scheduled",
+    SessionScheduled,
+    "episode_id",
+    "feedback",
+    "A session of an episode was booked for a time (the first fact of a session).",
+)
+SESSION_ATTENDED = _t(
+    "session.attended",
+    SessionAttended,
+    "episode_id",
+    "feedback",
+    "The client attended a session (reported, or implied by a feedback response for it).",
+)
+SESSION_MISSED = _t(
+    "session.missed",
+    SessionMissed,
+    "episode_id",
+    "feedback",
+    "The client did not attend a session and did not cancel it.",
+)
+SESSION_CANCELLED = _t(
+    "session.cancelled",
+    SessionCancelled,
+    "episode_id",
+    "feedback",
+    "A session was cancelled, by the client (with the notice given) or by the clinic.",
+)
+EPISODE_PHASE_CHANGED = _t(
+    "episode.phase_changed",
+    EpisodePhaseChanged,
+    "episode_id",
+    "intake",
+    "An episode's phase changed (from, to, reason, at): active at the first attended session, "
+    "dropped_out after a silence, closing, closed, and back to active when a client returns.",
+)
 FEEDBACK_RECORDED = _t(
     "feedback.recorded",
     FeedbackRecorded,
@@ -404,6 +518,11 @@ REGISTRY = EventRegistry(
         EPISODE_CLOSED,
         EPISODE_TRANSFERRED,
         SESSION_COMPLETED,
+        SESSION_SCHEDULED,
+        SESSION_ATTENDED,
+        SESSION_MISSED,
+        SESSION_CANCELLED,
+        EPISODE_PHASE_CHANGED,
         FEEDBACK_RECORDED,
         RISK_FLAGGED,
         ALLIANCE_ASSESSED,

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.site_time import SiteTimeZones, zone_named
+
 DEV_SECRET = "rapport-development-only-secret-change-me"
 
 _BOOTSTRAP = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
@@ -64,6 +66,10 @@ EXPECTED_FORM: dict[str, str] = {
     "notify_retry_jitter": "a fraction from 0 to 0.5",
     "notify_scheduler_seconds": "a number of seconds above 0 and at most 60",
     "notify_secret_rotation_seconds": "an integer number of seconds from 0 to 2592000",
+    "site_time_zones": 'a JSON object of site id to IANA time zone, e.g. {"site-a": '
+    '"Europe/Berlin"}',
+    "default_time_zone": "an IANA time zone name, e.g. Europe/Berlin or UTC",
+    "clock_sweep_seconds": "a number of seconds above 0 and at most 3600",
     "notify_ops_fallback_email": "an email address of the deployment's operations team, e.g. "
     "ops@clinic.example",
 }
@@ -125,6 +131,12 @@ class Settings(BaseSettings):
     trajectories_file: str | None = None
     # Analytics refits that model from its own closed episodes every this many hours (0: off).
     trajectories_refit_hours: float = Field(default=0, ge=0, le=24 * 366)
+    # Each site's IANA time zone (JSON object, site id -> zone); sites not named use the default.
+    # Schedules, availability, quiet hours, digests and day counts are site-local.
+    site_time_zones: str | None = None
+    default_time_zone: str = "UTC"
+    # How often each service looks for its time-driven checks that fell due (no contact, ...).
+    clock_sweep_seconds: float = Field(default=30.0, gt=0, le=3600)
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
     # Consumers apply up to this many records of one poll in one transaction.
@@ -160,6 +172,23 @@ class Settings(BaseSettings):
     # Who hears of an urgent notice (risk) that no channel of its site can carry, when the site
     # has no fallback address of its own (PUT /notify/fallbacks/{site}). Needs email (SMTP).
     notify_ops_fallback_email: str | None = None
+
+    @field_validator("site_time_zones")
+    @classmethod
+    def _site_time_zones(cls, value: str | None) -> str | None:
+        if value is not None:
+            SiteTimeZones.parse(value)
+        return value
+
+    @field_validator("default_time_zone")
+    @classmethod
+    def _default_time_zone(cls, value: str) -> str:
+        zone_named(value)
+        return value
+
+    def time_zones(self) -> SiteTimeZones:
+        """Each site's time zone (validated at start-up)."""
+        return SiteTimeZones.parse(self.site_time_zones, self.default_time_zone)
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -6,14 +6,19 @@ from pathlib import Path
 
 from services.analytics import dependencies, erasure, models, subscribers, trajectory_refit
 from services.analytics.routes import router
+from services.analytics.usecases import attendance
 from shared.contracts import (
     ALLIANCE_ALERT,
     ALLIANCE_ASSESSED,
     CLIENT_ERASURE_REQUESTED,
     EPISODE_CLOSED,
+    EPISODE_PHASE_CHANGED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     NOTIFICATION_ACKNOWLEDGED,
+    SESSION_ATTENDED,
+    SESSION_CANCELLED,
+    SESSION_MISSED,
     THERAPIST_EFFECTIVENESS_UPDATED,
 )
 from shared.erasure import skipping_erased
@@ -50,10 +55,30 @@ def definition() -> ServiceDefinition:
                 skipping_erased(erasure.REGISTER, subscribers.on_notification_acknowledged),
                 "alert_seen_from_acknowledgement",
             ),
+            Subscription(
+                SESSION_ATTENDED,
+                skipping_erased(erasure.REGISTER, subscribers.on_session_fact),
+                "attendance_from_session_attended",
+            ),
+            Subscription(
+                SESSION_MISSED,
+                skipping_erased(erasure.REGISTER, subscribers.on_session_fact),
+                "attendance_from_session_missed",
+            ),
+            Subscription(
+                SESSION_CANCELLED,
+                skipping_erased(erasure.REGISTER, subscribers.on_session_fact),
+                "attendance_from_session_cancelled",
+            ),
+            Subscription(
+                EPISODE_PHASE_CHANGED,
+                skipping_erased(erasure.REGISTER, subscribers.on_phase_changed),
+                "phase_from_intake",
+            ),
             Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],
         produces=[ALLIANCE_ASSESSED, ALLIANCE_ALERT, THERAPIST_EFFECTIVENESS_UPDATED],
         dependencies=dependencies.build,
-        background=[trajectory_refit.refit_forever],
+        background=[trajectory_refit.refit_forever, attendance.checks_forever],
         description="Alliance state, alerts, therapist effectiveness, charts",
     )

@@ -1,6 +1,6 @@
 """What analytics' use cases need beyond the session, built once when the runtime is built: the
 runtime (transactions, outbox), the settings, the deployment's instruments and each site's rule
-configuration and the expected-trajectories model in use."""
+configuration, the expected-trajectories model in use and each site's time zone."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from shared.consumer import Delivery
 from shared.instruments import Instrument, deployment_instruments
 from shared.runtime import ServiceRuntime, dependencies_of, runtime_of
 from shared.settings import Settings, SettingsError, config_file_error
+from shared.site_time import SiteTimeZones
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class AnalyticsDependencies:
     rules: SiteRules
     # Rule 9's expected-trajectories model (RAPPORT_TRAJECTORIES_FILE), re-read when it changes.
     trajectories: CurrentModel
+    # Each site's time zone (RAPPORT_SITE_TIME_ZONES): days without contact are site-local.
+    zones: SiteTimeZones
 
 
 def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
@@ -46,6 +49,7 @@ def build(runtime: ServiceRuntime) -> AnalyticsDependencies:
         instruments=instruments,
         rules=rules,
         trajectories=trajectories,
+        zones=runtime.settings.time_zones(),
     )
 
 

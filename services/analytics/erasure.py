@@ -1,7 +1,7 @@
 """Analytics' share of a client's erasure (``client.erasure.requested``): the client's episode
-state and scores are deleted; alerts and closed-episode results are kept for the site's and
-therapists' aggregates (alert counts, effectiveness) but cut loose from the client: a new
-anonymous episode id, no respondent, no triggering response."""
+state, scores and pending checks are deleted; alerts and closed-episode results are kept for
+the site's and therapists' aggregates (alert counts, effectiveness) but cut loose from the
+client: a new anonymous episode id, no respondent, no triggering response."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import delete, or_, select, update
 from services.analytics.models import (
     ALERTS,
     CLOSED_EPISODES,
+    DUE_CHECKS,
     EPISODES,
     ERASED,
     ERASURES,
@@ -45,6 +46,8 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
     state = EPISODES
     result = await session.execute(delete(state).where(state.c.episode_id.in_(episodes)))
     removed[state.name] = rows_affected(result)
+    result = await session.execute(delete(DUE_CHECKS).where(DUE_CHECKS.c.subject.in_(episodes)))
+    removed[DUE_CHECKS.name] = rows_affected(result)
     alerts, closed = ALERTS, CLOSED_EPISODES
     removed[alerts.name] = removed[closed.name] = 0
     for episode_id in episodes:

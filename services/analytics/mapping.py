@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.analytics.domain import ScoredRecord
+from services.analytics.domain import ScoredRecord, SessionFact
 from services.analytics.domain.followup import CLOSE_REASONS
 from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
 from services.analytics.models import (
@@ -21,7 +21,13 @@ from services.analytics.models import (
     AnalyticsEpisode,
     AnalyticsScore,
 )
-from shared.contracts import EffectivenessEstimate, FeedbackRecorded
+from shared.contracts import (
+    EffectivenessEstimate,
+    FeedbackRecorded,
+    SessionAttended,
+    SessionCancelled,
+    SessionMissed,
+)
 from shared.vocabulary import one_of
 
 if TYPE_CHECKING:
@@ -271,4 +277,23 @@ def scored_record(data: FeedbackRecorded) -> ScoredRecord:
         items=items,
         total=Decimal(str(data.total)),
         response_id=data.response_id,
+    )
+
+
+def session_fact(data: SessionAttended | SessionMissed | SessionCancelled) -> SessionFact:
+    """A ``session.*`` event as the attendance rules read it."""
+    if isinstance(data, SessionCancelled):
+        status = f"cancelled_by_{data.by}"
+    elif isinstance(data, SessionMissed):
+        status = "missed"
+    else:
+        status = "attended"
+    return SessionFact(
+        episode_id=data.episode_id,
+        site_id=data.site_id,
+        therapist_id=data.therapist_id,
+        session=data.session_number,
+        status=status,
+        at=data.at,
+        implied_by_feedback=isinstance(data, SessionAttended) and data.implied_by_feedback,
     )

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
+from shared.clock import due_checks_table
 from shared.deployment import deployment_table
 from shared.erasure import erasure_tables, table_of
 from shared.tables import messaging_tables
@@ -128,3 +129,6 @@ DEPLOYMENT = deployment_table("analytics", SQLModel.metadata)
 # Staff access to client-level data, append-only and hash-chained (shared/audit.py).
 AUDIT = audit_table("analytics", SQLModel.metadata)
 ERASURES, ERASED = erasure_tables("analytics", SQLModel.metadata)
+# Pending time-driven checks, one row per episode and kind (no_contact, dropout_risk): fired by
+# whichever replica's clock takes them (shared/clock.py).
+DUE_CHECKS = due_checks_table("analytics", SQLModel.metadata)

@@ -55,6 +55,9 @@ class DropoutWeights(BaseModel):
     unresolved_rupture: Decimal = Field(default=Decimal(2), ge=0)
     missed_feedback: Decimal = Field(default=Decimal(1), ge=0)
     missed_session: Decimal = Field(default=Decimal(1), ge=0)
+    # Per expected session interval (``session_interval_days``) without contact beyond the
+    # first: 21 days since the last contact count 2 (counted by the clock between contacts).
+    interval_without_contact: Decimal = Field(default=Decimal(1), ge=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,12 @@ class RuleConfig(BaseModel):
     dropout_threshold: Decimal = Decimal(3)
     # Rule 10: expected days between sessions; a gap of k intervals counts k - 1 missed sessions.
     session_interval_days: int = Field(default=7, ge=1)
+    # Attendance: missed_sessions opens when the latest this many sessions with an outcome
+    # (cancellations of either kind ignored) were all missed.
+    missed_sessions_run: int = Field(default=2, ge=1)
+    # Attendance: no_contact opens at the site's midnight that begins the day this many days
+    # after the last contact (an attended session or a feedback response).
+    no_contact_days: int = Field(default=21, ge=1)
     # Rule 7: which client instrument a therapist instrument is compared with, when the client
     # answered several alliance instruments in the session.
     discrepancy_pairs: dict[str, str] = {"wai-sr-t": "wai-sr"}

@@ -1,5 +1,6 @@
 """Analytics' Kafka entrypoints: decode the delivery, call the use case, return the events it
-emits. A scored response updates its episode's state and alerts; a closed episode updates its
+emits. A scored response updates its episode's state and alerts; a session fact and a phase
+change update the episode's attendance, alerts and pending checks; a closed episode updates its
 therapist's effectiveness estimates."""
 
 from __future__ import annotations
@@ -9,13 +10,18 @@ from typing import Any
 
 from services.analytics.dependencies import of_delivery
 from services.analytics.errors import UnknownInstrument
-from services.analytics.usecases import episodes, follow_up, responses
+from services.analytics.mapping import session_fact
+from services.analytics.usecases import attendance, episodes, follow_up, responses
 from shared.consumer import Delivery, HandlerRejected
 from shared.contracts import (
     EpisodeClosed,
+    EpisodePhaseChanged,
     FeedbackRecorded,
     MatchConfirmed,
     NotificationAcknowledged,
+    SessionAttended,
+    SessionCancelled,
+    SessionMissed,
 )
 from shared.events import Event
 
@@ -44,3 +50,18 @@ async def on_notification_acknowledged(
 ) -> Sequence[Event[Any]]:
     """A clinician acknowledged an alert's delivery in notify: the alert was seen."""
     return await follow_up.alert_seen(of_delivery(delivery), delivery.session, delivery.event.data)
+
+
+async def on_session_fact(
+    delivery: Delivery[SessionAttended] | Delivery[SessionMissed] | Delivery[SessionCancelled],
+) -> Sequence[Event[Any]]:
+    """A session attended, missed or cancelled (one subscriber for the three events)."""
+    return await attendance.record_session(
+        of_delivery(delivery), delivery.session, session_fact(delivery.event.data)
+    )
+
+
+async def on_phase_changed(delivery: Delivery[EpisodePhaseChanged]) -> Sequence[Event[Any]]:
+    return await attendance.follow_phase(
+        of_delivery(delivery), delivery.session, delivery.event.data
+    )

@@ -107,6 +107,24 @@ def all_refused(entries: list[dict[str, Any]]) -> tuple[int, dict[str, Any]] | N
     return statuses.pop(), {"resourceType": "OperationOutcome", "issue": issues}
 
 
+# What the CapabilityStatement says of the context a QuestionnaireResponse may carry, and of the
+# scores sent back (the routes outside FHIR that make them work are named, with their paths).
+QUESTIONNAIRE_RESPONSE_CONTEXT = (
+    "Context from standard elements: subject (a Patient reference or identifier, resolved "
+    "through the client reference intake knows), encounter (an Encounter identifier the "
+    "front-end registered for the session with PUT /feedback/episodes/{episode_id}/sessions/"
+    "{session_number}/encounter), author or source (the respondent); or the "
+    "urn:rapport:fhir:* extensions. Items may be nested in groups; linkIds may be LOINC item "
+    "codes (with or without a leading '/') or the instrument's own ids; non-scored items are "
+    "ignored and a disagreeing total is reported as a warning."
+)
+OBSERVATIONS_PUSHED = (
+    "Searchable here, and also pushed: a site whose notify routing policy says "
+    '"results": {"webhook": true} receives each scored response\'s Observations at its '
+    "signed webhooks (type feedback.recorded), once per response."
+)
+
+
 def capability_statement(instruments: dict[str, Instrument], now: datetime) -> dict[str, Any]:
     """What the FHIR edge supports: read Questionnaires, create (and ``$validate``)
     QuestionnaireResponses alone or in a batch/transaction Bundle, search Observations."""
@@ -131,6 +149,7 @@ def capability_statement(instruments: dict[str, Instrument], now: datetime) -> d
                     },
                     {
                         "type": "QuestionnaireResponse",
+                        "documentation": QUESTIONNAIRE_RESPONSE_CONTEXT,
                         "interaction": [{"code": "create"}],
                         "supportedProfile": [f"{CANONICAL_PREFIX}{i}" for i in sorted(instruments)],
                         "operation": [
@@ -142,6 +161,7 @@ def capability_statement(instruments: dict[str, Instrument], now: datetime) -> d
                     },
                     {
                         "type": "Observation",
+                        "documentation": OBSERVATIONS_PUSHED,
                         "interaction": [{"code": "search-type"}],
                         "searchParam": [
                             {

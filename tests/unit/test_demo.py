@@ -61,6 +61,30 @@ def test_the_report_states_the_effect_sizes_of_this_run(
     assert re.search(r"<h2>Alerts on vs off, matching vs first available</h2>", html)
 
 
+def test_the_report_shows_attendance_and_the_drop_outs_caught(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    a = summary["attendance"]
+    assert a["attended"] == summary["sessions"]
+    assert a["dropouts"] == summary["dropped_out"]
+    assert a["booked_sessions"] == (
+        a["attended"] + a["missed"] + a["cancelled_by_client"] + a["cancelled_by_clinic"]
+    )
+    html = (out / "report" / "index.html").read_text()
+    section = html.split("<h2>Attendance: the client who stops coming</h2>", 1)[1]
+    section = section.split("<h2>", 1)[0]
+    assert f'<td class="n">{a["booked_sessions"]} / {a["attended"]}</td>' in section
+    assert f'<td class="n">{a["missed"]}</td>' in section
+    assert f'<td class="n">{a["dropouts"]} / {a["dropouts_caught"]}</td>' in section
+    if a["dropouts_caught"]:
+        median = a["days_before_dropout_median"]
+        low, high = a["days_before_dropout_min"], a["days_before_dropout_max"]
+        assert f"{median:g} days (range {low}–{high})" in section
+    else:
+        assert "none caught" in section
+
+
 def test_the_report_renders_in_chromium_with_its_charts(
     demo_run: tuple[Path, dict[str, Any]],
 ) -> None:

@@ -56,7 +56,7 @@ def test_the_settings_page_lists_no_setting_that_does_not_exist() -> None:
     assert set(SETTINGS) - known == set()
 
 
-EVENTS = _rows(DOCS / "events.md", r"[a-z.]+\.v[0-9]+")
+EVENTS = _rows(DOCS / "events.md", r"[a-z_.]+\.v[0-9]+")
 
 
 def _consumers() -> dict[str, set[str]]:

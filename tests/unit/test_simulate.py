@@ -1,4 +1,5 @@
-"""The network simulator (rapport.simulate) and its counterfactual arms (rapport.simulate_arms):
+"""The network simulator (rapport.simulate), its counterfactual arms (rapport.simulate_arms) and
+the demo's attendance figures (rapport.simulate_attendance):
 deterministic by seed, the behaviours the literature describes, and effect sizes that come
 from the simulated clients (change an assumption and they change)."""
 
@@ -9,7 +10,7 @@ import math
 
 import pytest
 
-from rapport import simulate
+from rapport import simulate, simulate_attendance
 from rapport.simulate import ClientOutcome, Course, build_network, first_available
 from rapport.simulate_arms import (
     NO_CLIENT_DIFFERED,
@@ -17,8 +18,10 @@ from rapport.simulate_arms import (
     compare,
     paired_mean,
     run_arm,
+    sessions,
     wilson,
 )
+from rapport.simulate_live import LiveRun
 
 RUPTURE_KINDS = frozenset({"rupture"})
 
@@ -228,3 +231,27 @@ def test_offline_arm_records_are_in_the_replay_format() -> None:
         "items",
     }
     json.dumps(records)
+
+
+def test_the_demo_counts_the_drop_outs_the_attendance_alerts_caught_and_how_early() -> None:
+    """Every course laid out as a diary and replayed on the replay's clock: no_contact falls due
+    21 site-local days after the last contact, the drop-out 28, so each drop-out is caught, 7
+    days before (no contact) or 14 (its next two weekly sessions missed)."""
+    network = build_network(seed=7, clients=150, weeks=16)
+    live = LiveRun()
+    for step in sessions(network, first_available(network), alerts_on=False, with_lines=False):
+        live.courses[step.episode_id] = step.course
+
+    figures = simulate_attendance.figures(network, live)
+
+    courses = list(live.courses.values())
+    assert figures.dropouts == sum(c.ended == "dropped_out" for c in courses) >= 10
+    assert figures.statuses["attended"] == sum(c.session_number for c in courses)
+    assert figures.statuses["missed"] > 0 and figures.missed_sessions_alerts > 0
+    assert figures.booked == sum(figures.statuses.values())
+    assert figures.caught == figures.dropouts
+    assert set(figures.days_before) == {7, 14}
+    assert figures.caught_by["missed_sessions"] == figures.days_before.count(14)
+    summary = figures.to_json()
+    assert summary["days_before_dropout_min"] == 7
+    assert summary["days_before_dropout_max"] == 14

@@ -1,4 +1,4 @@
-"""Alert rules 1–13 of docs/clinical-rules.md ("Alert rules"), applied incrementally per episode.
+"""Alert rules 1–15 of docs/clinical-rules.md ("Alert rules"), applied incrementally per episode.
 
 Pure: no I/O, no clock, no database. The service (Kafka handler, persisted state) and
 ``rapport replay`` (offline) run exactly this code:
@@ -44,13 +44,23 @@ The package, by idea: ``kinds`` (the alerts: kinds, severities, rule ids, names,
 ``thresholds`` (each rule's condition on plain numbers), ``trajectories`` (what rule 9 reads of
 an expected-trajectories model), ``changes`` (opening and resolving alerts), ``alliance``
 (rules 1–7), ``outcome`` (rules 8–9), ``dropout`` (rules 10–11), ``goals`` (rules 12–13: goals
-not progressing, low support) and ``episodes`` (applying records, late records and amendments).
+not progressing, low support), ``attendance`` (rules 14–15: missed sessions, no contact, and the
+time-driven checks) and ``episodes`` (applying records, late records and amendments).
 The names below are its public
 face: import them from ``services.analytics.domain``.
 """
 
 from __future__ import annotations
 
+from services.analytics.domain.attendance import (
+    TIME_DRIVEN,
+    due_checks,
+    fire,
+    latest_session,
+    missed_in_a_row,
+    on_phase,
+    on_session,
+)
 from services.analytics.domain.episodes import apply, apply_all
 from services.analytics.domain.kinds import (
     DETERIORATION,
@@ -60,7 +70,9 @@ from services.analytics.domain.kinds import (
     KINDS,
     LOW_ALLIANCE,
     LOW_SUPPORT,
+    MISSED_SESSIONS,
     NAMES,
+    NO_CONTACT,
     NOT_ON_TRACK,
     ONE_SHOT,
     RATING_DISCREPANCY,
@@ -85,10 +97,12 @@ from services.analytics.domain.kinds import (
 from services.analytics.domain.records import (
     CLIENT_SIDE,
     AlertChange,
+    Occasion,
     ScoredRecord,
+    SessionFact,
     UnknownInstrumentError,
 )
-from services.analytics.domain.state import EpisodeState, Series
+from services.analytics.domain.state import Attendance, EpisodeState, Series
 from services.analytics.domain.thresholds import (
     dropout_score,
     in_clinical_range,
@@ -118,8 +132,10 @@ __all__ = [
     "KINDS",
     "LOW_ALLIANCE",
     "LOW_SUPPORT",
+    "MISSED_SESSIONS",
     "NAMES",
     "NOT_ON_TRACK",
+    "NO_CONTACT",
     "ONE_SHOT",
     "RATING_DISCREPANCY",
     "REMATCH_SUGGESTED",
@@ -130,21 +146,25 @@ __all__ = [
     "SEVERITY",
     "SPLIT_ALLIANCE",
     "SUGGESTIONS",
+    "TIME_DRIVEN",
     "UNRESOLVED_RUPTURE",
     "UNTIL_ACKNOWLEDGED",
     "Action",
     "AlertChange",
     "AlertIdentity",
     "AlertKey",
+    "Attendance",
     "DropoutWeights",
     "EpisodeState",
     "InputValue",
     "InstrumentOverrides",
     "InstrumentThresholds",
     "InstrumentTrajectory",
+    "Occasion",
     "RuleConfig",
     "ScoredRecord",
     "Series",
+    "SessionFact",
     "SessionPercentiles",
     "Severity",
     "Trajectories",
@@ -153,8 +173,14 @@ __all__ = [
     "apply_all",
     "by_urgency",
     "dropout_score",
+    "due_checks",
+    "fire",
     "in_clinical_range",
     "in_concern",
+    "latest_session",
+    "missed_in_a_row",
+    "on_phase",
+    "on_session",
     "plain_name",
     "rescaled_gap_holds",
     "resolve_thresholds",

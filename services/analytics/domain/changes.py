@@ -17,7 +17,7 @@ from services.analytics.domain.kinds import (
     AlertKey,
     InputValue,
 )
-from services.analytics.domain.records import AlertChange, ScoredRecord
+from services.analytics.domain.records import AlertChange, Trigger
 from services.analytics.domain.state import EpisodeState
 
 
@@ -66,7 +66,7 @@ def alert_change(
 def open_alert(
     state: EpisodeState,
     out: list[AlertChange],
-    record: ScoredRecord,
+    record: Trigger,
     kind: str,
     respondent_id: str | None,
     instrument: str | None,
@@ -98,7 +98,7 @@ def open_alert(
 def resolve_alert(
     state: EpisodeState,
     out: list[AlertChange],
-    record: ScoredRecord,
+    record: Trigger,
     key: AlertKey,
     inputs: dict[str, InputValue],
 ) -> None:

@@ -12,10 +12,11 @@ from services.analytics.domain.alliance import (
     rules_2_3_low_alliance,
     rules_4_5_rupture,
 )
+from services.analytics.domain.attendance import contact_from_record
 from services.analytics.domain.changes import alert_change
 from services.analytics.domain.dropout import rule_10_dropout, rule_11_rematch
 from services.analytics.domain.goals import rule_12_goals_not_progressing, rule_13_low_support
-from services.analytics.domain.kinds import InputValue
+from services.analytics.domain.kinds import ATTENDANCE_KINDS, InputValue
 from services.analytics.domain.outcome import rules_8_9_outcome
 from services.analytics.domain.records import (
     CLIENT_SIDE,
@@ -56,16 +57,22 @@ def apply(
     instrument = instruments.get(record.instrument)
     if instrument is None:
         raise UnknownInstrumentError(record.instrument)
+    rebuild = False
     if state is None:
         state = EpisodeState(record.episode_id)
     elif record.episode_id != state.episode_id:
         raise ValueError(f"record of episode {record.episode_id} applied to {state.episode_id}")
-    elif replaces is not None:
-        return _rebuild(state, record, instruments, config, replaces, trajectories, age_group)
-    elif record.session < state.last_session:
-        return _rebuild(state, record, instruments, config, None, trajectories, age_group)
+    else:
+        rebuild = replaces is not None or record.session < state.last_session
+    # a contact (and its session attended): before the rules, so rule 10 counts no interval
+    # without contact; its changes (no_contact, missed_sessions resolved) come first
+    changes = contact_from_record(state, record, config)
+    if rebuild:
+        state, rebuilt = _rebuild(
+            state, record, instruments, config, replaces, trajectories, age_group
+        )
+        return state, changes + rebuilt
     state.records.append(record)
-    changes: list[AlertChange] = []
     th = config.thresholds(instrument, age_group)
     _step(state, record, th, instruments, config, changes, trajectories)
     return state, changes
@@ -106,7 +113,11 @@ def _rebuild(
     record's on are judged with the model in use now (a new model never changes alerts already
     opened)."""
     records = _with_amendment(old.records, record, replaces)
-    new = EpisodeState(old.episode_id, records=records, rebuilds=old.rebuilds + 1)
+    new = EpisodeState(
+        old.episode_id, records=records, rebuilds=old.rebuilds + 1, attendance=old.attendance
+    )
+    # attendance alerts are about sessions and time, not answers: the rebuild keeps them
+    new.open_alerts = {k: a for k, a in old.open_alerts.items() if a.kind in ATTENDANCE_KINDS}
     late_series = (record.respondent_id, record.instrument)
     new.kept_rule_9_basis = {
         key: (

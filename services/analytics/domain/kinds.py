@@ -26,6 +26,8 @@ DROPOUT_RISK: Final = "dropout_risk"
 REMATCH_SUGGESTED: Final = "rematch_suggested"
 GOALS_NOT_PROGRESSING: Final = "goals_not_progressing"
 LOW_SUPPORT: Final = "low_support"
+MISSED_SESSIONS: Final = "missed_sessions"
+NO_CONTACT: Final = "no_contact"
 
 KINDS: Final[tuple[str, ...]] = (
     RISK,
@@ -42,6 +44,8 @@ KINDS: Final[tuple[str, ...]] = (
     REMATCH_SUGGESTED,
     GOALS_NOT_PROGRESSING,
     LOW_SUPPORT,
+    MISSED_SESSIONS,
+    NO_CONTACT,
 )
 
 # docs/clinical-rules.md: urgent for risk; high for rupture, unresolved_rupture,
@@ -62,6 +66,8 @@ SEVERITY: Final[dict[str, Severity]] = {
     REMATCH_SUGGESTED: "high",
     GOALS_NOT_PROGRESSING: "routine",
     LOW_SUPPORT: "routine",
+    MISSED_SESSIONS: "routine",
+    NO_CONTACT: "high",
 }
 
 RULE_IDS: Final[dict[str, str]] = {
@@ -79,6 +85,8 @@ RULE_IDS: Final[dict[str, str]] = {
     REMATCH_SUGGESTED: "rule-11-rematch-suggested",
     GOALS_NOT_PROGRESSING: "rule-12-goals-not-progressing",
     LOW_SUPPORT: "rule-13-low-support",
+    MISSED_SESSIONS: "rule-14-missed-sessions",
+    NO_CONTACT: "rule-15-no-contact",
 }
 
 # What a clinic manager reads for each kind (reports, chart legends).
@@ -97,6 +105,8 @@ NAMES: Final[dict[str, str]] = {
     REMATCH_SUGGESTED: "Rematch suggested",
     GOALS_NOT_PROGRESSING: "Goals not progressing",
     LOW_SUPPORT: "Little support from the people around the client",
+    MISSED_SESSIONS: "Missed sessions",
+    NO_CONTACT: "No contact",
 }
 
 
@@ -174,8 +184,21 @@ SUGGESTIONS: Final[dict[str, tuple[str, str]]] = {
         "who matters to them and how they see the therapy, and, with the client's consent, "
         "consider inviting one of them to a session.",
     ),
+    MISSED_SESSIONS: (
+        "reach_out_about_missed_sessions",
+        "The client missed their last two sessions without cancelling: reach out, ask what "
+        "got in the way and whether the time or the format still suits them.",
+    ),
+    NO_CONTACT: (
+        "contact_client_about_continuing",
+        "No session attended and no feedback for three weeks: contact the client, ask how they "
+        "are and whether they want to continue.",
+    ),
 }
 
 ONE_SHOT: Final = frozenset({RISK, REPAIR})
+# Alerts about attendance and time (domain.attendance), not about any questionnaire answer: a
+# late record's rebuild of the episode keeps them as they are.
+ATTENDANCE_KINDS: Final = frozenset({MISSED_SESSIONS, NO_CONTACT})
 # Events that stay open until a clinician acknowledges them (nothing in the rules closes them).
 UNTIL_ACKNOWLEDGED: Final = frozenset({RISK})

@@ -1,5 +1,7 @@
-"""The values the rules read and write: one scored response (:class:`ScoredRecord`) and one
-alert change (:class:`AlertChange`), both immutable and JSON-ready."""
+"""The values the rules read and write: one scored response (:class:`ScoredRecord`), one fact
+about a session (:class:`SessionFact`), what else can make a rule fire (:class:`Occasion`: a
+session fact, the clock) and one alert change (:class:`AlertChange`), all immutable and
+JSON-ready."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from services.analytics.domain.kinds import (
     UNTIL_ACKNOWLEDGED,
@@ -79,6 +81,43 @@ class ScoredRecord(NamedTuple):
             total=Decimal(str(data["total"])),
             response_id=data.get("response_id"),
         )
+
+
+class SessionFact(NamedTuple):
+    """How one session of an episode turned out (a ``session.*`` event, or a replay line).
+
+    ``status`` is a :data:`shared.contracts.SessionStatus`: scheduled, attended, missed,
+    cancelled_by_client or cancelled_by_clinic. ``at`` is when the session took place (or was to
+    take place): an attended session is a contact at that instant. ``implied_by_feedback``: no one
+    reported the session; a feedback response for it implied it was attended.
+    """
+
+    episode_id: str
+    site_id: str
+    therapist_id: str
+    session: int
+    status: str
+    at: datetime
+    implied_by_feedback: bool = False
+
+
+class Trigger(Protocol):
+    """What made a rule fire: a scored record, or an :class:`Occasion`."""
+
+    @property
+    def session(self) -> int: ...
+
+    @property
+    def respondent_id(self) -> str: ...
+
+
+class Occasion(NamedTuple):
+    """A rule checked without a questionnaire answer: at a session fact (``respondent_id``
+    ``"attendance"``) or when a time-driven check fell due (``"clock"``); ``session`` is the
+    session the change is reported at (the fact's, or the episode's latest)."""
+
+    session: int
+    respondent_id: str
 
 
 @dataclass(frozen=True, slots=True)

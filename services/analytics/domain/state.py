@@ -78,6 +78,63 @@ class Series:
         return cls(**values)
 
 
+# Statuses of a session that say how it turned out (not only that it is booked).
+OUTCOMES: Final = frozenset({"attended", "missed", "cancelled_by_client", "cancelled_by_clinic"})
+
+
+@dataclass(slots=True)
+class Attendance:
+    """What the attendance rules know of an episode (domain.attendance).
+
+    ``sessions``: each reported session's status by session number (a feedback response implies
+    ``attended`` for a session nobody reported); ``last_contact``: the latest contact (an
+    attended session's time, a feedback response's); ``phase``: the episode's phase as intake
+    publishes it (None until analytics hears of one); ``reported``: a front-end reports this
+    episode's sessions (rule 10 then counts the missed sessions reported, not gaps in dates);
+    ``intervals_without_contact``: rule 10's count of expected session intervals without
+    contact, as the clock last counted it (0 again at each contact).
+    """
+
+    sessions: dict[int, str] = field(default_factory=dict)
+    last_contact: datetime | None = None
+    phase: str | None = None
+    # when the phase was entered (an older phase change arriving late does not undo a newer)
+    phase_at: datetime | None = None
+    reported: bool = False
+    intervals_without_contact: int = 0
+
+    def missed(self) -> int:
+        return sum(1 for status in self.sessions.values() if status == "missed")
+
+    def latest_session(self) -> int:
+        return max((n for n, s in self.sessions.items() if s in OUTCOMES), default=0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sessions": {str(n): status for n, status in sorted(self.sessions.items())},
+            "last_contact": self.last_contact.isoformat() if self.last_contact else None,
+            "phase": self.phase,
+            "phase_at": self.phase_at.isoformat() if self.phase_at else None,
+            "reported": self.reported,
+            "intervals_without_contact": self.intervals_without_contact,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Attendance:
+        if not data:  # a state saved before attendance was followed
+            return cls()
+        contact = data.get("last_contact")
+        phase_at = data.get("phase_at")
+        return cls(
+            sessions={int(n): str(status) for n, status in data.get("sessions", {}).items()},
+            last_contact=datetime.fromisoformat(contact) if contact else None,
+            phase=data.get("phase"),
+            phase_at=datetime.fromisoformat(phase_at) if phase_at else None,
+            reported=bool(data.get("reported", False)),
+            intervals_without_contact=int(data.get("intervals_without_contact", 0)),
+        )
+
+
 @dataclass(slots=True)
 class EpisodeState:
     """Everything the rules need to know about one episode, updated record by record.
@@ -121,6 +178,8 @@ class EpisodeState:
     goal_first: dict[tuple[str, str], dict[str, Decimal]] = field(default_factory=dict)
     # rule 13: low_support opens at most once per episode
     low_support_opened: bool = False
+    # attendance and time: missed_sessions, no_contact, rule 10's attendance factors
+    attendance: Attendance = field(default_factory=Attendance)
     rebuilds: int = 0
     # while a rebuild re-applies the records: rule 9's basis kept for each series' sessions
     # before the late record's (not persisted: empty outside a rebuild)
@@ -170,6 +229,7 @@ class EpisodeState:
                 for (rid, ins), firsts in self.goal_first.items()
             ],
             "low_support_opened": self.low_support_opened,
+            "attendance": self.attendance.to_json(),
             "rebuilds": self.rebuilds,
         }
 
@@ -214,5 +274,6 @@ class EpisodeState:
                 for rid, ins, firsts in data.get("goal_first", [])
             },
             low_support_opened=bool(data.get("low_support_opened", False)),
+            attendance=Attendance.from_json(data.get("attendance")),
             rebuilds=int(data["rebuilds"]),
         )

@@ -65,12 +65,16 @@ def dropout_score(
     unresolved_ruptures: int,
     missed_feedback: int,
     missed_sessions: int,
+    intervals_without_contact: int = 0,
 ) -> Decimal:
-    """Rule 10's transparent score: the weighted sum of its risk factors."""
+    """Rule 10's transparent score: the weighted sum of its risk factors
+    (``intervals_without_contact``: expected session intervals since the last contact beyond
+    the first)."""
     return (
         weights.early_low_alliance * (1 if early_low_alliance else 0)
         + weights.open_rupture * open_ruptures
         + weights.unresolved_rupture * unresolved_ruptures
         + weights.missed_feedback * missed_feedback
         + weights.missed_session * missed_sessions
+        + weights.interval_without_contact * intervals_without_contact
     )

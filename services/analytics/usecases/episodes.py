@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.analytics import domain
 from services.analytics.charts import render
 from services.analytics.dependencies import AnalyticsDependencies
 from services.analytics.effectiveness import MIN_CASES, therapist_effectiveness
@@ -24,6 +25,7 @@ from services.analytics.models import (
 )
 from services.analytics.reports import episode_chart
 from services.analytics.usecases.alerts import SOURCE
+from services.analytics.usecases.due_checks import sync_checks
 from shared.auth import Staff
 from shared.contracts import (
     THERAPIST_EFFECTIVENESS_UPDATED,
@@ -76,6 +78,12 @@ async def close_episode(
     episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
     episode.phase = "dropped_out" if data.reason == "dropped_out" else "closed"
     episode.closed_at, episode.close_reason = data.closed_at, data.reason
+    if episode.state:  # the rules follow it no more (unless a newer phase is known)
+        state = domain.EpisodeState.from_json(episode.state)
+        domain.on_phase(state, episode.phase, data.closed_at)
+        episode.state = state.to_json()
+        config = deps.rules.for_site(episode.site_id)
+        await sync_checks(session, episode.episode_id, episode.site_id, state, config, deps)
     session.add(episode)
     if data.reason in NOT_COUNTED or not episode.domains:
         return []

@@ -17,6 +17,7 @@ from services.analytics.errors import UnknownInstrument
 from services.analytics.mapping import scored_record
 from services.analytics.models import EPISODES, SCORES
 from services.analytics.usecases.alerts import SOURCE, EpisodeOwners, alert_events
+from services.analytics.usecases.due_checks import sync_checks
 from shared.contracts import ALLIANCE_ASSESSED, AllianceAssessed, FeedbackRecorded
 from shared.db import dialect_of
 from shared.events import Event
@@ -35,7 +36,7 @@ async def assess_response(
     if instrument is None:
         raise UnknownInstrument(data.instrument)
     record = scored_record(data)
-    found = await _episode_for_update(session, data.episode_id)
+    found = await episode_for_update(session, data.episode_id)
     episode = EpisodeOwners(
         data.episode_id,
         found.site_id if found is not None else data.site_id,
@@ -65,6 +66,7 @@ async def assess_response(
         )
     now = datetime.now(UTC)
     await _save_state(session, episode, found, state, now)
+    await sync_checks(session, episode.episode_id, episode.site_id, state, config, deps)
     concern = (
         domain.in_concern(config.thresholds(instrument), record.total, record.items)
         if instrument.kind == "alliance"
@@ -78,7 +80,9 @@ async def assess_response(
     return emitted
 
 
-async def _episode_for_update(session: AsyncSession, episode_id: str) -> Row[Any] | None:
+async def episode_for_update(session: AsyncSession, episode_id: str) -> Row[Any] | None:
+    """The episode's owners, phase, rule state and age group, locked for update (None: no
+    row yet)."""
     statement = sa_select(
         EPISODES.c.site_id,
         EPISODES.c.therapist_id,
@@ -106,7 +110,18 @@ async def _save_state(
         "phase": "active" if phase == "matched" else phase,
         "updated_at": now,
     }
-    if found is None:
+    await store_episode(session, episode, found is not None, values)
+
+
+async def store_episode(
+    session: AsyncSession, episode: EpisodeOwners, exists: bool, values: dict[str, Any]
+) -> None:
+    """Write ``values`` to the episode's row, or insert the row (with its owners) if none."""
+    if exists:
+        await session.execute(
+            update(EPISODES).where(EPISODES.c.episode_id == episode.episode_id).values(**values)
+        )
+    else:
         await session.execute(
             insert(EPISODES).values(
                 episode_id=episode.episode_id,
@@ -115,10 +130,6 @@ async def _save_state(
                 domains=[],
                 **values,
             )
-        )
-    else:
-        await session.execute(
-            update(EPISODES).where(EPISODES.c.episode_id == episode.episode_id).values(**values)
         )
 
 

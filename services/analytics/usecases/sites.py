@@ -24,6 +24,8 @@ from services.analytics.usecases.episodes import closed_at_site, episode_chart_s
 
 # The alerts whose episodes a site report charts (the most flagged first).
 CHARTED_KINDS = ("rupture", "low_alliance", "deterioration")
+# Phases of an episode still in care (intake's phases, as analytics follows them).
+OPEN_PHASES = frozenset({"referred", "matched", "active", "closing"})
 CHARTED_EPISODES = 6
 
 
@@ -68,8 +70,8 @@ async def site_summary(session: AsyncSession, site_id: str) -> SiteSummaryOut:
     closed = await closed_at_site(session, site_id)
     return SiteSummaryOut(
         site_id=site_id,
-        episodes_active=sum(n for p, n in phases.items() if p in {"matched", "active"}),
-        episodes_closed=sum(n for p, n in phases.items() if p not in {"matched", "active"}),
+        episodes_active=sum(n for p, n in phases.items() if p in OPEN_PHASES),
+        episodes_closed=sum(n for p, n in phases.items() if p not in OPEN_PHASES),
         sessions_with_feedback=int(sessions),
         alerts_opened=dict(sorted(kinds.items())),
         alerts_per_100_sessions=round(100 * len(alerts) / sessions, 1) if sessions else 0.0,

@@ -57,11 +57,13 @@ def test_early_low_alliance_with_an_open_rupture_scores_4_and_alerts() -> None:
         "unresolved_ruptures": 0,
         "missed_feedback_sessions": 0,
         "missed_sessions": 0,
+        "intervals_without_contact": 0,
         "weight_early_low_alliance": 2.0,
         "weight_open_rupture": 2.0,
         "weight_unresolved_rupture": 2.0,
         "weight_missed_feedback": 1.0,
         "weight_missed_session": 1.0,
+        "weight_interval_without_contact": 1.0,
     }
 
 

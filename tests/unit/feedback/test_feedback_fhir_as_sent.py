@@ -430,6 +430,12 @@ async def test_the_capability_statement_is_r4_and_lists_what_is_supported(
     assert set(kinds) == {"Questionnaire", "QuestionnaireResponse", "Observation"}
     assert [o.name for o in kinds["QuestionnaireResponse"].operation] == ["validate"]
     assert {i.code for i in rest.interaction} == {"batch", "transaction"}
+    # It says how the context and the scores back work: the encounter registration route and
+    # the results webhook.
+    context = kinds["QuestionnaireResponse"].documentation
+    assert "/feedback/episodes/{episode_id}/sessions/{session_number}/encounter" in context
+    assert "subject" in context and "author" in context
+    assert '"results": {"webhook": true}' in kinds["Observation"].documentation
 
 
 async def test_a_bundle_retried_with_its_idempotency_key_replays_each_entry(
