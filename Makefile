@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick bench-clock stack-up stack-down stack-status docs image image-test clean
+.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick bench-clock stack-up stack-down stack-status docs image image-test cluster-test clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -82,6 +82,13 @@ image:
 # and checks from inside a container (tests/deploy/image). Stack: RAPPORT_TEST_* or `rapport stack`.
 image-test: install image
 	RAPPORT_IMAGE=$(IMAGE) $(BIN)/python -m pytest tests/deploy/image -v -s -p no:cacheprovider
+
+# The chart on a real single-node Kubernetes (components built from their Go modules once,
+# containerd and runc from Debian): helm install, the end-to-end flow through the Services,
+# helm upgrade with no failed request, helm uninstall (deploy/cluster, tests/deploy/cluster).
+# Root only; not part of `make test`. See deploy/README.md, "Cluster test".
+cluster-test: install image
+	IMAGE=$(IMAGE) bash deploy/cluster/cluster-test.sh
 
 clean:
 	rm -rf $(VENV) .rapport .pytest_cache .mypy_cache .ruff_cache

@@ -70,7 +70,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rapport.replay_clock import ReplayClock
+from rapport.replay_clock import DROPOUT_AFTER_DAYS, ReplayClock
 
 if TYPE_CHECKING:
     from services.analytics.domain import AlertChange, EpisodeState, RuleConfig, Trajectories
@@ -321,6 +321,7 @@ def replay_lines(
     trajectories: Trajectories | None = None,
     zones: SiteTimeZones | None = None,
     as_of: datetime | None = None,
+    dropout_after_days: int = DROPOUT_AFTER_DAYS,
 ) -> ReplayStats:
     """Replay lines (arrival order) through the alert rules; ``write`` gets each output line
     (with its newline), ``report`` each bad line's number and reason (and, with
@@ -369,7 +370,11 @@ def replay_lines(
                 write(json.dumps(out) + "\n")
 
     clock = ReplayClock(
-        episodes, zones or SiteTimeZones(), lambda site: sites.get(site, config), emit
+        episodes,
+        zones or SiteTimeZones(),
+        lambda site: sites.get(site, config),
+        emit,
+        dropout_after_days,
     )
     last_at_text: object = None
     last_at: datetime | None = None
@@ -613,6 +618,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "the site's calendar",
     )
     parser.add_argument(
+        "--dropout-after-days",
+        metavar="DAYS",
+        type=int,
+        choices=range(1, 366),
+        default=DROPOUT_AFTER_DAYS,
+        help="as intake's dropout_after_days: an active episode silent this many site-local "
+        "days drops out and is followed no more until the client returns (default: 28)",
+    )
+    parser.add_argument(
         "--default-time-zone",
         metavar="ZONE",
         default="UTC",
@@ -708,6 +722,7 @@ def main(argv: Sequence[str] | argparse.Namespace | None = None) -> int:
                 trajectories=trajectories,
                 zones=zones,
                 as_of=as_of,
+                dropout_after_days=args.dropout_after_days,
             )
         finally:
             if out is not sys.stdout:

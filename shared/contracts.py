@@ -281,6 +281,38 @@ class AllianceAlert(EventData):
     close_reason: Code | None = None
 
 
+ConsentScope = Literal["feedback_invitations", "significant_others", "aggregates"]
+
+
+class ConsentChanged(EventData):
+    """What a client agreed to (or withdrew) for one scope, as recorded by staff: codes only.
+    ``feedback_invitations``: one-time links to the client; ``significant_others``: contact
+    with the partners and family members of the client's episodes; ``aggregates``: the
+    client's data in the network's aggregates and trajectories from ``recorded_at`` on."""
+
+    consent_id: Id
+    site_id: Id
+    client: Pseudonym
+    scope: ConsentScope
+    granted: bool
+    # The version of the consent text and confidentiality notice the client was shown.
+    version: int = Field(ge=0)
+    recorded_at: datetime
+
+
+class EpisodeMembersChanged(EventData):
+    """A partner or family member was added to or removed from an episode after it opened:
+    ``members`` is the episode's whole client side now (the client included)."""
+
+    episode_id: Id
+    site_id: Id
+    therapist_id: Id
+    members: list[EpisodeMember]
+    added: list[Pseudonym] = []
+    removed: list[Pseudonym] = []
+    changed_at: datetime
+
+
 class EffectivenessEstimate(EventData):
     estimate: Score
     lower: Score
@@ -297,6 +329,10 @@ class TherapistEffectivenessUpdated(EventData):
     deterioration_rate: EffectivenessEstimate | None
     classification: Literal["effective", "neutral", "ineffective", "not_enough_data"]
     updated_at: datetime
+    # The client's own goals (issue 19): the shrunk share of closed episodes with goal ratings
+    # where a goal ended reliably above its first rating, over ``goal_n`` such episodes.
+    goal_attainment_rate: EffectivenessEstimate | None = None
+    goal_n: int = Field(default=0, ge=0)
 
 
 class NotificationDelivered(EventData):
@@ -521,6 +557,20 @@ CLIENT_ERASURE_REQUESTED = _t(
     "intake",
     "An authorised request to erase a client's data.",
 )
+CONSENT_CHANGED = _t(
+    "consent.changed",
+    ConsentChanged,
+    "client",
+    "feedback",
+    "A client's consent for one scope was recorded or withdrawn (codes only).",
+)
+EPISODE_MEMBERS_CHANGED = _t(
+    "episode.members.changed",
+    EpisodeMembersChanged,
+    "episode_id",
+    "intake",
+    "A partner or family member was added to or removed from an episode.",
+)
 
 REGISTRY = EventRegistry(
     [
@@ -545,5 +595,7 @@ REGISTRY = EventRegistry(
         NOTIFICATION_ACKNOWLEDGED,
         NOTIFICATION_FAILED,
         CLIENT_ERASURE_REQUESTED,
+        CONSENT_CHANGED,
+        EPISODE_MEMBERS_CHANGED,
     ]
 )

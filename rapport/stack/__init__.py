@@ -3,7 +3,9 @@
 Kafka (KRaft, one combined broker+controller node) runs from jars that Maven
 resolves from ``deploy/stack/kafka-pom.xml`` into a download cache; PostgreSQL
 and Redis come from the OS packages (installed with apt-get when missing and
-running as root). Every server listens on 127.0.0.1 only, logs to a file in
+running as root). Every server listens on 127.0.0.1 only (``RAPPORT_STACK_HOST``
+adds an address of this machine, such as a container bridge's, that Kafka then
+advertises and the printed endpoints name), logs to a file in
 the state directory and is started detached (its own session), so it outlives
 the Python process that started it::
 

@@ -3,6 +3,7 @@ endpoints the three servers answer on (reading them starts nothing)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,17 +69,39 @@ def redis_port() -> int:
     return _env_port("RAPPORT_STACK_REDIS_PORT", DEFAULT_REDIS_PORT)
 
 
+LOOPBACK: Final = "127.0.0.1"
+
+
+def stack_host() -> str:
+    """The address the three servers answer on and Kafka advertises: ``$RAPPORT_STACK_HOST``
+    (an IPv4 address of this machine, such as a container bridge's, so that containers on it
+    reach the stack; the servers also keep answering on 127.0.0.1), else 127.0.0.1."""
+    raw = os.environ.get("RAPPORT_STACK_HOST", "").strip()
+    if not raw:
+        return LOOPBACK
+    try:
+        return str(ipaddress.IPv4Address(raw))
+    except ValueError:
+        raise StackError(f"RAPPORT_STACK_HOST={raw!r} is not an IPv4 address") from None
+
+
+def listen_addresses() -> list[str]:
+    """Where PostgreSQL and Redis listen: loopback, and the stack host if it is another."""
+    host = stack_host()
+    return [LOOPBACK] if host == LOOPBACK else [LOOPBACK, host]
+
+
 def endpoints() -> Endpoints:
-    """The endpoints for the configured ports (does not start anything)."""
+    """The endpoints for the configured ports and host (does not start anything)."""
+    host = stack_host()
     return Endpoints(
-        kafka_bootstrap=f"127.0.0.1:{kafka_port()}",
+        kafka_bootstrap=f"{host}:{kafka_port()}",
         database_url=(
-            f"postgresql+asyncpg://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{postgres_port()}/"
-            f"{PG_DATABASE}"
+            f"postgresql+asyncpg://{PG_USER}:{PG_PASSWORD}@{host}:{postgres_port()}/{PG_DATABASE}"
         ),
-        redis_url=f"redis://127.0.0.1:{redis_port()}/0",
+        redis_url=f"redis://{host}:{redis_port()}/0",
         app_database_url=(
-            f"postgresql+asyncpg://{PG_APP_USER}:{PG_APP_PASSWORD}@127.0.0.1:{postgres_port()}/"
+            f"postgresql+asyncpg://{PG_APP_USER}:{PG_APP_PASSWORD}@{host}:{postgres_port()}/"
             f"{PG_DATABASE}"
         ),
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from rapport.stack.config import kafka_port
+from rapport.stack.config import kafka_port, stack_host
 from rapport.stack.errors import StackError
 from rapport.stack.packages import java, kafka_libs
 from rapport.stack.processes import (
@@ -66,14 +66,17 @@ class _KafkaPaths:
 
 
 def _properties(port: int, data: Path) -> str:
+    """The broker's settings: clients on ``stack_host()`` (advertised there), its KRaft
+    controller on loopback."""
     cport = port + 1
+    host = stack_host()
     return f"""\
 # Written by rapport/stack/kafka.py on every start; edit the module, not this file.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:{cport}
-listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}
-advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://127.0.0.1:{cport}
+advertised.listeners=PLAINTEXT://{host}:{port}
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
@@ -169,7 +172,7 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 def answering(port: int, timeout: float = 3.0) -> bool:
     """True when the broker answers ApiVersions and a Metadata request listing a broker."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with socket.create_connection((stack_host(), port), timeout=timeout) as sock:
             sock.settimeout(timeout)
             body = _request(sock, 18, 0, b"")  # ApiVersions v0
             (error,) = struct.unpack(">h", body[:2])
@@ -302,7 +305,7 @@ def _wait(state: Path, pid: int) -> None:
             return
         time.sleep(0.3)
     raise StackError(
-        f"Kafka did not answer on 127.0.0.1:{port} within {KAFKA_START_TIMEOUT:.0f} s; "
+        f"Kafka did not answer on {stack_host()}:{port} within {KAFKA_START_TIMEOUT:.0f} s; "
         f"read {kp.log}"
     )
 

@@ -24,6 +24,7 @@ from rapport.stack.config import (
     PG_DATABASE,
     PG_PASSWORD,
     PG_USER,
+    listen_addresses,
     postgres_port,
 )
 from rapport.stack.errors import StackError
@@ -328,10 +329,23 @@ def _prepare_cluster(bindir: Path, pp: _PgPaths, user: str | None) -> None:
             )
 
 
+SAME_NETWORKS: Final = "host all all samenet scram-sha-256"
+
+
+def _allow_same_networks(pp: _PgPaths) -> None:
+    """With a stack host besides loopback, clients on its networks (containers on a bridge)
+    may log in with a password, as on loopback (initdb's pg_hba.conf allows loopback only)."""
+    hba = pp.data / "pg_hba.conf"
+    lines = hba.read_text().splitlines()
+    if len(listen_addresses()) > 1 and SAME_NETWORKS not in lines:
+        hba.write_text("\n".join([*lines, SAME_NETWORKS, ""]))
+
+
 def _launch(bindir: Path, pp: _PgPaths, port: int, user: str | None) -> int:
-    """Spawn the postmaster on 127.0.0.1:``port``; its pid."""
+    """Spawn the postmaster on 127.0.0.1 (and the stack host):``port``; its pid."""
     pp.pid.unlink(missing_ok=True)
     _clear_stale(pp)
+    _allow_same_networks(pp)
     args = [
         str(bindir / "postgres"),
         "-D",
@@ -339,7 +353,7 @@ def _launch(bindir: Path, pp: _PgPaths, port: int, user: str | None) -> int:
         "-p",
         str(port),
         "-c",
-        "listen_addresses=127.0.0.1",
+        f"listen_addresses={','.join(listen_addresses())}",
         "-c",
         f"unix_socket_directories={pp.sock}",
     ]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from rapport.stack.config import redis_port
+from rapport.stack.config import LOOPBACK, listen_addresses, redis_port
 from rapport.stack.errors import StackError
 from rapport.stack.packages import on_path_or_installed
 from rapport.stack.processes import (
@@ -87,7 +87,11 @@ def start(state: Path) -> None:
             "--port",
             str(port),
             "--bind",
-            "127.0.0.1",
+            *listen_addresses(),
+            # Without a password Redis refuses clients that are not on loopback unless told
+            # otherwise; only RAPPORT_STACK_HOST adds an address besides loopback.
+            "--protected-mode",
+            "yes" if listen_addresses() == [LOOPBACK] else "no",
             "--daemonize",
             "no",
             "--save",

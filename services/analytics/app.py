@@ -11,6 +11,7 @@ from shared.contracts import (
     ALLIANCE_ALERT,
     ALLIANCE_ASSESSED,
     CLIENT_ERASURE_REQUESTED,
+    CONSENT_CHANGED,
     EPISODE_CLOSED,
     EPISODE_PHASE_CHANGED,
     FEEDBACK_RECORDED,
@@ -55,6 +56,11 @@ def definition() -> ServiceDefinition:
                 NOTIFICATION_ACKNOWLEDGED,
                 skipping_erased(erasure.REGISTER, subscribers.on_notification_acknowledged),
                 "alert_seen_from_acknowledgement",
+            ),
+            Subscription(
+                CONSENT_CHANGED,
+                skipping_erased(erasure.REGISTER, subscribers.on_consent_changed),
+                "aggregates_follow_consent",
             ),
             Subscription(
                 SESSION_ATTENDED,

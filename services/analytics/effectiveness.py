@@ -44,6 +44,9 @@ class ClosedEpisode:
     mean_alliance: float | None  # the client's mean alliance, 0–100 scale
     reliably_improved: bool
     deteriorated: bool
+    # Whether any of the client's own goals ended reliably (3 points) above its first rating;
+    # None: the client rated no goal.
+    goal_attained: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class DomainEffectiveness:
     deterioration_rate: Estimate | None
     classification: Classification
     min_cases: int = MIN_CASES
+    # Goal attainment, shrunk like the rates above, over the ``goal_n`` episodes with goals.
+    goal_attainment_rate: Estimate | None = None
+    goal_n: int = 0
 
     @property
     def enough_data(self) -> bool:
@@ -182,6 +188,14 @@ def therapist_effectiveness(
             RATE,
             rate=True,
         )
+        attained = shrink(
+            {
+                t: [float(e.goal_attained) for e in es if e.goal_attained is not None]
+                for t, es in by_therapist.items()
+            },
+            RATE,
+            rate=True,
+        )
         all_episodes = [e for es in by_therapist.values() for e in es]
         site_rate = sum(e.reliably_improved for e in all_episodes) / len(all_episodes)
         for therapist, cases in sorted(by_therapist.items()):
@@ -197,6 +211,8 @@ def therapist_effectiveness(
                     deterioration_rate=deteriorated.get(therapist),
                     classification=_classify(len(cases), improvement, site_rate, min_cases),
                     min_cases=min_cases,
+                    goal_attainment_rate=attained.get(therapist),
+                    goal_n=sum(e.goal_attained is not None for e in cases),
                 )
             )
     return results

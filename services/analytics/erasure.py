@@ -27,10 +27,11 @@ from services.analytics.models import (
     OUTBOX,
     PHASE_CHANGES,
     SCORES,
+    AnalyticsConsent,
 )
 from shared.consumer import Delivery
 from shared.contracts import ClientErasureRequested
-from shared.erasure import ErasureRegister, rows_affected, shred_client_keys
+from shared.erasure import ErasureRegister, rows_affected, shred_client_keys, table_of
 from shared.events import Event
 
 REGISTER = ErasureRegister(ERASURES, ERASED)
@@ -84,6 +85,9 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         .values(respondent=None, triggered_by=None)
     )
     removed[alerts.name] += rows_affected(result)
+    consents = table_of(AnalyticsConsent)
+    result = await session.execute(delete(consents).where(consents.c.client == data.client))
+    removed[consents.name] = rows_affected(result)
     # Crypto-shredding: every note sealed under the client's key (here, in a backup or a copy)
     # can never be read again.
     removed[CLIENT_KEYS.name] = await shred_client_keys(session, CLIENT_KEYS, [data.client])

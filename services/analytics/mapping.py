@@ -15,6 +15,7 @@ from services.analytics.domain import ScoredRecord, SessionFact
 from services.analytics.domain.care import CareChange
 from services.analytics.domain.followup import CLOSE_REASONS
 from services.analytics.domain.followup_figures import ActionFigures, Figure
+from services.analytics.domain.goals import GoalRating
 from services.analytics.effectiveness import ClosedEpisode, DomainEffectiveness, Estimate
 from services.analytics.models import (
     AnalyticsAlert,
@@ -105,6 +106,17 @@ class ScoreOut(BaseModel):
     concern: bool
 
 
+class GoalProgressOut(BaseModel):
+    """One rating of one of the client's goals and its change from that goal's first rating."""
+
+    session_number: int
+    goal_id: str
+    goal_order: int = Field(description="1 = the first goal the client rated in the episode")
+    rating: float
+    change_from_first: float
+    reliable_change: bool = Field(description="The change reached the instrument's 3 points")
+
+
 class DeliveryOut(BaseModel):
     """A message about an alert that reached its recipient (by role, never by person)."""
 
@@ -170,6 +182,7 @@ class TimelineOut(BaseModel):
     care: list[CareChangeOut] = []
     sessions: list[SessionOut] = []
     phases: list[PhaseChangeOut] = []
+    goal_progress: list[GoalProgressOut] = []
 
 
 class EstimateOut(BaseModel):
@@ -192,6 +205,11 @@ class DomainEffectivenessOut(BaseModel):
     reliable_improvement_rate: EstimateOut | None
     deterioration_rate: EstimateOut | None
     classification: str
+    # The client's own goals: the share of the therapist's closed episodes with goal ratings
+    # where a goal ended reliably above its first rating, shrunk like the rates above; null
+    # below ``min_cases`` such episodes.
+    goal_n: int = 0
+    goal_attainment_rate: EstimateOut | None = None
 
 
 class FigureOut(BaseModel):
@@ -334,6 +352,7 @@ def timeline_out(
     notes: Mapping[str, str] | None = None,
     sessions: Iterable[AnalyticsEpisodeSession] = (),
     phases: Iterable[AnalyticsPhaseChange] = (),
+    goals: Iterable[GoalRating] = (),
 ) -> TimelineOut:
     """The timeline as the API shows it; ``notes`` are the actions' notes, unsealed, by id."""
     delivered: dict[str, list[AnalyticsAlertDelivery]] = {}
@@ -381,6 +400,17 @@ def timeline_out(
             )
             for p in sorted(phases, key=lambda p: (p.at, p.to_phase))
         ],
+        goal_progress=[
+            GoalProgressOut(
+                session_number=g.session,
+                goal_id=g.goal,
+                goal_order=g.order,
+                rating=float(g.rating),
+                change_from_first=float(g.change_from_first),
+                reliable_change=g.reliable,
+            )
+            for g in goals
+        ],
     )
 
 
@@ -426,6 +456,10 @@ def effectiveness_out(result: DomainEffectiveness) -> DomainEffectivenessOut:
             estimate_out(result.reliable_improvement_rate) if enough else None
         ),
         deterioration_rate=estimate_out(result.deterioration_rate) if enough else None,
+        goal_n=result.goal_n,
+        goal_attainment_rate=(
+            estimate_out(result.goal_attainment_rate) if result.goal_n >= result.min_cases else None
+        ),
         classification=result.classification,
     )
 
@@ -447,6 +481,7 @@ def closed_episodes(rows: Sequence[AnalyticsClosedEpisode]) -> list[ClosedEpisod
             c.mean_alliance,
             c.reliably_improved,
             c.deteriorated,
+            c.goal_attained,
         )
         for c in rows
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text
+from sqlalchemy import JSON, Column, Index, Text, true
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
@@ -31,7 +31,8 @@ class AnalyticsEpisode(SQLModel, table=True):
     close_reason: str | None = Field(default=None, max_length=20)
     # The client's age group from match.confirmed (None: unknown; the general cutoffs apply).
     age_group: str | None = Field(default=None, max_length=16)
-    # The client (pseudonym) from match.confirmed: whose data key seals notes on actions.
+    # The client (pseudonym) from match.confirmed: whose data key seals notes on actions,
+    # and whose consent to the aggregates counts.
     client: str | None = Field(default=None, max_length=40)
 
 
@@ -50,6 +51,9 @@ class AnalyticsScore(SQLModel, table=True):
     total: str = Field(max_length=32)
     concern: bool
     recorded_at: datetime
+    # False when the client had withdrawn consent to the network's aggregates when it arrived:
+    # it still counts for the episode's own rules and timeline, not in trajectories fitted.
+    in_aggregates: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class AnalyticsAlert(SQLModel, table=True):
@@ -172,6 +176,19 @@ class AnalyticsClosedEpisode(SQLModel, table=True):
     reliably_improved: bool
     deteriorated: bool
     closed_at: datetime
+    # Any of the client's own goals reliably above its first rating at the end (None: no goals).
+    goal_attained: bool | None = None
+
+
+class AnalyticsConsent(SQLModel, table=True):
+    """A client's consent to their data in the network's aggregates and trajectories, as
+    ``consent.changed`` last said (withdrawn: excluded from then on; nothing is erased)."""
+
+    __tablename__ = "analytics_consents"
+    site_id: str = Field(primary_key=True, max_length=64)
+    client: str = Field(primary_key=True, max_length=40)
+    granted: bool
+    recorded_at: datetime
 
 
 # The same tables in SQLAlchemy Core, for the hot path (every response) and bulk statements.

@@ -48,6 +48,17 @@ class Score(Protocol):
     def score(self) -> float: ...
 
 
+class GoalPoint(Protocol):
+    """One rating of one of the client's goals (``mapping.GoalProgressOut``)."""
+
+    @property
+    def session_number(self) -> int: ...
+    @property
+    def goal_order(self) -> int: ...
+    @property
+    def rating(self) -> float: ...
+
+
 class Timeline(Protocol):
     @property
     def site_id(self) -> str: ...
@@ -185,6 +196,9 @@ def _instrument_panel(
             ruptures=marks.get("rupture", []),
             repairs=marks.get("repair", []),
         )
+    if instrument.kind in ("goals", "support"):
+        what = "Goals, each 0–10" if instrument.kind == "goals" else "Support of others, 0–10"
+        return Panel(f"{what} ({name})", low, high, lines)
     cutoff = instrument.clinical.cutoff_for(age_group) if instrument.clinical else None
     middle, wide = _model_bands(trajectory, client, last)
     return Panel(
@@ -206,17 +220,24 @@ def episode_chart(
     instruments: Mapping[str, Instrument],
     trajectories: Trajectories | None = None,
     age_group: str | None = None,
+    goals: Sequence[GoalPoint] = (),
 ) -> EpisodeChart:
     """Every instrument the episode has, each in its own panel on its own range, with its
     concern line or clinical cutoff (for the client's ``age_group``) and, for outcome
     instruments where the model has the client's band, the model's expected bands; then the
     alerts lane. An episode without any alliance (or outcome) score has an SRS (or ORS) panel
-    that says "no data yet"."""
+    that says "no data yet". Given the client's ``goals`` (each goal's ratings), the goal
+    ratings panel shows each goal's line ("goal 1" the first rated) instead of their mean."""
     by_instrument: dict[str, dict[str, Points]] = {}
     client: dict[str, Points] = {}
+    for rated in goals:
+        lines = by_instrument.setdefault("goals", {})
+        lines.setdefault(f"goal {rated.goal_order}", []).append(
+            (rated.session_number, rated.rating)
+        )
     for score in timeline.scores:
         instrument = instruments.get(score.instrument)
-        if instrument is None:
+        if instrument is None or (instrument.id == "goals" and goals):
             continue
         if instrument.kind != "alliance" and score.respondent_role == "therapist":
             continue

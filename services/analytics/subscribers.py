@@ -11,9 +11,10 @@ from typing import Any
 from services.analytics.dependencies import of_delivery
 from services.analytics.errors import UnknownInstrument
 from services.analytics.mapping import session_fact
-from services.analytics.usecases import attendance, episodes, follow_up, responses
+from services.analytics.usecases import attendance, consent, episodes, follow_up, responses
 from shared.consumer import Delivery, HandlerRejected
 from shared.contracts import (
+    ConsentChanged,
     EpisodeClosed,
     EpisodePhaseChanged,
     FeedbackRecorded,
@@ -51,6 +52,11 @@ async def on_notification_acknowledged(
 ) -> Sequence[Event[Any]]:
     """A clinician acknowledged an alert's delivery in notify: the alert was seen."""
     return await follow_up.alert_seen(of_delivery(delivery), delivery.session, delivery.event.data)
+
+
+async def on_consent_changed(delivery: Delivery[ConsentChanged]) -> Sequence[Event[Any]]:
+    """A client's consent to the network's aggregates, recorded or withdrawn."""
+    return await consent.follow_consent(delivery.session, delivery.event.data)
 
 
 async def on_session_fact(

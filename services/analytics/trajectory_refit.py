@@ -74,6 +74,7 @@ async def add_closed_scores(
             SCORES.c.respondent_role == "client",
             SCORES.c.instrument.in_(sorted(outcome)),
             SCORES.c.session_number >= 1,
+            SCORES.c.in_aggregates.is_(True),  # not after the client withdrew consent
         )
         .order_by(SCORES.c.recorded_at, SCORES.c.response_id)
         .execution_options(yield_per=_BATCH)

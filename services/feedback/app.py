@@ -8,6 +8,8 @@ from services.feedback import dependencies, erasure, models, subscribers
 from services.feedback.routes import router
 from shared.contracts import (
     CLIENT_ERASURE_REQUESTED,
+    CONSENT_CHANGED,
+    EPISODE_MEMBERS_CHANGED,
     EPISODE_PHASE_CHANGED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
@@ -38,6 +40,11 @@ def definition() -> ServiceDefinition:
                 "episode_from_match",
             ),
             Subscription(
+                EPISODE_MEMBERS_CHANGED,
+                skipping_erased(erasure.REGISTER, subscribers.on_members_changed),
+                "members_of_episode",
+            ),
+            Subscription(
                 EPISODE_PHASE_CHANGED,
                 skipping_erased(erasure.REGISTER, subscribers.on_phase_changed),
                 "phase_of_episode",
@@ -45,6 +52,7 @@ def definition() -> ServiceDefinition:
             Subscription(CLIENT_ERASURE_REQUESTED, subscribers.on_erasure_requested, "erasure"),
         ],
         produces=[
+            CONSENT_CHANGED,
             FEEDBACK_RECORDED,
             RISK_FLAGGED,
             SESSION_COMPLETED,

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+from shared.consent import may_invite
 from shared.instruments import Instrument
 
 
@@ -222,3 +224,60 @@ def change_from_first(
         now_clinical = in_concern_or_clinical_range(instrument, total, {}, age_group)
         significant = first_clinical and not now_clinical
     return Change(first_total, better, reliable, significant)
+
+
+# -- consent and the limits of confidentiality (issue 19) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentRecord:
+    scope: str
+    granted: bool
+    recorded_at: datetime  # the latest per scope holds
+
+
+@dataclass(frozen=True)
+class Notice:
+    """What the one-time link page shows before a client answers: the site's text and what
+    happens when a risk item is answered (who is told, how soon). Version 0: the deployment's
+    default, until the site writes its own."""
+
+    version: int
+    text: str
+    risk_contacts: tuple[str, ...]
+    risk_within_minutes: int
+
+
+DEFAULT_NOTICE = Notice(
+    version=0,
+    text=(
+        "Your answers are confidential within your care team: your therapist reads them to "
+        "make the sessions work better for you. There are limits: if you tell us you may be at "
+        "risk of harm, we must act on it."
+    ),
+    risk_contacts=("therapist", "clinical_lead"),
+    risk_within_minutes=15,
+)
+
+
+def consents_now(records: list[ConsentRecord]) -> dict[str, bool]:
+    """What holds now for each scope with a record (the latest one); a scope never recorded is
+    absent (nothing agreed, nothing withdrawn)."""
+    latest: dict[str, ConsentRecord] = {}
+    for record in records:
+        held = latest.get(record.scope)
+        if held is None or record.recorded_at >= held.recorded_at:
+            latest[record.scope] = record
+    return {scope: r.granted for scope, r in latest.items()}
+
+
+def link_refusal(role: str, consents: dict[str, bool]) -> str | None:
+    """Why a one-time link may no longer be answered, or None: the client withdrew consent to
+    feedback invitations (every link of their episodes), or to contact with significant
+    others (the links of their partners and family members)."""
+    return None if may_invite(role, consents) else "consent_withdrawn"
+
+
+def needs_notice(instruments: Collection[Instrument]) -> bool:
+    """A response with a risk item is given only after the confidentiality notice was shown."""
+    return any(i.risk_items for i in instruments)

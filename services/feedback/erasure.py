@@ -14,6 +14,7 @@ from services.feedback.models import (
     ERASURES,
     OUTBOX,
     FeedbackClientKey,
+    FeedbackConsent,
     FeedbackEncounter,
     FeedbackEpisode,
     FeedbackGoal,
@@ -49,6 +50,9 @@ async def erase_client(session: AsyncSession, data: ClientErasureRequested) -> N
     responses = table_of(FeedbackResponse)
     result = await session.execute(delete(responses).where(responses.c.respondent == data.client))
     removed[responses.name] += rows_affected(result)
+    consents = table_of(FeedbackConsent)
+    result = await session.execute(delete(consents).where(consents.c.client == data.client))
+    removed[consents.name] = rows_affected(result)
     keys = table_of(FeedbackClientKey)
     removed[keys.name] = await shred_client_keys(session, keys, [data.client])
     await REGISTER.conclude(

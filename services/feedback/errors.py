@@ -84,6 +84,14 @@ class EncounterTaken(Conflict):
     title = "Encounter already registered"
 
 
+class ConsentWithdrawn(NotAllowed):
+    title = "Consent withdrawn"
+
+
+class NoticeNotShown(Invalid):
+    title = "Confidentiality notice not shown"
+
+
 class SessionFactRefused(Conflict):
     """A session fact that contradicts what is stored (another outcome, back to scheduled)."""
 

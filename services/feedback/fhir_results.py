@@ -127,7 +127,8 @@ OBSERVATIONS_PUSHED = (
 
 def capability_statement(instruments: dict[str, Instrument], now: datetime) -> dict[str, Any]:
     """What the FHIR edge supports: read Questionnaires, create (and ``$validate``)
-    QuestionnaireResponses alone or in a batch/transaction Bundle, search Observations."""
+    QuestionnaireResponses alone or in a batch/transaction Bundle, search Observations; read,
+    search and create the client's Goals."""
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -173,6 +174,22 @@ def capability_statement(instruments: dict[str, Instrument], now: datetime) -> d
                                 "name": "date",
                                 "type": "date",
                                 "documentation": "when answered: ge<date> and/or le<date>",
+                            },
+                            {"name": "_count", "type": "number"},
+                        ],
+                    },
+                    {
+                        "type": "Goal",
+                        "interaction": [
+                            {"code": "read"},
+                            {"code": "search-type"},
+                            {"code": "create"},
+                        ],
+                        "searchParam": [
+                            {
+                                "name": "episode",
+                                "type": "token",
+                                "documentation": "the episode id (urn:rapport:fhir:episode-id)",
                             },
                             {"name": "_count", "type": "number"},
                         ],

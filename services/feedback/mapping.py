@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.feedback import domain
 from services.feedback.models import (
+    FeedbackConsent,
     FeedbackEncounter,
     FeedbackGoal,
     FeedbackResponse,
@@ -93,11 +94,32 @@ def encounter_out(row: FeedbackEncounter) -> EncounterOut:
     )
 
 
+class NoticeOut(BaseModel):
+    """A site's confidentiality notice: show it before the questions, and send its ``version``
+    back with the answers (``notice_version``: needed when a risk item is answered)."""
+
+    version: int = Field(description="0: the deployment's default, until the site writes its own")
+    text: str
+    risk_contacts: list[str] = Field(description="Who is told when a risk item is answered")
+    risk_within_minutes: int = Field(description="How soon they are told")
+
+
+class ConsentOut(BaseModel):
+    consent_id: str
+    client: str
+    scope: str
+    granted: bool
+    version: int
+    recorded_at: datetime
+    recorded_by: str
+
+
 class LinkForm(BaseModel):
     session_number: int
     respondent_role: str
     instruments: list[InstrumentOut]
     expires_at: datetime
+    notice: NoticeOut
 
 
 class StoredResponse(BaseModel):
@@ -144,12 +166,36 @@ def instruments_out(instruments: Iterable[Instrument]) -> list[InstrumentOut]:
     return [InstrumentOut.model_validate(i.model_dump()) for i in instruments]
 
 
-def link_form(grant: FeedbackGrant, instruments: Iterable[Instrument]) -> LinkForm:
+def link_form(
+    grant: FeedbackGrant, instruments: Iterable[Instrument], notice: domain.Notice
+) -> LinkForm:
     return LinkForm(
         session_number=grant.session_number,
         respondent_role=grant.role,
         instruments=instruments_out(instruments),
         expires_at=datetime.fromtimestamp(grant.expires_at, UTC),
+        notice=notice_out(notice),
+    )
+
+
+def notice_out(notice: domain.Notice) -> NoticeOut:
+    return NoticeOut(
+        version=notice.version,
+        text=notice.text,
+        risk_contacts=list(notice.risk_contacts),
+        risk_within_minutes=notice.risk_within_minutes,
+    )
+
+
+def consent_out(row: FeedbackConsent) -> ConsentOut:
+    return ConsentOut(
+        consent_id=row.id,
+        client=row.client,
+        scope=row.scope,
+        granted=row.granted,
+        version=row.version,
+        recorded_at=row.recorded_at,
+        recorded_by=row.recorded_by,
     )
 
 

@@ -74,6 +74,8 @@ class FeedbackResponse(SQLModel, table=True):
     amends: str | None = Field(default=None, max_length=64)  # the response this one replaced
     replaced_by: str | None = Field(default=None, max_length=64)  # set when amended
     amended_by: str | None = Field(default=None, max_length=128)  # the staff member who amended
+    # The version of the site's confidentiality notice the client was shown (one-time links).
+    notice_version: int | None = None
 
 
 class FeedbackSession(SQLModel, table=True):
@@ -151,6 +153,38 @@ class FeedbackEncounter(SQLModel, table=True):
     value: str = Field(max_length=128)
     registered_at: datetime
     registered_by: str = Field(max_length=128)
+
+
+class FeedbackConsent(SQLModel, table=True):
+    """One recording of what a client agreed to (or withdrew) for one scope (issue 19):
+    append-only, the latest for a client and scope is what holds now. Nothing is erased by a
+    withdrawal; erasure is asked for separately."""
+
+    __tablename__ = "feedback_consents"
+    id: str = Field(primary_key=True, max_length=64)
+    site_id: str = Field(index=True, max_length=64)
+    client: str = Field(index=True, max_length=40)
+    episode_id: str = Field(max_length=64)  # the episode it was recorded in
+    scope: str = Field(max_length=32)  # feedback_invitations | significant_others | aggregates
+    granted: bool
+    version: int = Field(ge=0)  # of the consent text / confidentiality notice shown
+    recorded_at: datetime
+    recorded_by: str = Field(max_length=128)
+
+
+class FeedbackNotice(SQLModel, table=True):
+    """One version of a site's confidentiality notice, as the one-time link page shows it:
+    the text and what happens when a risk item is answered (who is told, how soon). Sites edit
+    it as data: each edit is a new version; responses record the version shown."""
+
+    __tablename__ = "feedback_notices"
+    site_id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True, ge=1)
+    text: str = Field(max_length=4000)
+    risk_contacts: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    risk_within_minutes: int = Field(ge=1)
+    created_at: datetime
+    created_by: str = Field(max_length=128)
 
 
 OUTBOX, INBOX = messaging_tables("feedback")

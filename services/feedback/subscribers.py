@@ -7,16 +7,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from services.feedback.erasure import erase_client
-from services.feedback.usecases.episodes import learn_episode
+from services.feedback.usecases.episodes import learn_episode, learn_members
 from services.feedback.usecases.sessions import learn_phase
 from shared.consumer import Delivery
-from shared.contracts import ClientErasureRequested, EpisodePhaseChanged, MatchConfirmed
+from shared.contracts import (
+    ClientErasureRequested,
+    EpisodeMembersChanged,
+    EpisodePhaseChanged,
+    MatchConfirmed,
+)
 from shared.events import Event
 
 
 async def on_match_confirmed(delivery: Delivery[MatchConfirmed]) -> Sequence[Event[Any]]:
     """Learn the episode so that responses for it can be accepted and attributed."""
     await learn_episode(delivery.session, delivery.event.data)
+    return []
+
+
+async def on_members_changed(delivery: Delivery[EpisodeMembersChanged]) -> Sequence[Event[Any]]:
+    """Follow the episode's partners and family members as intake changes them."""
+    await learn_members(delivery.session, delivery.event.data)
     return []
 
 

@@ -11,6 +11,7 @@ from shared.contracts import (
     ALLIANCE_ALERT,
     CLIENT_ERASURE_REQUESTED,
     EPISODE_CLOSED,
+    EPISODE_MEMBERS_CHANGED,
     EPISODE_PHASE_CHANGED,
     EPISODE_TRANSFERRED,
     FEEDBACK_RECORDED,
@@ -69,6 +70,7 @@ def definition() -> ServiceDefinition:
             EPISODE_TRANSFERRED,
             EPISODE_PHASE_CHANGED,
             CLIENT_ERASURE_REQUESTED,
+            EPISODE_MEMBERS_CHANGED,
         ],
         # The drop-out checks of active episodes, fired on whichever replica takes them.
         background=[phases.sweep_forever],

@@ -127,3 +127,11 @@ def field_errors(problems: Sequence[FieldProblem], prefix: str = "") -> list[dic
         {"field": f"{prefix}{p.field}", "rule": _rule(p.message), "message": p.message}
         for p in problems
     ]
+
+
+class MemberExists(Conflict):
+    title = "Already a member of the episode"
+
+
+class NotRemovable(Invalid):
+    title = "Member cannot be removed"

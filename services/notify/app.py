@@ -12,6 +12,8 @@ from shared.consumer import Handler
 from shared.contracts import (
     ALLIANCE_ALERT,
     CLIENT_ERASURE_REQUESTED,
+    CONSENT_CHANGED,
+    EPISODE_MEMBERS_CHANGED,
     FEEDBACK_RECORDED,
     MATCH_CONFIRMED,
     MATCH_PROPOSED,
@@ -68,6 +70,16 @@ def definition() -> ServiceDefinition:
                 FEEDBACK_RECORDED,
                 unless_erased(subscribers.on_feedback_recorded),
                 "answers_stop_reminders",
+            ),
+            Subscription(
+                CONSENT_CHANGED,
+                unless_erased(subscribers.on_consent_changed),
+                "invitations_follow_consent",
+            ),
+            Subscription(
+                EPISODE_MEMBERS_CHANGED,
+                unless_erased(subscribers.on_members_changed),
+                "members_of_episode",
             ),
             Subscription(CLIENT_ERASURE_REQUESTED, erasure.on_erasure_requested, "erasure"),
         ],

@@ -431,6 +431,9 @@ def rate_window(now: datetime) -> tuple[int, datetime]:
 # -- feedback invitations ------------------------------------------------------------------
 
 
+SUPPORT_INSTRUMENT = "support"
+
+
 @dataclass(frozen=True)
 class Invitee:
     respondent: str
@@ -438,15 +441,26 @@ class Invitee:
     instruments: tuple[str, ...]
 
 
+def support_due(session_number: int, every_sessions: int) -> bool:
+    """The client rates the support of the people around them at session 1 and then every
+    ``every_sessions`` sessions (1, 1 + k, 1 + 2k, …); 0: never."""
+    return every_sessions > 0 and (session_number - 1) % every_sessions == 0
+
+
 def invitees(
-    members: Iterable[tuple[str, str]], instruments_by_role: Mapping[str, Sequence[str]]
+    members: Iterable[tuple[str, str]],
+    instruments_by_role: Mapping[str, Sequence[str]],
+    support: bool = False,
 ) -> list[Invitee]:
     """Who is asked for feedback after a session: each client-side member of the episode whose
-    role has instruments configured (client SRS + ORS, partner/family SRS by default)."""
+    role has instruments configured (client SRS + ORS, partner/family SRS by default); with
+    ``support``, the client is also asked to rate the support of significant others."""
     out: list[Invitee] = []
     seen: set[str] = set()
     for respondent, role in members:
         instruments = tuple(instruments_by_role.get(role, ()))
+        if support and role == "client" and SUPPORT_INSTRUMENT not in instruments:
+            instruments = (*instruments, SUPPORT_INSTRUMENT)
         if instruments and respondent not in seen:
             seen.add(respondent)
             out.append(Invitee(respondent, role, instruments))

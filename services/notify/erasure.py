@@ -19,6 +19,7 @@ from services.notify.models import (
     OUTBOX,
     NotifyAlertLife,
     NotifyClientContact,
+    NotifyConsent,
     NotifyDelivery,
     NotifyEpisode,
     NotifyInvitation,
@@ -92,6 +93,9 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         delete(contacts_t).where(contacts_t.c.respondent.in_(sorted(respondents)))
     )
     removed[contacts_t.name] = rows_affected(result)
+    consents_t = table_of(NotifyConsent)
+    result = await session.execute(delete(consents_t).where(consents_t.c.client == data.client))
+    removed[consents_t.name] = rows_affected(result)
     keys = await deps.sealing.client_keys().shred(session, sorted(respondents))
     removed[CLIENT_KEYS.name] = keys  # crypto-shredding of the sealed addresses
     removed["redis_keys"] = await deps.fast.forget(recipients, delivery_ids)

@@ -241,6 +241,18 @@ class NotifyAlertLife(SQLModel, table=True):
     notice_key: str | None = Field(default=None, index=True, max_length=300)
 
 
+class NotifyConsent(SQLModel, table=True):
+    """What a client consented to for one scope, as ``consent.changed`` last said (issue 19):
+    a withdrawal stops the invitations of the client's episodes at once."""
+
+    __tablename__ = "notify_consents"
+    site_id: str = Field(primary_key=True, max_length=64)
+    client: str = Field(primary_key=True, max_length=40)
+    scope: str = Field(primary_key=True, max_length=32)
+    granted: bool
+    recorded_at: datetime
+
+
 OUTBOX, INBOX = messaging_tables("notify")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).
 DEPLOYMENT = deployment_table("notify", SQLModel.metadata)

@@ -158,6 +158,9 @@ class InvitationPolicy(BaseModel):
     }
     link_ttl_seconds: int = Field(default=7 * 86_400, ge=60, le=90 * 86_400)
     remind_after_seconds: float = Field(default=2 * 86_400, gt=0, le=30 * 86_400)
+    # The client rates the support of significant others (``support``) at session 1 and then
+    # every this many sessions (0: never).
+    support_every_sessions: int = Field(default=4, ge=0, le=52)
 
     @model_validator(mode="after")
     def _reminder_before_expiry(self) -> InvitationPolicy:

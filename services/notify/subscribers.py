@@ -12,11 +12,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.notify import mapping
 from services.notify.dependencies import NotifyDependencies, of_delivery
 from services.notify.domain import NoticeSpec
-from services.notify.usecases import alert_steps, invitations, notices, results
+from services.notify.usecases import alert_steps, consent, invitations, notices, results
 from services.notify.usecases.notices import AfterCommit
 from shared.consumer import Delivery
 from shared.contracts import (
     AllianceAlert,
+    ConsentChanged,
+    EpisodeMembersChanged,
     FeedbackRecorded,
     MatchConfirmed,
     MatchProposed,
@@ -88,4 +90,16 @@ async def on_feedback_recorded(delivery: Delivery[FeedbackRecorded]) -> Sequence
         delivery.event.data,
         delivery.after_commit,
     )
+    return []
+
+
+async def on_consent_changed(delivery: Delivery[ConsentChanged]) -> Sequence[Event[Any]]:
+    """A withdrawal stops the invitations it covers at once."""
+    await _hand_to(consent.follow_consent, delivery)
+    return []
+
+
+async def on_members_changed(delivery: Delivery[EpisodeMembersChanged]) -> Sequence[Event[Any]]:
+    """The sessions from now on invite the episode's members as they are."""
+    await _hand_to(invitations.members_of_episode, delivery)
     return []

@@ -12,9 +12,13 @@ import pytest
 
 from tests.deploy.chart import ENSURE_HELM, VALUE_SETS, HelmRun
 
-# tests/deploy/image runs the built image with podman (`make image-test` sets RAPPORT_IMAGE):
-# not collected otherwise, so `make test` neither needs podman nor waits for an image build.
+# tests/deploy/image runs the built image with podman (`make image-test` sets RAPPORT_IMAGE),
+# tests/deploy/cluster installs the chart on a Kubernetes node (`make cluster-test` sets
+# RAPPORT_CLUSTER_HOST): neither is collected otherwise, so `make test` needs neither podman
+# nor a cluster and waits for no image build.
 collect_ignore = [] if os.environ.get("RAPPORT_IMAGE") else ["image"]
+if not os.environ.get("RAPPORT_CLUSTER_HOST"):
+    collect_ignore.append("cluster")
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
 """The client's own goals on real PostgreSQL (row-level security, migrations): 1–5 active goals
 (a sixth refused, also when two are set at once), a text size limit, revisions kept, the text
 sealed under the client's data key and never in an event; a goal rating for a goal the episode
-does not have (or no longer has active) is refused naming it, and nothing is stored."""
+does not have (or no longer has active) is refused naming it, and nothing is stored. Goals are
+FHIR R4 Goal resources too (created, read, searched; errors as OperationOutcome)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fhir.resources.R4B.goal import Goal
 from sqlmodel import select
 
 import services
@@ -181,3 +183,88 @@ async def test_goal_ratings_through_fhir_name_goals_by_their_ids(desk: FeedbackD
         json=fhir_goal_ratings(episode_id, {goal_id: 5}),
     )
     assert known.status_code == 201, known.text
+
+
+def fhir_goal(episode_id: str, text: str | None = "see my friends again", **more: Any) -> Any:
+    resource: dict[str, Any] = {
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "extension": [{"url": "urn:rapport:fhir:episode-id", "valueString": episode_id}],
+        "subject": {"display": "ignored"},
+        **more,
+    }
+    if text is not None:
+        resource["description"] = {"text": text}
+    return resource
+
+
+async def test_goals_are_fhir_goal_resources_created_read_and_searched(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    created = await desk.http.post(
+        "/feedback/fhir/Goal", headers=desk.auth("therapist"), json=fhir_goal(episode_id)
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["content-type"].startswith("application/fhir+json")
+    goal = Goal.model_validate(created.json())  # a valid R4 Goal
+    assert (goal.lifecycleStatus, goal.description.text) == ("active", "see my friends again")
+    goal_id = created.json()["id"]
+
+    achieved = await desk.http.patch(
+        f"/feedback/episodes/{episode_id}/goals/{goal_id}",
+        headers=desk.auth("therapist"),
+        json={"status": "achieved"},
+    )
+    assert achieved.status_code == 200
+    read = await desk.http.get(f"/feedback/fhir/Goal/{goal_id}", headers=desk.auth("therapist"))
+    assert read.status_code == 200, read.text
+    Goal.model_validate(read.json())
+    assert read.json()["lifecycleStatus"] == "completed"
+    assert read.json()["achievementStatus"]["coding"][0]["code"] == "achieved"
+    assert read.json()["meta"]["versionId"] == "2"
+
+    searched = await desk.http.get(
+        "/feedback/fhir/Goal", params={"episode": episode_id}, headers=desk.auth("therapist")
+    )
+    assert searched.status_code == 200
+    assert searched.json()["type"] == "searchset"
+    assert [e["resource"]["id"] for e in searched.json()["entry"]] == [goal_id]
+
+
+async def test_bad_fhir_goals_are_operation_outcomes_naming_the_field_and_nothing_is_stored(
+    desk: FeedbackDesk,
+) -> None:
+    episode_id = await desk.open_episode()
+    cases = [
+        (fhir_goal(episode_id, text=None), 422, "description.text"),
+        (fhir_goal(episode_id, text="x" * 501), 422, "description.text"),
+        (fhir_goal(episode_id, lifecycleStatus="completed"), 422, "lifecycleStatus"),
+        ({**fhir_goal(episode_id), "extension": []}, 422, "extension"),
+        ({**fhir_goal(episode_id), "resourceType": "Patient"}, 422, "resourceType"),
+    ]
+    for resource, status, field in cases:
+        refused = await desk.http.post(
+            "/feedback/fhir/Goal", headers=desk.auth("therapist"), json=resource
+        )
+        assert refused.status_code == status, (field, refused.text)
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert field in json.dumps(refused.json())
+    assert await stored(desk, FeedbackGoal) == []
+
+    for n in range(5):
+        assert (await set_goal(desk, episode_id, f"goal {n}")).status_code == 201
+    sixth = await desk.http.post(
+        "/feedback/fhir/Goal", headers=desk.auth("therapist"), json=fhir_goal(episode_id)
+    )
+    assert sixth.status_code == 409 and sixth.json()["resourceType"] == "OperationOutcome"
+    goal_id = (await stored(desk, FeedbackGoal))[0].goal_id
+    elsewhere = desk.auth("clinical_lead", "lead-b", ("site-b",))
+    for path in (f"/feedback/fhir/Goal/{goal_id}", "/feedback/fhir/Goal/not-a-goal"):
+        missing = await desk.http.get(path, headers=elsewhere)
+        assert missing.status_code == 404 and missing.json()["resourceType"] == "OperationOutcome"
+    not_theirs = await desk.http.get(
+        "/feedback/fhir/Goal", params={"episode": episode_id}, headers=elsewhere
+    )
+    assert not_theirs.status_code == 404
+    assert len(await stored(desk, FeedbackGoal)) == 5

@@ -34,6 +34,9 @@ class WebhookReceiver:
     fail_first: int = 0  # answer 500 to the first N calls
     calls: int = 0
     seen: set[str] = field(default_factory=set)  # verified webhook-ids
+    # Where it listens; another address of this machine than loopback when the senders run
+    # in containers on a bridge (make cluster-test).
+    host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         self.app = Starlette(routes=[Route("/hooks/{name}", self._hook, methods=["POST"])])
@@ -42,7 +45,7 @@ class WebhookReceiver:
         self._task: asyncio.Task[None] | None = None
 
     def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/{name}"
+        return f"http://{self.host}:{self.port}/hooks/{name}"
 
     async def _hook(self, request: Request) -> Response:
         self.calls += 1
@@ -68,7 +71,7 @@ class WebhookReceiver:
     async def start(self) -> None:
         config = uvicorn.Config(
             self.app,
-            host="127.0.0.1",
+            host=self.host,
             port=self.port,
             log_config=None,
             access_log=False,

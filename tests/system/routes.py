@@ -411,6 +411,73 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/goals"),
         ("episode_id",),
     ),
+    ("GET", "/feedback/fhir/Goal"): Operation(
+        "client",
+        READERS,
+        lambda w, s: Call("/feedback/fhir/Goal", params={"episode": s.episode_id}),
+    ),
+    ("GET", "/feedback/fhir/Goal/{goal_id}"): Operation(
+        "client", READERS, lambda w, s: Call(f"/feedback/fhir/Goal/{s.goal_id}"), ("goal_id",)
+    ),
+    ("POST", "/feedback/fhir/Goal"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            "/feedback/fhir/Goal",
+            body={
+                "resourceType": "Goal",
+                "lifecycleStatus": "active",
+                "description": {"text": "a goal"},
+                "extension": [{"url": "urn:rapport:fhir:episode-id", "valueString": s.episode_id}],
+            },
+            content_type="application/fhir+json",
+        ),
+    ),
+    ("POST", "/feedback/episodes/{episode_id}/consents"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(
+            f"/feedback/episodes/{s.episode_id}/consents",
+            body={"scope": "aggregates", "granted": True},
+        ),
+        ("episode_id",),
+    ),
+    ("POST", "/intake/episodes/{episode_id}/members"): Operation(
+        "client",
+        ("intake_coordinator", "clinical_lead", "site_admin", "therapist"),
+        lambda w, s: Call(
+            f"/intake/episodes/{s.episode_id}/members",
+            body={"reference": f"partner of {s.id}", "role": "partner"},
+        ),
+        ("episode_id",),
+    ),
+    ("DELETE", "/intake/episodes/{episode_id}/members/{respondent}"): Operation(
+        "client",
+        ("intake_coordinator", "clinical_lead", "site_admin", "therapist"),
+        lambda w, s: Call(f"/intake/episodes/{s.episode_id}/members/p1_{'e' * 32}"),
+        ("episode_id",),
+    ),
+    ("GET", "/feedback/episodes/{episode_id}/consents"): Operation(
+        "client",
+        RECORDERS,
+        lambda w, s: Call(f"/feedback/episodes/{s.episode_id}/consents"),
+        ("episode_id",),
+    ),
+    ("PUT", "/feedback/sites/{site_id}/notice"): Operation(
+        "site",
+        ADMIN,
+        lambda w, s: Call(
+            f"/feedback/sites/{s.id}/notice",
+            body={
+                "text": f"The notice of {s.id}",
+                "risk_contacts": ["therapist"],
+                "risk_within_minutes": 15,
+            },
+        ),
+    ),
+    ("GET", "/feedback/sites/{site_id}/notice"): Operation(
+        "site", EVERY_ROLE, lambda w, s: Call(f"/feedback/sites/{s.id}/notice")
+    ),
     # -- analytics -------------------------------------------------------------------------
     ("GET", "/analytics/alerts"): Operation(
         "client", CLINICAL, lambda w, s: Call("/analytics/alerts", params=_at(s))

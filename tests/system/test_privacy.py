@@ -1,6 +1,8 @@
 """Privacy of streams and logs: canary names, email addresses, phone numbers and comment text
-go in through intake (client and partner references), notify (staff and client contacts) and
-feedback (comments); the flows run across the four services as separate processes (intake →
+go in through intake (client and partner references, a partner added mid-episode), notify (staff
+and client contacts) and feedback (comments, the client's goals in their own words, rated over
+six sessions; a consent withdrawn); the flows run across the four services as separate
+processes (intake →
 match → episode → responses with a risk item → alerts → webhook, email and SMS; a session →
 an invitation email). Then every topic of the deployment (DLQs included, listed from the
 broker), every log line and every metric label is read: no canary anywhere. Client pseudonyms
@@ -33,6 +35,9 @@ CLIENT_EMAIL = "zebulon.quixcanary@mail.example"
 STAFF_PHONE = "+447700900461"
 LEAD_PHONE = "+447700900462"
 COMMENT = "Quixcanary comment: my brother Zebulon threatened me on Tuesday"
+GOAL = "Quillcanary goal: phone my sister Ermintrude every Sunday"
+GOAL_REVISED = "Quillcanary goal: visit Ermintrude once a month"
+LATE_PARTNER = "Barnaby Midcanary"
 
 # Searched for case-insensitively in every record, log line and metric.
 CANARIES = (
@@ -43,6 +48,10 @@ CANARIES = (
     "7700900461",
     "7700900462",
     "threatened me on tuesday",
+    "quillcanary",
+    "ermintrude",
+    "midcanary",
+    "barnaby",
 )
 
 
@@ -198,7 +207,65 @@ async def _run_the_flows(system: SystemUnderTest, smtp: SmtpSink, sms: Endpoints
         )
 
     await eventually(everything_sent, timeout=90, interval=0.5, what="risk and invitation sent")
+    await _goals_people_and_consent(system, episode, therapist, coordinator)
     return client
+
+
+async def _goals_people_and_consent(
+    system: SystemUnderTest, episode: str, therapist: dict[str, str], coordinator: dict[str, str]
+) -> None:
+    """Issue 19: goals in the client's words (set, revised, rated over six sessions), the
+    support of significant others rated, a partner added mid-episode, a consent withdrawn."""
+    goals = f"/feedback/episodes/{episode}/goals"
+    goal = await system.call("POST", "feedback", goals, json={"text": GOAL}, headers=therapist)
+    goal_id = goal.json()["goal_id"]
+    await system.call(
+        "PATCH", "feedback", f"{goals}/{goal_id}", json={"text": GOAL_REVISED}, headers=therapist
+    )
+    for session in range(1, 7):
+        for instrument, items in (("goals", {goal_id: 2}), ("support", {"support": 3})):
+            if instrument == "support" and session > 1:
+                continue
+            await system.call(
+                "POST",
+                "feedback",
+                "/feedback/responses",
+                json={
+                    "episode_id": episode,
+                    "session_number": session,
+                    "respondent_role": "client",
+                    "instrument": instrument,
+                    "items": items,
+                },
+                headers=therapist,
+            )
+    await system.call(
+        "POST",
+        "intake",
+        f"/intake/episodes/{episode}/members",
+        json={"reference": LATE_PARTNER, "role": "partner"},
+        headers=coordinator,
+    )
+    await system.call(
+        "POST",
+        "feedback",
+        f"/feedback/episodes/{episode}/consents",
+        json={"scope": "significant_others", "granted": False},
+        headers=therapist,
+    )
+    read = await system.http.get(system.url("feedback", goals), headers=therapist)
+    assert [g["text"] for g in read.json()] == [GOAL_REVISED]  # the flow really stored it
+
+    async def alerted() -> bool:
+        got = await system.http.get(
+            system.url("analytics", "/analytics/alerts"),
+            params={"site_id": SITE, "status": "open"},
+            headers=therapist,
+        )
+        kinds = {a["kind"] for a in got.json()} if got.status_code == 200 else set()
+        return {"goals_not_progressing", "low_support"} <= kinds
+
+    await eventually(alerted, timeout=180, interval=0.5, what="the goal and support alerts")
 
 
 async def _known_to_feedback(
@@ -260,7 +327,11 @@ async def _sweep(system: SystemUnderTest, client: str, keys: dict[str, str]) -> 
     leaked = [(where, name) for where, text in places for name, key in keys.items() if key in text]
     assert not leaked, leaked[:20]
 
-    # The sweep saw the flows: the topics carry the client's pseudonym, not the reference.
+    # The sweep saw the flows: the topics carry the client's pseudonym, not the reference; and
+    # the goal ratings, the partner added and the consent withdrawn went through Kafka.
+    for name in ("consent.changed.v1", "episode.members.changed.v1"):
+        assert any(r.topic.endswith(name) for r in records), name
+    assert any(b'"instrument":"goals"' in r.value.replace(b" ", b"") for r in records)
     assert any(t.endswith(".dlq") for t in topics), topics
     assert sum(client in text for where, text in places if where.startswith("topic")) >= 3
     # ... and that pseudonym is a keyed HMAC of the reference: reproducible with the key, not

@@ -3,6 +3,8 @@ and little support for the therapy from the people around the client."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from services.analytics.domain.changes import as_float, open_alert, resolve_alert
@@ -100,3 +102,46 @@ def _by_change(pair: tuple[str, Decimal]) -> Decimal:
 def _order_of(goal: str, firsts: dict[str, Decimal]) -> int:
     """Which goal, by the order the client first rated them (1-based): never its id."""
     return list(firsts).index(goal) + 1
+
+
+@dataclass(frozen=True)
+class GoalRating:
+    """One rating of one of the client's goals, with its change from that goal's own first
+    rating (goal progress, as the timeline and the chart show it)."""
+
+    session: int
+    goal: str  # the goal's id (random): the words stay in the feedback service
+    order: int  # 1 = the first goal the client rated in the episode
+    rating: Decimal
+    change_from_first: Decimal
+    reliable: bool  # the change reached the instrument's reliable change
+
+
+def goal_progress(
+    records: Iterable[ScoredRecord], reliable_change: Mapping[str, Decimal]
+) -> list[GoalRating]:
+    """Every client goal rating of the episode by session, each goal's change from its own
+    first rating (``reliable_change``: the goal instruments' RC by id; other records are not
+    goal ratings)."""
+    firsts: dict[tuple[str, str], Decimal] = {}
+    out: list[GoalRating] = []
+    for record in sorted(records, key=lambda r: r.session):
+        rc = reliable_change.get(record.instrument)
+        if rc is None or record.role != "client":
+            continue
+        for goal, value in record.items.items():
+            rating = Decimal(value)
+            first = firsts.setdefault((record.instrument, goal), rating)
+            order = list(firsts).index((record.instrument, goal)) + 1
+            change = rating - first
+            out.append(GoalRating(record.session, goal, order, rating, change, change >= rc))
+    return out
+
+
+def goal_attained(progress: Sequence[GoalRating]) -> bool | None:
+    """Whether, at its latest rating, any goal of the client's is reliably (RC) above its first
+    rating; None when the client rated no goal (the episode says nothing on goals)."""
+    latest: dict[str, GoalRating] = {}
+    for rating in progress:
+        latest[rating.goal] = rating
+    return any(r.reliable for r in latest.values()) if latest else None

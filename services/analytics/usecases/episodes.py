@@ -14,7 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.analytics import domain
 from services.analytics.charts import render
 from services.analytics.dependencies import AnalyticsDependencies
+from services.analytics.domain import EpisodeState
 from services.analytics.domain.care import care_changes
+from services.analytics.domain.goals import GoalRating, goal_attained, goal_progress
 from services.analytics.effectiveness import MIN_CASES, therapist_effectiveness
 from services.analytics.errors import EpisodeNotFound
 from services.analytics.mapping import TimelineOut, closed_episodes, estimate_event, timeline_out
@@ -32,6 +34,7 @@ from services.analytics.models import (
 )
 from services.analytics.reports import episode_chart
 from services.analytics.usecases.alerts import SOURCE
+from services.analytics.usecases.consent import counts_in_aggregates
 from services.analytics.usecases.due_checks import sync_checks
 from services.analytics.usecases.follow_up import notes_of
 from shared.auth import Staff
@@ -91,8 +94,9 @@ async def start_episode(session: AsyncSession, data: MatchConfirmed) -> list[Eve
 async def close_episode(
     deps: AnalyticsDependencies, session: AsyncSession, data: EpisodeClosed
 ) -> list[Event[Any]]:
-    """A closed episode: its phase, and (unless it says nothing about the therapist) its
-    summary and the ``therapist.effectiveness.updated`` events of its domains."""
+    """A closed episode: its phase, and (unless it says nothing about the therapist, or its
+    client withdrew consent to the aggregates) its summary and the
+    ``therapist.effectiveness.updated`` events of its domains."""
     episode = await _episode(session, data.episode_id, data.site_id, data.therapist_id)
     episode.phase = "dropped_out" if data.reason == "dropped_out" else "closed"
     episode.closed_at, episode.close_reason = data.closed_at, data.reason
@@ -105,6 +109,8 @@ async def close_episode(
     session.add(episode)
     if data.reason in NOT_COUNTED or not episode.domains:
         return []
+    if not await counts_in_aggregates(session, episode.site_id, episode.client):
+        return []  # the client withdrew consent to the aggregates
     session.add(await _summary(session, episode, deps.instruments, data.closed_at))
     await session.flush()
     return await _effectiveness_events(session, episode, MIN_CASES)
@@ -147,6 +153,7 @@ async def _summary(
         improved |= change >= instrument.reliable_change
         deteriorated |= -change >= instrument.reliable_change
     return AnalyticsClosedEpisode(
+        goal_attained=goal_attained(goal_progress_of(episode, instruments)),
         episode_id=episode.episode_id,
         site_id=episode.site_id,
         therapist_id=episode.therapist_id,
@@ -181,6 +188,8 @@ async def _effectiveness_events(
                     deterioration_rate=estimate_event(result.deterioration_rate),
                     classification=result.classification,
                     updated_at=now,
+                    goal_attainment_rate=estimate_event(result.goal_attainment_rate),
+                    goal_n=result.goal_n,
                 ),
                 source=SOURCE,
             )
@@ -207,13 +216,28 @@ async def visible_episode(session: AsyncSession, staff: Staff, episode_id: str) 
     return episode
 
 
+def goal_progress_of(
+    episode: AnalyticsEpisode, instruments: Mapping[str, Instrument]
+) -> list[GoalRating]:
+    """The client's goal ratings of the episode, each with its change from the goal's first."""
+    if not episode.state:
+        return []
+    records = EpisodeState.from_json(episode.state).records
+    rcs = {i.id: i.reliable_change for i in instruments.values() if i.kind == "goals"}
+    return goal_progress(records, rcs)
+
+
 async def timeline(
-    session: AsyncSession, episode: AnalyticsEpisode, deps: AnalyticsDependencies | None = None
+    session: AsyncSession,
+    episode: AnalyticsEpisode,
+    deps: AnalyticsDependencies | None = None,
+    instruments: Mapping[str, Instrument] | None = None,
 ) -> TimelineOut:
     """The episode's scores and alerts, by session: each alert with the messages delivered
     about it, the actions recorded (their notes unsealed when ``deps`` is given: the clinical
     timeline, not the chart) and how it ended; the episode's match and transfers, how each
-    session turned out and its phase changes."""
+    session turned out and its phase changes; and (given ``deps`` or the ``instruments``) the
+    progress of each of the client's goals."""
     scores = (
         await session.exec(
             select(AnalyticsScore)
@@ -228,6 +252,8 @@ async def timeline(
             .order_by(col(AnalyticsAlert.opened_session), col(AnalyticsAlert.opened_at))
         )
     ).all()
+    known = instruments if instruments is not None else (deps.instruments if deps else None)
+    goals = goal_progress_of(episode, known) if known is not None else []
     of_episode = episode.episode_id
     deliveries = (
         await session.exec(
@@ -265,8 +291,9 @@ async def timeline(
         actions,
         care_changes((t, at) for t, at in matches),
         notes,
-        sessions,
-        phases,
+        sessions=sessions,
+        phases=phases,
+        goals=goals,
     )
 
 
@@ -275,8 +302,12 @@ async def episode_chart_svg(
 ) -> str:
     """An episode's measures by session (with the expected bands of the model in use), as
     SVG."""
-    found = await timeline(session, episode)
+    found = await timeline(session, episode, instruments=deps.instruments)
     chart = episode_chart(
-        found, deps.instruments, deps.trajectories.trajectories(), episode.age_group
+        found,
+        deps.instruments,
+        deps.trajectories.trajectories(),
+        episode.age_group,
+        found.goal_progress,
     )
     return render(chart)

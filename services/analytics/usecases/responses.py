@@ -17,6 +17,7 @@ from services.analytics.errors import UnknownInstrument
 from services.analytics.mapping import scored_record
 from services.analytics.models import EPISODES, SCORES
 from services.analytics.usecases.alerts import SOURCE, EpisodeOwners, alert_events
+from services.analytics.usecases.consent import counts_in_aggregates
 from services.analytics.usecases.due_checks import sync_checks
 from shared.contracts import ALLIANCE_ASSESSED, AllianceAssessed, FeedbackRecorded
 from shared.db import dialect_of
@@ -72,7 +73,11 @@ async def assess_response(
         if instrument.kind == "alliance"
         else data.in_concern_or_clinical_range
     )
-    await _save_score(session, data, record, concern, now)
+    client = found.client if found is not None and found.client else None
+    if client is None and data.respondent_role == "client":
+        client = data.respondent
+    counted = await counts_in_aggregates(session, episode.site_id, client)
+    await _save_score(session, data, record, concern, now, counted)
     emitted: list[Event[Any]] = []
     if instrument.kind == "alliance":
         emitted.append(_assessed(data, state, concern))
@@ -89,6 +94,7 @@ async def episode_for_update(session: AsyncSession, episode_id: str) -> Row[Any]
         EPISODES.c.phase,
         EPISODES.c.state,
         EPISODES.c.age_group,
+        EPISODES.c.client,
     ).where(EPISODES.c.episode_id == episode_id)
     if dialect_of(session) == "postgresql":
         statement = statement.with_for_update()
@@ -139,6 +145,7 @@ async def _save_score(
     record: domain.ScoredRecord,
     concern: bool,
     now: datetime,
+    in_aggregates: bool = True,
 ) -> None:
     if data.amends is not None:  # the amended answer's score takes the replaced one's place
         await session.execute(delete(SCORES).where(SCORES.c.response_id == data.amends))
@@ -155,6 +162,7 @@ async def _save_score(
             total=str(record.total),
             concern=concern,
             recorded_at=now,
+            in_aggregates=in_aggregates,
         )
     )
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.feedback.routes import fhir, goals, instruments, links, responses, sessions
+from services.feedback.routes import (
+    consents,
+    fhir,
+    fhir_goals,
+    goals,
+    instruments,
+    links,
+    responses,
+    sessions,
+)
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
-for resource in (instruments, fhir, responses, sessions, links, goals):
+for resource in (instruments, fhir, fhir_goals, responses, sessions, links, goals, consents):
     router.include_router(resource.router)

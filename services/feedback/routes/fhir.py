@@ -71,7 +71,7 @@ FHIR_BODY: dict[str, Any] = {
 }
 
 
-async def _resource(request: Request) -> object:
+async def fhir_body(request: Request) -> object:
     try:
         return json.loads(await request.body())
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -112,7 +112,7 @@ async def record_fhir_response(
     staff: CurrentStaff,
     idempotency_key: IdempotencyKey = None,
 ) -> FhirResponseOut:
-    resource = await _resource(request)
+    resource = await fhir_body(request)
     staff.require_role(*STAFF_WHO_RECORD)
     try:
         result, replayed, warnings = await fhir_usecases.record(
@@ -135,7 +135,7 @@ async def record_fhir_response(
 async def validate_fhir_response(
     request: Request, deps: Deps, staff: CurrentStaff
 ) -> FhirJSONResponse:
-    resource = await _resource(request)
+    resource = await fhir_body(request)
     staff.require_role(*STAFF_WHO_RECORD)
     checked = await fhir_usecases.check(deps, staff, resource, None)
     return FhirJSONResponse(fhir_results.warning_outcome(checked.warnings))
@@ -180,7 +180,7 @@ async def record_fhir_bundle(
 ) -> FhirJSONResponse:
     """Each entry is answered with its own status and OperationOutcome; one bad entry does not
     stop the others, and each entry is stored whole or not at all (a ``transaction`` too)."""
-    bundle = await _resource(request)
+    bundle = await fhir_body(request)
     staff.require_role(*STAFF_WHO_RECORD)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise fhir.FhirError("resourceType", "not_bundle", "the body must be a FHIR R4 Bundle")

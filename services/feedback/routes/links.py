@@ -28,16 +28,23 @@ class LinkSubmission(BaseModel):
     model_config = ConfigDict(extra="forbid")
     responses: list[LinkAnswer] = Field(min_length=1, max_length=5)
     comment: str | None = Field(default=None, max_length=4000)
+    notice_version: int | None = Field(
+        default=None,
+        ge=0,
+        description="The version of the confidentiality notice the client was shown (the "
+        "form's `notice.version`); needed when a risk item is answered.",
+    )
 
 
 @router.get(
     "/r/{token}",
     response_model=LinkForm,
-    summary="What a one-time feedback link asks (for the client's front-end)",
+    summary="What a one-time feedback link asks, with the site's confidentiality notice (for "
+    "the client's front-end)",
 )
 async def link_form(deps: Deps, token: Token) -> LinkForm:
     asked = await links.link_questions(deps, token)
-    return mapping.link_form(asked.grant, asked.instruments)
+    return mapping.link_form(asked.grant, asked.instruments, asked.notice)
 
 
 @router.post(
@@ -51,7 +58,9 @@ async def answer_link(
     response: Response, deps: Deps, token: Token, body: LinkSubmission
 ) -> list[ResponseOut]:
     answers = [links.QuestionnaireAnswers(a.instrument, dict(a.items)) for a in body.responses]
-    results, replayed = await links.answer_link(deps, token, answers, body.comment)
+    results, replayed = await links.answer_link(
+        deps, token, answers, body.comment, body.notice_version
+    )
     if replayed:
         response.status_code = 200
     return [mapping.response_out(r.event) for r in results]

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.feedback.errors import EpisodeNotFound
 from services.feedback.models import FeedbackEpisode, FeedbackGoal, FeedbackResponse
 from shared.auth import Staff
-from shared.contracts import MatchConfirmed
+from shared.contracts import EpisodeMembersChanged, MatchConfirmed
 
 
 def may_see(staff: Staff) -> Callable[[FeedbackEpisode], bool]:
@@ -24,6 +24,17 @@ def may_see(staff: Staff) -> Callable[[FeedbackEpisode], bool]:
         return staff.role != "therapist" or staff.subject == episode.therapist_id
 
     return check
+
+
+async def episode_seen_by(session: AsyncSession, staff: Staff, episode_id: str) -> FeedbackEpisode:
+    """The episode, when ``staff`` may see it; else 404 naming ``episode_id`` (never which)."""
+    episode = await session.get(FeedbackEpisode, episode_id)
+    if episode is None or not may_see(staff)(episode):
+        raise EpisodeNotFound(
+            f"No episode {episode_id!r} that you may see.",
+            errors=[{"field": "episode_id", "rule": "not_found"}],
+        )
+    return episode
 
 
 async def learn_episode(session: AsyncSession, match: MatchConfirmed) -> None:
@@ -42,6 +53,16 @@ async def learn_episode(session: AsyncSession, match: MatchConfirmed) -> None:
     if match.age_group is not None:  # a transfer's event from an older intake may lack it
         episode.age_group = match.age_group
     session.add(episode)
+
+
+async def learn_members(session: AsyncSession, changed: EpisodeMembersChanged) -> None:
+    """A partner or family member added to or removed from the episode: their links are
+    answered (or not) from now on. An episode not known yet learns its members from
+    ``match.confirmed``, which intake sends with the members it has then."""
+    episode = await session.get(FeedbackEpisode, changed.episode_id)
+    if episode is not None:
+        episode.members = [m.model_dump() for m in changed.members]
+        session.add(episode)
 
 
 async def episode_responses(

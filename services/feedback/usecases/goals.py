@@ -20,7 +20,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.feedback.dependencies import FeedbackDependencies
 from services.feedback.errors import EpisodeNotFound, GoalNotFound, TooManyActiveGoals
 from services.feedback.models import FeedbackEpisode, FeedbackGoal
-from services.feedback.usecases.episodes import current_goals, goal_revisions, may_see
+from services.feedback.usecases.episodes import (
+    current_goals,
+    episode_seen_by,
+    goal_revisions,
+    may_see,
+)
 from services.feedback.usecases.responses import client_key
 from shared.auth import Staff
 from shared.crypto import seal, unseal
@@ -131,12 +136,7 @@ async def episode_goals(
     """The episode's goals as they are now (with ``history``: every revision, oldest first),
     text unsealed for staff who may see the episode."""
     async with deps.runtime.sessionmaker() as session:
-        episode = await session.get(FeedbackEpisode, episode_id)
-        if episode is None or not may_see(staff)(episode):
-            raise EpisodeNotFound(
-                f"No episode {episode_id!r} that you may see.",
-                errors=[{"field": "episode_id", "rule": "not_found"}],
-            )
+        episode = await episode_seen_by(session, staff, episode_id)
         rows: Sequence[FeedbackGoal] = (
             await goal_revisions(session, episode_id)
             if history
@@ -148,3 +148,29 @@ async def episode_goals(
 
 def _text(key: bytes, row: FeedbackGoal) -> str:
     return unseal(key, row.text_sealed, associated=f"{row.goal_id}:{row.revision}")
+
+
+async def goal_by_id(deps: FeedbackDependencies, staff: Staff, goal_id: str) -> tuple[Goal, str]:
+    """One goal as it is now, with its episode's client, if the caller may see its episode
+    (else not found, never saying which)."""
+    async with deps.runtime.sessionmaker() as session:
+        statement = sa_select(col(FeedbackGoal.episode_id)).where(
+            col(FeedbackGoal.goal_id) == goal_id
+        )
+        found = await session.scalar(statement)
+        episode = await session.get(FeedbackEpisode, found) if found else None
+        if episode is None or not may_see(staff)(episode):
+            raise GoalNotFound(
+                f"No goal {goal_id!r} that you may see.",
+                errors=[{"field": "goal_id", "rule": "not_found"}],
+            )
+        goals = await current_goals(session, episode.episode_id)
+        latest = next(g for g in goals if g.goal_id == goal_id)
+        key = await client_key(deps, session, episode.client)
+    return Goal(latest, _text(key, latest)), episode.client
+
+
+async def client_of(deps: FeedbackDependencies, staff: Staff, episode_id: str) -> str:
+    """The pseudonym of the client of an episode the caller may see."""
+    async with deps.runtime.sessionmaker() as session:
+        return (await episode_seen_by(session, staff, episode_id)).client

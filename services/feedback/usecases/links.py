@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.feedback import domain
 from services.feedback.dependencies import FeedbackDependencies
 from services.feedback.errors import (
     InvalidAnswers,
@@ -18,6 +20,11 @@ from services.feedback.errors import (
     already_answered,
 )
 from services.feedback.models import FeedbackEpisode, FeedbackResponse, FeedbackTokenUse
+from services.feedback.usecases.consents import (
+    check_notice_shown,
+    require_link_consent,
+    site_notice_now,
+)
 from services.feedback.usecases.responses import (
     Recorded,
     Submission,
@@ -40,6 +47,7 @@ class QuestionnaireAnswers:
 class LinkQuestions:
     grant: FeedbackGrant
     instruments: list[Instrument]
+    notice: domain.Notice  # the site's confidentiality notice, shown before any answer
 
 
 async def use_episode_site(deps: FeedbackDependencies, episode_id: str) -> None:
@@ -65,24 +73,36 @@ async def grant_of(deps: FeedbackDependencies, token: str) -> FeedbackGrant:
 
 
 async def link_questions(deps: FeedbackDependencies, token: str) -> LinkQuestions:
-    """The session, role and questionnaires a link asks for (410 once used)."""
+    """The session, role and questionnaires a link asks for, with the site's confidentiality
+    notice (410 once used; 403 once the client withdrew consent)."""
     grant = await grant_of(deps, token)
     async with deps.runtime.sessionmaker() as session:
         used = await session.get(FeedbackTokenUse, grant.token_id)
-    if used is not None:
-        raise LinkUsed(
-            "This link has already been used; thank you for your answers.",
-            errors=[{"field": "token", "rule": "used"}],
+        if used is not None:
+            raise LinkUsed(
+                "This link has already been used; thank you for your answers.",
+                errors=[{"field": "token", "rule": "used"}],
+            )
+        await require_link_consent(session, grant)
+        episode = await session.get(FeedbackEpisode, grant.episode_id)
+        notice = (
+            await site_notice_now(session, episode.site_id) if episode else domain.DEFAULT_NOTICE
         )
     known = [deps.instruments[i] for i in grant.instruments if i in deps.instruments]
-    return LinkQuestions(grant, known)
+    return LinkQuestions(grant, known, notice)
 
 
 async def answer_link(
-    deps: FeedbackDependencies, token: str, answers: list[QuestionnaireAnswers], comment: str | None
+    deps: FeedbackDependencies,
+    token: str,
+    answers: list[QuestionnaireAnswers],
+    comment: str | None,
+    notice_version: int | None = None,
 ) -> tuple[list[Recorded], bool]:
     """Record the answers given through a link, all in one transaction, and mark the link used;
-    with whether they are the replay of answers already recorded through it."""
+    with whether they are the replay of answers already recorded through it. Each response
+    records the version of the confidentiality notice the client was shown (needed for a risk
+    item); a client who withdrew consent is refused (403), nothing stored."""
     grant = await grant_of(deps, token)
     for index, answer in enumerate(answers):
         if answer.instrument not in grant.instruments:
@@ -101,6 +121,7 @@ async def answer_link(
             comment=comment if index == 0 else None,
             source="link",
             token_id=grant.token_id,
+            notice_version=notice_version,
         )
         for index, answer in enumerate(answers)
     ]
@@ -108,6 +129,8 @@ async def answer_link(
     try:
         async with runtime.transaction() as session:
             if await session.get(FeedbackTokenUse, grant.token_id) is None:
+                await require_link_consent(session, grant)
+                await _notice_shown(deps, session, grant, answers, notice_version)
                 results = [
                     await record(deps, session, submission, lambda _: True)
                     for submission in submissions
@@ -138,3 +161,16 @@ async def answer_link(
             )
         ).all()
         return await replay(deps, session, rows), True
+
+
+async def _notice_shown(
+    deps: FeedbackDependencies,
+    session: AsyncSession,
+    grant: FeedbackGrant,
+    answers: list[QuestionnaireAnswers],
+    version: int | None,
+) -> None:
+    episode = await session.get(FeedbackEpisode, grant.episode_id)
+    site = episode.site_id if episode else ""
+    asked = [deps.instruments[a.instrument] for a in answers if a.instrument in deps.instruments]
+    await check_notice_shown(session, site, version, asked)

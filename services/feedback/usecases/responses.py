@@ -73,6 +73,7 @@ class Submission:
     amends: str | None = None  # the standing response this one replaces (amendment route)
     amends_standing: bool = False  # replaces the standing answer, if any (FHIR ``amended``)
     amended_by: str | None = None  # the staff member amending
+    notice_version: int | None = None  # the confidentiality notice shown (one-time links)
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ async def record(
         token_id=submission.token_id,
         amends=replaced.id if replaced else None,
         amended_by=submission.amended_by if replaced else None,
+        notice_version=submission.notice_version,
     )
     if submission.comment:
         row.comment_sealed = seal(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.intake.routes import episodes, erasures, intakes, therapists
+from services.intake.routes import episodes, erasures, intakes, members, therapists
 
 router = APIRouter()
 router.include_router(episodes.router)
+router.include_router(members.router)
 router.include_router(therapists.router)
 router.include_router(intakes.router)
 router.include_router(erasures.router)

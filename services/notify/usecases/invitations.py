@@ -26,8 +26,14 @@ from services.notify.models import (
     NotifySession,
 )
 from services.notify.policy import RoutingPolicy
+from services.notify.usecases.consent import invitees_allowed
 from services.notify.usecases.notices import AfterCommit, insert_deliveries, open_notice
-from shared.contracts import FeedbackRecorded, MatchConfirmed, SessionCompleted
+from shared.contracts import (
+    EpisodeMembersChanged,
+    FeedbackRecorded,
+    MatchConfirmed,
+    SessionCompleted,
+)
 from shared.db import dialect_of, insert_or_ignore, upsert
 from shared.erasure import table_of
 from shared.tokens import mint
@@ -74,6 +80,33 @@ async def episode_from_match(
         after_commit.append(deps.wake_dispatcher)
     notice = mapping.match_confirmed_notice(event_id, confirmed)
     await open_notice(deps, session, notice, routing, after_commit)
+
+
+async def members_of_episode(
+    deps: NotifyDependencies,
+    session: AsyncSession,
+    event_id: str,
+    changed: EpisodeMembersChanged,
+    after_commit: AfterCommit,
+) -> None:
+    """A partner or family member added to (or removed from) the episode: the sessions from
+    now on invite the episode's members as they are (an invitation already sent stands; one
+    not yet answered of a member removed is withdrawn)."""
+    episode = await session.get(NotifyEpisode, changed.episode_id)
+    if episode is None:
+        return  # match.confirmed, when it comes, carries the members as intake has them
+    episode.members = [m.model_dump() for m in changed.members]
+    session.add(episode)
+    if changed.removed:
+        await session.execute(
+            update(INVITATIONS)
+            .where(
+                INVITATIONS.c.episode_id == changed.episode_id,
+                INVITATIONS.c.respondent.in_(changed.removed),
+                INVITATIONS.c.status == "invited",
+            )
+            .values(status="withdrawn", skip_reason="member_removed", remind_at=None)
+        )
 
 
 async def invitations_from_session(
@@ -132,7 +165,12 @@ async def plan_session(
         return 0
     members = [(m["respondent"], m["role"]) for m in episode.members]
     by_role = {str(k): v for k, v in policy.invitations.instruments.items()}
-    invitees = domain.invitees(members, by_role)
+    support = domain.support_due(
+        completed.session_number, policy.invitations.support_every_sessions
+    )
+    invitees = domain.invitees(members, by_role, support)
+    allowed = await invitees_allowed(session, episode, [i.role for i in invitees])
+    invitees = [i for i, may in zip(invitees, allowed, strict=True) if may]
     if not invitees:
         return 0
     contacts = {

@@ -25,19 +25,16 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import MetaData, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.auth import mint_token
-from shared.outbox import outbox_table
 from shared.settings import Settings, load_settings
 from tests.deploy.chart import SERVICES, HelmRun, by_kind
+from tests.deploy.flow import SITE, end_to_end_flow
 from tests.deploy.image.pods import LABEL, Container, PodTemplate, podman, remove_containers
 from tests.support.infra import Infra, app_url, plain_dsn
 from tests.support.receiver import WebhookReceiver, _free_port
 from tests.support.waiting import eventually
-from tests.unit.test_embedded_flow import ALERT_KINDS
 
 IMAGE = os.environ.get("RAPPORT_IMAGE", "")
 SECRET = "rapport-secrets"  # the chart's secrets.existingSecret
@@ -45,12 +42,9 @@ KEYS = {
     name: f"{name}-of-the-image-test-0123456789abcdef"
     for name in ("jwt-secret", "pseudonym-key", "encryption-key")
 }
-SITE = "site-a"
-THERAPIST = "th-1"
 # Generous: the machine may be shared and slow. The chart's own budgets are printed, not
 # asserted (no wall-clock asserts).
 START_TIMEOUT = 600.0
-FLOW_TIMEOUT = 300.0
 # What the image must not contain: compilers and build tools, package managers and pip, and
 # the local stack's tooling (rapport/stack/ installs and runs these in development).
 TOOLS = (
@@ -353,88 +347,7 @@ async def test_probes_metrics_and_the_helm_test_pod_answer_on_every_service(
 
 async def test_end_to_end_flow_through_the_containers(release: Release) -> None:
     """intake → match.confirmed → feedback → analytics alerts → notify → verified webhooks."""
-    receiver = WebhookReceiver()
-    await receiver.start()
-    try:
-        async with httpx.AsyncClient(timeout=30) as http:
-            hook = await http.post(
-                release.url("notify", "/notify/webhooks"),
-                json={"site_id": SITE, "url": receiver.url(SITE)},
-                headers=release.auth("site_admin"),
-            )
-            assert hook.status_code == 201, hook.text
-            receiver.secrets[SITE] = hook.json()["secret"]
-            opened = await http.post(
-                release.url("intake", "/intake/episodes"),
-                json={
-                    "site_id": SITE,
-                    "therapist_id": THERAPIST,
-                    "client_reference": "MRN-000123",
-                    "domains": ["depression"],
-                    "severity": "moderate",
-                },
-                headers=release.auth("intake_coordinator"),
-            )
-            assert opened.status_code == 201, opened.text
-            episode = opened.json()["episode_id"]
-            therapist = release.auth("therapist", THERAPIST)
-            responses = release.url("feedback", f"/feedback/episodes/{episode}/responses")
-
-            async def feedback_knows_the_episode() -> bool:
-                return (await http.get(responses, headers=therapist)).status_code == 200
-
-            await eventually(
-                feedback_knows_the_episode, timeout=FLOW_TIMEOUT, what="match.confirmed"
-            )
-            answers = [
-                (1, "srs", {"relationship": 9.5, "goals": 9.4, "approach": 9.6, "overall": 9.5}),
-                (2, "srs", {"relationship": 7.0, "goals": 8.1, "approach": 7.5, "overall": 7.2}),
-                (2, "phq-9", {str(i): v for i, v in enumerate([2, 2, 1, 2, 1, 2, 1, 0, 1], 1)}),
-            ]
-            for session_number, instrument, items in answers:
-                recorded = await http.post(
-                    release.url("feedback", "/feedback/responses"),
-                    json={
-                        "episode_id": episode,
-                        "session_number": session_number,
-                        "respondent_role": "client",
-                        "instrument": instrument,
-                        "items": items,
-                    },
-                    headers=therapist,
-                )
-                assert recorded.status_code == 201, recorded.text
-
-            async def every_alert_arrived() -> bool:
-                return sorted(r.body["data"]["kind"] for r in receiver.received) == ALERT_KINDS
-
-            await eventually(
-                every_alert_arrived, timeout=FLOW_TIMEOUT, what="a webhook for every alert"
-            )
-    finally:
-        await receiver.stop()
-    assert all(r.verified for r in receiver.received), "Standard Webhooks signatures verify"
-    assert not any(r.replay for r in receiver.received)
-    assert {r.body["data"]["episode_id"] for r in receiver.received} == {episode}
-    # Nothing doubled: one opened alert and one delivery per kind in the services' outboxes.
-    emitted = await outbox_types(release.owner_url)
-    assert emitted["analytics"].count("org.rapport.alliance.alert.v1") == len(ALERT_KINDS)
-    assert emitted["notify"].count("org.rapport.notification.delivered.v1") == len(ALERT_KINDS)
-    assert emitted["intake"] == ["org.rapport.match.confirmed.v1"]
-
-
-async def outbox_types(owner_url: str) -> dict[str, list[str]]:
-    engine = create_async_engine(owner_url)
-    try:
-        found: dict[str, list[str]] = {}
-        async with engine.connect() as connection:
-            for service in SERVICES:
-                table = outbox_table(service, MetaData())
-                rows = await connection.execute(select(table.c.headers).order_by(table.c.id))
-                found[service] = [json.loads(r.headers)["ce_type"] for r in rows]
-        return found
-    finally:
-        await engine.dispose()
+    await end_to_end_flow(release, WebhookReceiver())
 
 
 def test_inside_a_container_non_root_read_only_root_and_no_tooling(release: Release) -> None:

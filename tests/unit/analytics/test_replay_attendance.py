@@ -175,3 +175,34 @@ def test_a_bad_clock_option_exits_2_saying_why(
 
     assert code == 2
     assert message in err
+
+
+def kinds_fired(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(r["kind"], r["due_at"][:10]) for r in rows if r.get("due_at")]
+
+
+def test_a_silent_episode_drops_out_at_day_28_and_is_followed_no_more(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # As in the service: intake drops the episode out at day 28, so rule 10's days without
+    # contact (which alone would tip it at day 35) never fire; no_contact at day 21 does.
+    lines = [session(1, "2026-01-05T10:00:00-05:00")]
+    as_of = ["--as-of", "2026-03-30T00:00:00-04:00"]
+    _, rows, _ = run(tmp_path, lines, "--time-zones", NEW_YORK, *as_of, capsys=capsys)
+    assert kinds_fired(rows) == [("no_contact", "2026-01-26")]
+
+    never = ["--dropout-after-days", "365"]
+    _, rows, _ = run(tmp_path, lines, "--time-zones", NEW_YORK, *as_of, *never, capsys=capsys)
+    assert [k for k, _ in kinds_fired(rows)] == ["no_contact", "dropout_risk"]
+
+
+def test_a_client_who_returns_after_dropping_out_is_followed_again(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        session(1, "2026-01-05T10:00:00-05:00"),
+        session(2, "2026-02-16T10:00:00-05:00"),  # day 42: dropped out at 28, returns
+    ]
+    as_of = ["--as-of", "2026-03-20T00:00:00-04:00"]
+    _, rows, _ = run(tmp_path, lines, "--time-zones", NEW_YORK, *as_of, capsys=capsys)
+    assert kinds_fired(rows) == [("no_contact", "2026-01-26"), ("no_contact", "2026-03-09")]

@@ -428,7 +428,8 @@ async def test_the_capability_statement_is_r4_and_lists_what_is_supported(
     assert statement.fhirVersion == "4.0.1"
     [rest] = statement.rest
     kinds = {r.type: r for r in rest.resource}
-    assert set(kinds) == {"Questionnaire", "QuestionnaireResponse", "Observation"}
+    assert set(kinds) == {"Questionnaire", "QuestionnaireResponse", "Observation", "Goal"}
+    assert {i.code for i in kinds["Goal"].interaction} == {"read", "search-type", "create"}
     assert [o.name for o in kinds["QuestionnaireResponse"].operation] == ["validate"]
     assert {i.code for i in rest.interaction} == {"batch", "transaction"}
     # It says how the context and the scores back work: the encounter registration route and

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from services.notify.domain import invitation_message, invitees, staff_message
+from services.notify.domain import invitation_message, invitees, staff_message, support_due
 from services.notify.policy import (
     PolicyBook,
     PolicyError,
@@ -178,3 +178,45 @@ def test_a_member_listed_twice_is_invited_once() -> None:
     got = invitees([("p1_c", "client"), ("p1_c", "client")], BY_ROLE)
 
     assert len(got) == 1
+
+
+# -- support of significant others (issue 19) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("session", "every", "due"),
+    [
+        (1, 4, True),
+        (2, 4, False),
+        (4, 4, False),
+        (5, 4, True),
+        (9, 4, True),
+        (1, 1, True),
+        (2, 1, True),
+        (1, 0, False),
+        (5, 0, False),
+        (3, 2, True),
+        (4, 2, False),
+    ],
+)
+def test_support_is_asked_at_session_1_and_then_every_few_sessions(
+    session: int, every: int, due: bool
+) -> None:
+    assert support_due(session, every) is due
+
+
+def test_when_support_is_due_only_the_client_is_asked_for_it() -> None:
+    got = invitees([("p1_c", "client"), ("p1_p", "partner")], BY_ROLE, support=True)
+
+    assert [(i.role, i.instruments) for i in got] == [
+        ("client", ("srs", "ors", "support")),
+        ("partner", ("srs",)),
+    ]
+
+
+def test_a_sites_policy_sets_how_often_support_is_asked_and_refuses_a_negative_period() -> None:
+    assert RoutingPolicy().invitations.support_every_sessions == 4
+    policy = RoutingPolicy.model_validate({"invitations": {"support_every_sessions": 2}})
+    assert policy.invitations.support_every_sessions == 2
+    with pytest.raises(ValidationError, match="support_every_sessions"):
+        RoutingPolicy.model_validate({"invitations": {"support_every_sessions": -1}})

@@ -1,8 +1,8 @@
 """analytics: for an episode's timeline and chart, how each of its sessions turned out
 (``session.attended|missed|cancelled``) and its phase changes (``episode.phase_changed``)
 
-Revision ID: analytics_0012
-Revises: analytics_0011
+Revision ID: analytics_0013
+Revises: analytics_0012
 Create Date: 2026-12-04 23:30:00
 """
 
@@ -14,8 +14,8 @@ from alembic import op
 
 from shared.migrations import no_site_rls, site_rls
 
-revision: str = "analytics_0012"
-down_revision: str | None = "analytics_0011"
+revision: str = "analytics_0013"
+down_revision: str | None = "analytics_0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
