@@ -17,7 +17,8 @@ from datetime import datetime
 from itertools import pairwise
 from typing import Protocol
 
-from services.analytics.charts import AlertMark, PhaseMark, SessionMark
+from services.analytics.chart_course import PhaseMark, SessionMark
+from services.analytics.charts import AlertMark
 from services.analytics.domain import plain_name
 
 AFTER_THE_LATEST = 0.5  # how far after the latest session a later moment is drawn

@@ -1,6 +1,9 @@
 """Rows ↔ domain objects ↔ response models: the one place analytics converts between them (the
 response models of its routes, a row's alert or score as the API shows it, a closed episode's
-row as the effectiveness estimate reads it, a ``feedback.recorded`` event as the rules read it)."""
+row as the effectiveness estimate reads it, a ``feedback.recorded`` event as the rules read it).
+
+Over 500 lines: the episode's timeline is one response (scores, alerts with their follow-up,
+care, sessions, phases, goals), its models beside the converter that fills them."""
 
 from __future__ import annotations
 
