@@ -67,7 +67,7 @@ def build(runtime: ServiceRuntime) -> NotifyDependencies:
     return NotifyDependencies(
         runtime=runtime,
         settings=settings,
-        policies=Policies(PolicyBook(configured)),
+        policies=Policies(PolicyBook(configured), settings.time_zones()),
         fast=FastPath(runtime.redis, settings.topic_prefix),
         sealing=Sealing(settings.encryption_key.get_secret_value()),
         channels=available_channels(settings),

@@ -193,6 +193,8 @@ class RoutingPolicy(BaseModel):
     """One site's notification policy."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Digests' and schedules' time zone; a policy that names none uses its site's
+    # (RAPPORT_SITE_TIME_ZONES, else RAPPORT_DEFAULT_TIME_ZONE): see ``in_zone``.
     timezone: str = "UTC"
     rules: list[RoutingRule] = Field(default=[], max_length=100)
     risk: RiskPolicy = RiskPolicy()
@@ -207,6 +209,13 @@ class RoutingPolicy(BaseModel):
     @classmethod
     def _timezone(cls, value: str) -> str:
         return valid_zone(value)
+
+
+def in_zone(policy: RoutingPolicy, site_zone: str) -> RoutingPolicy:
+    """``policy`` in its site's time zone, unless it names a time zone of its own."""
+    if "timezone" in policy.model_fields_set or policy.timezone == site_zone:
+        return policy
+    return policy.model_copy(update={"timezone": site_zone})
 
 
 class PolicyFile(BaseModel):

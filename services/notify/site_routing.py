@@ -17,7 +17,8 @@ from services.notify.models import (
     NotifyStaffContact,
     NotifyWebhook,
 )
-from services.notify.policy import PolicyBook, RoutingPolicy
+from services.notify.policy import PolicyBook, RoutingPolicy, in_zone
+from shared.site_time import SiteTimeZones
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Policies:
     through another replica (or a 410 there) within ``ttl`` seconds."""
 
     book: PolicyBook
+    # Each site's time zone: a policy that names none is read in its site's.
+    zones: SiteTimeZones = field(default_factory=SiteTimeZones)
     ttl: float = 2.0
     _cache: dict[str, tuple[float, SiteRouting]] = field(default_factory=dict)
 
@@ -75,6 +78,7 @@ class Policies:
         set_up = policy is not None or await self.known(session, site_id)
         if policy is None:
             policy = self.book.configured_for(site_id)
+        policy = in_zone(policy, self.zones.of(site_id).key)
         contacts = (
             await session.exec(
                 select(NotifyStaffContact).where(

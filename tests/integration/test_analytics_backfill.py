@@ -16,6 +16,10 @@ from shared.settings import Settings
 from tests.integration.test_delivery_guarantees import TOTAL, count, produce_feedback
 from tests.support.waiting import eventually
 
+PHASE_CHANGES = (
+    "select count(*) from intake_outbox"
+    " where topic like '%episode.phase_changed%' and published_at is not null"
+)
 ALERTS = "select kind, episode_id, opened_session, status from analytics_alerts order by 1,2,3"
 
 
@@ -55,10 +59,13 @@ async def test_backfill_rebuilds_the_same_state_without_publishing_again(
 
     counts = await backfill(real_settings)
 
-    assert counts["applied"] == TOTAL + 4  # the responses and the 4 match.confirmed
+    # The responses, the attendance each implied, the 4 match.confirmed and intake's phase
+    # changes (matched, then active at the first answer) that reached Kafka.
+    consumed = 2 * TOTAL + 4 + await count(database, PHASE_CHANGES)
+    assert counts["applied"] == consumed
     assert await count(database, "select count(*) from analytics_scores") == TOTAL
     assert await rows(database, ALERTS) == before_alerts
     assert await count(database, "select count(*) from analytics_outbox") == before_outbox
     # The live service resumes after the snapshot: nothing is applied twice.
     await run_analytics_until(real_settings, database, TOTAL)
-    assert await count(database, "select count(*) from analytics_inbox") == TOTAL + 4
+    assert await count(database, "select count(*) from analytics_inbox") == consumed

@@ -34,20 +34,24 @@ class ContactBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: Email | None = Field(default=None, max_length=254)
     phone: Phone | None = Field(default=None, description="E.164, e.g. +4915112345678")
-    timezone: str = Field(default="UTC", max_length=64, description="IANA name")
+    timezone: str | None = Field(
+        default=None, max_length=64, description="IANA name; unset: the site's time zone"
+    )
     quiet_hours: QuietHoursIn | None = None
 
     @field_validator("timezone")
     @classmethod
-    def _timezone(cls, value: str) -> str:
-        return valid_zone(value)
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else valid_zone(value)
 
-    def details(self) -> ContactDetails:
+    def details(self, site_zone: str) -> ContactDetails:
+        """What is stored; a contact that names no time zone keeps its quiet hours in the
+        site's (``site_zone``)."""
         quiet = self.quiet_hours
         return ContactDetails(
             email=self.email,
             phone=self.phone,
-            timezone=self.timezone,
+            timezone=self.timezone or site_zone,
             quiet_start=quiet.start if quiet else None,
             quiet_end=quiet.end if quiet else None,
         )
@@ -85,7 +89,13 @@ async def put_staff_contact(
     staff.require_site(site_id)
     async with deps.runtime.transaction() as session:
         row = await contacts.set_staff_contact(
-            deps, session, site_id, role, staff_id, body.details(), body.active
+            deps,
+            session,
+            site_id,
+            role,
+            staff_id,
+            body.details(deps.policies.zones.of(site_id).key),
+            body.active,
         )
     deps.policies.forget(site_id)  # after the commit: this replica sees it at once
     return staff_contact_out(row)
@@ -146,7 +156,7 @@ async def put_client_contact(
     staff.require_site(site_id)
     async with deps.runtime.sessionmaker() as session:
         await contacts.require_own_client(session, staff, site_id, respondent)
-    details = body.details()
+    details = body.details(deps.policies.zones.of(site_id).key)
     contacts.require_address(body.channel, body.consent, details)
     async with deps.runtime.transaction() as session:
         row = await contacts.set_client_contact(
