@@ -85,6 +85,30 @@ def test_the_report_shows_attendance_and_the_drop_outs_caught(
         assert "none caught" in section
 
 
+def test_the_clinicians_act_on_alerts_and_the_report_shows_the_follow_up_figures(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    f = summary["follow_up"]
+    assert 0 < f["actions_recorded"] <= summary["alerts"]
+    assert sum(f["actions_by_code"].values()) == f["actions_recorded"]
+    # Analytics counted each action the simulator recorded (once per alert and code).
+    acted_on = sum(s["alerts_acted_on"] for s in f["sites"].values())
+    assert acted_on == f["actions_recorded"]
+    rows = [(site_id, r) for site_id, s in f["sites"].items() for r in s["actions"]]
+    assert {r["code"] for _, r in rows} == set(f["actions_by_code"])
+    assert any(r["resolved_within_2_sessions"]["n"] > 0 for _, r in rows)
+    html = (out / "report" / "index.html").read_text()
+    section = html.split("<h2>Follow-up: what was done about the alerts</h2>", 1)[1]
+    section = section.split("<h2>", 1)[0]
+    assert f"{f['actions_recorded']} actions recorded" in section
+    for site_id, row in rows:
+        assert f"<tr><td>{site_id}</td><td>{row['code'].replace('_', ' ')}" in section or (
+            row["code"] == "no_action_needed_false_alarm"
+        )
+        assert f"(n = {row['resolved_within_2_sessions']['n']})" in section
+
+
 def test_the_report_renders_in_chromium_with_its_charts(
     demo_run: tuple[Path, dict[str, Any]],
 ) -> None:
