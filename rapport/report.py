@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rapport.report_charts import Row, alert_timeline_svg, forest_svg
+from rapport.report_goals import goals_by_site, goals_html, goals_json
 from rapport.simulate import Network
 from rapport.simulate_arms import MIN_EVENTS, Arms, Comparison, Difference
 from rapport.simulate_attendance import AttendanceFigures
@@ -157,6 +158,7 @@ class Result:
             "requests": self.live.requests,
             "seconds": round(self.seconds, 1),
             "attendance": self.attendance.to_json(),
+            "goals": goals_json(goals_by_site(self.live, self.observed.alerts)),
         }
 
 
@@ -500,6 +502,7 @@ came after that last contact and before then.</p>
 <tr><td>days before the drop-out the first alert came (median, range)</td><td class="n">{escape(caught_days(a))}</td></tr>
 </table>
 
+{goals_html(goals_by_site(result.live, result.observed.alerts))}
 <h2>Matches and their explanations</h2>
 <p class="why">Each intake gets the top options with the reasons for each; here the client takes the
 first. The first few of the run:</p>
