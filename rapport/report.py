@@ -24,6 +24,7 @@ from rich.table import Table
 
 from rapport.report_charts import Row, alert_timeline_svg, forest_svg
 from rapport.report_follow_up import follow_up_counts, follow_up_html
+from rapport.report_goals import goals_by_site, goals_html, goals_json
 from rapport.simulate import Network
 from rapport.simulate_arms import MIN_EVENTS, Arms, Comparison, Difference
 from rapport.simulate_attendance import AttendanceFigures
@@ -165,6 +166,7 @@ class Result:
             "follow_up": follow_up_counts(
                 self.observed.follow_up, self.live.actions, self.live.actions_refused
             ),
+            "goals": goals_json(goals_by_site(self.live, self.observed.alerts)),
         }
 
 
@@ -519,6 +521,7 @@ interval and n (the alerts old enough to tell), and the median time from an aler
 first action (wall-clock: here a simulated week passes in seconds).</p>
 {follow_up_html(result.observed.follow_up, result.live.actions, result.live.actions_refused)}
 
+{goals_html(goals_by_site(result.live, result.observed.alerts))}
 <h2>Matches and their explanations</h2>
 <p class="why">Each intake gets the top options with the reasons for each; here the client takes the
 first. The first few of the run:</p>

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,17 @@ DEMO_POLICY: dict[str, Any] = {
     "invitations": {"enabled": False},
     "rate_limit": {"per_recipient_per_hour": 10_000},
 }
+
+
+# What simulated clients set as goals, in their own words (sealed by feedback, never on a topic).
+GOAL_WORDS = (
+    "Sleep through most nights",
+    "Go back to work part-time",
+    "Argue less at home",
+    "Meet a friend every week",
+    "Feel calm on the bus",
+    "Cut down on drinking",
+)
 
 
 @dataclass
@@ -89,6 +100,7 @@ class LiveRun:
     requests: int = 0
     actions: Counter[str] = field(default_factory=Counter)  # recorded, by action code
     actions_refused: int = 0  # on an alert a clinician had closed meanwhile (409)
+    goal_ids: dict[str, dict[str, str]] = field(default_factory=dict)  # episode → name → id
 
     def assignment(self) -> dict[str, str]:
         return {m.client_id: m.chosen for m in self.matches}
@@ -211,6 +223,8 @@ class LiveDriver:
             }
             if answer.respondent_role == "partner":
                 body["respondent_ref"] = course.client.partner_reference
+            if answer.instrument == "goals":
+                body["items"] = await self._goal_items(episode_id, course, answer.items)
             await self._call("POST", "/feedback/responses", therapist, body)
             self.run.responses += 1
         if result.ended is not None:
@@ -218,6 +232,23 @@ class LiveDriver:
                 "POST", f"/intake/episodes/{episode_id}/close", therapist, {"reason": result.ended}
             )
         self.progress("session", 1)
+
+    async def _goal_items(
+        self, episode_id: str, course: Course, ratings: Mapping[str, float]
+    ) -> dict[str, float]:
+        """The goal ratings keyed by the goals' ids: at the first rating the client's goals are
+        set in their own words (``POST /feedback/episodes/{id}/goals``, by the therapist)."""
+        ids = self.run.goal_ids.setdefault(episode_id, {})
+        therapist = self.auth("therapist", course.client.site_id, course.therapist.id)
+        for name in ratings:
+            if name not in ids:
+                text = GOAL_WORDS[(len(ids) + len(episode_id)) % len(GOAL_WORDS)]
+                body = {"text": text}
+                goal = await self._call(
+                    "POST", f"/feedback/episodes/{episode_id}/goals", therapist, body
+                )
+                ids[name] = goal["goal_id"]
+        return {ids[name]: value for name, value in ratings.items()}
 
     def _collect(self, week: int) -> dict[str, set[str]]:
         """The alert kinds each episode's therapist received by webhook since the last look."""

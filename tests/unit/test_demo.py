@@ -173,3 +173,20 @@ def test_every_report_chart_axis_has_a_zero_tick(demo_run: tuple[Path, dict[str,
     for svg in charts:
         ticks = re.findall(r'class="tick">([^<]*)</text>', svg)
         assert "0" in ticks, ticks
+
+
+def test_the_report_shows_goal_attainment_by_site_and_the_low_support_count(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    goals = summary["goals"]
+    sites = goals["by_site"]
+    assert sum(s["episodes"] for s in sites.values()) == summary["matched"]
+    assert goals["low_support_alerts"] == summary["alerts_by_kind"].get("low_support", 0)
+    assert summary["responses"] >= 3 * summary["sessions"]  # SRS, ORS and goals each session
+    html = (out / "report" / "index.html").read_text()
+    section = html.split("<h2>The client's own goals and the people around them</h2>", 1)[1]
+    section = section.split("<h2>", 1)[0]
+    for site_id, s in sites.items():
+        assert f"<td>{site_id}</td>" in section
+        assert f'<td class="n">{s["goal_attained"]} / {s["episodes"]}</td>' in section
