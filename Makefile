@@ -38,7 +38,7 @@ lint: install
 # mypy --strict (pyproject.toml) over the kernel, every service (migrations aside) and the tooling.
 typecheck: install
 	$(BIN)/mypy --exclude 'services/[a-z]+/migrations/' shared rapport/stack services \
-		rapport/simulate.py rapport/simulation.py rapport/simulation_attendance.py rapport/simulate_attendance.py rapport/replay.py rapport/replay_clock.py rapport/simulate_arms.py rapport/simulate_live.py rapport/simulate_cli.py rapport/report.py rapport/report_charts.py rapport/demo.py rapport/events.py rapport/receiver.py rapport/arguments.py rapport/trajectories
+		rapport/simulate.py rapport/simulation.py rapport/simulation_attendance.py rapport/simulation_goals.py rapport/simulate_goals.py rapport/report_goals.py rapport/simulate_attendance.py rapport/replay.py rapport/replay_clock.py rapport/simulate_arms.py rapport/simulate_live.py rapport/simulate_cli.py rapport/report.py rapport/report_charts.py rapport/report_follow_up.py rapport/simulate_actions.py rapport/demo.py rapport/events.py rapport/receiver.py rapport/arguments.py rapport/trajectories
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

@@ -23,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rapport.report_charts import Row, alert_timeline_svg, forest_svg
+from rapport.report_follow_up import follow_up_counts, follow_up_html
+from rapport.report_goals import goals_by_site, goals_html, goals_json
 from rapport.simulate import Network
 from rapport.simulate_arms import MIN_EVENTS, Arms, Comparison, Difference
 from rapport.simulate_attendance import AttendanceFigures
@@ -40,6 +42,7 @@ class Observed:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
     charts: list[tuple[str, str, str]] = field(default_factory=list)  # (title, why, svg)
+    follow_up: dict[str, dict[str, Any]] = field(default_factory=dict)  # by site
 
 
 async def observe(
@@ -67,6 +70,9 @@ async def observe(
         summary = await http.get(f"/analytics/sites/{site.id}/summary", headers=lead)
         summary.raise_for_status()
         seen.summaries[site.id] = summary.json()
+        follow_up = await http.get(f"/analytics/sites/{site.id}/follow-up", headers=lead)
+        follow_up.raise_for_status()
+        seen.follow_up[site.id] = follow_up.json()
     for title, why, episode_id in _examples(live):
         site_id = live.courses[episode_id].client.site_id
         lead = {
@@ -157,6 +163,10 @@ class Result:
             "requests": self.live.requests,
             "seconds": round(self.seconds, 1),
             "attendance": self.attendance.to_json(),
+            "follow_up": follow_up_counts(
+                self.observed.follow_up, self.live.actions, self.live.actions_refused
+            ),
+            "goals": goals_json(goals_by_site(self.live, self.observed.alerts)),
         }
 
 
@@ -210,6 +220,7 @@ def print_summary(result: Result, console: Console) -> None:
             f"{c['attendance']['dropouts_caught']} of {c['attendance']['dropouts']}, "
             f"{caught_days(c['attendance'])} before",
         ),
+        ("actions recorded on alerts", c["follow_up"]["actions_recorded"]),
     ]
     for label, value in rows:
         table.add_row(label, str(value))
@@ -500,6 +511,17 @@ came after that last contact and before then.</p>
 <tr><td>days before the drop-out the first alert came (median, range)</td><td class="n">{escape(caught_days(a))}</td></tr>
 </table>
 
+<h2>Follow-up: what was done about the alerts</h2>
+<p class="why">The simulated therapists record a coded action on most alerts they receive (a rupture
+discussed in session, a changed approach for a client off track, a safety plan for every risk, now and
+then "no action needed"), most before the next session and the rest after it. Analytics' follow-up
+figures for each site (<code>/analytics/sites/{{id}}/follow-up</code>): per action, the share of the
+alerts acted on that their rule resolved within 2 and within 4 sessions of the action, with its 95%
+interval and n (the alerts old enough to tell), and the median time from an alert's opening to its
+first action (wall-clock: here a simulated week passes in seconds).</p>
+{follow_up_html(result.observed.follow_up, result.live.actions, result.live.actions_refused)}
+
+{goals_html(goals_by_site(result.live, result.observed.alerts))}
 <h2>Matches and their explanations</h2>
 <p class="why">Each intake gets the top options with the reasons for each; here the client takes the
 first. The first few of the run:</p>

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from services.analytics.charts import KIND_COLOURS, ticks
+from services.analytics.chart_marks import ticks
+from services.analytics.charts import KIND_COLOURS
 from services.analytics.domain import by_urgency, plain_name
 
 BLUE, RED, GREY = "#1f6feb", "#cf222e", "#57606a"

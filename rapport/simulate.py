@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
+from rapport.simulate_goals import ClientGoals
+
 DOMAINS: tuple[str, ...] = (
     "depression",
     "anxiety",
@@ -316,10 +318,12 @@ class Course:
     alerts_received: int = 0
     ended: str | None = None
     history: list[SessionResult] = field(default_factory=list)
+    goals: ClientGoals = field(init=False)
 
     def __post_init__(self) -> None:
         self.ors = self.client.intake_ors
         self.deteriorating = self.client.deteriorating
+        self.goals = ClientGoals.draw(self.seed, self.client.id)
 
     @property
     def preference_met(self) -> bool:
@@ -459,7 +463,18 @@ class Course:
             self.risk_answers += risk
             phq = round(_clip((40.0 - self.ors) * 0.62, 0, 24))
             answers.append(Answer("client", "phq-9", _phq9_items(rng, phq, risk)))
+        answers += self._goal_answers(s)
         return tuple(answers), risk
+
+    def _goal_answers(self, s: int) -> list[Answer]:
+        """The client's goal ratings (by goal name: the driver maps them to the goals' ids)
+        and, on its sessions, the support rating (rapport.simulate_goals)."""
+        gain = self.ors - self.client.intake_ors
+        answers = [Answer("client", "goals", self.goals.ratings(s, gain))]
+        support = self.goals.support(s)
+        if support is not None:
+            answers.append(Answer("client", "support", {"support": support}))
+        return answers
 
     def _ending(
         self, s: int, rupture_started: bool, u_drop: float

@@ -9,6 +9,8 @@ arrives (``POST /intake/intakes``) and confirm the client's choice among the exp
 /intake/episodes/{id}/close``). Between weeks the driver waits until the services have settled
 (every outbox relayed, every webhook delivered) and hands each course the alert kinds its
 therapist received by webhook that week: that is what "the therapist got the alert" means here.
+The therapist then records what was done about it (``POST /analytics/alerts/{id}/actions``, a
+coded action: ``rapport.simulate_actions``), before the next session or after it.
 
 The transport is any ``httpx.AsyncClient``: in-process (ASGI) for the demo, or a running
 deployment's URL (``rapport simulate --live``).
@@ -18,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from rapport.simulate import Course, Network, SimClient
+from rapport.simulate_actions import plan_action
 from shared.auth import mint_token
 from shared.settings import Settings
 
@@ -45,6 +48,17 @@ DEMO_POLICY: dict[str, Any] = {
     "invitations": {"enabled": False},
     "rate_limit": {"per_recipient_per_hour": 10_000},
 }
+
+
+# What simulated clients set as goals, in their own words (sealed by feedback, never on a topic).
+GOAL_WORDS = (
+    "Sleep through most nights",
+    "Go back to work part-time",
+    "Argue less at home",
+    "Meet a friend every week",
+    "Feel calm on the bus",
+    "Cut down on drinking",
+)
 
 
 @dataclass
@@ -84,6 +98,9 @@ class LiveRun:
     alerts_by_week: dict[int, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     responses: int = 0
     requests: int = 0
+    actions: Counter[str] = field(default_factory=Counter)  # recorded, by action code
+    actions_refused: int = 0  # on an alert a clinician had closed meanwhile (409)
+    goal_ids: dict[str, dict[str, str]] = field(default_factory=dict)  # episode → name → id
 
     def assignment(self) -> dict[str, str]:
         return {m.client_id: m.chosen for m in self.matches}
@@ -114,6 +131,8 @@ class LiveDriver:
         self._limit = asyncio.Semaphore(concurrency)
         self._seen_webhooks = 0
         self.webhook_ids: set[str] = set()  # this run's endpoints
+        # week → the actions to record that week: (alert, code)
+        self._actions_due: dict[int, list[tuple[dict[str, Any], str]]] = defaultdict(list)
 
     def auth(self, role: str, site: str, sub: str = "simulator") -> dict[str, str]:
         key = (role, site, sub)
@@ -204,6 +223,8 @@ class LiveDriver:
             }
             if answer.respondent_role == "partner":
                 body["respondent_ref"] = course.client.partner_reference
+            if answer.instrument == "goals":
+                body["items"] = await self._goal_items(episode_id, course, answer.items)
             await self._call("POST", "/feedback/responses", therapist, body)
             self.run.responses += 1
         if result.ended is not None:
@@ -211,6 +232,23 @@ class LiveDriver:
                 "POST", f"/intake/episodes/{episode_id}/close", therapist, {"reason": result.ended}
             )
         self.progress("session", 1)
+
+    async def _goal_items(
+        self, episode_id: str, course: Course, ratings: Mapping[str, float]
+    ) -> dict[str, float]:
+        """The goal ratings keyed by the goals' ids: at the first rating the client's goals are
+        set in their own words (``POST /feedback/episodes/{id}/goals``, by the therapist)."""
+        ids = self.run.goal_ids.setdefault(episode_id, {})
+        therapist = self.auth("therapist", course.client.site_id, course.therapist.id)
+        for name in ratings:
+            if name not in ids:
+                text = GOAL_WORDS[(len(ids) + len(episode_id)) % len(GOAL_WORDS)]
+                body = {"text": text}
+                goal = await self._call(
+                    "POST", f"/feedback/episodes/{episode_id}/goals", therapist, body
+                )
+                ids[name] = goal["goal_id"]
+        return {ids[name]: value for name, value in ratings.items()}
 
     def _collect(self, week: int) -> dict[str, set[str]]:
         """The alert kinds each episode's therapist received by webhook since the last look."""
@@ -220,7 +258,62 @@ class LiveDriver:
         for alert in AlertInbox(fresh).opened_alerts():
             by_episode[alert["episode_id"]].add(alert["kind"])
             self.run.alerts_by_week[week][alert["kind"]] += 1
+            course = self.run.courses.get(alert["episode_id"])
+            planned = (
+                None
+                if course is None or "alert_id" not in alert
+                else plan_action(self.network.seed, course.client.id, alert["kind"], week)
+            )
+            if planned is not None:
+                self._actions_due[week + planned.delay_weeks].append((alert, planned.code))
         return by_episode
+
+    async def _record_actions(self, week: int) -> None:
+        """The therapists record what they did about the alerts due this week."""
+        due = self._actions_due.pop(week, [])
+        await asyncio.gather(*(self._act(alert, code) for alert, code in due))
+
+    async def _analytics_alert_id(
+        self, alert: dict[str, Any], therapist: dict[str, str]
+    ) -> str | None:
+        """The alert's id in analytics: the webhook's, except for a risk (notify tells it at
+        once from feedback's ``risk.flagged``, named by the response): analytics' risk alert of
+        the same episode and session."""
+        if alert["kind"] != "risk":
+            return str(alert["alert_id"])
+        params = {
+            "site_id": alert["site_id"],
+            "kind": "risk",
+            "status": "all",
+            "therapist_id": alert["therapist_id"],
+            "limit": 500,
+        }
+        async with self._limit:
+            found = await self.http.get("/analytics/alerts", headers=therapist, params=params)
+        self.run.requests += 1
+        found.raise_for_status()
+        for row in found.json():
+            if (row["episode_id"], row["opened_session"]) == (
+                alert["episode_id"],
+                alert.get("session_number"),
+            ):
+                return str(row["alert_id"])
+        return None
+
+    async def _act(self, alert: dict[str, Any], code: str) -> None:
+        course = self.run.courses[alert["episode_id"]]
+        who = alert.get("therapist_id", course.therapist.id)
+        therapist = self.auth("therapist", course.client.site_id, who)
+        alert_id = await self._analytics_alert_id(alert, therapist)
+        if alert_id is None:
+            return
+        headers = {**therapist, "Idempotency-Key": f"sim-{alert_id}"}
+        url = f"/analytics/alerts/{alert_id}/actions"
+        recorded = await self._call("POST", url, headers, {"code": code}, none_on=409)
+        if recorded is None:
+            self.run.actions_refused += 1
+        else:
+            self.run.actions[code] += 1
 
     async def run_weeks(self) -> LiveRun:
         arrivals: dict[int, list[SimClient]] = defaultdict(list)
@@ -234,11 +327,16 @@ class LiveDriver:
                 received = frozenset(pending.pop(episode_id, set()))
                 sessions.append(self._attend(episode_id, course, received))
             await asyncio.gather(*sessions)
+            await self._record_actions(week)  # those left until after this session
             for client in arrivals.get(week, []):
                 await self._admit(client)
                 self.progress("intake", 1)
             await self.settle()
             for episode_id, kinds in self._collect(week).items():
                 pending[episode_id] |= kinds
+            await self._record_actions(week)  # those recorded before the next session
             self.progress("week", week)
+        for week in sorted(self._actions_due):  # after the last week: the late ones
+            await self._record_actions(week)
+        await self.settle()
         return self.run

@@ -42,6 +42,11 @@ from rapport.simulation_attendance import (
     session_line,
     site_zone,
 )
+from rapport.simulation_goals import (
+    draw_goals_and_support,
+    goals_not_progressing_at,
+    low_support_at,
+)
 
 DOMAINS = ("depression", "anxiety", "trauma", "relationships", "substance_use")
 FIRST_DAY = date(2026, 1, 5)  # a Monday; episodes start on it or up to five weeks later
@@ -77,6 +82,7 @@ class SimEpisode:
     records: list[dict[str, Any]] = field(default_factory=list)
     labels: list[Label] = field(default_factory=list)
     dropped_out: bool = False
+    course: str = ""  # the outcome course: on_track, flat or deteriorating
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     diary: list[Appointment] = field(default_factory=list)  # every booked session
     numbers: list[int] = field(default_factory=list)  # the attended sessions' numbers
@@ -312,8 +318,33 @@ def _episode(
         partner_path = _alliance_path(rng, episode, partner_id, sessions, level, feedback_on)
         _split_labels(episode, client_path, partner_path)
 
-    _outcome_and_records(rng, episode, therapist, sessions, client_path, partner_path)
+    course = _outcome_and_records(rng, episode, therapist, sessions, client_path, partner_path)
+    episode.course = course
+    _goals_and_support(episode, sessions, improving=course == "on_track")
     return episode
+
+
+def _goals_and_support(episode: SimEpisode, sessions: int, improving: bool) -> None:
+    """The client's goal ratings every session and support ratings now and then
+    (rapport.simulation_goals), with the goals_not_progressing and low_support labels."""
+    client_id = f"{episode.episode_id}-c"
+    drawn = draw_goals_and_support(episode.episode_id, sessions, improving)
+    for s in range(1, sessions + 1):
+        episode.records.append(
+            _record(episode, s, "client", client_id, "goals", drawn.goals[s - 1])
+        )
+        support = drawn.support[s - 1]
+        if support is not None:
+            items = {"support": support}
+            episode.records.append(_record(episode, s, "client", client_id, "support", items))
+    numbers = episode.numbers[:sessions]
+    for number in goals_not_progressing_at(drawn.goals, numbers):
+        episode.labels.append(
+            Label(episode.episode_id, number, "goals_not_progressing", client_id, "goals")
+        )
+    low = low_support_at(drawn.support, numbers)
+    if low is not None:
+        episode.labels.append(Label(episode.episode_id, low, "low_support", client_id, "support"))
 
 
 def _outcome_and_records(
@@ -323,9 +354,9 @@ def _outcome_and_records(
     sessions: int,
     client_path: list[float],
     partner_path: list[float] | None,
-) -> None:
+) -> str:
     """The outcome course (on track, flat or deteriorating), every session's records (SRS,
-    ORS, PHQ-9 on odd sessions) and the labels the rules must raise."""
+    ORS, PHQ-9 on odd sessions) and the labels the rules must raise; returns the course."""
     client_id, partner_id = f"{episode.episode_id}-c", f"{episode.episode_id}-p"
     # On track (≥ RC better by session 4), flat, or deteriorating.
     course = rng.choices(["on_track", "flat", "deteriorating"], [0.75, 0.18, 0.07])[0]
@@ -381,6 +412,7 @@ def _outcome_and_records(
                         instrument,
                     )
                 )
+    return course
 
 
 def write_jsonl(records: Sequence[dict[str, Any]], path: Path) -> None:

@@ -4,6 +4,7 @@ per test, and settings with a per-test topic prefix so tests never see each othe
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,6 +16,7 @@ from services import migrate
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
 from tests.support.infra import Infra, app_url, ensure_app_role, provide
+from tests.support.topics import delete_topics
 
 configure_logging("tests", "info", json=True)
 
@@ -52,10 +54,10 @@ async def pg_database(infra: Infra) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def real_settings(infra: Infra, pg_database: str) -> Settings:
+async def real_settings(infra: Infra, pg_database: str) -> AsyncIterator[Settings]:
     """Settings for the real stack, with this test's own topics, groups and database
     (migrated with Alembic as the owner, as ``rapport migrate`` does); the services connect as
-    the application role, under row-level security."""
+    the application role, under row-level security. The test's topics are deleted after it."""
     settings = load_settings(
         kafka_bootstrap=infra.kafka_bootstrap,
         database_url=app_url(pg_database),
@@ -73,7 +75,11 @@ async def real_settings(infra: Infra, pg_database: str) -> Settings:
             settings.migration_database_url_for(service),
             settings.database_url_for(service),
         )
-    return settings
+    yield settings
+    try:
+        await delete_topics(infra.kafka_bootstrap, settings.topic_prefix)
+    except Exception as error:  # the broker away (a test that stopped it): nothing to free
+        logging.getLogger(__name__).warning("could not delete the test's topics: %s", error)
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ class _KafkaPaths:
         )
 
 
-def _properties(port: int, data: Path) -> str:
+def server_properties(port: int, data: Path) -> str:
     """The broker's settings: clients on ``stack_host()`` (advertised there), its KRaft
     controller on loopback."""
     cport = port + 1
@@ -270,7 +270,7 @@ def _launch(state: Path, *, tidy: bool = False) -> tuple[int, bool] | None:
     kp.data.mkdir(parents=True, exist_ok=True)
     if tidy:
         _tidy(kp.data)
-    kp.props.write_text(_properties(port, kp.data))
+    kp.props.write_text(server_properties(port, kp.data))
     kp.log4j.write_text(_LOG4J2)
     common = [
         "-Djava.awt.headless=true",

@@ -112,7 +112,7 @@ def _os_user() -> str | None:
 
 
 @dataclass(frozen=True)
-class _PgPaths:
+class PgPaths:
     root: Path  # owned by the postgres OS user
     data: Path
     sock: Path
@@ -121,7 +121,7 @@ class _PgPaths:
     log: Path
 
     @classmethod
-    def of(cls, state: Path) -> _PgPaths:
+    def of(cls, state: Path) -> PgPaths:
         root = state / "postgres"
         if is_root() and not _user_can_enter(PG_OS_USER, state):
             # e.g. a state dir under /root: keep the cluster where postgres can reach it
@@ -169,7 +169,7 @@ def _chown(path: Path, user: str | None) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def _pid(pp: _PgPaths) -> int | None:
+def _pid(pp: PgPaths) -> int | None:
     pid = read_pid(pp.data / "postmaster.pid")
     if pid is not None and alive(pid) and "postgres" in cmdline(pid):
         return pid
@@ -181,10 +181,10 @@ def _pid(pp: _PgPaths) -> int | None:
 
 def running_pid(state: Path) -> int | None:
     """The postmaster's pid for this state dir, None if it does not run."""
-    return _pid(_PgPaths.of(state))
+    return _pid(PgPaths.of(state))
 
 
-def _leftovers(pp: _PgPaths) -> list[int]:
+def _leftovers(pp: PgPaths) -> list[int]:
     """Live processes working in the data dir (orphaned backends of a dead postmaster)."""
     found: list[int] = []
     for entry in Path("/proc").iterdir():
@@ -195,7 +195,7 @@ def _leftovers(pp: _PgPaths) -> list[int]:
     return found
 
 
-def _clear_stale(pp: _PgPaths) -> None:
+def _clear_stale(pp: PgPaths) -> None:
     """Before starting a postmaster: end orphaned backends and drop a dead one's lock file.
 
     PostgreSQL itself refuses to start while the pid in postmaster.pid (or in the
@@ -223,7 +223,7 @@ def answering(port: int, timeout: float = 2.0) -> bool:
 
 
 def _psql(
-    bindir: Path, pp: _PgPaths, port: int, sql: str, user: str | None
+    bindir: Path, pp: PgPaths, port: int, sql: str, user: str | None
 ) -> subprocess.CompletedProcess[str]:
     cmd = [
         str(bindir / "psql"),
@@ -265,7 +265,7 @@ def _psql(
 def start(state: Path) -> None:
     """Start PostgreSQL unless it runs and answers (waking it if paused), then make sure
     the roles and the database exist and the owner can log in over TCP."""
-    pp = _PgPaths.of(state)
+    pp = PgPaths.of(state)
     port = postgres_port()
     user = _os_user()
     pid = _pid(pp)
@@ -287,7 +287,7 @@ def start(state: Path) -> None:
     _wait_and_provision(bindir, pp, port, user, pid)
 
 
-def _prepare_cluster(bindir: Path, pp: _PgPaths, user: str | None) -> None:
+def _prepare_cluster(bindir: Path, pp: PgPaths, user: str | None) -> None:
     """The cluster's directories, and its data: initdb once, else a check that the data is
     of the server's major version."""
     for d in (pp.root, pp.sock):
@@ -332,7 +332,7 @@ def _prepare_cluster(bindir: Path, pp: _PgPaths, user: str | None) -> None:
 SAME_NETWORKS: Final = "host all all samenet scram-sha-256"
 
 
-def _allow_same_networks(pp: _PgPaths) -> None:
+def allow_same_networks(pp: PgPaths) -> None:
     """With a stack host besides loopback, clients on its networks (containers on a bridge)
     may log in with a password, as on loopback (initdb's pg_hba.conf allows loopback only)."""
     hba = pp.data / "pg_hba.conf"
@@ -341,11 +341,11 @@ def _allow_same_networks(pp: _PgPaths) -> None:
         hba.write_text("\n".join([*lines, SAME_NETWORKS, ""]))
 
 
-def _launch(bindir: Path, pp: _PgPaths, port: int, user: str | None) -> int:
+def _launch(bindir: Path, pp: PgPaths, port: int, user: str | None) -> int:
     """Spawn the postmaster on 127.0.0.1 (and the stack host):``port``; its pid."""
     pp.pid.unlink(missing_ok=True)
     _clear_stale(pp)
-    _allow_same_networks(pp)
+    allow_same_networks(pp)
     args = [
         str(bindir / "postgres"),
         "-D",
@@ -364,13 +364,13 @@ def _launch(bindir: Path, pp: _PgPaths, port: int, user: str | None) -> int:
     return pid
 
 
-def _wait_and_provision(bindir: Path, pp: _PgPaths, port: int, user: str | None, pid: int) -> None:
+def _wait_and_provision(bindir: Path, pp: PgPaths, port: int, user: str | None, pid: int) -> None:
     _wait(bindir, pp, port, user, pid)
     _provision(bindir, pp, port, user)
     _check_login(bindir, pp, port, user)
 
 
-def _wait(bindir: Path, pp: _PgPaths, port: int, user: str | None, pid: int) -> None:
+def _wait(bindir: Path, pp: PgPaths, port: int, user: str | None, pid: int) -> None:
     """Until the postmaster answers a query on its socket (then its pid is recorded)."""
     deadline = time.monotonic() + PG_START_TIMEOUT
     last = ""
@@ -389,7 +389,7 @@ def _wait(bindir: Path, pp: _PgPaths, port: int, user: str | None, pid: int) -> 
     pp.pid.write_text(f"{pid}\n")
 
 
-def _provision(bindir: Path, pp: _PgPaths, port: int, user: str | None) -> None:
+def _provision(bindir: Path, pp: PgPaths, port: int, user: str | None) -> None:
     """The owner role, the application role (no superuser, no BYPASSRLS) and the database."""
     provision = f"""
 DO $$ BEGIN
@@ -417,7 +417,7 @@ END $$;
             raise StackError(f"creating database {PG_DATABASE} failed: {_last_line(proc.stderr)}")
 
 
-def _check_login(bindir: Path, pp: _PgPaths, port: int, user: str | None) -> None:
+def _check_login(bindir: Path, pp: PgPaths, port: int, user: str | None) -> None:
     """The honest check: the URL the services use, over TCP with the password."""
     url = f"postgresql://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{port}/{PG_DATABASE}"
     check = subprocess.run(
@@ -457,7 +457,7 @@ def signal_tree(pid: int, sig: signal.Signals) -> None:
 
 def stop(state: Path) -> None:
     """A fast shutdown (open sessions rolled back), then any orphaned backend killed."""
-    pp = _PgPaths.of(state)
+    pp = PgPaths.of(state)
     pid = _pid(pp)
     if pid is not None:
         postmaster = pid

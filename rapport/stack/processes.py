@@ -131,9 +131,18 @@ def user_env(user: str | None) -> dict[str, str]:
 # at once, so the server is re-parented to init and never becomes a zombie or a
 # ResourceWarning in the Python process that called up(). Its session is the new
 # one the intermediate process was started in.
+# It also lifts the open-files limit as far as it may go (a broker holds a file per partition,
+# and a long test run creates many topics).
 _LAUNCHER: Final = r"""
-import os, pwd, subprocess, sys
+import os, pwd, resource, subprocess, sys
 user, cwd, *cmd = sys.argv[1:]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+for limit in (max(hard, 1048576), hard):
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+        break
+    except (ValueError, OSError):
+        pass
 kw = {}
 if user:
     pw = pwd.getpwnam(user)

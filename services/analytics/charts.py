@@ -4,25 +4,56 @@ Panels share the session axis, one per instrument on its own range: alliance ins
 client-side respondent's score, with the concern line, ruptures ▼ and repairs ○) and outcome
 instruments (each score, with the clinical cutoff and, where a trajectories model has the
 client's band, the expected 25–75 and 10–90 percentile bands); below them an alerts lane, one
-row per alert kind raised in the episode with a mark at each session one was opened. An urgent alert
-(risk) also draws a red line across every panel at its session. Every kind of mark has a legend
-entry, an empty panel says "no data yet", and the value axes have round ticks that include
-zero. Text is escaped; nothing but ids, numbers and fixed labels goes into the picture.
+row per alert kind raised in the episode with a mark at each session one was opened, and its
+follow-up: a square where it was first acted on, a line to where it resolved (a green bar) or a
+clinician closed it (a grey square). An urgent alert (risk) also draws a red line across every
+panel at its session. Between the panels and the alerts, the episode's course: each session
+attended (●), missed (✕, red) or cancelled (○), and each phase change (a flag with the phase,
+and a dotted line across the panels). Positions between sessions (an action, a phase change)
+are fractional on the session axis. Every kind of mark has a legend entry, an empty panel says
+"no data yet", and the value axes have round ticks that include zero. Text is escaped; nothing
+but ids, numbers and fixed labels goes into the picture.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from html import escape
 
-WIDTH, PANEL_HEIGHT, MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, GAP = 800, 200, 56, 250, 48, 50
-LANE_ROW, LEGEND_ROW, INSET = 18, 16, 14  # INSET: room between the frame and the first/last session
-COLOURS = ("#1f6feb", "#b35900", "#2da44e", "#8250df", "#cf222e", "#0a7b83")
-RED, GREEN, GREY = "#cf222e", "#2da44e", "#57606a"
-NO_DATA = "no data yet"
+from services.analytics.chart_course import (
+    PHASE_COLOUR,
+    PhaseMark,
+    SessionMark,
+    course,
+    course_rows,
+)
+from services.analytics.chart_marks import (
+    COLOURS,
+    GAP,
+    GREEN,
+    GREY,
+    LANE_ROW,
+    LEGEND_ROW,
+    MARGIN_LEFT,
+    MARGIN_RIGHT,
+    MARGIN_TOP,
+    NO_DATA,
+    PANEL_HEIGHT,
+    RED,
+    WIDTH,
+    Frame,
+    diamond,
+    entry,
+    fmt,
+    legend_line,
+    ring,
+    session_labels,
+    swatch,
+    ticks,
+    triangle,
+)
 
 # One colour per alert kind, shared by the episode chart and the demo's alert timeline.
 KIND_COLOURS = {
@@ -38,6 +69,8 @@ KIND_COLOURS = {
     "not_on_track": "#1f6feb",
     "dropout_risk": "#e16f24",
     "rematch_suggested": "#116329",
+    "missed_sessions": "#9a6700",
+    "no_contact": "#953800",
 }
 
 
@@ -72,6 +105,9 @@ class AlertMark:
     label: str  # its plain name
     detail: str = ""  # e.g. "resolved at session 5"
     urgent: bool = False  # also drawn across every panel
+    acted_on: float | None = None  # where on the session axis it was first acted on
+    ended: float | None = None  # where it resolved or was closed
+    ending: str = ""  # "resolved" or "closed"
 
 
 @dataclass(frozen=True)
@@ -80,99 +116,11 @@ class EpisodeChart:
     panels: Sequence[Panel] = field(default_factory=tuple)
     alerts: Sequence[AlertMark] = ()
     subtitle: str = ""
+    sessions: Sequence[SessionMark] = ()
+    phases: Sequence[PhaseMark] = ()
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.1f}".rstrip("0").rstrip(".")
-
-
-def ticks(low: float, high: float, target: int = 5, whole: bool = False) -> list[float]:
-    """Round tick values from ``low`` to ``high`` (steps of 1, 2, 2.5 or 5 × 10ⁿ, no 2.5 when
-    ``whole``); every tick is a multiple of the step, so zero is one whenever the range
-    holds it."""
-    if high <= low:
-        return [low]
-    raw = (high - low) / max(1, target)
-    power = 10 ** math.floor(math.log10(raw))
-    steps = (1, 2, 5, 10) if whole else (1, 2, 2.5, 5, 10)
-    step = next(m * power for m in steps if m * power >= raw)
-    if whole:
-        step = max(1.0, step)
-    first = math.ceil(low / step - 1e-9)
-    last = math.floor(high / step + 1e-9)
-    return [round(k * step, 10) + 0.0 for k in range(first, last + 1)]
-
-
-def session_ticks(first: int, last: int, most: int = 16) -> list[int]:
-    step = 1
-    while (last - first) / step >= most:
-        step = {1: 2, 2: 5}.get(step, step * 2)
-    return [s for s in range(first, last + 1) if s % step == 0 or s == first]
-
-
-def _legend_line(x: float, y: float, *, colour: str, dashed: bool = False) -> str:
-    dash = ' stroke-dasharray="6 4"' if dashed else ""
-    return (
-        f'<line x1="{x}" x2="{x + 16}" y1="{y - 4}" y2="{y - 4}" stroke="{colour}" '
-        f'stroke-width="2"{dash}/>'
-    )
-
-
-def _triangle(cx: float, cy: float, colour: str, extra: str = "") -> str:
-    return (
-        f'<path d="M{cx - 6:.1f},{cy - 5:.1f} L{cx + 6:.1f},{cy - 5:.1f} '
-        f'L{cx:.1f},{cy + 5:.1f} Z" fill="{colour}"{extra}'
-    )
-
-
-def _ring(cx: float, cy: float, extra: str = "") -> str:
-    return (
-        f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="none" stroke="{GREEN}" '
-        f'stroke-width="2"{extra}'
-    )
-
-
-def _diamond(cx: float, cy: float, colour: str, extra: str = "") -> str:
-    return (
-        f'<path d="M{cx:.1f},{cy - 6:.1f} L{cx + 6:.1f},{cy:.1f} L{cx:.1f},{cy + 6:.1f} '
-        f'L{cx - 6:.1f},{cy:.1f} Z" fill="{colour}"{extra}'
-    )
-
-
-def _swatch(x: float, y: float, *, opacity: float) -> str:
-    return (
-        f'<rect x="{x}" y="{y - 9}" width="16" height="10" fill="{GREEN}" '
-        f'fill-opacity="{opacity}"/>'
-    )
-
-
-def _entry(marker: str, symbol: str, label: str, x: float, y: float) -> str:
-    return (
-        f'<g class="legend-entry" data-marker="{escape(marker)}">{symbol}'
-        f'<text x="{x + 22}" y="{y}">{escape(label)}</text></g>'
-    )
-
-
-@dataclass(frozen=True)
-class _Frame:
-    first: int
-    span: int
-    plot_width: float
-
-    def x(self, session: float) -> float:
-        inner = self.plot_width - 2 * INSET
-        return MARGIN_LEFT + INSET + (session - self.first) / self.span * inner
-
-
-def _session_labels(frame: _Frame, last: int, bottom: float) -> list[str]:
-    return [
-        f'<text x="{frame.x(s):.1f}" y="{bottom + 15}" text-anchor="middle" '
-        f'fill="{GREY}">{s}</text>'
-        for s in session_ticks(frame.first, last)
-    ]
-
-
-def _panel(panel: Panel, top: float, frame: _Frame, last: int) -> list[str]:
+def _panel(panel: Panel, top: float, frame: Frame, last: int) -> list[str]:
     """One panel's SVG with its legend beside it. Longer than most on purpose: the parts are
     listed in the order they are painted (frame, ticks, band, reference line, series, marks),
     and each legend entry is added next to what it names."""
@@ -192,14 +140,14 @@ def _panel(panel: Panel, top: float, frame: _Frame, last: int) -> list[str]:
     for value in ticks(panel.low, panel.high):
         parts.append(
             f'<text x="{MARGIN_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" '
-            f'fill="{GREY}" class="tick">{_fmt(value)}</text>'
+            f'fill="{GREY}" class="tick">{fmt(value)}</text>'
         )
-    parts += _session_labels(frame, last, bottom)
+    parts += session_labels(frame, last, bottom)
     legend: list[str] = []
 
-    def entry(marker: str, symbol: Callable[[float], str], label: str) -> None:
+    def add_entry(marker: str, symbol: Callable[[float], str], label: str) -> None:
         ly = top + 14 + len(legend) * LEGEND_ROW
-        legend.append(_entry(marker, symbol(ly), label, legend_x, ly))
+        legend.append(entry(marker, symbol(ly), label, legend_x, ly))
 
     if not any(series.points for series in panel.series):
         parts.append(
@@ -232,43 +180,98 @@ def _panel(panel: Panel, top: float, frame: _Frame, last: int) -> list[str]:
         for s, v in ordered:
             parts.append(
                 f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}">'
-                f"<title>{escape(series.label)} session {s}: {_fmt(v)}</title></circle>"
+                f"<title>{escape(series.label)} session {s}: {fmt(v)}</title></circle>"
             )
-        entry("series", partial(_legend_line, legend_x, colour=colour), series.label)
+        add_entry("series", partial(legend_line, legend_x, colour=colour), series.label)
     if panel.reference is not None:
-        entry(
+        add_entry(
             "reference",
-            lambda ly: _legend_line(legend_x, ly, colour=RED, dashed=True),
-            panel.reference_label or _fmt(panel.reference),
+            lambda ly: legend_line(legend_x, ly, colour=RED, dashed=True),
+            panel.reference_label or fmt(panel.reference),
         )
     for band, label, opacity, marker in (
         (panel.band, panel.band_label, 0.35, "band"),
         (panel.outer_band, panel.outer_band_label, 0.15, "outer-band"),
     ):
         if band:
-            entry(
+            add_entry(
                 marker,
-                partial(_swatch, legend_x, opacity=opacity),
+                partial(swatch, legend_x, opacity=opacity),
                 label,
             )
     for s, v in panel.ruptures:
         parts.append(
-            _triangle(x(s), y(v) - 10, RED, ' class="rupture"')
+            triangle(x(s), y(v) - 10, RED, ' class="rupture"')
             + f"><title>rupture at session {s}</title></path>"
         )
     if panel.ruptures:
-        entry("rupture", lambda ly: _triangle(legend_x + 8, ly - 4, RED, "") + "/>", "Rupture")
+        add_entry("rupture", lambda ly: triangle(legend_x + 8, ly - 4, RED, "") + "/>", "Rupture")
     for s, v in panel.repairs:
         parts.append(
-            _ring(x(s), y(v) - 10, ' class="repair"')
+            ring(x(s), y(v) - 10, ' class="repair"')
             + f"><title>repair at session {s}</title></circle>"
         )
     if panel.repairs:
-        entry("repair", lambda ly: _ring(legend_x + 8, ly - 4) + "/>", "Rupture repaired")
+        add_entry("repair", lambda ly: ring(legend_x + 8, ly - 4) + "/>", "Rupture repaired")
     return parts + legend
 
 
-def _lane(alerts: Sequence[AlertMark], top: float, frame: _Frame, last: int) -> list[str]:
+def _follow_up(alert: AlertMark, cy: float, colour: str, x: Callable[[float], float]) -> list[str]:
+    """An alert's follow-up on its row: a line from its opening to where it ended (a green bar
+    if it resolved, a grey square if a clinician closed it), a square where it was acted on."""
+    parts: list[str] = []
+    opened = x(alert.session)
+    if alert.ended is not None:
+        end = x(alert.ended)
+        parts.append(
+            f'<line x1="{opened:.1f}" x2="{end:.1f}" y1="{cy:.1f}" y2="{cy:.1f}" '
+            f'stroke="{colour}" stroke-width="2" stroke-opacity="0.6" class="alert-course"/>'
+        )
+        where = f"{alert.label}: {alert.ending} ({alert.detail or 'after its opening'})"
+        parts.append(
+            f'<rect x="{end - 1.5:.1f}" y="{cy - 7:.1f}" width="3" height="14" fill="{GREEN}" '
+            f'class="resolved"><title>{escape(where)}</title></rect>'
+            if alert.ending == "resolved"
+            else f'<rect x="{end - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" fill="{GREY}" '
+            f'class="closed"><title>{escape(where)}</title></rect>'
+        )
+    if alert.acted_on is not None:
+        parts.append(
+            f'<rect x="{x(alert.acted_on) - 4:.1f}" y="{cy - 4:.1f}" width="8" height="8" '
+            f'fill="white" stroke="{PHASE_COLOUR}" stroke-width="1.5" class="acted-on">'
+            f"<title>{escape(alert.label)}: acted on</title></rect>"
+        )
+    return parts
+
+
+# The follow-up marks' legend: (marker, what the mark is, label).
+FOLLOW_UP_LEGEND = (
+    ("acted-on", "acted_on", "acted on (first action)"),
+    ("resolved", "resolved", "resolved"),
+    ("closed", "closed", "closed by a clinician"),
+)
+
+
+def _follow_up_legend(alerts: Sequence[AlertMark]) -> list[tuple[str, str]]:
+    shown = {
+        "acted_on": any(a.acted_on is not None for a in alerts),
+        "resolved": any(a.ended is not None and a.ending == "resolved" for a in alerts),
+        "closed": any(a.ended is not None and a.ending != "resolved" for a in alerts),
+    }
+    return [(marker, label) for marker, what, label in FOLLOW_UP_LEGEND if shown[what]]
+
+
+def _follow_up_symbol(marker: str, lx: float, cy: float) -> str:
+    if marker == "resolved":
+        return f'<rect x="{lx + 6.5}" y="{cy - 7:.1f}" width="3" height="14" fill="{GREEN}"/>'
+    fill, stroke = ("white", PHASE_COLOUR) if marker == "acted-on" else (GREY, GREY)
+    return (
+        f'<rect x="{lx + 4}" y="{cy - 4:.1f}" width="8" height="8" fill="{fill}" '
+        f'stroke="{stroke}" stroke-width="1.5"/>'
+    )
+
+
+def _lane(alerts: Sequence[AlertMark], top: float, frame: Frame, last: int) -> list[str]:
     kinds: dict[str, AlertMark] = {}
     for alert in alerts:
         kinds.setdefault(alert.kind, alert)
@@ -292,37 +295,54 @@ def _lane(alerts: Sequence[AlertMark], top: float, frame: _Frame, last: int) -> 
         symbol = (
             f'<line x1="{legend_x + 8}" x2="{legend_x + 8}" y1="{cy - 8:.1f}" y2="{cy + 8:.1f}" '
             f'stroke="{RED}" stroke-width="1.5" stroke-dasharray="3 3"/>'
-            + _diamond(legend_x + 8, cy, colour)
+            + diamond(legend_x + 8, cy, colour)
             + "/>"
             if first.urgent
             else f'<circle cx="{legend_x + 8}" cy="{cy:.1f}" r="5" fill="{colour}"/>'
         )
-        parts.append(_entry(f"alert:{kind}", symbol, first.label, legend_x, cy + 4))
+        parts.append(entry(f"alert:{kind}", symbol, first.label, legend_x, cy + 4))
+        for alert in (a for a in alerts if a.kind == kind):
+            parts += _follow_up(alert, cy, colour, frame.x)
         for alert in (a for a in alerts if a.kind == kind):
             title = f"{alert.label}: opened at session {alert.session}"
             title += f", {alert.detail}" if alert.detail else ""
             extra = f' class="alert" data-kind="{escape(kind)}"'
             shape = (
-                _diamond(frame.x(alert.session), cy, colour, extra)
+                diamond(frame.x(alert.session), cy, colour, extra)
                 + f"><title>{escape(title)}</title></path>"
                 if alert.urgent
                 else f'<circle cx="{frame.x(alert.session):.1f}" cy="{cy:.1f}" r="5" '
                 f'fill="{colour}"{extra}><title>{escape(title)}</title></circle>'
             )
             parts.append(shape)
-    return parts + _session_labels(frame, last, top + height)
+    for index, (marker, label) in enumerate(_follow_up_legend(alerts)):
+        cy = top + 4 + LANE_ROW * (len(rows) + index) + LANE_ROW / 2
+        symbol = _follow_up_symbol(marker, legend_x, cy)
+        parts.append(entry(marker, symbol, label, legend_x, cy + 4))
+    return parts + session_labels(frame, last, top + height)
+
+
+def _alert_rows(alerts: Sequence[AlertMark]) -> int:
+    """How many rows the alerts lane takes, its legend included."""
+    return max(1, len({a.kind for a in alerts}) + len(_follow_up_legend(alerts)))
 
 
 def render(chart: EpisodeChart) -> str:
+    """The chart as SVG: the panels, the episode's course, the alerts lane."""
     sessions = [s for p in chart.panels for series in p.series for s, _ in series.points]
     sessions += [s for p in chart.panels for s, _, _ in (*p.band, *p.outer_band)]
-    sessions += [a.session for a in chart.alerts]
+    sessions += [a.session for a in chart.alerts] + [m.session for m in chart.sessions]
+    positions: list[float] = [*sessions, *(p.position for p in chart.phases)]
+    positions += [a.ended for a in chart.alerts if a.ended is not None]
+    positions += [a.acted_on for a in chart.alerts if a.acted_on is not None]
     last = max(sessions, default=1)
     first = min(sessions, default=1)
-    frame = _Frame(first, max(1, last - first), WIDTH - MARGIN_LEFT - MARGIN_RIGHT)
-    rows = max(1, len({a.kind for a in chart.alerts}))
-    lane_top = MARGIN_TOP + len(chart.panels) * (PANEL_HEIGHT + GAP) + 14
-    height = int(lane_top + rows * LANE_ROW + 8 + 44)
+    span = max(1.0, max(positions, default=last) - first)
+    frame = Frame(first, span, WIDTH - MARGIN_LEFT - MARGIN_RIGHT)
+    course_top = MARGIN_TOP + len(chart.panels) * (PANEL_HEIGHT + GAP) + 14
+    lane_top = course_top + course_rows(chart.sessions, chart.phases) * LANE_ROW + 8 + GAP / 2
+    axis_label = lane_top + max(1, len({a.kind for a in chart.alerts})) * LANE_ROW + 8 + 32
+    height = int(max(axis_label + 8, lane_top + _alert_rows(chart.alerts) * LANE_ROW + 8 + 12))
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
@@ -340,6 +360,14 @@ def render(chart: EpisodeChart) -> str:
         top = MARGIN_TOP + index * (PANEL_HEIGHT + GAP) + 14
         parts += _panel(panel, top, frame, last)
     tops = [MARGIN_TOP + i * (PANEL_HEIGHT + GAP) + 14 for i in range(len(chart.panels))]
+    for phase in chart.phases:  # a dotted line across every panel where the phase changed
+        across = frame.x(phase.position)
+        for top in tops:
+            parts.append(
+                f'<line x1="{across:.1f}" x2="{across:.1f}" y1="{top}" y2="{top + PANEL_HEIGHT}" '
+                f'stroke="{PHASE_COLOUR}" stroke-width="1" stroke-dasharray="1 3" '
+                f'class="phase-line"><title>{escape(phase.label)}</title></line>'
+            )
     for alert in (a for a in chart.alerts if a.urgent):
         across = frame.x(alert.session)
         for top in tops:
@@ -348,9 +376,10 @@ def render(chart: EpisodeChart) -> str:
                 f'stroke="{RED}" stroke-width="1.5" stroke-dasharray="3 3" class="urgent">'
                 f"<title>{escape(alert.label)} at session {alert.session}</title></line>"
             )
+    parts += course(chart.sessions, chart.phases, course_top, frame)
     parts += _lane(chart.alerts, lane_top, frame, last)
     parts.append(
-        f'<text x="{MARGIN_LEFT + frame.plot_width / 2:.1f}" y="{height - 4}" '
+        f'<text x="{MARGIN_LEFT + frame.plot_width / 2:.1f}" y="{axis_label:.0f}" '
         f'text-anchor="middle" fill="{GREY}">session</text>'
     )
     parts.append("</svg>")

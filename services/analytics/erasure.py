@@ -1,9 +1,9 @@
 """Analytics' share of a client's erasure (``client.erasure.requested``): the client's episode
-state, scores, pending checks, and its timeline's deliveries and matches are deleted; alerts and
-closed-episode results and the actions recorded on alerts are kept for the site's and
-therapists' aggregates (alert counts, effectiveness, follow-up figures) but cut loose from the
-client: a new anonymous episode id, no respondent, no triggering response, no note (and the
-client's data key, which sealed the notes, is destroyed)."""
+state, scores, pending checks, and its timeline's deliveries, matches, sessions and phase
+changes are deleted; alerts and closed-episode results and the actions recorded on alerts are
+kept for the site's and therapists' aggregates (alert counts, effectiveness, follow-up figures)
+but cut loose from the client: a new anonymous episode id, no respondent, no triggering
+response, no note (and the client's data key, which sealed the notes, is destroyed)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from services.analytics.models import (
     CLOSED_EPISODES,
     DUE_CHECKS,
     EPISODE_MATCHES,
+    EPISODE_SESSIONS,
     EPISODES,
     ERASED,
     ERASURES,
     OUTBOX,
+    PHASE_CHANGES,
     SCORES,
     AnalyticsConsent,
 )
@@ -50,8 +52,8 @@ async def on_erasure_requested(delivery: Delivery[ClientErasureRequested]) -> li
         )
     )
     removed[scores.name] = rows_affected(result)
-    # The episode's state, its timeline's deliveries and matches go with it.
-    for table in (EPISODES, ALERT_DELIVERIES, EPISODE_MATCHES):
+    # The episode's state, its timeline's deliveries, matches, sessions and phases go with it.
+    for table in (EPISODES, ALERT_DELIVERIES, EPISODE_MATCHES, EPISODE_SESSIONS, PHASE_CHANGES):
         result = await session.execute(delete(table).where(table.c.episode_id.in_(episodes)))
         removed[table.name] = rows_affected(result)
     result = await session.execute(delete(DUE_CHECKS).where(DUE_CHECKS.c.subject.in_(episodes)))

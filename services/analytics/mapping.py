@@ -1,6 +1,9 @@
 """Rows ↔ domain objects ↔ response models: the one place analytics converts between them (the
 response models of its routes, a row's alert or score as the API shows it, a closed episode's
-row as the effectiveness estimate reads it, a ``feedback.recorded`` event as the rules read it)."""
+row as the effectiveness estimate reads it, a ``feedback.recorded`` event as the rules read it).
+
+Over 500 lines: the episode's timeline is one response (scores, alerts with their follow-up,
+care, sessions, phases, goals), its models beside the converter that fills them."""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from services.analytics.models import (
     AnalyticsAlertDelivery,
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
+    AnalyticsEpisodeSession,
+    AnalyticsPhaseChange,
     AnalyticsScore,
 )
 from shared.contracts import (
@@ -148,6 +153,27 @@ class CareChangeOut(BaseModel):
     at: datetime
 
 
+class SessionOut(BaseModel):
+    """How one session turned out: attended (``implied_by_feedback`` when only a feedback
+    response said so), missed, or cancelled by the client or the clinic; ``at`` when it took
+    place or was to."""
+
+    session_number: int
+    status: Literal["attended", "missed", "cancelled_by_client", "cancelled_by_clinic"]
+    at: datetime
+    implied_by_feedback: bool = False
+
+
+class PhaseChangeOut(BaseModel):
+    """The episode moved from one phase to another (intake's ``episode.phase_changed``)."""
+
+    from_phase: str | None
+    to_phase: str
+    reason: str
+    at: datetime
+    gap_days: int | None = None  # on a return after a drop-out: days since the last contact
+
+
 class TimelineOut(BaseModel):
     episode_id: str
     site_id: str
@@ -157,6 +183,8 @@ class TimelineOut(BaseModel):
     scores: list[ScoreOut]
     alerts: list[TimelineAlertOut]
     care: list[CareChangeOut] = []
+    sessions: list[SessionOut] = []
+    phases: list[PhaseChangeOut] = []
     goal_progress: list[GoalProgressOut] = []
 
 
@@ -325,6 +353,8 @@ def timeline_out(
     actions: Iterable[AnalyticsAlertAction] = (),
     care: Iterable[CareChange] = (),
     notes: Mapping[str, str] | None = None,
+    sessions: Iterable[AnalyticsEpisodeSession] = (),
+    phases: Iterable[AnalyticsPhaseChange] = (),
     goals: Iterable[GoalRating] = (),
 ) -> TimelineOut:
     """The timeline as the API shows it; ``notes`` are the actions' notes, unsealed, by id."""
@@ -353,6 +383,25 @@ def timeline_out(
                 at=c.at,
             )
             for c in care
+        ],
+        sessions=[
+            SessionOut(
+                session_number=s.session_number,
+                status=s.status,  # stored from the checked event
+                at=s.at,
+                implied_by_feedback=s.implied_by_feedback,
+            )
+            for s in sorted(sessions, key=lambda s: s.session_number)
+        ],
+        phases=[
+            PhaseChangeOut(
+                from_phase=p.from_phase,
+                to_phase=p.to_phase,
+                reason=p.reason,
+                at=p.at,
+                gap_days=p.gap_days,
+            )
+            for p in sorted(phases, key=lambda p: (p.at, p.to_phase))
         ],
         goal_progress=[
             GoalProgressOut(

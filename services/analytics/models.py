@@ -137,6 +137,33 @@ class AnalyticsEpisodeMatch(SQLModel, table=True):
     confirmed_at: datetime
 
 
+class AnalyticsEpisodeSession(SQLModel, table=True):
+    """How each session of an episode turned out (``session.attended|missed|cancelled``), as the
+    attendance rules hold it: for the episode's timeline and chart."""
+
+    __tablename__ = "analytics_episode_sessions"
+    episode_id: str = Field(primary_key=True, max_length=64)
+    session_number: int = Field(primary_key=True)
+    site_id: str = Field(index=True, max_length=64)
+    # attended, missed, cancelled_by_client or cancelled_by_clinic
+    status: str = Field(max_length=24)
+    at: datetime  # when it took place (or was to)
+    implied_by_feedback: bool = False
+
+
+class AnalyticsPhaseChange(SQLModel, table=True):
+    """Each phase change of an episode (``episode.phase_changed``): for its timeline and chart."""
+
+    __tablename__ = "analytics_episode_phase_changes"
+    episode_id: str = Field(primary_key=True, max_length=64)
+    to_phase: str = Field(primary_key=True, max_length=20)
+    at: datetime = Field(primary_key=True)
+    site_id: str = Field(index=True, max_length=64)
+    from_phase: str | None = Field(default=None, max_length=20)
+    reason: str = Field(max_length=64)
+    gap_days: int | None = None
+
+
 class AnalyticsClosedEpisode(SQLModel, table=True):
     """What a closed episode says about its therapist (input of the effectiveness estimates)."""
 
@@ -172,6 +199,8 @@ ALERT_ACTIONS = table_of(AnalyticsAlertAction)
 CLOSED_EPISODES = table_of(AnalyticsClosedEpisode)
 ALERT_DELIVERIES = table_of(AnalyticsAlertDelivery)
 EPISODE_MATCHES = table_of(AnalyticsEpisodeMatch)
+EPISODE_SESSIONS = table_of(AnalyticsEpisodeSession)
+PHASE_CHANGES = table_of(AnalyticsPhaseChange)
 
 OUTBOX, INBOX = messaging_tables("analytics")
 # The topic prefix of the deployment these tables belong to (shared/deployment.py).

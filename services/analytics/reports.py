@@ -14,10 +14,19 @@ from decimal import Decimal
 from html import escape
 from typing import Protocol
 
-from services.analytics.charts import AlertMark, EpisodeChart, Panel, Series
+from services.analytics.charts import EpisodeChart, Panel, Series
 from services.analytics.domain import InstrumentTrajectory, Trajectories, by_urgency, plain_name
 from services.analytics.domain.trajectories import track_position
 from services.analytics.effectiveness import not_enough_data, rate_with_interval
+from services.analytics.episode_course import (
+    Alert,
+    PhaseChange,
+    Session,
+    alert_marks,
+    phase_marks,
+    session_marks,
+    session_times,
+)
 from shared.instruments import Instrument
 
 Points = list[tuple[int, float]]
@@ -50,23 +59,6 @@ class GoalPoint(Protocol):
     def rating(self) -> float: ...
 
 
-class Alert(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def severity(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def respondent(self) -> str | None: ...
-    @property
-    def instrument(self) -> str | None: ...
-    @property
-    def opened_session(self) -> int: ...
-    @property
-    def resolved_session(self) -> int | None: ...
-
-
 class Timeline(Protocol):
     @property
     def site_id(self) -> str: ...
@@ -78,6 +70,10 @@ class Timeline(Protocol):
     def scores(self) -> Sequence[Score]: ...
     @property
     def alerts(self) -> Sequence[Alert]: ...
+    @property
+    def sessions(self) -> Sequence[Session]: ...
+    @property
+    def phases(self) -> Sequence[PhaseChange]: ...
 
 
 class Rate(Protocol):
@@ -139,32 +135,12 @@ def sessions_words(sessions: Sequence[int]) -> str:
 
 
 def chart_title(timeline: Timeline) -> str:
-    """What staff know an episode by: its site, therapist and sessions."""
+    """What staff know an episode by: its site, therapist and sessions (scored or reported)."""
     sessions = [s.session_number for s in timeline.scores]
+    sessions += [s.session_number for s in timeline.sessions]
     return (
         f"Site {timeline.site_id} · therapist {timeline.therapist_id} · {sessions_words(sessions)}"
     )
-
-
-def _alert_marks(timeline: Timeline) -> list[AlertMark]:
-    marks = []
-    for alert in sorted(timeline.alerts, key=lambda a: (a.opened_session, a.kind)):
-        if alert.status == "open":
-            detail = "still open"
-        elif alert.resolved_session is not None and alert.kind not in {"risk", "repair"}:
-            detail = f"resolved at session {alert.resolved_session}"
-        else:
-            detail = ""
-        marks.append(
-            AlertMark(
-                alert.opened_session,
-                alert.kind,
-                plain_name(alert.kind),
-                detail,
-                urgent=alert.severity == "urgent",
-            )
-        )
-    return marks
 
 
 def _model_bands(
@@ -296,12 +272,15 @@ def episode_chart(
         )
         for instrument in shown
     ]
+    times = session_times(timeline.sessions)
     return EpisodeChart(
         chart_title(timeline),
         panels,
-        _alert_marks(timeline),
-        subtitle=f"Every measure by session, and the alerts raised (episode "
-        f"{timeline.phase.replace('_', ' ')})",
+        alert_marks(timeline.alerts, times),
+        subtitle=f"Every measure by session, the sessions and phases, and the alerts raised "
+        f"and followed up (episode {timeline.phase.replace('_', ' ')})",
+        sessions=session_marks(timeline.sessions),
+        phases=phase_marks(timeline.phases, times),
     )
 
 

@@ -47,7 +47,7 @@ async def test_the_episode_chart_renders_with_its_lines_and_rupture_mark(
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = SHOTS / "episode-chart.svg"
     page.write_text(svg)
-    shot = screenshot(page, SHOTS / "episode-chart.png", width=760, height=620)
+    shot = screenshot(page, SHOTS / "episode-chart.png", width=820, height=900)
     painted, colours = ink(shot)
     assert painted > 20_000, "the chart is (nearly) blank"
     assert near(colours, (0x1F, 0x6F, 0xEB)), "no alliance line drawn"

@@ -85,6 +85,30 @@ def test_the_report_shows_attendance_and_the_drop_outs_caught(
         assert "none caught" in section
 
 
+def test_the_clinicians_act_on_alerts_and_the_report_shows_the_follow_up_figures(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    f = summary["follow_up"]
+    assert 0 < f["actions_recorded"] <= summary["alerts"]
+    assert sum(f["actions_by_code"].values()) == f["actions_recorded"]
+    # Analytics counted each action the simulator recorded (once per alert and code).
+    acted_on = sum(s["alerts_acted_on"] for s in f["sites"].values())
+    assert acted_on == f["actions_recorded"]
+    rows = [(site_id, r) for site_id, s in f["sites"].items() for r in s["actions"]]
+    assert {r["code"] for _, r in rows} == set(f["actions_by_code"])
+    assert any(r["resolved_within_2_sessions"]["n"] > 0 for _, r in rows)
+    html = (out / "report" / "index.html").read_text()
+    section = html.split("<h2>Follow-up: what was done about the alerts</h2>", 1)[1]
+    section = section.split("<h2>", 1)[0]
+    assert f"{f['actions_recorded']} actions recorded" in section
+    for site_id, row in rows:
+        assert f"<tr><td>{site_id}</td><td>{row['code'].replace('_', ' ')}" in section or (
+            row["code"] == "no_action_needed_false_alarm"
+        )
+        assert f"(n = {row['resolved_within_2_sessions']['n']})" in section
+
+
 def test_the_report_renders_in_chromium_with_its_charts(
     demo_run: tuple[Path, dict[str, Any]],
 ) -> None:
@@ -149,3 +173,20 @@ def test_every_report_chart_axis_has_a_zero_tick(demo_run: tuple[Path, dict[str,
     for svg in charts:
         ticks = re.findall(r'class="tick">([^<]*)</text>', svg)
         assert "0" in ticks, ticks
+
+
+def test_the_report_shows_goal_attainment_by_site_and_the_low_support_count(
+    demo_run: tuple[Path, dict[str, Any]],
+) -> None:
+    out, summary = demo_run
+    goals = summary["goals"]
+    sites = goals["by_site"]
+    assert sum(s["episodes"] for s in sites.values()) == summary["matched"]
+    assert goals["low_support_alerts"] == summary["alerts_by_kind"].get("low_support", 0)
+    assert summary["responses"] >= 3 * summary["sessions"]  # SRS, ORS and goals each session
+    html = (out / "report" / "index.html").read_text()
+    section = html.split("<h2>The client's own goals and the people around them</h2>", 1)[1]
+    section = section.split("<h2>", 1)[0]
+    for site_id, s in sites.items():
+        assert f"<td>{site_id}</td>" in section
+        assert f'<td class="n">{s["goal_attained"]} / {s["episodes"]}</td>' in section

@@ -2,7 +2,9 @@
 risk answers, drop-outs and attendance are known (rapport.simulation): per-kind precision and
 recall of the alerts that ``rapport replay`` opens must be at least 0.95 for every rule-defined
 kind, and the attendance alerts (``missed_sessions``, ``no_contact``: the replay's clock) must be
-exactly the simulator's labels, by the last line and with ``--as-of`` later."""
+exactly the simulator's labels, by the last line and with ``--as-of`` later, and so must the
+goal and support alerts (``goals_not_progressing``, ``low_support``), whose labels are
+definitional."""
 
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ RULE_KINDS = (
     "deterioration",
     "not_on_track",
 )
+# The goal and support rules' labels follow their definitions over the drawn ratings (rapport.
+# simulation_goals): the replay must open exactly them.
+DEFINITIONAL_KINDS = ("goals_not_progressing", "low_support")
 ATTENDANCE_KINDS = ("missed_sessions", "no_contact")
 EPISODE_LEVEL = {"split_alliance", "rating_discrepancy", *ATTENDANCE_KINDS}
 Key = tuple[str, int, str, str | None]
@@ -93,8 +98,8 @@ def test_rule_alerts_match_the_simulated_events(
     assert recall >= 0.95, f"{kind}: recall {recall:.3f}"
 
 
-@pytest.mark.parametrize("kind", ATTENDANCE_KINDS)
-def test_the_replay_opens_exactly_the_simulated_attendance_alerts(
+@pytest.mark.parametrize("kind", (*ATTENDANCE_KINDS, *DEFINITIONAL_KINDS))
+def test_the_replay_opens_exactly_the_simulated_clock_and_goal_alerts(
     network: Network, tmp_path: Path, kind: str
 ) -> None:
     found = _replayed(network, tmp_path)

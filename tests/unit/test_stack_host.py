@@ -11,7 +11,7 @@ import pytest
 from rapport.stack import postgres
 from rapport.stack.config import endpoints, listen_addresses, stack_host
 from rapport.stack.errors import StackError
-from rapport.stack.kafka import _properties
+from rapport.stack.kafka import server_properties
 
 BRIDGE = "10.244.0.1"
 
@@ -22,7 +22,7 @@ def test_without_a_stack_host_everything_stays_on_loopback(
     monkeypatch.delenv("RAPPORT_STACK_HOST", raising=False)
     assert stack_host() == "127.0.0.1"
     assert listen_addresses() == ["127.0.0.1"]
-    properties = _properties(19092, Path("/data"))
+    properties = server_properties(19092, Path("/data"))
     assert "advertised.listeners=PLAINTEXT://127.0.0.1:19092\n" in properties
 
 
@@ -30,7 +30,7 @@ def test_a_stack_host_is_where_kafka_listens_and_what_it_advertises(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RAPPORT_STACK_HOST", BRIDGE)
-    properties = _properties(19092, Path("/data")).splitlines()
+    properties = server_properties(19092, Path("/data")).splitlines()
     assert f"advertised.listeners=PLAINTEXT://{BRIDGE}:19092" in properties
     # Clients reach the broker there; its KRaft controller stays on loopback.
     assert f"listeners=PLAINTEXT://{BRIDGE}:19092,CONTROLLER://127.0.0.1:19093" in properties
@@ -64,16 +64,16 @@ def test_a_stack_host_that_is_not_an_ipv4_address_is_refused(
 def test_postgres_lets_the_stack_hosts_networks_log_in_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    paths = postgres._PgPaths(
+    paths = postgres.PgPaths(
         root=tmp_path, data=tmp_path, sock=tmp_path, done=tmp_path / "d", pid=tmp_path / "p",
         log=tmp_path / "l",
     )  # fmt: skip
     initdb = "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
     (tmp_path / "pg_hba.conf").write_text(initdb)
     monkeypatch.delenv("RAPPORT_STACK_HOST", raising=False)
-    postgres._allow_same_networks(paths)
+    postgres.allow_same_networks(paths)
     assert (tmp_path / "pg_hba.conf").read_text() == initdb  # loopback only: unchanged
     monkeypatch.setenv("RAPPORT_STACK_HOST", BRIDGE)
-    postgres._allow_same_networks(paths)
-    postgres._allow_same_networks(paths)
+    postgres.allow_same_networks(paths)
+    postgres.allow_same_networks(paths)
     assert (tmp_path / "pg_hba.conf").read_text() == initdb + postgres.SAME_NETWORKS + "\n"

@@ -13,12 +13,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.analytics import domain
 from services.analytics.dependencies import AnalyticsDependencies
-from services.analytics.models import DUE_CHECKS
+from services.analytics.models import DUE_CHECKS, EPISODE_SESSIONS, PHASE_CHANGES
 from services.analytics.usecases.alerts import EpisodeOwners, alert_events
 from services.analytics.usecases.due_checks import sync_checks
 from services.analytics.usecases.responses import episode_for_update, store_episode
 from shared.clock import Clock, DueCheck
 from shared.contracts import EpisodePhaseChanged
+from shared.db import insert_or_ignore, upsert
 from shared.events import Event
 from shared.runtime import ServiceRuntime, dependencies_of
 
@@ -34,8 +35,36 @@ async def record_session(
     state, changes = domain.on_session(_state(found), fact, config)
     now = datetime.now(UTC)
     await _save(session, episode, found, state, now)
+    await _store_session(session, episode, state, fact)
     await sync_checks(session, episode.episode_id, episode.site_id, state, config, deps)
     return list(await alert_events(session, episode, changes, now))
+
+
+async def _store_session(
+    session: AsyncSession,
+    episode: EpisodeOwners,
+    state: domain.EpisodeState,
+    fact: domain.SessionFact,
+) -> None:
+    """The session as the rules now hold it, for the episode's timeline: the fact's status and
+    time, unless the rules kept another status (a repeated or stale fact changes nothing)."""
+    if state.attendance.sessions.get(fact.session) != fact.status:
+        return
+    values = {
+        "status": fact.status,
+        "at": fact.at,
+        "implied_by_feedback": fact.implied_by_feedback,
+    }
+    await session.execute(
+        upsert(session, EPISODE_SESSIONS)
+        .values(
+            episode_id=episode.episode_id,
+            session_number=fact.session,
+            site_id=episode.site_id,
+            **values,
+        )
+        .on_conflict_do_update(index_elements=["episode_id", "session_number"], set_=values)
+    )
 
 
 async def follow_phase(
@@ -48,6 +77,17 @@ async def follow_phase(
     state = _state(found) or domain.EpisodeState(data.episode_id)
     changes = domain.on_phase(state, data.to_phase, data.at)
     now = datetime.now(UTC)
+    await session.execute(  # the episode's story: every change, even one arriving late
+        insert_or_ignore(session, PHASE_CHANGES).values(
+            episode_id=episode.episode_id,
+            site_id=episode.site_id,
+            from_phase=data.from_phase,
+            to_phase=data.to_phase,
+            reason=data.reason,
+            at=data.at,
+            gap_days=data.gap_days,
+        )
+    )
     await _save(session, episode, found, state, now, phase=state.attendance.phase)
     config = deps.rules.for_site(episode.site_id)
     await sync_checks(session, episode.episode_id, episode.site_id, state, config, deps)

@@ -28,6 +28,8 @@ from services.analytics.models import (
     AnalyticsClosedEpisode,
     AnalyticsEpisode,
     AnalyticsEpisodeMatch,
+    AnalyticsEpisodeSession,
+    AnalyticsPhaseChange,
     AnalyticsScore,
 )
 from services.analytics.reports import episode_chart
@@ -233,8 +235,9 @@ async def timeline(
 ) -> TimelineOut:
     """The episode's scores and alerts, by session: each alert with the messages delivered
     about it, the actions recorded (their notes unsealed when ``deps`` is given: the clinical
-    timeline, not the chart) and how it ended; the episode's match and transfers; and (given
-    ``deps`` or the ``instruments``) the progress of each of the client's goals."""
+    timeline, not the chart) and how it ended; the episode's match and transfers, how each
+    session turned out and its phase changes; and (given ``deps`` or the ``instruments``) the
+    progress of each of the client's goals."""
     scores = (
         await session.exec(
             select(AnalyticsScore)
@@ -269,6 +272,16 @@ async def timeline(
             )
         )
     ).all()
+    sessions = (
+        await session.exec(
+            select(AnalyticsEpisodeSession).where(AnalyticsEpisodeSession.episode_id == of_episode)
+        )
+    ).all()
+    phases = (
+        await session.exec(
+            select(AnalyticsPhaseChange).where(AnalyticsPhaseChange.episode_id == of_episode)
+        )
+    ).all()
     notes = {} if deps is None else await notes_of(deps, session, episode.client, actions)
     return timeline_out(
         episode,
@@ -278,7 +291,9 @@ async def timeline(
         actions,
         care_changes((t, at) for t, at in matches),
         notes,
-        goals,
+        sessions=sessions,
+        phases=phases,
+        goals=goals,
     )
 
 

@@ -38,12 +38,11 @@ from tests.deploy.image.test_image import (
     SECRET,
     TOOLS,
     create_database,
-    delete_topics,
     drop_database,
-    topics_of,
 )
 from tests.support.infra import Infra, app_url
 from tests.support.receiver import WebhookReceiver
+from tests.support.topics import delete_topics, topics_of
 
 IMAGE = os.environ.get("RAPPORT_IMAGE", "")
 HOST = os.environ.get("RAPPORT_CLUSTER_HOST", "")  # the host's address on the pods' bridge

@@ -24,7 +24,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.engine import make_url
 
 from shared.auth import mint_token
@@ -34,6 +33,7 @@ from tests.deploy.flow import SITE, end_to_end_flow
 from tests.deploy.image.pods import LABEL, Container, PodTemplate, podman, remove_containers
 from tests.support.infra import Infra, app_url, plain_dsn
 from tests.support.receiver import WebhookReceiver, _free_port
+from tests.support.topics import delete_topics, topics_of
 from tests.support.waiting import eventually
 
 IMAGE = os.environ.get("RAPPORT_IMAGE", "")
@@ -188,27 +188,6 @@ async def drop_database(admin_url: str, name: str) -> None:
     admin = await asyncpg.connect(plain_dsn(admin_url))
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-async def topics_of(bootstrap: str, prefix: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        return sorted(t for t in await admin.list_topics() if t.startswith(prefix))
-    finally:
-        await admin.close()
-
-
-async def delete_topics(bootstrap: str, prefix: str) -> None:
-    present = await topics_of(bootstrap, prefix)
-    if not present:
-        return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(present)
     finally:
         await admin.close()
 

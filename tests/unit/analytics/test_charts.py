@@ -6,15 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from services.analytics.charts import (
-    AlertMark,
-    EpisodeChart,
-    Panel,
-    Series,
-    render,
-    session_ticks,
-    ticks,
-)
+from services.analytics.chart_marks import session_ticks, ticks
+from services.analytics.charts import AlertMark, EpisodeChart, Panel, Series, render
 
 SVG = "{http://www.w3.org/2000/svg}"
 

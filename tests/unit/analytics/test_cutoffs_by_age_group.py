@@ -87,6 +87,8 @@ class _Timeline:
     site_id, therapist_id, phase = "site-a", "th-1", "active"
     scores = [_Score(1, 27.0), _Score(2, 27.5)]
     alerts: list[object] = []
+    sessions: list[object] = []
+    phases: list[object] = []
 
 
 @pytest.mark.parametrize(("age_group", "line"), [("adolescent", 28.0), ("adult", 25.0)])
