@@ -26,6 +26,12 @@ class AlertLife:
     def ended(self) -> bool:
         return bool(self.announced & ENDINGS)
 
+    @property
+    def position(self) -> int:
+        """How far the alert's life has gone: grows with every step taken (each first step,
+        each further action), so a step's deliveries can wait for those of earlier steps."""
+        return len(self.announced) + max(self.actions - 1, 0)
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:

@@ -67,6 +67,8 @@ def message_row(
     urgent: bool = False,
     status: str = "pending",
     delivery_id: str | None = None,
+    alert_id: str | None = None,
+    alert_position: int | None = None,
 ) -> dict[str, Any]:
     """One delivery row; its key (``key`` × recipient × channel) makes it exist once."""
     return {
@@ -86,6 +88,8 @@ def message_row(
         "kind": kind,
         "notice_id": notice_id,
         "urgent": urgent,
+        "alert_id": alert_id,
+        "alert_position": alert_position,
     }
 
 
@@ -130,6 +134,9 @@ def planned_rows(
                 notice_id=notice_id,
                 urgent=p.urgent,
                 status="digest" if digest else "pending",
+                # A webhook of an alert's step waits for the earlier steps' to its endpoint.
+                alert_id=notice.alert_id if p.channel == "webhook" else None,
+                alert_position=notice.position if p.channel == "webhook" else None,
             )
         )
     return rows

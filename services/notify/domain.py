@@ -157,6 +157,10 @@ class NoticeSpec:
     # The step of the alert's life it announces (shared/alert_life.py): only an opening is
     # routed as the policy's rules and rule 1 say, escalated and counted as undeliverable.
     step: str = "opened"
+    # The alert it belongs to and the step's place in its life (shared/alert_life.py): a
+    # webhook to an endpoint waits while an earlier step's to the same endpoint is unsent.
+    alert_id: str | None = None
+    position: int = 1
 
 
 def delivery_kind(notice_kind: str) -> str:

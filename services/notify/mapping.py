@@ -70,7 +70,14 @@ def spec_of(notice: NotifyNotice) -> domain.NoticeSpec:
         data=json.loads(notice.data),
         episode_id=notice.episode_id,
         therapist_id=notice.therapist_id,
+        alert_id=alert_of(notice.source_type, json.loads(notice.data)),
     )
+
+
+def alert_of(source_type: str, data: dict[str, Any]) -> str | None:
+    """The alert a notice is about (its deliveries keep the order of the alert's steps)."""
+    alert_id = data.get("alert_id") if source_type in {"alliance.alert", "risk.flagged"} else None
+    return alert_id if isinstance(alert_id, str) else None
 
 
 # -- events → notices --------------------------------------------------------------------------
@@ -94,6 +101,7 @@ def alert_notice(event_id: str, alert: AllianceAlert) -> domain.NoticeSpec:
         data=alert.model_dump(mode="json"),
         episode_id=alert.episode_id,
         therapist_id=alert.therapist_id,
+        alert_id=alert.alert_id,
     )
 
 
@@ -112,6 +120,7 @@ def alert_step_notice(event_id: str, alert: AllianceAlert) -> domain.NoticeSpec:
         episode_id=alert.episode_id,
         therapist_id=alert.therapist_id,
         step=alert.status,
+        alert_id=alert.alert_id,
     )
 
 

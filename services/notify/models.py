@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from shared.audit import audit_table
 from shared.deployment import deployment_table
 from shared.erasure import client_keys_table, erasure_tables
 from shared.tables import messaging_tables
+
+# Deliveries not yet delivered nor given up: the earlier steps a later one waits for.
+UNSENT = ("pending", "sending")
+UNSENT_OF_ALERTS = "alert_id IS NOT NULL AND status IN ('pending', 'sending')"
 
 
 class NotifyWebhook(SQLModel, table=True):
@@ -48,6 +52,16 @@ class NotifyDelivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("delivery_key", name="uq_notify_delivery_key"),
         Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
+        # The unsent webhooks of alerts' steps, by alert and endpoint: a step's webhook waits
+        # while an earlier step's to the same endpoint is unsent (small: unsent rows only).
+        Index(
+            "ix_notify_deliveries_alert_order",
+            "alert_id",
+            "endpoint_id",
+            "alert_position",
+            postgresql_where=text(UNSENT_OF_ALERTS),
+            sqlite_where=text(UNSENT_OF_ALERTS),
+        ),
     )
     id: str = Field(primary_key=True, max_length=64)
     delivery_key: str = Field(max_length=300)
@@ -76,6 +90,9 @@ class NotifyDelivery(SQLModel, table=True):
     failed_at: datetime | None = None
     # Sealed extras that must not be stored in clear (e.g. a feedback link, a bearer secret).
     sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The alert whose step a webhook announces, and the step's place in the alert's life.
+    alert_id: str | None = Field(default=None, max_length=64)
+    alert_position: int | None = None
 
 
 class NotifyNotice(SQLModel, table=True):

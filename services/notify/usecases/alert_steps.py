@@ -4,10 +4,12 @@ later step (acknowledged, action_recorded, resolved, closed) goes to the webhook
 that ask for it (``steps`` in a routing rule), and to nobody by default. An alert that ended is
 never reopened by an opening that arrives late (a replay, a reordering). A step that shows the
 alert followed up (seen, acted on, ended) stops the escalation of its opening notice, in
-whichever order the two arrive."""
+whichever order the two arrive. A step's webhook carries its place in the alert's life: the
+dispatcher holds it while an earlier step's webhook to the same endpoint is unsent (a retry)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlalchemy import update
@@ -66,7 +68,11 @@ async def follow_alert(
     row = await life_of(session, alert, now)
     decision = take(AlertLife(frozenset(row.announced or []), row.actions), alert.status)
     life = decision.life
-    opening = mapping.alert_notice(event_id, alert) if alert.status == "opened" else None
+    opening = (
+        replace(mapping.alert_notice(event_id, alert), position=life.position)
+        if alert.status == "opened"
+        else None
+    )
     notice_key = row.notice_key or (opening.key if opening is not None else None)
     await session.execute(
         update(LIVES)
@@ -88,7 +94,7 @@ async def follow_alert(
         return told
     if FOLLOWED_UP & life.announced and notice_key is not None:
         await stop_escalation(session, notice_key)
-    notice = mapping.alert_step_notice(event_id, alert)
+    notice = replace(mapping.alert_step_notice(event_id, alert), position=life.position)
     routing = await deps.policies.routing(session, alert.site_id)
     if not plan_notice(deps, notice, routing):
         return False  # no rule of the site asks for this step: nothing to send or to wait for

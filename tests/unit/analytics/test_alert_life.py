@@ -78,3 +78,18 @@ def test_the_coded_actions_are_per_site_data() -> None:
     assert not unknown_action("called_the_gp", site.action_codes)
     with pytest.raises(ValueError, match="action_codes"):
         RuleConfig.for_site({"action_codes": ["Not A Code"]})
+
+
+def test_each_step_taken_moves_the_alert_further_along() -> None:
+    """A step's place in the alert's life (its webhooks wait for earlier steps'): it grows with
+    each first step and with each further action, even one recorded after the alert ended."""
+    life, places = AlertLife(), []
+    for step in ["opened", "acknowledged", "action_recorded", "action_recorded", "resolved"]:
+        life = take(life, step).life  # type: ignore[arg-type]
+        places.append(life.position)
+    life = take(life, "action_recorded").life
+    places.append(life.position)
+    assert places == [1, 2, 3, 4, 5, 6]
+    assert AlertLife().position == 0
+    reordered = take(take(AlertLife(), "acknowledged").life, "opened").life
+    assert reordered.position == 2  # an opening that arrives late comes after what was told
