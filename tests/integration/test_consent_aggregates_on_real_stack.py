@@ -10,17 +10,14 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 from sqlmodel import select
 
-import services
 from services.analytics.models import AnalyticsConsent, AnalyticsScore
 from services.analytics.trajectory_refit import add_closed_scores
 from shared.db import all_sites
-from shared.host import Host
 from shared.settings import Settings
-from tests.support.feedback import FeedbackDesk
+from tests.support.feedback import FeedbackDesk, feedback_desk
 from tests.support.waiting import eventually
 
 ORS = {"individually": 4.0, "interpersonally": 5.0, "socially": 5.0, "overall": 4.0}
@@ -28,14 +25,9 @@ ORS = {"individually": 4.0, "interpersonally": 5.0, "socially": 5.0, "overall": 
 
 @pytest.fixture
 async def desk(real_settings: Settings) -> AsyncIterator[FeedbackDesk]:
-    host = Host(real_settings, services.definitions(["intake", "feedback", "analytics"]))
-    await host.start()
-    try:
-        transport = httpx.ASGITransport(app=host.http_app())
-        async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
-            yield FeedbackDesk(host, http, real_settings)
-    finally:
-        await host.stop()
+    names = ("intake", "feedback", "analytics")
+    async with feedback_desk(real_settings, names, embedded=False) as opened:
+        yield opened
 
 
 async def open_for(desk: FeedbackDesk, reference: str) -> str:

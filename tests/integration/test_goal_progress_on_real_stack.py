@@ -9,13 +9,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-import services
-from shared.host import Host
 from shared.settings import Settings
-from tests.support.feedback import FeedbackDesk
+from tests.support.feedback import FeedbackDesk, feedback_desk
 from tests.support.outbox import outbox_rows
 from tests.support.waiting import eventually
 
@@ -24,14 +21,9 @@ SRS = {"relationship": 9.2, "goals": 9.2, "approach": 9.2, "overall": 9.4}
 
 @pytest.fixture
 async def desk(real_settings: Settings) -> AsyncIterator[FeedbackDesk]:
-    host = Host(real_settings, services.definitions(["intake", "feedback", "analytics"]))
-    await host.start()
-    try:
-        transport = httpx.ASGITransport(app=host.http_app())
-        async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
-            yield FeedbackDesk(host, http, real_settings)
-    finally:
-        await host.stop()
+    names = ("intake", "feedback", "analytics")
+    async with feedback_desk(real_settings, names, embedded=False) as opened:
+        yield opened
 
 
 async def answer(

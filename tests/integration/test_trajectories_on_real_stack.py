@@ -6,12 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
-import services
-from shared.host import Host
 from shared.settings import Settings
-from tests.support.feedback import FeedbackDesk
+from tests.support.feedback import feedback_desk
 from tests.unit.analytics.test_rule_9_trajectories import model
 from tests.unit.analytics.test_trajectories_in_analytics import service_and_replay_agree
 
@@ -22,11 +18,6 @@ async def test_the_live_service_and_replay_agree_on_the_real_stack(
     model_file = tmp_path / "model.json"
     model_file.write_text(model().model_dump_json())
     settings = real_settings.model_copy(update={"trajectories_file": str(model_file)})
-    host = Host(settings, services.definitions(["intake", "feedback", "analytics"]))
-    await host.start()
-    try:
-        transport = httpx.ASGITransport(app=host.http_app())
-        async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
-            await service_and_replay_agree(FeedbackDesk(host, http, settings))
-    finally:
-        await host.stop()
+    names = ("intake", "feedback", "analytics")
+    async with feedback_desk(settings, names, embedded=False) as desk:
+        await service_and_replay_agree(desk)

@@ -62,9 +62,13 @@ class FeedbackDesk:
 
 @asynccontextmanager
 async def feedback_desk(
-    settings: Settings, names: tuple[str, ...] = ("intake", "feedback")
+    settings: Settings,
+    names: tuple[str, ...] = ("intake", "feedback"),
+    embedded: bool = True,
 ) -> AsyncIterator[FeedbackDesk]:
-    host = Host(settings, services.definitions(list(names)), embedded=True)
+    """The services ``names`` started in this process (on the in-process broker, or with
+    ``embedded=False`` on the real stack the settings name) and an HTTP client to them."""
+    host = Host(settings, services.definitions(list(names)), embedded=embedded)
     await host.start()
     try:
         transport = httpx.ASGITransport(app=host.http_app())
