@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
-from pydantic import Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter
 
 from services.feedback.dependencies import Deps
 from services.feedback.mapping import DiaryLineOut, DiaryOut
@@ -16,6 +15,7 @@ from shared.audit import audited
 from shared.auth import CurrentStaff
 from shared.contracts import Id
 from shared.csv_table import CSV_MEDIA_TYPE
+from shared.request_bodies import is_csv, json_body
 
 router = APIRouter()
 
@@ -46,16 +46,9 @@ DIARY_BODY = {
 
 def _diary_lines(request: Request, body: bytes) -> tuple[list[diary.DiaryLine], diary.ErrorNamer]:
     """The diary's facts as sent (CSV or JSON), and how a refused line is named."""
-    given = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if given == CSV_MEDIA_TYPE:
+    if is_csv(request):
         return diary.diary_from_csv(body), diary.csv_error
-    try:
-        facts = DIARY.validate_json(body)
-    except ValidationError as error:
-        errors: list[Any] = [
-            {**e, "loc": ("body", *e.get("loc", ()))} for e in error.errors(include_url=False)
-        ]
-        raise RequestValidationError(errors, body=body) from None
+    facts = json_body(DIARY, body)
     return [diary.DiaryLine(k, f) for k, f in enumerate(facts)], diary.json_error
 
 

@@ -21,12 +21,13 @@ from services.intake.mapping import (
     episode_out,
     match_out,
 )
-from services.intake.routes.bodies import DryRun, is_csv, json_body
+from services.intake.routes.bodies import DryRun
 from services.intake.usecases import decisions, imports, proposals
 from shared.audit import audited
 from shared.auth import CurrentStaff
 from shared.contracts import Id
 from shared.csv_table import CSV_MEDIA_TYPE
+from shared.request_bodies import is_csv, json_body
 
 router = APIRouter(prefix="/intake", tags=["intake"])
 

@@ -15,12 +15,13 @@ from services.intake.mapping import (
     TherapistOut,
     therapist_out,
 )
-from services.intake.routes.bodies import DryRun, is_csv, json_body
+from services.intake.routes.bodies import DryRun
 from services.intake.usecases import imports, registry
 from shared.auth import CurrentStaff
 from shared.contracts import Id
 from shared.csv_table import CSV_MEDIA_TYPE
 from shared.http import DEFAULT_PAGE_SIZE, PageLimit, PageOffset
+from shared.request_bodies import is_csv, json_body
 
 router = APIRouter(prefix="/intake", tags=["intake"])
 
