@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, and_, delete, func, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import dialect_of, upsert
@@ -146,9 +146,7 @@ class Clock:
 
     async def _fire_one(self, session: AsyncSession, check: DueCheck, now: datetime) -> None:
         table = self.table
-        await session.execute(
-            delete(table).where(and_(table.c.subject == check.subject, table.c.kind == check.kind))
-        )
+        await cancel(session, table, check.subject, [check.kind])
         try:
             async with session.begin_nested():
                 events = await self.fire(session, check, now)
