@@ -470,7 +470,9 @@ async def measure_rate(
 
 
 # -- our pipeline --------------------------------------------------------------------------------
-async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, Any]]:
+async def ours(
+    args: argparse.Namespace, receiver: Receiver
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     kafka, admin_url, redis = stack_endpoints()
     db_url, dsn = await fresh_database(admin_url)
     # The services run as the application role, under row-level security, as in production.
@@ -515,7 +517,7 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
             now = datetime.now(UTC)
             await connection.executemany(
                 "insert into feedback_episodes (episode_id, site_id, therapist_id, client,"
-                " members, confirmed_at) values ($1, $2, 'th-1', $3, '[]', $4)",
+                " members, confirmed_at, phase) values ($1, $2, 'th-1', $3, '[]', $4, 'matched')",
                 [(e, SITE, pseudonymise(key, f"client:{e}"), now) for e in episodes],
             )
 
@@ -531,6 +533,7 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
             await measure_rate(  # warm-up: connections, caches, consumer groups settled
                 50, 2, load, therapist, receiver, pids, prepare, scored, 60, "warm"
             )
+            idle = await measure_idle(pids, [p.service for p in processes], args.idle_seconds)
             results = []
             for rate in args.rates:
                 results.append(
@@ -547,12 +550,33 @@ async def ours(args: argparse.Namespace, receiver: Receiver) -> list[dict[str, A
                         "ep",
                     )
                 )
-        return results
+        return results, idle
     finally:
         for process in processes:
             process.ensure_stopped()
         await connection.close()
         await drop_database(admin_url, db_url)
+
+
+async def measure_idle(pids: list[int], names: list[str], seconds: float) -> dict[str, Any]:
+    """The four services' CPU while nothing is asked of them (after a settling pause): what
+    their polls, relays, sweeps and schedulers cost, as a share of one core."""
+    await asyncio.sleep(2)
+    before = [cpu_seconds([pid]) for pid in pids]
+    stack_before = stack_cpu_seconds()
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - started
+    each = [cpu_seconds([pid]) - b for pid, b in zip(pids, before, strict=True)]
+    stack = {k: v - stack_before.get(k, 0.0) for k, v in stack_cpu_seconds().items()}
+    return {
+        "seconds": round(elapsed, 1),
+        "core_percent": round(100 * sum(each) / elapsed, 2),
+        "core_percent_by_process": {
+            name: round(100 * c / elapsed, 2) for name, c in zip(names, each, strict=True)
+        },
+        "stack_core_percent": {k: round(100 * v / elapsed, 2) for k, v in sorted(stack.items())},
+    }
 
 
 # -- the bare limit ------------------------------------------------------------------------------
@@ -739,9 +763,9 @@ def ratio(a: float | None, b: float | None) -> float | None:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     receiver = Receiver()
     try:
-        our_rates = await ours(args, receiver)
+        our_rates, idle = await ours(args, receiver)
         if args.skip_bare_and_scale_out:
-            return {"rapport": our_rates, "processes": list(SERVICES)}
+            return {"rapport": our_rates, "idle": idle, "processes": list(SERVICES)}
         bare_rates = await bare(args, receiver)
     finally:
         await receiver.stop()
@@ -764,6 +788,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "end_to_end_http_to_webhook",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "rapport": our_rates,
+        "idle": idle,
         "bare_aiokafka": bare_rates,
         "ratio_to_bare": ratios,
         "scale_out_analytics": {
@@ -788,6 +813,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4, help="load per offered rate")
     parser.add_argument("--drain", type=float, default=30, help="max wait after the load")
     parser.add_argument("--connections", type=int, default=128)
+    parser.add_argument("--idle-seconds", type=float, default=10, help="idle CPU measured")
     parser.add_argument("--scale-events", type=int, default=1500)
     parser.add_argument("--logs", default=str(ROOT / ".rapport" / "bench-logs"))
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")

@@ -198,7 +198,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     key = settings.pseudonym_key.get_secret_value()
     await connection.executemany(
         "insert into feedback_episodes (episode_id, site_id, therapist_id, client, members,"
-        " confirmed_at) values ($1, 'site-a', 'th-1', $2, '[]', $3)",
+        " confirmed_at, phase) values ($1, 'site-a', 'th-1', $2, '[]', $3, 'matched')",
         [(f"ep-{i}", pseudonymise(key, f"c-{i}"), datetime.now(UTC)) for i in range(EPISODES)],
     )
     token = mint_token(settings, "th-1", "therapist", ["site-a"])

@@ -100,7 +100,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, name: str = "rapport") -> AsyncEngine:
+    """The engine for ``url``; on PostgreSQL its connections carry ``name`` as their
+    ``application_name`` (so ``pg_stat_activity`` and the server's log say which service)."""
     if is_sqlite(url):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -123,7 +125,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         # No pre-ping: it costs a round trip per transaction. A dropped connection surfaces
         # as a transient error that handlers and routes retry or answer 503 for.
         pool_recycle=1800,
-        connect_args={"timeout": 5, "command_timeout": 30},
+        connect_args={
+            "timeout": 5,
+            "command_timeout": 30,
+            "server_settings": {"application_name": name},
+        },
     )
 
 

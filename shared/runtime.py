@@ -114,7 +114,7 @@ class ServiceRuntime:
 
     def __post_init__(self) -> None:
         name = self.definition.name
-        self.engine = make_engine(self.settings.database_url_for(name))
+        self.engine = make_engine(self.settings.database_url_for(name), name=f"rapport-{name}")
         self.sessionmaker = make_sessionmaker(self.engine)
         self.outbox = Outbox(
             self.definition.outbox_table,
