@@ -396,7 +396,9 @@ class ClientErasureRequested(EventData):
     episode_ids: list[Id] = []
 
 
-def _t(name: str, model: type[Any], key: str, by: str, description: str) -> EventType[Any]:
+def _t(
+    name: str, model: type[Any], key: str, by: str, description: str, *, urgent: bool = False
+) -> EventType[Any]:
     return EventType(
         name=name,
         version=1,
@@ -404,6 +406,7 @@ def _t(name: str, model: type[Any], key: str, by: str, description: str) -> Even
         description=description,
         key_field=key,
         produced_by=by,
+        urgent=urgent,
     )
 
 
@@ -505,6 +508,7 @@ RISK_FLAGGED = _t(
     "episode_id",
     "feedback",
     "A response had a risk item above 0; a clinician must know now.",
+    urgent=True,
 )
 ALLIANCE_ASSESSED = _t(
     "alliance.assessed",

@@ -42,6 +42,9 @@ class EventType(Generic[D]):
     description: str
     key_field: str  # the data field whose value is the partition key (episode or client)
     produced_by: str
+    # Someone must hear of it now (a risk response): consumers read its topic on a consumer of
+    # its own, so a backlog of routine records never holds it back.
+    urgent: bool = False
 
     @property
     def type(self) -> str:

@@ -31,12 +31,12 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    event,
     func,
     insert,
     select,
     update,
 )
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession as SAAsyncSession
 
@@ -143,7 +143,7 @@ class Outbox:
             committed_session.info.pop(_WAKE_ON_COMMIT, None)
             on_commit()
 
-        event.listen(sync, "after_commit", committed, once=True)
+        sqlalchemy_event.listen(sync, "after_commit", committed, once=True)
 
 
 class Inbox:

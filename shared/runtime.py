@@ -264,12 +264,17 @@ class ServiceRuntime:
             )
 
     def _subscribe_all(self, subscriptions: Sequence[Subscription]) -> None:
-        """One Kafka consumer per service for all the topics it consumes: a service instance
-        joins its consumer group once (one rebalance, not one per topic), and each record is
-        handed to the subscriptions of its topic, each with its own inbox key."""
+        """One Kafka consumer per service for all the routine topics it consumes, and one
+        more for its urgent ones (a risk response): both in the service's consumer group, so a
+        backlog of routine records never holds an urgent one back. Each record is handed to
+        the subscriptions of its topic, each with its own inbox key."""
         by_topic: dict[str, list[Subscription]] = {}
+        urgent: set[str] = set()
         for subscription in subscriptions:
-            by_topic.setdefault(self.topic(subscription.event_type), []).append(subscription)
+            topic = self.topic(subscription.event_type)
+            by_topic.setdefault(topic, []).append(subscription)
+            if subscription.event_type.urgent:
+                urgent.add(topic)
 
         async def consume(bodies: list[bytes], message: KafkaMessage) -> None:
             # One poll's records (the embedded broker hands over a list of one).
@@ -291,15 +296,27 @@ class ServiceRuntime:
             if arrivals:
                 await self.consumer.handle_batch(arrivals)
 
+        routine = sorted(set(by_topic) - urgent)
+        for topics, title in ((routine, "consumer"), (sorted(urgent), "urgent-consumer")):
+            if topics:
+                self._subscribe(topics, [s for t in topics for s in by_topic[t]], title, consume)
+
+    def _subscribe(
+        self,
+        topics: Sequence[str],
+        subscriptions: Sequence[Subscription],
+        title: str,
+        consume: Callable[[list[bytes], KafkaMessage], Awaitable[None]],
+    ) -> None:
         described = "; ".join(
             f"{s.event_type.type} → {s.name} (schema {s.event_type.dataschema})"
             for s in subscriptions
         )
         subscriber = self.broker.subscriber(
-            *sorted(by_topic),
+            *topics,
             group_id=self.group_id,
             # A poll's records are applied in one transaction and committed with one offset
-            # commit; the wait bounds how long an idle consumer sleeps between polls.
+            # commit; a poll waits at most consumer_poll_ms and returns on the first record.
             batch=True,
             max_records=self.settings.consumer_batch_size,
             batch_timeout_ms=self.settings.consumer_poll_ms,
@@ -308,7 +325,7 @@ class ServiceRuntime:
             parser=_tolerant_parser,
             decoder=_raw_body,
             max_poll_interval_ms=300_000,
-            title=f"{self.name}.consumer",
+            title=f"{self.name}.{title}",
             description=f"{self.name} consumes: {described}",
         )
         subscriber(consume)

@@ -20,6 +20,8 @@ from shared.tables import messaging_tables
 # Deliveries not yet delivered nor given up: the earlier steps a later one waits for.
 UNSENT = ("pending", "sending")
 UNSENT_OF_ALERTS = "alert_id IS NOT NULL AND status IN ('pending', 'sending')"
+# Urgent deliveries waiting for their turn (a risk response, an urgent alert): claimed first.
+URGENT_PENDING = "urgent AND status = 'pending'"
 
 
 class NotifyWebhook(SQLModel, table=True):
@@ -61,6 +63,13 @@ class NotifyDelivery(SQLModel, table=True):
             "alert_position",
             postgresql_where=text(UNSENT_OF_ALERTS),
             sqlite_where=text(UNSENT_OF_ALERTS),
+        ),
+        # The urgent deliveries that are due: claimed ahead of any backlog of routine ones.
+        Index(
+            "ix_notify_deliveries_urgent_due",
+            "next_attempt_at",
+            postgresql_where=text(URGENT_PENDING),
+            sqlite_where=text(URGENT_PENDING),
         ),
     )
     id: str = Field(primary_key=True, max_length=64)

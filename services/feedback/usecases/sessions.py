@@ -146,6 +146,7 @@ async def apply_fact(
     session as it is. ``implied``: an attendance a feedback response implies. ``locked``: the
     session's row as the caller just read it with :func:`_locked` (not read again)."""
     for _ in range(2):  # a concurrent first fact may win the insert: then decide again
+        row: Any
         if locked is not None:
             (row,), locked = locked, None
         else:
@@ -294,9 +295,7 @@ async def imply_attendance(
     # A scheduled session took place at its time; one never reported, when it was answered.
     fact = attendance.Fact("attended", at=None if stored is not None else answered_at)
     try:
-        await apply_fact(
-            deps, session, episode, session_number, fact, implied=True, locked=(row,)
-        )
+        await apply_fact(deps, session, episode, session_number, fact, implied=True, locked=(row,))
     except SessionFactRefused:
         return  # reported otherwise meanwhile: the response stands, the session unchanged
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
-    union_all,
+    union,
     update,
 )
 from sqlmodel import SQLModel, col
@@ -148,18 +148,35 @@ class Claimer:
 
     def _candidates(self, limit: int, now: datetime) -> Select[Any]:
         """The oldest due rows, at most ``endpoint_cap`` of any one endpoint (a busy endpoint
-        cannot crowd out the others, nor be claimed far beyond what it can take). Two index
-        range scans (status, next_attempt_at), never a walk past the history of delivered
-        rows: due pending rows, and sending rows whose lease ran out; each in its turn."""
+        cannot crowd out the others, nor be claimed far beyond what it can take), urgent ones
+        first. Index range scans, never a walk past the history of delivered rows: due urgent
+        rows, due pending rows, and sending rows whose lease ran out; each in its turn."""
         due = or_(
             and_(DELIVERIES.c.status == "pending", DELIVERIES.c.next_attempt_at <= now),
             and_(DELIVERIES.c.status == "sending", DELIVERIES.c.lease_until < now),
         )
-        columns = (DELIVERIES.c.id, DELIVERIES.c.endpoint_id, DELIVERIES.c.next_attempt_at)
+        columns = (
+            DELIVERIES.c.id,
+            DELIVERIES.c.endpoint_id,
+            DELIVERIES.c.next_attempt_at,
+            DELIVERIES.c.urgent,
+        )
         scan = max(limit * 4, 200)
         pending = (
             select(*columns)
             .where(DELIVERIES.c.status == "pending", DELIVERIES.c.next_attempt_at <= now, in_turn())
+            .order_by(DELIVERIES.c.next_attempt_at)
+            .limit(scan)
+        )
+        # Urgent rows first, however many routine ones wait before them (their own index).
+        urgent = (
+            select(*columns)
+            .where(
+                DELIVERIES.c.urgent.is_(True),
+                DELIVERIES.c.status == "pending",
+                DELIVERIES.c.next_attempt_at <= now,
+                in_turn(),
+            )
             .order_by(DELIVERIES.c.next_attempt_at)
             .limit(scan)
         )
@@ -171,16 +188,19 @@ class Claimer:
         saturated = self.holdings.saturated()
         if saturated:
             pending = pending.where(DELIVERIES.c.endpoint_id.not_in(saturated))
+            urgent = urgent.where(DELIVERIES.c.endpoint_id.not_in(saturated))
             abandoned = abandoned.where(DELIVERIES.c.endpoint_id.not_in(saturated))
-        window_rows = union_all(
-            pending.subquery().select(), abandoned.subquery().select()
+        window_rows = union(
+            urgent.subquery().select(),
+            pending.subquery().select(),
+            abandoned.subquery().select(),
         ).subquery()
         ranked = select(
             window_rows.c.id,
             func.row_number()
             .over(
                 partition_by=window_rows.c.endpoint_id,
-                order_by=window_rows.c.next_attempt_at,
+                order_by=(window_rows.c.urgent.desc(), window_rows.c.next_attempt_at),
             )
             .label("rank"),
         ).subquery()
@@ -188,7 +208,7 @@ class Claimer:
         return (
             select(DELIVERIES.c.id)
             .where(DELIVERIES.c.id.in_(chosen), due)
-            .order_by(DELIVERIES.c.next_attempt_at)
+            .order_by(DELIVERIES.c.urgent.desc(), DELIVERIES.c.next_attempt_at)
             .limit(limit)
         )
 
