@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick bench-clock stack-up stack-down stack-status docs image image-test cluster-test clean
+.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick bench-clock bench-readme stack-up stack-down stack-status docs image image-test cluster-test clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: install
 # One small run of each, for a smoke test (bench/results/quick.json).
 bench-quick: install
 	$(BIN)/python bench/run.py --quick
+
+# The README's performance table from the newest bench/results/reference-<date>-*.json
+# (bench/readme_table.py; --check only compares). After a reference run:
+#   cp bench/results/latest.json bench/results/reference-<date>-2core.json && make bench-readme
+bench-readme: install
+	$(BIN)/python bench/readme_table.py
 
 # Analytics' clock alone: 100,000 episodes with pending checks, against a bare SKIP LOCKED loop.
 bench-clock: install

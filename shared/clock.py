@@ -64,21 +64,33 @@ Fire = Callable[[AsyncSession, DueCheck, datetime], Awaitable[Sequence[Event[Any
 
 async def schedule(session: AsyncSession, table: Table, check: DueCheck) -> None:
     """Pend ``check``, replacing the due time of the same subject and kind if one is pending."""
-    row = {
-        "subject": check.subject,
-        "kind": check.kind,
-        "site_id": check.site_id,
-        "due_at": check.due_at,
-        "scheduled_at": datetime.now(UTC),
-    }
-    insert = upsert(session, table).values(row)
+    await schedule_many(session, table, [check])
+
+
+async def schedule_many(session: AsyncSession, table: Table, checks: Sequence[DueCheck]) -> None:
+    """:func:`schedule` for several checks, in one statement (each of its own subject and
+    kind: a multi-row upsert may not touch one row twice)."""
+    if not checks:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "subject": check.subject,
+            "kind": check.kind,
+            "site_id": check.site_id,
+            "due_at": check.due_at,
+            "scheduled_at": now,
+        }
+        for check in checks
+    ]
+    insert = upsert(session, table).values(rows)
     await session.execute(
         insert.on_conflict_do_update(
             index_elements=["subject", "kind"],
             set_={
-                "site_id": row["site_id"],
-                "due_at": row["due_at"],
-                "scheduled_at": row["scheduled_at"],
+                "site_id": insert.excluded.site_id,
+                "due_at": insert.excluded.due_at,
+                "scheduled_at": insert.excluded.scheduled_at,
             },
         )
     )

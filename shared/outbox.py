@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    event,
     func,
     insert,
     select,
@@ -46,6 +47,11 @@ from shared.metrics import OUTBOX_PENDING, PUBLISHED
 from shared.tracing import outgoing_headers
 
 log = get_logger(__name__)
+
+_WAKE_ON_COMMIT = "rapport.outbox_wake_on_commit"
+
+# How soon a relay that found another replica relaying tries again.
+BUSY_RETRY_SECONDS = 0.05
 
 Publish = Callable[[KafkaRecord], Awaitable[Callable[[], Awaitable[None]]]]
 """Hand a record to the producer; returns a callable awaiting the broker's acknowledgement."""
@@ -80,10 +86,19 @@ def inbox_table(service: str, metadata: MetaData) -> Table:
 class Outbox:
     """Where a service's handlers and routes put the events they emit."""
 
-    def __init__(self, table: Table, topic_for: Callable[[Event[Any]], str], source: str) -> None:
+    def __init__(
+        self,
+        table: Table,
+        topic_for: Callable[[Event[Any]], str],
+        source: str,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self.table = table
         self._topic_for = topic_for
         self.source = source
+        # Called once a transaction that added rows has committed (wakes the relay), whatever
+        # path the rows came by: the relay's idle poll is only a safety net.
+        self.on_commit = on_commit
 
     async def add(self, session: SAAsyncSession, events: Sequence[Event[Any]]) -> None:
         await self.insert(session, self.rows(events))
@@ -113,6 +128,22 @@ class Outbox:
         """Insert rendered rows in order (the relay publishes in id order)."""
         if rows:
             await session.execute(insert(self.table), list(rows))
+            self._wake_after_commit(session)
+
+    def _wake_after_commit(self, session: SAAsyncSession) -> None:
+        if self.on_commit is None:
+            return
+        sync = session.sync_session
+        if sync.info.get(_WAKE_ON_COMMIT):
+            return
+        sync.info[_WAKE_ON_COMMIT] = True
+        on_commit = self.on_commit
+
+        def committed(committed_session: Any) -> None:
+            committed_session.info.pop(_WAKE_ON_COMMIT, None)
+            on_commit()
+
+        event.listen(sync, "after_commit", committed, once=True)
 
 
 class Inbox:
@@ -186,6 +217,9 @@ class OutboxRelay:
         # publishing, and once more when the relay goes idle (so it ends exact).
         self._gauge_due = 0.0
         self._gauge_stale = False
+        # Another replica held the lock on the last try: what woke this one (its own commit)
+        # may not be in the other's batch, so it tries again after the linger, not the idle.
+        self.lock_busy = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -208,7 +242,9 @@ class OutboxRelay:
                     )
                     if not locked:  # another replica of this service is relaying
                         await transaction.rollback()
+                        self.lock_busy = True
                         return 0
+                self.lock_busy = False
                 rows = (
                     await session.execute(
                         select(
@@ -320,8 +356,11 @@ class OutboxRelay:
                 if published < self.batch_size:
                     await self._purge()
                     self._wake.clear()
+                    wait = self.idle_seconds
+                    if self.lock_busy:
+                        wait = min(wait, max(self.linger_seconds, BUSY_RETRY_SECONDS))
                     try:
-                        await asyncio.wait_for(self._wake.wait(), self.idle_seconds)
+                        await asyncio.wait_for(self._wake.wait(), wait)
                         if self.linger_seconds and not self._stopping:
                             await asyncio.sleep(self.linger_seconds)
                     except TimeoutError:

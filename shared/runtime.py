@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from fastapi import APIRouter, Request
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import KafkaMessage as KafkaStreamMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 from redis.asyncio import Redis
 from sqlalchemy import Table
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -104,6 +108,33 @@ async def _raw_body(message: KafkaStreamMessage) -> Any:
     return message.body
 
 
+class PromptBatchSubscriber(BatchSubscriber):
+    """FastStream's batch subscriber without its rest after an empty poll.
+
+    ``getmany`` already waits up to the poll time and returns as soon as a record arrives, so
+    a long poll costs an idle consumer one wake-up per poll and a busy one nothing; the rest
+    FastStream adds after an empty poll would only delay the first record after a quiet spell
+    by up to the poll time (and a short poll, to keep that delay small, costs an idle service
+    dozens of wake-ups a second)."""
+
+    __slots__ = ()
+
+    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
+        started = time.monotonic()
+        timeout = self.batch_timeout_ms / 1000
+        messages = await consumer.getmany(
+            timeout_ms=self.batch_timeout_ms, max_records=self.max_records
+        )
+        if not messages:
+            # An empty answer well before the poll time (the consumer between assignments):
+            # rest the remainder rather than spin.
+            rest = timeout - (time.monotonic() - started)
+            if rest > timeout / 2:
+                await asyncio.sleep(rest)
+            return ()
+        return tuple(chain.from_iterable(messages.values()))
+
+
 @dataclass
 class ServiceRuntime:
     definition: ServiceDefinition
@@ -116,11 +147,6 @@ class ServiceRuntime:
         name = self.definition.name
         self.engine = make_engine(self.settings.database_url_for(name), name=f"rapport-{name}")
         self.sessionmaker = make_sessionmaker(self.engine)
-        self.outbox = Outbox(
-            self.definition.outbox_table,
-            topic_for=lambda e: self.topic(e.type),
-            source=f"/rapport/{name}",
-        )
         self.relay = OutboxRelay(
             name,
             self.definition.outbox_table,
@@ -128,6 +154,12 @@ class ServiceRuntime:
             self._publish,
             batch_size=self.settings.relay_batch_size,
             idle_seconds=self.settings.relay_idle_seconds,
+        )
+        self.outbox = Outbox(
+            self.definition.outbox_table,
+            topic_for=lambda e: self.topic(e.type),
+            source=f"/rapport/{name}",
+            on_commit=self.relay.wake,
         )
         self.consumer = Consumer(
             name,
@@ -263,7 +295,7 @@ class ServiceRuntime:
             f"{s.event_type.type} → {s.name} (schema {s.event_type.dataschema})"
             for s in subscriptions
         )
-        self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             *sorted(by_topic),
             group_id=self.group_id,
             # A poll's records are applied in one transaction and committed with one offset
@@ -278,7 +310,10 @@ class ServiceRuntime:
             max_poll_interval_ms=300_000,
             title=f"{self.name}.consumer",
             description=f"{self.name} consumes: {described}",
-        )(consume)
+        )
+        subscriber(consume)
+        if type(subscriber) is BatchSubscriber:
+            subscriber.__class__ = PromptBatchSubscriber
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:

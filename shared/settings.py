@@ -144,11 +144,11 @@ class Settings(BaseSettings):
     # How often each service looks for its time-driven checks that fell due (no contact, ...).
     clock_sweep_seconds: float = Field(default=30.0, gt=0, le=3600)
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
-    relay_idle_seconds: float = Field(default=0.2, gt=0, le=60)
+    relay_idle_seconds: float = Field(default=2.0, gt=0, le=60)
     # Consumers apply up to this many records of one poll in one transaction.
     consumer_batch_size: int = Field(default=100, ge=1, le=10_000)
-    # How long a consumer waits for records in one poll (and rests after an empty one).
-    consumer_poll_ms: int = Field(default=10, ge=1, le=5_000)
+    # The longest a consumer waits for records in one poll (it returns as soon as any arrive).
+    consumer_poll_ms: int = Field(default=500, ge=1, le=5_000)
     # -- notify ------------------------------------------------------------------------------
     # Where clients open their one-time feedback links: {base}/feedback/r/{token}.
     notify_public_base_url: str = "http://127.0.0.1:8000"
@@ -172,7 +172,7 @@ class Settings(BaseSettings):
     notify_retry_schedule: str = "5,300,1800,7200,18000,36000,50400,72000,86400"
     notify_retry_jitter: float = Field(default=0.2, ge=0, le=0.5)
     # How often escalations, digests and reminders that fall due are looked for.
-    notify_scheduler_seconds: float = Field(default=1.0, gt=0, le=60)
+    notify_scheduler_seconds: float = Field(default=5.0, gt=0, le=60)
     # How long the previous webhook secret stays valid after a rotation.
     notify_secret_rotation_seconds: int = Field(default=86_400, ge=0, le=2_592_000)
     # Who hears of an urgent notice (risk) that no channel of its site can carry, when the site

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.analytics import domain
 from services.analytics.dependencies import AnalyticsDependencies
 from services.analytics.models import DUE_CHECKS
-from shared.clock import DueCheck, cancel, schedule
+from shared.clock import DueCheck, cancel, schedule_many
 from shared.logs import get_logger
 
 log = get_logger(__name__)
@@ -33,11 +33,13 @@ async def sync_checks(
     """Pend the episode's checks as its state now says (in the caller's transaction); after a
     check of a kind ``fired`` at a time, that kind is not pended again at or before it."""
     due = domain.due_checks(state, config, deps.zones.of(site_id))
+    checks = []
     for kind, at in due.items():
         if fired is not None and kind == fired[0] and at <= fired[1]:
             log.warning("a check is due again as it fired; pended later", kind=kind)
             at = fired[1] + NOT_AGAIN_BEFORE
-        await schedule(session, DUE_CHECKS, DueCheck(episode_id, kind, site_id, at))
+        checks.append(DueCheck(episode_id, kind, site_id, at))
+    await schedule_many(session, DUE_CHECKS, checks)
     gone = [kind for kind in domain.TIME_DRIVEN if kind not in due]
     if gone:
         await cancel(session, DUE_CHECKS, episode_id, gone)

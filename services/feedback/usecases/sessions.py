@@ -139,12 +139,17 @@ async def apply_fact(
     fact: attendance.Fact,
     *,
     implied: bool = False,
+    locked: tuple[FeedbackSession | None] | None = None,
 ) -> Reported:
     """Apply one fact to one session of ``episode`` inside the caller's transaction: refuse it
     (a domain error naming the field and rule), store it and emit its events, or leave the
-    session as it is. ``implied``: an attendance a feedback response implies."""
+    session as it is. ``implied``: an attendance a feedback response implies. ``locked``: the
+    session's row as the caller just read it with :func:`_locked` (not read again)."""
     for _ in range(2):  # a concurrent first fact may win the insert: then decide again
-        row = await _locked(session, episode.episode_id, session_number)
+        if locked is not None:
+            (row,), locked = locked, None
+        else:
+            row = await _locked(session, episode.episode_id, session_number)
         decision = attendance.decide(_stored(row), fact)
         if isinstance(decision, attendance.Refusal):
             raise _refused(decision, row)
@@ -153,6 +158,7 @@ async def apply_fact(
         now = datetime.now(UTC)
         if row is None:
             row = _new_row(episode, session_number, fact, now)
+            row.implied_by_feedback = implied
             inserted = await session.execute(
                 insert_or_ignore(
                     session,
@@ -164,9 +170,11 @@ async def apply_fact(
             )
             if inserted.first() is None:
                 continue
-            row = await session.get(FeedbackSession, row.id, populate_existing=True)
-            assert row is not None
-        elif decision.action == "record":
+            # Stored as built (one statement): the row object is what was inserted.
+            events = _events(deps, episode, row, decision, now, implied=implied)
+            await deps.runtime.emit(session, *events)
+            return Reported(row, recorded=True)
+        if decision.action == "record":
             _change(row, fact, now)
         else:  # confirm: the front-end reports the attendance feedback implied
             row.implied_by_feedback = False
@@ -286,7 +294,9 @@ async def imply_attendance(
     # A scheduled session took place at its time; one never reported, when it was answered.
     fact = attendance.Fact("attended", at=None if stored is not None else answered_at)
     try:
-        await apply_fact(deps, session, episode, session_number, fact, implied=True)
+        await apply_fact(
+            deps, session, episode, session_number, fact, implied=True, locked=(row,)
+        )
     except SessionFactRefused:
         return  # reported otherwise meanwhile: the response stands, the session unchanged
 

@@ -48,7 +48,7 @@ class Dispatcher:
         self.endpoint_slots: dict[str, asyncio.Semaphore] = {}
         self.results: asyncio.Queue[Outcome] = asyncio.Queue()
         self.channels = Channels(settings, settings.notify_concurrency)
-        self.idle_seconds = min(0.5, settings.notify_scheduler_seconds)
+        self.idle_seconds = min(5.0, settings.notify_scheduler_seconds)
         self.slot_freed = asyncio.Event()
         self.claimer = Claimer(deps, self.holdings)
         self.sender = Sender(deps, self.channels)
