@@ -244,6 +244,9 @@ class Host:
             warnings=self.warnings,
             lifespan=lifespan,
             max_body_bytes=self.settings.max_body_bytes,
+            service=",".join(self.runtimes),
+            max_in_flight=self.settings.http_max_in_flight,
+            retry_after_seconds=self.settings.http_retry_after_seconds,
             state={
                 "settings": self.settings,
                 "runtimes": self.runtimes,

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.admission import PROBES, AdmissionLimit
 from shared.logs import get_logger
 from shared.metrics import HTTP_REQUESTS
 from shared.problems import (
@@ -145,7 +146,7 @@ class EdgeMiddleware:
                 HTTP_REQUESTS.labels(scope["method"], path, str(status_holder["status"])).observe(
                     elapsed
                 )
-                if path not in {"/healthz", "/readyz", "/metrics"}:
+                if path not in PROBES:
                     log.info(
                         "http request",
                         method=scope["method"],
@@ -188,7 +189,13 @@ def create_http_app(
     max_body_bytes: int,
     state: dict[str, Any],
     warnings: Readiness | None = None,
+    service: str = "rapport",
+    max_in_flight: int = 0,
+    retry_after_seconds: int = 1,
 ) -> FastAPI:
+    """The HTTP app of one process (``service``: its services' names, the metrics' label).
+    Outermost is the admission limit (``max_in_flight`` requests at once, 0: none), so a
+    refused request meets nothing else; then the edge (body limit, ids, access log)."""
     app = FastAPI(
         title=title,
         version="1",
@@ -238,4 +245,11 @@ def create_http_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes)
+    # Added last, so outermost.
+    app.add_middleware(
+        AdmissionLimit,
+        limit=max_in_flight,
+        retry_after_seconds=retry_after_seconds,
+        service=service,
+    )
     return app

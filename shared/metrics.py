@@ -22,3 +22,10 @@ OUTBOX_PENDING = Gauge("rapport_outbox_pending", "Outbox rows not yet published"
 HTTP_REQUESTS = Histogram(
     "rapport_http_request_seconds", "HTTP requests", ["method", "route", "status"]
 )
+# Requests refused by the admission limit (RAPPORT_HTTP_MAX_IN_FLIGHT) before any work.
+HTTP_REFUSED = Counter(
+    "rapport_http_refused_total", "HTTP requests refused: the process was at its limit", ["service"]
+)
+HTTP_IN_FLIGHT = Gauge(
+    "rapport_http_in_flight", "HTTP requests being answered (probes not counted)", ["service"]
+)

@@ -38,6 +38,8 @@ EXPECTED_FORM: dict[str, str] = {
     "http_port": "a port number from 1 to 65535",
     "max_body_bytes": "an integer number of bytes from 1024 to 104857600",
     "rate_limit_per_site_per_minute": "an integer from 0 (no limit) to 1000000",
+    "http_max_in_flight": "an integer from 0 (no limit) to 100000",
+    "http_retry_after_seconds": "an integer number of seconds from 1 to 3600",
     "instruments_dir": "an existing folder of instrument definition files (*.json)",
     "kafka_security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
     "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
@@ -114,6 +116,10 @@ class Settings(BaseSettings):
     # Staff requests per site and minute (each request counts against every site of its
     # token); over it: 429 with Retry-After. 0 turns the limit off.
     rate_limit_per_site_per_minute: int = Field(default=6000, ge=0, le=1_000_000)
+    # HTTP requests one process answers at once; one more gets 503 with Retry-After
+    # (``http_retry_after_seconds``) before any work. 0 turns the limit off.
+    http_max_in_flight: int = Field(default=64, ge=0, le=100_000)
+    http_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     jwt_secret: SecretStr = SecretStr(DEV_SECRET)
     jwt_audience: str = "rapport"
     jwt_issuer: str = "rapport-dev"

@@ -152,6 +152,34 @@ def test_topic_partitions_at_the_limits_are_accepted(
     assert load_settings().topic_partitions == int(value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "form"),
+    [
+        ("HTTP_MAX_IN_FLIGHT", "-1", "an integer from 0 (no limit) to 100000"),
+        ("HTTP_MAX_IN_FLIGHT", "100001", "an integer from 0 (no limit) to 100000"),
+        ("HTTP_MAX_IN_FLIGHT", "many", "an integer from 0 (no limit) to 100000"),
+        ("HTTP_RETRY_AFTER_SECONDS", "0", "an integer number of seconds from 1 to 3600"),
+        ("HTTP_RETRY_AFTER_SECONDS", "3601", "an integer number of seconds from 1 to 3600"),
+    ],
+)
+def test_a_bad_admission_limit_names_the_variable_and_the_range(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, form: str
+) -> None:
+    message = error_for(monkeypatch, **{f"RAPPORT_{variable}": value})
+
+    assert message == f"RAPPORT_{variable}: expected {form}, got {value!r}"
+
+
+def test_the_admission_limit_defaults_and_its_edges(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = load_settings()
+    monkeypatch.setenv("RAPPORT_HTTP_MAX_IN_FLIGHT", "0")
+    monkeypatch.setenv("RAPPORT_HTTP_RETRY_AFTER_SECONDS", "3600")
+    edges = load_settings()
+
+    assert (defaults.http_max_in_flight, defaults.http_retry_after_seconds) == (64, 1)
+    assert (edges.http_max_in_flight, edges.http_retry_after_seconds) == (0, 3600)
+
+
 @pytest.mark.parametrize("value", ["a b", "rapport/", "ü."])
 def test_a_bad_topic_prefix_names_the_variable_and_the_form(
     monkeypatch: pytest.MonkeyPatch, value: str

@@ -112,6 +112,8 @@ get them inline.
   "RAPPORT_LOG_LEVEL" $v.config.logLevel
   "RAPPORT_LOG_JSON" (toString $v.config.logJson)
   "RAPPORT_MAX_BODY_BYTES" (toString (int64 $v.config.maxBodyBytes))
+  "RAPPORT_HTTP_MAX_IN_FLIGHT" (toString (int64 $v.config.httpMaxInFlight))
+  "RAPPORT_HTTP_RETRY_AFTER_SECONDS" (toString (int64 $v.config.httpRetryAfterSeconds))
   "RAPPORT_ALLOW_PRIVATE_WEBHOOKS" (toString $v.config.allowPrivateWebhooks)
 }}
 {{- if $v.config.jwtAudience }}{{ $_ := set $env "RAPPORT_JWT_AUDIENCE" $v.config.jwtAudience }}{{ end }}
