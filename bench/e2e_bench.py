@@ -73,6 +73,11 @@ SITE = "site-bench"
 # episode is the one its drop raised (rupture: at least 5 below the baseline).
 HIGH = {"relationship": 9.4, "goals": 9.3, "approach": 9.1, "overall": 9.5}
 LOW = {"relationship": 6.0, "goals": 6.2, "approach": 5.9, "overall": 6.1}
+# A PHQ-9 whose item 9 (thoughts of self-harm) is above 0: a risk response, sent for an episode
+# of its own (one in RISK_EVERY of the second half's requests), whose first webhook is its
+# urgent notice: its latency is printed apart from the routine alerts'.
+RISK = {**{str(n): 1 for n in range(1, 9)}, "9": 2}
+RISK_EVERY = 25
 SERVICES = ("intake", "feedback", "analytics", "notify")
 BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
 
@@ -328,11 +333,15 @@ async def offer(
     coordinated omission)."""
     assert load.session is not None
     http = load.session
-    plan = [(e, 1, HIGH) for e in episodes] + [(e, 2, LOW) for e in episodes]
+    plan: list[tuple[str, int, dict[str, Any]]] = [(e, 1, HIGH) for e in episodes]
+    for n, episode in enumerate(episodes):
+        plan.append((episode, 2, LOW))
+        if n % RISK_EVERY == RISK_EVERY - 1:
+            plan.append((f"risk-{episode}", 1, RISK))
     answered: dict[str, float] = {}  # episode -> when the dropping response got its 2xx
     due: dict[str, float] = {}  # episode -> when the dropping response was due to be sent
     answer_ms: list[float] = []  # every 2xx: from when it was due to the answer
-    outcome = {"ok": 0, "failed": 0, "last_2xx": 0.0}
+    outcome = {"ok": 0, "failed": 0, "refused": 0, "last_2xx": 0.0}
     start = time.monotonic()
     cpu_start = time.process_time()
     queue = iter(enumerate(plan))
@@ -340,12 +349,12 @@ async def offer(
     # given up (counted as failed), so that one rate cannot hold the whole run.
     give_up = start + len(plan) / rate + load.patience
 
-    async def send(episode: str, session: int, items: dict[str, float]) -> int:
+    async def send(episode: str, session: int, items: dict[str, Any]) -> int:
         body = {
             "episode_id": episode,
             "session_number": session,
             "respondent_role": "client",
-            "instrument": "srs",
+            "instrument": "phq-9" if items is RISK else "srs",
             "items": items,
         }
         async with http.post("/feedback/responses", headers=headers, json=body) as response:
@@ -371,15 +380,18 @@ async def offer(
                 outcome["ok"] += 1
                 outcome["last_2xx"] = now
                 answer_ms.append((now - due_at) * 1000)
-                if session == 2:
+                if session == 2 or items is RISK:
                     answered[episode] = now
                     due[episode] = due_at
+            elif status == 503:
+                outcome["refused"] += 1  # overload: refused before any work, to be sent again
             else:
                 outcome["failed"] += 1
 
     await asyncio.gather(*(sender() for _ in range(load.connections)))
     return {
         "start": start,
+        "sent": len(plan),
         "answered": answered,
         "due": due,
         "answer_ms": answer_ms,
@@ -402,9 +414,11 @@ async def measure_rate(
 ) -> dict[str, Any]:
     """One offered rate through one pipeline; ``processed`` counts the responses its middle
     hop has finished (ours: scores stored by analytics)."""
-    count = max(2, int(rate * seconds)) // 2
+    # At least 100 responses at any rate (a p99 of a handful is their maximum).
+    count = max(50, int(rate * seconds) // 2)
     episodes = [f"{label}-{int(rate)}-{n:06d}" for n in range(count)]
-    await prepare(episodes)
+    risky = [f"risk-{e}" for n, e in enumerate(episodes) if n % RISK_EVERY == RISK_EVERY - 1]
+    await prepare(episodes + risky)
     await receiver.reset()
     before = await processed()
     cpu_before = cpu_seconds(pids)
@@ -428,13 +442,29 @@ async def measure_rate(
     stack = {k: v - stack_before.get(k, 0.0) for k, v in stack_cpu_seconds().items()}
     complete = done >= sent["ok"] and delivered >= expected
     elapsed = (finished if complete else time.monotonic()) - sent["start"]
-    latencies = [(arrivals[e] - t) * 1000 for e, t in sent["answered"].items() if e in arrivals]
+    latencies = [
+        (arrivals[e] - t) * 1000
+        for e, t in sent["answered"].items()
+        if e in arrivals and not e.startswith("risk-")
+    ]
+    risk_latencies = [
+        (arrivals[e] - t) * 1000
+        for e, t in sent["answered"].items()
+        if e in arrivals and e.startswith("risk-")
+    ]
     from_due = [(arrivals[e] - t) * 1000 for e, t in sent["due"].items() if e in arrivals]
     return {
         "offered_per_s": rate,
-        "sent": 2 * count,
+        "sent": sent["sent"],
         "ok": sent["ok"],
         "failed": sent["failed"],
+        # Answered 503 + Retry-After at once (the admission limit), as a share of all sent.
+        "refused": sent["refused"],
+        "refused_percent": round(100 * sent["refused"] / max(1, sent["sent"]), 1),
+        # A risk response's 2xx → its first webhook (the urgent notice), apart from routine.
+        "risk_alerts_delivered": len(risk_latencies),
+        "risk_p50_ms": percentile(risk_latencies, 0.50),
+        "risk_p99_ms": percentile(risk_latencies, 0.99),
         "alerts_expected": expected,
         "alerts_delivered": delivered,
         # Webhooks the receiver got, all kinds (ours: a drop raises several alerts, each one
@@ -456,7 +486,7 @@ async def measure_rate(
         "answer_p50_ms": percentile(sent["answer_ms"], 0.50),
         "answer_p99_ms": percentile(sent["answer_ms"], 0.99),
         # The load generator's own CPU (it shares the machine with what it measures).
-        "generator_cpu_s_per_1000": round(1000 * sent["generator_cpu_s"] / (2 * count), 3),
+        "generator_cpu_s_per_1000": round(1000 * sent["generator_cpu_s"] / sent["sent"], 3),
         "sustained_per_s": round(min(done, sent["ok"]) / elapsed, 1),
         # Only for a phase that finished its own work: a saturated one also spends CPU on
         # what earlier phases left behind, and divides by the few it answered.
@@ -809,7 +839,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rates", type=float, nargs="+", default=[100, 300, 1000])
+    parser.add_argument("--rates", type=float, nargs="+", default=[10, 25, 100, 300, 1000])
     parser.add_argument("--seconds", type=float, default=4, help="load per offered rate")
     parser.add_argument("--drain", type=float, default=30, help="max wait after the load")
     parser.add_argument("--connections", type=int, default=128)

@@ -71,9 +71,15 @@ def _rate_figures(prefix: str, rate: int) -> tuple[Figure, ...]:
 
 
 E2E_FIGURES = (
+    *_rate_figures("e2e", 10),
+    *_rate_figures("e2e", 25),
     *_rate_figures("e2e", 100),
     *_rate_figures("e2e", 300),
     *_rate_figures("e2e", 1000),
+    Figure("e2e refused at 1000/s", "rapport[offered_per_s=1000].refused_percent", "%"),
+    Figure("e2e risk p99 at 1000/s", "rapport[offered_per_s=1000].risk_p99_ms", "ms"),
+    Figure("e2e risk p99 at 100/s", "rapport[offered_per_s=100].risk_p99_ms", "ms"),
+    Figure("idle CPU, four services", "idle.core_percent", "% of a core"),
     Figure("analytics 1 consumer", "scale_out_analytics.runs[consumers=1].events_per_s", "ev/s"),
     Figure("analytics 2 consumers", "scale_out_analytics.runs[consumers=2].events_per_s", "ev/s"),
     Figure("scale-out ratio 2:1", "scale_out_analytics.throughput_ratio_2_to_1", "x"),

@@ -128,6 +128,10 @@ def make_engine(url: str, *, pool_size: int = 10, name: str = "rapport") -> Asyn
         connect_args={
             "timeout": 5,
             "command_timeout": 30,
+            # Each connection keeps its prepared statements (parsed and planned once): a
+            # service issues a few hundred distinct ones, more than the default 100 hold, and a
+            # statement evicted is prepared again (one more round trip and parse).
+            "prepared_statement_cache_size": 1000,
             "server_settings": {"application_name": name},
         },
     )

@@ -118,7 +118,7 @@ class Settings(BaseSettings):
     rate_limit_per_site_per_minute: int = Field(default=6000, ge=0, le=1_000_000)
     # HTTP requests one process answers at once; one more gets 503 with Retry-After
     # (``http_retry_after_seconds``) before any work. 0 turns the limit off.
-    http_max_in_flight: int = Field(default=64, ge=0, le=100_000)
+    http_max_in_flight: int = Field(default=32, ge=0, le=100_000)
     http_retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     jwt_secret: SecretStr = SecretStr(DEV_SECRET)
     jwt_audience: str = "rapport"

@@ -176,7 +176,7 @@ def test_the_admission_limit_defaults_and_its_edges(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("RAPPORT_HTTP_RETRY_AFTER_SECONDS", "3600")
     edges = load_settings()
 
-    assert (defaults.http_max_in_flight, defaults.http_retry_after_seconds) == (64, 1)
+    assert (defaults.http_max_in_flight, defaults.http_retry_after_seconds) == (32, 1)
     assert (edges.http_max_in_flight, edges.http_retry_after_seconds) == (0, 3600)
 
 

@@ -187,8 +187,8 @@ class Claimer:
         )
         saturated = self.holdings.saturated()
         if saturated:
+            # (An urgent row is claimed even for a saturated endpoint: it waits for no one.)
             pending = pending.where(DELIVERIES.c.endpoint_id.not_in(saturated))
-            urgent = urgent.where(DELIVERIES.c.endpoint_id.not_in(saturated))
             abandoned = abandoned.where(DELIVERIES.c.endpoint_id.not_in(saturated))
         window_rows = union(
             urgent.subquery().select(),
@@ -257,12 +257,15 @@ class Claimer:
     async def _within_endpoint_limits(
         self, session: AsyncSession, rows: list[NotifyDelivery]
     ) -> list[NotifyDelivery]:
-        """Keep at most the free slots of each endpoint; hand the rest back at once."""
+        """Keep at most the free slots of each endpoint, and every urgent row; hand the rest
+        back at once."""
         held, cap = self.holdings.by_endpoint, self.holdings.endpoint_cap
         taken: Counter[str] = Counter()
         kept, released = [], []
         for row in rows:
-            if held[row.endpoint_id] + taken[row.endpoint_id] < cap:
+            if row.urgent:
+                kept.append(row)
+            elif held[row.endpoint_id] + taken[row.endpoint_id] < cap:
                 taken[row.endpoint_id] += 1
                 kept.append(row)
             else:

@@ -129,6 +129,8 @@ class Dispatcher:
         try:
             if sent_before:  # reached its endpoint before a crash: record, do not resend
                 outcome = Outcome(row, batch.lease_id, "attempted", Attempt("delivered"))
+            elif row.urgent:  # at once: never behind the routine sends queued for its endpoint
+                outcome = await self._attempt_within_lease(row, batch)
             else:
                 async with slots, self.sending:
                     outcome = await self._attempt_within_lease(row, batch)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notify import mapping
@@ -29,22 +29,22 @@ from services.notify.usecases.notices import (
 )
 from shared.alert_life import AlertLife, take
 from shared.contracts import AllianceAlert
-from shared.db import dialect_of, insert_or_ignore
+from shared.db import upsert
 
 LIVES = NotifyAlertLife.__table__  # type: ignore[attr-defined]
 
 
-async def life_of(session: AsyncSession, alert: AllianceAlert, now: datetime) -> NotifyAlertLife:
-    """The alert's life so far, locked until the commit (created empty the first time)."""
-    await session.execute(
-        insert_or_ignore(session, LIVES, ["alert_id"]).values(
-            alert_id=alert.alert_id, site_id=alert.site_id, announced=[], actions=0, updated_at=now
-        )
+async def life_of(session: AsyncSession, alert: AllianceAlert, now: datetime) -> Any:
+    """The alert's life so far (created empty the first time), locked until the commit: one
+    statement, whose no-op update of a row that exists takes the row's lock as ``FOR UPDATE``
+    would."""
+    insert = upsert(session, LIVES).values(
+        alert_id=alert.alert_id, site_id=alert.site_id, announced=[], actions=0, updated_at=now
     )
-    statement = select(NotifyAlertLife).where(NotifyAlertLife.alert_id == alert.alert_id)
-    if dialect_of(session) == "postgresql":
-        statement = statement.with_for_update()
-    return (await session.exec(statement)).one()
+    statement = insert.on_conflict_do_update(
+        index_elements=["alert_id"], set_={"alert_id": insert.excluded.alert_id}
+    ).returning(*LIVES.c)
+    return (await session.execute(statement)).one()
 
 
 async def stop_escalation(session: AsyncSession, notice_key: str) -> None:
