@@ -346,6 +346,9 @@ class OutboxRelay:
         backoff = 0.1
         while not self._stopping:
             try:
+                # Cleared before the batch is read, never after: a commit while this batch is
+                # published (its rows not in it) leaves the wake set, and is relayed at once.
+                self._wake.clear()
                 published = await self.relay_once()
                 self.consecutive_failures = 0
                 backoff = 0.1
@@ -355,7 +358,6 @@ class OutboxRelay:
                         await self._refresh_gauge()
                 if published < self.batch_size:
                     await self._purge()
-                    self._wake.clear()
                     wait = self.idle_seconds
                     if self.lock_busy:
                         wait = min(wait, max(self.linger_seconds, BUSY_RETRY_SECONDS))

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from fastapi import APIRouter, Request
@@ -118,6 +118,9 @@ class PromptBatchSubscriber(BatchSubscriber):
     dozens of wake-ups a second)."""
 
     __slots__ = ()
+    # Set per service (a subclass of its own): how long to wait, after the first records of a
+    # poll, for those right behind them, so that under load one transaction applies several.
+    linger_seconds: ClassVar[float] = 0.0
 
     async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
         started = time.monotonic()
@@ -132,7 +135,14 @@ class PromptBatchSubscriber(BatchSubscriber):
             if rest > timeout / 2:
                 await asyncio.sleep(rest)
             return ()
-        return tuple(chain.from_iterable(messages.values()))
+        records = list(chain.from_iterable(messages.values()))
+        room = (self.max_records or 10_000) - len(records)
+        if self.linger_seconds and room > 0:
+            await asyncio.sleep(self.linger_seconds)
+            # Later records of a partition come after its earlier ones: order is kept.
+            more = await consumer.getmany(timeout_ms=0, max_records=room)
+            records.extend(chain.from_iterable(more.values()))
+        return tuple(records)
 
 
 @dataclass
@@ -330,7 +340,11 @@ class ServiceRuntime:
         )
         subscriber(consume)
         if type(subscriber) is BatchSubscriber:
-            subscriber.__class__ = PromptBatchSubscriber
+            subscriber.__class__ = type(
+                "PromptBatchSubscriber",
+                (PromptBatchSubscriber,),
+                {"__slots__": (), "linger_seconds": self.settings.consumer_linger_ms / 1000},
+            )
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:

@@ -53,6 +53,7 @@ EXPECTED_FORM: dict[str, str] = {
     "trajectories_refit_hours": "a number of hours from 0 (off) to 8784",
     "consumer_batch_size": "an integer from 1 to 10000",
     "consumer_poll_ms": "an integer number of milliseconds from 1 to 5000",
+    "consumer_linger_ms": "an integer number of milliseconds from 0 to 1000",
     "notify_public_base_url": "the public http(s) base URL of the feedback API, e.g. "
     "https://rapport.example.org",
     "notify_policy_file": "an existing JSON file of notify routing policies",
@@ -149,6 +150,8 @@ class Settings(BaseSettings):
     consumer_batch_size: int = Field(default=100, ge=1, le=10_000)
     # The longest a consumer waits for records in one poll (it returns as soon as any arrive).
     consumer_poll_ms: int = Field(default=500, ge=1, le=5_000)
+    # After a poll's first records, how long a consumer waits for those right behind them.
+    consumer_linger_ms: int = Field(default=5, ge=0, le=1_000)
     # -- notify ------------------------------------------------------------------------------
     # Where clients open their one-time feedback links: {base}/feedback/r/{token}.
     notify_public_base_url: str = "http://127.0.0.1:8000"

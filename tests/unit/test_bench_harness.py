@@ -114,11 +114,15 @@ def test_every_figure_of_the_end_to_end_benchmark_is_found_in_its_output_shape(
         "cpu_s_per_1000": 5.0,
         "answer_p99_ms": 6.0,
         "stack_cpu_s_per_1000": {"kafka": 7.0, "postgres": 8.0},
+        "refused_percent": 9.0,
+        "risk_p99_ms": 10.0,
     }
+    rates = (10, 25, 100, 300, 1000)
     sample = {
-        "rapport": [{"offered_per_s": r, **rate} for r in (100, 300, 1000)],
-        "bare_aiokafka": [{"offered_per_s": r, **rate} for r in (100, 300, 1000)],
-        "ratio_to_bare": [{"offered_per_s": r, **rate} for r in (100, 300, 1000)],
+        "rapport": [{"offered_per_s": r, **rate} for r in rates],
+        "idle": {"core_percent": 1.0},
+        "bare_aiokafka": [{"offered_per_s": r, **rate} for r in rates],
+        "ratio_to_bare": [{"offered_per_s": r, **rate} for r in rates],
         "scale_out_analytics": {
             "runs": [{"consumers": 1, "events_per_s": 1.0}, {"consumers": 2, "events_per_s": 2.0}],
             "throughput_ratio_2_to_1": 2.0,

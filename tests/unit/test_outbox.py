@@ -387,6 +387,51 @@ async def test_run_publishes_events_added_while_it_runs_and_stops_when_asked(
     assert producer.acknowledged == [b"ep-1", b"ep-2"]
 
 
+async def test_a_commit_while_a_batch_is_published_is_relayed_without_waiting_for_the_idle_look(
+    db: Database,
+) -> None:
+    """Rows committed while the relay publishes a batch (not in it) wake it again: the wake is
+    not lost, so they go out long before the relay's idle look (an hour here)."""
+    producer = FakeProducer()
+    relay = relay_for(db, producer, idle_seconds=3600, linger_seconds=0)
+    woken = Outbox(db.outbox_table, topic_for, source="/rapport/test", on_commit=relay.wake)
+    second_sent = asyncio.Event()
+    publish = producer.publish
+
+    async def publishing(record: KafkaRecord) -> Ack:
+        if record.key == b"ep-1":  # while the first batch is out, another commit comes
+            await add_events(db, woken, "ep-2")
+        if record.key == b"ep-2":
+            second_sent.set()
+        return await publish(record)
+
+    relay.publish = publishing
+    await add_events(db, woken, "ep-1")
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.wait_for(second_sent.wait(), timeout=60)
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, timeout=10)
+    assert producer.acknowledged_keys == ["ep-1", "ep-2"]
+
+
+async def test_every_commit_that_adds_rows_wakes_the_relay_once(db: Database) -> None:
+    wakes: list[int] = []
+    woken = Outbox(
+        db.outbox_table, topic_for, source="/rapport/test", on_commit=lambda: wakes.append(1)
+    )
+    await add_events(db, woken, "ep-1", "ep-2")
+    async with db.sessionmaker() as session, session.begin():
+        await woken.add(session, [confirmed("ep-3")])
+        await woken.add(session, [confirmed("ep-4")])
+    async with db.sessionmaker() as session:
+        async with session.begin():
+            await woken.add(session, [confirmed("ep-5")])
+            await session.rollback()
+    assert wakes == [1, 1]
+
+
 # -- Inbox -------------------------------------------------------------------------------------
 
 
