@@ -492,11 +492,16 @@ async def measure_rapport(
     started = time.monotonic()
     await insert_pending(dsn, args.backlog, hook_id)
     await wait_until(await received(args.backlog), 300)
-    elapsed = time.monotonic() - started
+    # Rows written straight into the table (no notify process wakes the dispatcher for them)
+    # are noticed at its next idle look (RAPPORT_NOTIFY_SCHEDULER_SECONDS): reported apart, and
+    # the sending rate measured from the first webhook to the last.
+    times = sorted(receiver.stats["arrivals"].values())
+    sending = max(1e-6, times[-1] - times[0])
     results["throughput_dispatcher"] = {
         "deliveries": args.backlog,
-        "delivered": len(receiver.stats["arrivals"]),
-        "deliveries_per_s": round(len(receiver.stats["arrivals"]) / elapsed, 1),
+        "delivered": len(times),
+        "noticed_after_s": round(times[0] - started, 2),
+        "deliveries_per_s": round((len(times) - 1) / sending, 1),
     }
     await asyncio.sleep(1)
 

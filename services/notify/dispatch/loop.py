@@ -83,8 +83,12 @@ class Dispatcher:
                 # Nothing more due now, or every slot busy: a new delivery (subscribers wake
                 # us), the next due time or — when slots were what held us back — a finished
                 # send ends the wait.
-                blocked = len(holdings.inflight) > holdings.total_cap // 2 or bool(
-                    holdings.saturated()
+                # Something claimed but fewer than the free slots: an endpoint's cap may be what
+                # held it back, so a finished send ends the wait too (not the idle look).
+                blocked = (
+                    claimed > 0
+                    or len(holdings.inflight) > holdings.total_cap // 2
+                    or bool(holdings.saturated())
                 )
                 await self._idle(await self.claimer.next_due() if claimed == 0 else None, blocked)
         finally:
