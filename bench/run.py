@@ -485,6 +485,10 @@ def main() -> int:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(report, indent=2) + "\n")  # after each: partial runs count
     print(render_table(report["figures"]))
+    # Each target beside its figure and the bare pipeline's (the README's table, from this run).
+    import readme_table  # bench/, next to this script
+
+    print("\n" + "\n".join(readme_table.table(report)))
     print(
         f"\n{runs} run(s) each, {report['seconds']} s; machine: {report['machine']['cores']} cores,"
         f" load at start {report['machine']['load_average_at_start']}; written to {output}"
