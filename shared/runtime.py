@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -140,7 +141,11 @@ class PromptBatchSubscriber(BatchSubscriber):
         if self.linger_seconds and room > 0:
             await asyncio.sleep(self.linger_seconds)
             # Later records of a partition come after its earlier ones: order is kept.
-            more = await consumer.getmany(timeout_ms=0, max_records=room)
+            try:
+                more = await consumer.getmany(timeout_ms=0, max_records=room)
+            except KafkaError as error:  # the records in hand are applied, never dropped
+                log.warning("a consumer's second look failed", error=type(error).__name__)
+                more = {}
             records.extend(chain.from_iterable(more.values()))
         return tuple(records)
 
