@@ -22,6 +22,7 @@ import tracemalloc
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -97,10 +98,22 @@ async def bare_consumer(bootstrap: str, topic: str, expected: int) -> float:
     return expected / (time.perf_counter() - started)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+def stack_endpoints() -> Any:
+    """The stack given by ``RAPPORT_TEST_*`` (as for the tests and the other benchmarks), else
+    the project's own."""
+    if os.environ.get("RAPPORT_TEST_DATABASE_URL"):
+        return SimpleNamespace(
+            kafka_bootstrap=os.environ["RAPPORT_TEST_KAFKA_BOOTSTRAP"],
+            database_url=os.environ["RAPPORT_TEST_DATABASE_URL"],
+            redis_url=os.environ["RAPPORT_TEST_REDIS_URL"],
+        )
     from rapport import stack
 
-    endpoints = stack.up()
+    return stack.up()
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    endpoints = stack_endpoints()
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(endpoints.database_url.replace("+asyncpg", ""))
     await admin.execute(f'CREATE DATABASE "{name}"')
