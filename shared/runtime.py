@@ -183,7 +183,6 @@ class ServiceRuntime:
             self.outbox,
             REGISTRY,
             self.send_raw,
-            on_emitted=self.relay.wake,
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._producer_lock = asyncio.Lock()
@@ -259,7 +258,6 @@ class ServiceRuntime:
         """One unit of work for a route: state changes and outbox rows commit together."""
         async with self.sessionmaker() as session, session.begin():
             yield session
-        self.relay.wake()
 
     async def emit(self, session: AsyncSession, *events: Event[Any]) -> None:
         await self.outbox.add(session, events)

@@ -132,8 +132,6 @@ class Recorder:
                 if event is not None:
                     events.append(event)
             await runtime.emit(session, *events)
-        if events:
-            runtime.relay.wake()
         if wake_soon:
             self.deps.wake_dispatcher()
 
