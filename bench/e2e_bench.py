@@ -78,6 +78,13 @@ LOW = {"relationship": 6.0, "goals": 6.2, "approach": 5.9, "overall": 6.1}
 # urgent notice: its latency is printed apart from the routine alerts'.
 RISK = {**{str(n): 1 for n in range(1, 9)}, "9": 2}
 RISK_EVERY = 25
+
+
+def risk_episode(n: int, episode: str) -> str | None:
+    """The risk response's own episode sent after the n-th drop, if one is."""
+    return f"risk-{episode}" if n % RISK_EVERY == RISK_EVERY - 1 else None
+
+
 SERVICES = ("intake", "feedback", "analytics", "notify")
 BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
 
@@ -336,8 +343,8 @@ async def offer(
     plan: list[tuple[str, int, dict[str, Any]]] = [(e, 1, HIGH) for e in episodes]
     for n, episode in enumerate(episodes):
         plan.append((episode, 2, LOW))
-        if n % RISK_EVERY == RISK_EVERY - 1:
-            plan.append((f"risk-{episode}", 1, RISK))
+        if risky := risk_episode(n, episode):
+            plan.append((risky, 1, RISK))
     answered: dict[str, float] = {}  # episode -> when the dropping response got its 2xx
     due: dict[str, float] = {}  # episode -> when the dropping response was due to be sent
     answer_ms: list[float] = []  # every 2xx: from when it was due to the answer
@@ -417,7 +424,7 @@ async def measure_rate(
     # At least 100 responses at any rate (a p99 of a handful is their maximum).
     count = max(50, int(rate * seconds) // 2)
     episodes = [f"{label}-{int(rate)}-{n:06d}" for n in range(count)]
-    risky = [f"risk-{e}" for n, e in enumerate(episodes) if n % RISK_EVERY == RISK_EVERY - 1]
+    risky = [r for n, e in enumerate(episodes) if (r := risk_episode(n, e))]
     await prepare(episodes + risky)
     await receiver.reset()
     before = await processed()

@@ -67,26 +67,26 @@ def _rate(rate: int) -> str:
     return f"{rate:,}/s"
 
 
-def _cpu(rate: int, target: str = "") -> Row:
+def _beside_bare(label: str, figure: str, unit: str, rate: int, target: str) -> Row:
+    """A row of one figure at one offered rate: ours, the bare pipeline's and their ratio."""
     return Row(
-        f"CPU per 1,000 responses, four services, at {_rate(rate)} offered",
+        label,
         "e2e",
         target,
-        one(f"e2e CPU at {rate}/s", " s"),
-        one(f"bare CPU at {rate}/s", " s"),
-        one(f"ratio CPU at {rate}/s"),
+        one(f"e2e {figure} at {rate}/s", unit),
+        one(f"bare {figure} at {rate}/s", unit),
+        one(f"ratio {figure} at {rate}/s"),
     )
+
+
+def _cpu(rate: int, target: str = "") -> Row:
+    label = f"CPU per 1,000 responses, four services, at {_rate(rate)} offered"
+    return _beside_bare(label, "CPU", " s", rate, target)
 
 
 def _throughput(rate: int, target: str = "") -> Row:
-    return Row(
-        f"sustained throughput at {_rate(rate)} offered",
-        "e2e",
-        target,
-        one(f"e2e sustained at {rate}/s", " responses/s"),
-        one(f"bare sustained at {rate}/s", " responses/s"),
-        one(f"ratio sustained at {rate}/s"),
-    )
+    label = f"sustained throughput at {_rate(rate)} offered"
+    return _beside_bare(label, "sustained", " responses/s", rate, target)
 
 
 def _latency(rate: int, target: str = "") -> Row:
