@@ -14,8 +14,10 @@ RISKY = "ep-urgent-first-risk"  # an episode no other test of the package uses
 
 async def test_a_risk_webhook_goes_ahead_of_a_backlog_of_routine_ones(stack: NotifyStack) -> None:
     site = "site-urgent-first"
-    # A slow receiver: the routine webhooks queue up in notify (8 at a time to one endpoint).
-    stack.endpoints.behaviour["urgent-first"] = Behaviour(delay=0.25)
+    # A slow receiver: the routine webhooks queue up in notify (8 at a time to one endpoint, one
+    # second each, so the backlog lasts seconds: a slow machine's delay in reading the risk
+    # event is not mistaken for its place behind the backlog).
+    stack.endpoints.behaviour["urgent-first"] = Behaviour(delay=1.0)
     await stack.webhook(site, "urgent-first")
     routine = [alert(site, "rupture", "high", episode_id=f"ep-{n:03d}") for n in range(ROUTINE)]
     await stack.publisher.publish(*routine)
