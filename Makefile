@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 # Reinstall whenever the dependency pins or the project metadata change.
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test chaos lint typecheck unit integration bench bench-quick bench-clock bench-readme stack-up stack-down stack-status docs image image-test cluster-test clean
+.PHONY: install demo test chaos fuzz lint typecheck unit integration bench bench-quick bench-clock bench-readme stack-up stack-down stack-status docs image image-test cluster-test clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,19 @@ demo: install
 test: install lint typecheck
 	$(BIN)/python -m pytest
 
-# The full chaos run (5,000 responses while services are SIGKILLed and Kafka restarts); prints
-# its counts as a JSON line starting with CHAOS. `make test` runs a slim one.
+# The full chaos run (5,000 responses while services are SIGKILLed and Kafka restarts) and the
+# full poison-under-load run (20,000 valid events); each prints its counts as a JSON line
+# starting with CHAOS or POISON. `make test` runs slim ones.
 chaos: install
 	RAPPORT_CHAOS_RESPONSES=$${RAPPORT_CHAOS_RESPONSES:-5000} RAPPORT_CHAOS_SECONDS=$${RAPPORT_CHAOS_SECONDS:-240} \
-		$(BIN)/python -m pytest tests/system/test_chaos.py -s -q -p no:cacheprovider
+	RAPPORT_POISON_VALID=$${RAPPORT_POISON_VALID:-20000} \
+		$(BIN)/python -m pytest tests/system/test_chaos.py tests/system/test_poison_under_load.py \
+		-s -q -p no:cacheprovider
+
+# The API fuzz with ten times the examples per operation and role of `make test` (~15 min).
+fuzz: install
+	RAPPORT_FUZZ_EXAMPLES=$${RAPPORT_FUZZ_EXAMPLES:-200} \
+		$(BIN)/python -m pytest tests/unit/test_api_fuzz.py -q -p no:cacheprovider
 
 lint: install
 	$(BIN)/ruff check .

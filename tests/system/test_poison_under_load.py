@@ -1,5 +1,6 @@
-"""Poison mixed into load, on the real Kafka into a real service process: 20,000 valid events,
-10% of them delivered twice, and 1% poison (bad JSON, missing CloudEvents attributes, wrong
+"""Poison mixed into load, on the real Kafka into a real service process: valid events
+(``RAPPORT_POISON_VALID``: 5,000 in ``make test``, 20,000 in ``make chaos``), 10% of them
+delivered twice, and 1% poison (bad JSON, missing CloudEvents attributes, wrong
 types, invalid UTF-8 in the body or a header, an unknown type version) shuffled in. Every
 poison message ends in the DLQ with its reason in headers, no valid event does, every valid
 event has exactly one effect, and the consumer never restarts.
@@ -11,6 +12,7 @@ decode, inbox claim, handler, outbox, commit, DLQ)."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections import Counter
@@ -27,7 +29,7 @@ from tests.support.processes import ServiceProcess
 from tests.support.system import read_all
 from tests.support.waiting import eventually
 
-VALID = 20_000
+VALID = int(os.environ.get("RAPPORT_POISON_VALID", "5000"))
 TWICE = VALID // 10
 POISON = VALID // 100
 HANDLER = "feedback.episode_from_match"

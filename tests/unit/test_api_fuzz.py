@@ -1,11 +1,14 @@
 """Property-based fuzzing of the whole HTTP API from its own OpenAPI document (schemathesis):
 no 5xx, and every answer (status, content type, body) is one the spec allows. Every operation
 of all four services is called with a token of every staff role in turn (drawn per example), so
-that the authenticated paths behind each role check are fuzzed too, not only the 403."""
+that the authenticated paths behind each role check are fuzzed too, not only the 403.
+
+Examples per operation: ``RAPPORT_FUZZ_EXAMPLES`` (20 in ``make test``; ``make fuzz`` draws 200)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from shared.settings import Settings, load_settings
 from tests.support.receiver import _free_port
 
 SITES = ["site-a", "site-b"]
+EXAMPLES = int(os.environ.get("RAPPORT_FUZZ_EXAMPLES", "20"))
 
 
 def _settings(folder: Path) -> Settings:
@@ -67,7 +71,7 @@ def test_api_never_fails_and_stays_within_its_spec(api: tuple[str, Settings]) ->
 
         @given(case=operation.as_strategy(), token=st.sampled_from(tokens))
         @settings(
-            max_examples=40,
+            max_examples=EXAMPLES,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=True,
