@@ -68,13 +68,15 @@ ENUM_FILTERS = sorted(
 )
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return _settings(tmp_path)
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return _settings(tmp_path_factory.mktemp("error-shape"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def http(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One embedded host for the module: every test here is refused before anything is
+    stored, so none sees another's data."""
     host = Host(settings, services.definitions(), embedded=True)
     await host.start()
     try:
