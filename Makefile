@@ -34,7 +34,7 @@ chaos: install
 		$(BIN)/python -m pytest tests/system/test_chaos.py tests/system/test_poison_under_load.py \
 		-s -q -p no:cacheprovider
 
-# The API fuzz with ten times the examples per operation and role of `make test` (~15 min).
+# The API fuzz with ten times the examples per operation and role of `make test` (~10 min).
 fuzz: install
 	RAPPORT_FUZZ_EXAMPLES=$${RAPPORT_FUZZ_EXAMPLES:-200} \
 		$(BIN)/python -m pytest tests/unit/test_api_fuzz.py -q -p no:cacheprovider
