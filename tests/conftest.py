@@ -8,14 +8,20 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
 from services import migrate
 from shared.logs import configure_logging
 from shared.settings import Settings, load_settings
-from tests.support.infra import Infra, app_url, ensure_app_role, provide
+from tests.support.infra import (
+    Infra,
+    app_url,
+    create_database,
+    drop_database,
+    ensure_app_role,
+    provide,
+)
 from tests.support.topics import delete_topics
 
 configure_logging("tests", "info", json=True)
@@ -29,39 +35,12 @@ def infra() -> Iterator[Infra]:
         yield provided
 
 
-def _plain_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-async def _create_database(infra: Infra, template: str | None = None) -> str:
-    """A new PostgreSQL database (a copy of ``template`` when given); its owner's URL."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    copy_of = f' TEMPLATE "{template}"' if template else ""
-    admin = await asyncpg.connect(_plain_dsn(infra.database_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"{copy_of}')
-    finally:
-        await admin.close()
-    return make_url(infra.database_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def _drop_database(infra: Infra, url: str) -> None:
-    admin = await asyncpg.connect(_plain_dsn(infra.database_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 @pytest.fixture
 async def pg_database(infra: Infra) -> AsyncIterator[str]:
     """A new, empty PostgreSQL database for one test; dropped afterwards."""
-    url = await _create_database(infra)
+    url = await create_database(infra.database_url)
     yield url
-    await _drop_database(infra, url)
+    await drop_database(infra.database_url, url)
 
 
 @pytest.fixture(scope="session")
@@ -70,11 +49,11 @@ def migrated_template(infra: Infra) -> Iterator[str]:
     granted to the application role, as ``rapport migrate`` leaves them (no deployment has
     claimed them yet), made once per run: each test's database is a copy of it, which
     PostgreSQL makes in a tenth of the time the migrations take."""
-    url = asyncio.run(_create_database(infra))
+    url = asyncio.run(create_database(infra.database_url))
     for service in ("intake", "feedback", "analytics", "notify"):
         migrate(service, url, app_url(url))
     yield str(make_url(url).database)
-    asyncio.run(_drop_database(infra, url))
+    asyncio.run(drop_database(infra.database_url, url))
 
 
 @pytest.fixture
@@ -83,7 +62,7 @@ async def real_settings(infra: Infra, migrated_template: str) -> AsyncIterator[S
     (migrated with Alembic as the owner, as ``rapport migrate`` does: a copy of the migrated
     template); the services connect as the application role, under row-level security. The
     test's topics and database are deleted after it."""
-    pg_database = await _create_database(infra, template=migrated_template)
+    pg_database = await create_database(infra.database_url, template=migrated_template)
     settings = load_settings(
         kafka_bootstrap=infra.kafka_bootstrap,
         database_url=app_url(pg_database),
@@ -99,7 +78,7 @@ async def real_settings(infra: Infra, migrated_template: str) -> AsyncIterator[S
         await delete_topics(infra.kafka_bootstrap, settings.topic_prefix)
     except Exception as error:  # the broker away (a test that stopped it): nothing to free
         logging.getLogger(__name__).warning("could not delete the test's topics: %s", error)
-    await _drop_database(infra, pg_database)
+    await drop_database(infra.database_url, pg_database)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -102,6 +103,28 @@ def plain_dsn(url: str, database: str | None = None) -> str:
     if database is not None:
         parsed = parsed.set(database=database)
     return parsed.render_as_string(hide_password=False)
+
+
+async def create_database(admin_url: str, template: str | None = None) -> str:
+    """A new PostgreSQL database (a copy of the database ``template`` when given) on the
+    server of ``admin_url``; its URL as that owner."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
+    admin = await asyncpg.connect(plain_dsn(admin_url))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"{copy_of}')
+    finally:
+        await admin.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(admin_url: str, url: str) -> None:
+    """Drop the database of ``url``, whoever is still connected to it."""
+    admin = await asyncpg.connect(plain_dsn(admin_url))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 async def ensure_app_role(admin_url: str) -> None:

@@ -13,10 +13,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import services
@@ -24,33 +22,17 @@ from services import migrate
 from shared.auth import mint_token
 from shared.host import Host
 from shared.settings import Settings, load_settings
-from tests.support.infra import Infra, app_url
+from tests.support.infra import Infra, app_url, create_database, drop_database
 from tests.support.notify import Endpoints, Publisher, SmtpSink
-
-
-def _dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
 
 
 @asynccontextmanager
 async def fresh_database(infra: Infra) -> AsyncIterator[str]:
-    name = f"n_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_dsn(infra.database_url))
+    url = await create_database(infra.database_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await admin.close()
-    try:
-        yield make_url(infra.database_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin = await asyncpg.connect(_dsn(infra.database_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(infra.database_url, url)
 
 
 def notify_settings(

@@ -3,32 +3,23 @@ two sites whose staff must never see each other's data."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 
-from services import migrate
 from shared.settings import Settings, load_settings
-from tests.conftest import _plain_dsn
-from tests.support.infra import Infra, app_url
+from tests.support.infra import Infra, app_url, create_database, drop_database
 from tests.system.world import World, build_world
 
 
 @pytest.fixture(scope="module")
-async def module_settings(infra: Infra) -> AsyncIterator[Settings]:
+async def module_settings(infra: Infra, migrated_template: str) -> AsyncIterator[Settings]:
     """Like ``real_settings``, but one database and topic prefix per test module, so a module's
-    tests share one two-site world (building it on Kafka takes seconds)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_plain_dsn(infra.database_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = make_url(infra.database_url).set(database=name).render_as_string(hide_password=False)
+    tests share one two-site world (building it on Kafka takes seconds). The database is a
+    copy of the migrated template: tables migrated as the owner, served as the application role
+    under row-level security, as ``rapport migrate`` and the services do."""
+    url = await create_database(infra.database_url, template=migrated_template)
     settings = load_settings(
         kafka_bootstrap=infra.kafka_bootstrap,
         database_url=app_url(url),
@@ -40,21 +31,8 @@ async def module_settings(infra: Infra) -> AsyncIterator[Settings]:
         allow_private_webhooks=True,
         relay_idle_seconds=0.05,
     )
-    # Migrated as the owner, served as the application role under row-level security, as
-    # ``rapport migrate`` and the services do.
-    for service in ("intake", "feedback", "analytics", "notify"):
-        await asyncio.to_thread(
-            migrate,
-            service,
-            settings.migration_database_url_for(service),
-            settings.database_url_for(service),
-        )
     yield settings
-    admin = await asyncpg.connect(_plain_dsn(infra.database_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(infra.database_url, url)
 
 
 @pytest.fixture(scope="module")
